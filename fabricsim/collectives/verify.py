@@ -1,0 +1,210 @@
+"""Schedule verification: the contract every collective schedule must meet.
+
+A collective of ``size_bytes`` S over p ranks splits S into p pieces whose sizes differ by at most one
+byte (largest first, like ``numpy.array_split``) and each piece into ``chunks`` pipelined chunks the
+same way; piece q's chunk j has piece id ``q * chunks + j``, and chunks of zero bytes are omitted.
+
+``verify`` checks the DAG's structure and then executes it symbolically: each rank's copy of each
+piece is the set of ranks whose contributions it holds (a Python int used as a bitset). A transfer
+sends what its sender is guaranteed to hold by happens-before, i.e. its initial data plus the receipts
+that are transitive ancestors of the transfer; ``reduce=True`` adds the payload into the receiver's
+copy, ``reduce=False`` overwrites it. The final copies must match what the collective promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fabricsim.schedule import Schedule, Transfer
+
+OPS = ("all_gather", "reduce_scatter", "all_reduce")
+
+
+class ScheduleError(ValueError):
+    """A schedule that is malformed or does not compute its collective."""
+
+
+def split_bytes(total_bytes: int, parts: int) -> list[int]:
+    """Sizes of ``parts`` near-equal slices of ``total_bytes``, largest first."""
+    base_bytes, extra = divmod(total_bytes, parts)
+    return [base_bytes + (i < extra) for i in range(parts)]
+
+
+def piece_layout(ranks: int, size_bytes: int, chunks: int) -> dict[int, int]:
+    """Piece id -> nbytes for every non-empty chunk of an S-byte collective over ``ranks`` ranks."""
+    if ranks < 2:
+        raise ValueError(f"a collective needs at least 2 ranks, got {ranks}")
+    if size_bytes < 0:
+        raise ValueError(f"size_bytes must be >= 0, got {size_bytes}")
+    if chunks < 1:
+        raise ValueError(f"chunks must be >= 1, got {chunks}")
+    layout = {}
+    for q, piece_bytes in enumerate(split_bytes(size_bytes, ranks)):
+        for j, chunk_bytes in enumerate(split_bytes(piece_bytes, chunks)):
+            if chunk_bytes:
+                layout[q * chunks + j] = chunk_bytes
+    return layout
+
+
+def verify(schedule: Schedule) -> None:
+    """Raise ``ScheduleError`` unless ``schedule`` is a well-formed DAG computing its collective."""
+    _check_header(schedule)
+    for index, transfer in enumerate(schedule.transfers):
+        _check_transfer(schedule, index, transfer)
+    chunks = _infer_chunks(schedule, _piece_bytes(schedule))
+    initial, expected = _initial_and_expected(schedule, chunks)
+    final = _execute(schedule, initial)
+    for (rank, piece), contributors in expected.items():
+        held = final.get((rank, piece), 0)
+        if held != contributors:
+            raise ScheduleError(
+                f"rank {rank} ends with piece {piece} holding contributions of ranks "
+                f"{_ranks_of(held)}, expected {_ranks_of(contributors)}"
+            )
+
+
+def _check_header(schedule: Schedule) -> None:
+    if schedule.op not in OPS:
+        raise ScheduleError(f"unknown op {schedule.op!r}; expected one of {OPS}")
+    if schedule.ranks < 2:
+        raise ScheduleError(f"a collective needs at least 2 ranks, got {schedule.ranks}")
+    if schedule.size_bytes < 0:
+        raise ScheduleError(f"size_bytes must be >= 0, got {schedule.size_bytes}")
+
+
+def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
+    if transfer.id != index:
+        raise ScheduleError(f"transfer at position {index} has id {transfer.id}; ids must be 0..n-1 in order")
+    for rank in (transfer.src, transfer.dst):
+        if not 0 <= rank < schedule.ranks:
+            raise ScheduleError(f"transfer {index} names rank {rank} outside 0..{schedule.ranks - 1}")
+    if transfer.src == transfer.dst:
+        raise ScheduleError(f"transfer {index} sends from rank {transfer.src} to itself")
+    if transfer.nbytes < 0:
+        raise ScheduleError(f"transfer {index} has negative nbytes {transfer.nbytes}")
+    if transfer.piece < 0:
+        raise ScheduleError(f"transfer {index} has negative piece id {transfer.piece}")
+    for parent in transfer.after:
+        if not 0 <= parent < index:
+            raise ScheduleError(
+                f"transfer {index} waits for transfer {parent}; `after` may only name smaller ids, "
+                "so the DAG is acyclic and the ids a topological order"
+            )
+
+
+def _piece_bytes(schedule: Schedule) -> dict[int, int]:
+    """Piece id -> nbytes, requiring every transfer of a piece to carry the same number of bytes."""
+    sizes: dict[int, int] = {}
+    for transfer in schedule.transfers:
+        nbytes = sizes.setdefault(transfer.piece, transfer.nbytes)
+        if nbytes != transfer.nbytes:
+            raise ScheduleError(
+                f"piece {transfer.piece} is sent with {nbytes} bytes and with {transfer.nbytes} bytes "
+                f"(transfer {transfer.id})"
+            )
+    return sizes
+
+
+def _infer_chunks(schedule: Schedule, sizes: dict[int, int]) -> int:
+    """The chunk count whose piece layout the schedule's piece sizes match exactly.
+
+    Every piece size matching also proves that the pieces' bytes sum to S. When several chunk counts
+    match (only for tiny S), they agree on which rank owns every piece, so the smallest is as good.
+    """
+    pieces_bytes = split_bytes(schedule.size_bytes, schedule.ranks)
+    for chunks in range(1, max(sizes, default=0) + 2):
+        if sum(min(chunks, piece_bytes) for piece_bytes in pieces_bytes) != len(sizes):
+            continue
+        if piece_layout(schedule.ranks, schedule.size_bytes, chunks) == sizes:
+            return chunks
+    raise ScheduleError(
+        f"piece sizes (total {sum(sizes.values())} bytes over {len(sizes)} pieces) do not split "
+        f"{schedule.size_bytes} bytes into {schedule.ranks} pieces of near-equal chunks for any chunk count"
+    )
+
+
+Holdings = dict[tuple[int, int], int]
+Receipt = tuple[int, bool, int]  # (transfer id, reduce, payload bitset)
+
+
+def _initial_and_expected(schedule: Schedule, chunks: int) -> tuple[Holdings, Holdings]:
+    """(rank, piece) -> contributor bitset, before the collective and as it must end."""
+    p = schedule.ranks
+    everyone = (1 << p) - 1
+    pieces = piece_layout(p, schedule.size_bytes, chunks)
+    if schedule.op == "all_gather":
+        initial = {(piece // chunks, piece): 1 << (piece // chunks) for piece in pieces}
+        expected = {(rank, piece): 1 << (piece // chunks) for rank in range(p) for piece in pieces}
+        return initial, expected
+    initial = {(rank, piece): 1 << rank for rank in range(p) for piece in pieces}
+    if schedule.op == "reduce_scatter":
+        return initial, {(piece // chunks, piece): everyone for piece in pieces}
+    return initial, {(rank, piece): everyone for rank in range(p) for piece in pieces}
+
+
+def _execute(schedule: Schedule, initial: Holdings) -> Holdings:
+    """Run the schedule symbolically and return every (rank, piece)'s final contributor bitset.
+
+    Writes into one copy must be ordered by happens-before whenever one of them overwrites, so the
+    final state does not depend on timing; a reduce must add only contributions the receiver lacks.
+    """
+    last_use = {parent: t.id for t in schedule.transfers for parent in t.after}
+    ancestors: dict[int, int] = {}
+    receipts: dict[tuple[int, int], list[Receipt]] = {}
+    held = dict(initial)
+    for t in schedule.transfers:
+        mine = 0
+        for parent in t.after:
+            mine |= ancestors[parent] | (1 << parent)
+        payload = _guaranteed(t, initial, receipts.get((t.src, t.piece), ()), mine)
+        _receive(t, held, receipts.setdefault((t.dst, t.piece), []), payload, mine)
+        if t.id in last_use:
+            ancestors[t.id] = mine
+        for parent in t.after:
+            if last_use[parent] == t.id:
+                ancestors.pop(parent, None)
+    return held
+
+
+def _guaranteed(t: Transfer, initial: Holdings, sender_receipts: Sequence[Receipt], ancestors: int) -> int:
+    """The sender's copy of the piece as guaranteed by the receipts that happen before ``t``."""
+    payload = 0
+    for receipt_id, reduce, receipt_payload in reversed(sender_receipts):
+        if not ancestors >> receipt_id & 1:
+            continue
+        payload |= receipt_payload
+        if not reduce:
+            break
+    else:
+        payload |= initial.get((t.src, t.piece), 0)
+    if not payload:
+        raise ScheduleError(
+            f"transfer {t.id}: rank {t.src} sends piece {t.piece} before it is guaranteed to hold it"
+        )
+    return payload
+
+
+def _receive(t: Transfer, held: Holdings, dst_receipts: list[Receipt], payload: int, ancestors: int) -> None:
+    """Apply ``t`` to its receiver's copy, rejecting racy or double-counting writes."""
+    for receipt_id, reduce, _ in reversed(dst_receipts):
+        if (not reduce or not t.reduce) and not ancestors >> receipt_id & 1:
+            raise ScheduleError(
+                f"transfers {receipt_id} and {t.id} both write piece {t.piece} into rank {t.dst} "
+                "without a happens-before order between them"
+            )
+        if not reduce:
+            break
+    current = held.get((t.dst, t.piece), 0)
+    if t.reduce and not current:
+        raise ScheduleError(f"transfer {t.id} reduces into piece {t.piece} of rank {t.dst}, which holds none of it")
+    if t.reduce and current & payload:
+        raise ScheduleError(
+            f"transfer {t.id} adds contributions of ranks {_ranks_of(current & payload)} to piece {t.piece} "
+            f"of rank {t.dst} a second time"
+        )
+    held[(t.dst, t.piece)] = current | payload if t.reduce else payload
+    dst_receipts.append((t.id, t.reduce, payload))
+
+
+def _ranks_of(bitset: int) -> list[int]:
+    return [rank for rank in range(bitset.bit_length()) if bitset >> rank & 1]

@@ -1,0 +1,59 @@
+"""The fabric graph: devices (GPU, NIC, switches) joined by directed links.
+
+A link has a kind ("nvlink", "pcie", "roce"), a bandwidth and a propagation latency. A device that
+forwards traffic (a NIC, a switch) adds its own ``latency_ps`` each time a path crosses it. Links
+are numbered densely so the engine can keep per-link state in flat lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    kind: str  # "gpu", "nic", "switch", "nvswitch", "pcie_switch"
+    host: int | None = None
+    latency_ps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    index: int
+    src: str
+    dst: str
+    kind: str
+    bandwidth_bps: float
+    latency_ps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.src}->{self.dst}"
+
+
+@dataclass
+class Fabric:
+    """Devices by name, links by index, and which GPU each rank of the cluster is."""
+
+    devices: dict[str, Device] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    gpus: list[str] = field(default_factory=list)
+    description: str = ""
+    _out: dict[str, list[Link]] = field(default_factory=dict)
+
+    def add_device(self, device: Device) -> None:
+        self.devices[device.name] = device
+        self._out.setdefault(device.name, [])
+        if device.kind == "gpu":
+            self.gpus.append(device.name)
+
+    def connect(self, a: str, b: str, kind: str, bandwidth_bps: float, latency_ps: int) -> None:
+        """A full-duplex cable: one directed link each way, each with the full bandwidth."""
+        for src, dst in ((a, b), (b, a)):
+            link = Link(len(self.links), src, dst, kind, bandwidth_bps, latency_ps)
+            self.links.append(link)
+            self._out[src].append(link)
+
+    def out_links(self, device: str) -> list[Link]:
+        return self._out[device]

@@ -1,0 +1,70 @@
+"""Impairments: what a trial's random stream does to each transfer, drawn before the trial runs.
+
+Jitter is a start delay per transfer from a named distribution. Loss is per packet: a transfer of
+n bytes is ceil(n / MTU) packets. A lost packet that is not the last is caught by the receiver's
+sequence check; go-back-N then costs a NACK round trip (2 x path latency) and the resend of the lost
+packet and the one that revealed the gap (2 MTU). A lost last packet leaves no gap to see: the
+sender waits for the RDMA retransmission timeout, 4.096 us x 2^timeout_exponent (InfiniBand
+Architecture Specification, Local ACK Timeout), and resends it; after ``retry_count`` retries
+also lost, the queue pair fails and so does the trial.
+
+Draws are vectorised over the transfers in schedule order, so they depend only on the trial's
+stream and the schedule, never on the order events happen in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fabricsim.config import DistributionSpec, LossSpec
+
+RTO_BASE_PS = 4_096_000  # 4.096 us
+
+
+def rto_ps(timeout_exponent: int) -> int:
+    return RTO_BASE_PS * 2**timeout_exponent
+
+
+@dataclass(frozen=True, slots=True)
+class TransferImpairments:
+    """Per transfer (index = transfer id): what the fabric adds to it in this trial."""
+
+    start_delay_ps: np.ndarray  # int64
+    gap_losses: np.ndarray  # int64, go-back-N recoveries
+    tail_timeouts: np.ndarray  # int64, consecutive losses of the last packet
+    failed: np.ndarray  # bool, more tail losses than retries: the QP fails
+
+
+def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` non-negative delays in integer picoseconds from the named distribution."""
+    match spec.distribution:
+        case "none":
+            return np.zeros(count, dtype=np.int64)
+        case "constant":
+            values = np.full(count, float(spec.value_ps))
+        case "normal":
+            values = np.maximum(rng.normal(spec.mean_ps, spec.std_ps, count), 0.0)
+        case "lognormal":
+            values = spec.median_ps * rng.lognormal(0.0, spec.sigma, count)
+        case "exponential":
+            values = rng.exponential(spec.mean_ps, count)
+        case "uniform":
+            values = rng.uniform(spec.low_ps, spec.high_ps, count)
+    return np.rint(values).astype(np.int64)
+
+
+def draw_impairments(jitter: DistributionSpec, loss: LossSpec, nbytes: np.ndarray, mtu_bytes: int,
+                     rng: np.random.Generator) -> TransferImpairments:
+    count = len(nbytes)
+    delays = draw_delays_ps(jitter, count, rng)
+    if loss.rate == 0.0:
+        zeros = np.zeros(count, dtype=np.int64)
+        return TransferImpairments(delays, zeros, zeros, np.zeros(count, dtype=bool))
+    packets = np.maximum(-(-nbytes // mtu_bytes), 1) * (nbytes > 0)
+    gap_losses = rng.binomial(np.maximum(packets - 1, 0), loss.rate)
+    # losses of the last packet before one gets through: failures before the first success
+    tail_losses = np.where(packets > 0, rng.geometric(1.0 - loss.rate, count) - 1, 0)
+    failed = tail_losses > loss.retry_count
+    return TransferImpairments(delays, gap_losses, np.minimum(tail_losses, loss.retry_count + 1), failed)

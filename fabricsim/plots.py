@@ -1,0 +1,121 @@
+"""Pictures of collective completion times, as KCCB draws them: the CDF over trials and the
+per-trial delay plot.
+
+Plots take numbers, never simulation objects, write one PNG and return None. They build a
+`matplotlib.figure.Figure` directly and never import pyplot, so they run headless (PNG output is
+rendered by Agg), leave the caller's backend alone, and hold no global figure to close. Every plot
+is drawn under matplotlib's default style, whatever the user's matplotlibrc, so output is
+deterministic. An axis turns logarithmic when its values span more than LOG_SCALE_SPAN x, which is
+when the tail reaches decades beyond the body (retransmission timeouts, pauses).
+"""
+
+from pathlib import Path
+
+import matplotlib.style
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from fabricsim.stats import PERCENTILES, ecdf, latency_summary, percentile_key
+
+LOG_SCALE_SPAN = 100
+FIGURE_SIZE_IN = (8, 5)
+DPI = 120
+_MARKER_COLORS = ("tab:green", "tab:olive", "tab:orange", "tab:red", "tab:purple")
+
+
+def _use_log_scale(values) -> bool:
+    """True when positive values span more than LOG_SCALE_SPAN x (max / min)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or values.min() <= 0:
+        return False
+    return bool(values.max() / values.min() > LOG_SCALE_SPAN)
+
+
+def _format_us(time_us: float) -> str:
+    """A duration in microseconds, printed in the unit that reads best: 812 us, 14.2 ms, 4.29 s."""
+    if time_us >= 1e6:
+        return f"{time_us / 1e6:.3g} s"
+    if time_us >= 1e3:
+        return f"{time_us / 1e3:.3g} ms"
+    return f"{time_us:.3g} us"
+
+
+def _new_figure(title: str, subtitle: str) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    fig.suptitle(title, fontsize=13)
+    ax.set_title(subtitle, fontsize=10, color="0.35", pad=10)
+    ax.grid(True, which="major", alpha=0.4)
+    ax.grid(True, which="minor", alpha=0.15)
+    return fig, ax
+
+
+def _save(fig: Figure, path) -> None:
+    fig.savefig(Path(path), dpi=DPI, format="png")
+
+
+def plot_cdf(latency_us, path, title: str, subtitle: str) -> None:
+    """CDF of completion times over the successful trials, with dashed markers at the tail
+    percentiles and the max. Raises ValueError when there is no successful trial."""
+    summary_us = latency_summary(latency_us)
+    latency_sorted_us, fraction = ecdf(latency_us)
+    markers = [(f"p{p:g}", summary_us[percentile_key(p)]) for p in PERCENTILES]
+    markers.append(("max", summary_us["max"]))
+    with matplotlib.style.context("default"):
+        fig, ax = _new_figure(title, subtitle)
+        ax.step(
+            np.concatenate(([latency_sorted_us[0]], latency_sorted_us)),
+            np.concatenate(([0.0], fraction)),
+            where="post",
+            color="tab:blue",
+            linewidth=1.5,
+            label=f"{latency_sorted_us.size} trials",
+        )
+        for (name, value_us), color in zip(markers, _MARKER_COLORS):
+            ax.axvline(value_us, color=color, linestyle="--", linewidth=1,
+                       label=f"{name} = {_format_us(value_us)}")
+        if _use_log_scale(latency_sorted_us):
+            ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("completion time (us)")
+        ax.set_ylabel("cumulative fraction of trials")
+        ax.legend(loc="lower right", fontsize=9)
+        _save(fig, path)
+
+
+def plot_delay(trial_index, latency_us, failed_mask, path, title: str, subtitle: str) -> None:
+    """Completion time of each trial against its index, with the median as a dashed line; failed
+    trials (whose latency is ignored) are red crosses on the top edge of the axis."""
+    trial_index = np.asarray(trial_index)
+    latency_us = np.asarray(latency_us, dtype=float)
+    failed_mask = np.asarray(failed_mask, dtype=bool)
+    if not trial_index.shape == latency_us.shape == failed_mask.shape:
+        raise ValueError(
+            "trial_index, latency_us and failed_mask must have the same length, got "
+            f"{trial_index.size}, {latency_us.size}, {failed_mask.size}"
+        )
+    ok_index, ok_latency_us = trial_index[~failed_mask], latency_us[~failed_mask]
+    with matplotlib.style.context("default"):
+        fig, ax = _new_figure(title, subtitle)
+        if ok_latency_us.size:
+            ax.plot(ok_index, ok_latency_us, color="tab:blue", linewidth=0.6, marker="o",
+                    markersize=3, label=f"{ok_latency_us.size} completed")
+            median_us = float(np.median(ok_latency_us))
+            ax.axhline(median_us, color="tab:green", linestyle="--", linewidth=1,
+                       label=f"median = {_format_us(median_us)}")
+        else:
+            ax.set_yticks([])  # every trial failed: no completion time to scale
+        if failed_mask.any():
+            ax.plot(trial_index[failed_mask], np.ones(int(failed_mask.sum())),
+                    transform=ax.get_xaxis_transform(), clip_on=False, linestyle="none",
+                    marker="x", color="red", markersize=7, markeredgewidth=1.5,
+                    label=f"{int(failed_mask.sum())} failed")
+        if _use_log_scale(ok_latency_us):
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("trial index")
+        ax.set_ylabel("completion time (us)")
+        fig.legend(loc="outside lower center", ncols=3, fontsize=9)
+        _save(fig, path)

@@ -1,0 +1,124 @@
+"""Results: a run's records turned into summary.json, trials.csv, the resolved scenario and plots.
+
+The folder is assembled under a temporary name beside its destination and moved into place in one
+rename, so an interrupted run never leaves a half-written result folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import yaml
+
+from fabricsim import __version__, plots, stats
+from fabricsim.config import Scenario
+from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
+from fabricsim.units import format_bytes
+
+
+def trial_size_bytes(simulation: Simulation, record: TrialRecord) -> int:
+    """The nccl-tests S moved by one trial: the sum over its collectives."""
+    plan = simulation.plan
+    return sum(size_bytes_of(plan.op, plan.ranks, nbytes) for nbytes in record.per_rank_bytes)
+
+
+def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
+    scenario, plan = simulation.scenario, simulation.plan
+    ok = [r for r in records if not r.failed]
+    latency_us = np.array([r.latency_ps / 1e6 for r in ok])
+    per_rank = sorted({r.per_rank_bytes for r in records})
+    summary = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "trials": len(records),
+        "failed_trials": len(records) - len(ok),
+        "collective": {"op": plan.op, "algorithm": scenario.collective.algorithm,
+                       "ranks": plan.ranks, "chunks": scenario.collective.chunks},
+        "fabric": simulation.fabric.description,
+        "per_rank_bytes": _one_or_list([list(p) if len(p) > 1 else p[0] for p in per_rank]),
+        "size_bytes": _one_or_list([[size_bytes_of(plan.op, plan.ranks, n) for n in p] if len(p) > 1
+                                    else size_bytes_of(plan.op, plan.ranks, p[0]) for p in per_rank]),
+        "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
+        "fabricsim_version": __version__,
+    }
+    if ok:
+        summary["latency_us"] = stats.latency_summary(latency_us)
+        median_size = float(np.median([trial_size_bytes(simulation, r) for r in ok]))
+        p50_us = summary["latency_us"]["p50"]
+        summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, p50_us))
+        summary["busbw_GBps"] = float(stats.busbw_GBps(plan.op, plan.ranks, median_size, p50_us))
+    return summary
+
+
+def _one_or_list(values: list):
+    return values[0] if len(values) == 1 else values
+
+
+def write_results(out_dir: Path, simulation: Simulation, records: list[TrialRecord], summary: dict) -> None:
+    with _staged(out_dir) as stage:
+        (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (stage / "scenario.resolved.yaml").write_text(
+            yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
+        _write_trials_csv(stage / "trials.csv", simulation, records)
+        if simulation.scenario.output.plots:
+            _write_plots(stage, simulation, records)
+
+
+def _write_trials_csv(path: Path, simulation: Simulation, records: list[TrialRecord]) -> None:
+    plan = simulation.plan
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed"])
+        for record in records:
+            latency_us = record.latency_ps / 1e6
+            size = trial_size_bytes(simulation, record)
+            bandwidth = ("", "") if record.failed else (
+                f"{stats.algbw_GBps(size, latency_us):.6f}",
+                f"{stats.busbw_GBps(plan.op, plan.ranks, size, latency_us):.6f}")
+            writer.writerow([record.trial, ";".join(map(str, record.per_rank_bytes)), f"{latency_us:.6f}",
+                             *bandwidth, int(record.failed)])
+
+
+def plot_titles(simulation: Simulation, records: list[TrialRecord]) -> tuple[str, str]:
+    scenario, plan = simulation.scenario, simulation.plan
+    sizes = sorted({n for r in records for n in r.per_rank_bytes})
+    size_text = format_bytes(sizes[0]) if len(sizes) == 1 else f"{format_bytes(sizes[0])}..{format_bytes(sizes[-1])}"
+    title = f"{scenario.name}: {plan.op.replace('_', ' ')} ({scenario.collective.algorithm}), {plan.ranks} ranks"
+    subtitle = f"{size_text} per rank, {len(records)} trials | {simulation.fabric.description}"
+    return title, subtitle
+
+
+def _write_plots(stage: Path, simulation: Simulation, records: list[TrialRecord]) -> None:
+    title, subtitle = plot_titles(simulation, records)
+    latency_us = np.array([r.latency_ps / 1e6 for r in records])
+    failed = np.array([r.failed for r in records])
+    if not failed.all():
+        plots.plot_cdf(latency_us[~failed], stage / "cdf.png", title, subtitle)
+    plots.plot_delay(np.array([r.trial for r in records]), latency_us, failed, stage / "delay.png", title, subtitle)
+
+
+@contextmanager
+def _staged(out_dir: Path) -> Iterator[Path]:
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield stage
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, old / out_dir.name)
+            os.replace(stage, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(stage, out_dir)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage)

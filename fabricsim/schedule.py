@@ -1,0 +1,37 @@
+"""Schedules: a collective algorithm's output, as pure data.
+
+A schedule is a DAG of transfers. A transfer moves ``nbytes`` of one data piece from rank ``src`` to
+rank ``dst`` and may start only when every transfer named in ``after`` has been delivered. ``piece``
+names the slice of the collective's buffer the bytes belong to, and ``reduce`` says whether the
+receiver adds them into its copy (reduce-scatter) or overwrites its copy with them (all-gather).
+Ranks are collective-local indices 0..p-1; the runner maps them onto GPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    id: int
+    src: int
+    dst: int
+    nbytes: int
+    after: tuple[int, ...] = ()
+    piece: int = 0
+    reduce: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A collective as a DAG of transfers, ids 0..len-1 in a topological order."""
+
+    op: str
+    algorithm: str
+    ranks: int
+    size_bytes: int
+    transfers: tuple[Transfer, ...]
+
+    def bytes_sent_by(self, rank: int) -> int:
+        return sum(t.nbytes for t in self.transfers if t.src == rank)

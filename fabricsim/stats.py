@@ -1,0 +1,77 @@
+"""Statistics of collective completion times: tail percentiles, the empirical CDF, and the
+nccl-tests bandwidth figures.
+
+All functions are pure functions of numbers or numpy arrays. Bandwidths follow the nccl-tests
+conventions (NVIDIA/nccl-tests, doc/PERFORMANCE.md): algbw = S / t with 1 GB = 1e9 B, and
+busbw = algbw x a per-collective factor that makes it comparable to the link bandwidth.
+"""
+
+import numpy as np
+
+PERCENTILES = (50, 90, 99, 99.9)
+
+# busbw / algbw per collective, n = ranks (nccl-tests doc/PERFORMANCE.md; gather and scatter
+# move each rank's share once, like broadcast and reduce).
+_BUSBW_FACTORS = {
+    "all_reduce": lambda n: 2 * (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_to_all": lambda n: (n - 1) / n,
+    "broadcast": lambda n: 1.0,
+    "reduce": lambda n: 1.0,
+    "send_recv": lambda n: 1.0,
+    "gather": lambda n: 1.0,
+    "scatter": lambda n: 1.0,
+}
+
+
+def percentile_key(percentile: float) -> str:
+    """Name of a percentile in a summary: 50 -> "p50", 99.9 -> "p999"."""
+    return "p" + f"{percentile:g}".replace(".", "")
+
+
+def latency_summary(latency_us: np.ndarray) -> dict[str, float]:
+    """Min, mean, the PERCENTILES and max of the completion times of the successful trials.
+
+    Percentiles use numpy's default "linear" method: the p-th percentile of n sorted values sits at
+    position p/100 x (n - 1), interpolated linearly between its two neighbours (so 1..100 gives
+    p50 = 50.5, p90 = 90.1). Raises ValueError when there is no trial to summarise (all failed) or a
+    value is not finite; failed trials are the caller's to count and leave out.
+    """
+    latency_us = np.asarray(latency_us, dtype=float)
+    if latency_us.size == 0:
+        raise ValueError("no successful trials")
+    if not np.all(np.isfinite(latency_us)):
+        raise ValueError("latency_us holds NaN or infinite values; leave failed trials out")
+    percentile_values_us = np.percentile(latency_us, PERCENTILES)
+    summary = {"min": float(latency_us.min()), "mean": float(latency_us.mean())}
+    for percentile, value_us in zip(PERCENTILES, percentile_values_us):
+        summary[percentile_key(percentile)] = float(value_us)
+    summary["max"] = float(latency_us.max())
+    return summary
+
+
+def busbw_factor(op: str, ranks: int) -> float:
+    """The nccl-tests factor turning algbw into busbw for collective `op` over `ranks` ranks."""
+    if op not in _BUSBW_FACTORS:
+        raise ValueError(f"unknown collective {op!r}; expected one of {', '.join(_BUSBW_FACTORS)}")
+    if ranks < 1:
+        raise ValueError(f"ranks must be at least 1, got {ranks}")
+    return float(_BUSBW_FACTORS[op](ranks))
+
+
+def algbw_GBps(size_bytes, time_us):
+    """Algorithm bandwidth S / t in GB/s (1 GB = 1e9 B); works element-wise on numpy arrays."""
+    return np.asarray(size_bytes, dtype=float) / np.asarray(time_us, dtype=float) / 1e3
+
+
+def busbw_GBps(op: str, ranks: int, size_bytes, time_us):
+    """Bus bandwidth in GB/s: algbw x the nccl-tests factor of `op` over `ranks` ranks."""
+    return algbw_GBps(size_bytes, time_us) * busbw_factor(op, ranks)
+
+
+def ecdf(values) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical CDF: the sorted values and, for the i-th of them (i = 1..n), the fraction i / n."""
+    values_sorted = np.sort(np.asarray(values, dtype=float))
+    fraction = np.arange(1, values_sorted.size + 1) / values_sorted.size
+    return values_sorted, fraction

@@ -1,0 +1,90 @@
+"""Units: the one place where strings such as "100Gbps", "25GB/s", "1.5us" and "64MiB" become numbers.
+
+Every quantity inside fabricsim is an integer or float in a base unit named by its variable:
+bytes (``nbytes``), bits per second (``bandwidth_bps``) and picoseconds (``latency_ps``).
+Decimal prefixes (k, M, G, T) are powers of 1000 and binary ones (Ki, Mi, Gi, Ti) powers of 1024,
+as in nccl-tests and the IEC standard. Bare numbers are taken in the base unit.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_TIME_PS = {"ps": 1, "ns": 10**3, "us": 10**6, "µs": 10**6, "ms": 10**9, "s": 10**12}
+
+_SIZE_RE = re.compile(rf"^{_NUMBER}\s*(|k|K|M|G|T|Ki|Mi|Gi|Ti)B?$")
+_RATE_RE = re.compile(rf"^{_NUMBER}\s*(|k|K|M|G|T)(bps|bit/s|B/s|Bps)$")
+_TIME_RE = re.compile(rf"^{_NUMBER}\s*(ps|ns|us|µs|ms|s)$")
+
+
+class UnitError(ValueError):
+    """A quantity string that does not parse; the message says what was expected."""
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UnitError(f"a quantity, got {value!r}")
+    return str(value).strip()
+
+
+def _non_negative(number: float, value: object) -> float:
+    if number < 0:
+        raise UnitError(f"a non-negative quantity, got {value!r}")
+    return number
+
+
+def parse_bytes(value: object) -> int:
+    """'64MiB' -> 67108864, '1.5KB' -> 1500, 4096 -> 4096. Fractions of a byte are refused."""
+    match = _SIZE_RE.match(_text(value))
+    if not match:
+        raise UnitError(f"a size such as 4096, 64KiB or 1.5MB, got {value!r}")
+    number, prefix = match.groups()
+    quantity = _non_negative(float(number), value) * _PREFIX[prefix]
+    nbytes = round(quantity)
+    if abs(quantity - nbytes) > 1e-9 * max(1.0, quantity):
+        raise UnitError(f"a whole number of bytes, got {value!r}")
+    return nbytes
+
+
+def parse_rate_bps(value: object) -> float:
+    """'100Gbps' -> 1e11 bits/s, '25GB/s' -> 2e11 bits/s. A bare number is bits per second."""
+    text = _text(value)
+    if isinstance(value, (int, float)):
+        return _non_negative(float(value), value)
+    match = _RATE_RE.match(text)
+    if not match:
+        raise UnitError(f"a rate such as 100Gbps or 25GB/s, got {value!r}")
+    number, prefix, unit = match.groups()
+    bits = 8 if unit in ("B/s", "Bps") else 1
+    return _non_negative(float(number), value) * _PREFIX[prefix] * bits
+
+
+def parse_time_ps(value: object) -> int:
+    """'1.5us' -> 1500000 ps, '600ns' -> 600000 ps. A bare number is picoseconds."""
+    text = _text(value)
+    if isinstance(value, (int, float)):
+        return round(_non_negative(float(value), value))
+    match = _TIME_RE.match(text)
+    if not match:
+        raise UnitError(f"a time such as 600ns, 1.5us or 4ms, got {value!r}")
+    number, unit = match.groups()
+    return round(_non_negative(float(number), value) * _TIME_PS[unit])
+
+
+def format_bytes(nbytes: int) -> str:
+    """6438912 -> '6.14 MiB' (for titles and tables)."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes} B"
+
+
+def format_rate(bandwidth_bps: float) -> str:
+    """1e11 -> '100 Gbps'."""
+    for unit, scale in (("Tbps", 1e12), ("Gbps", 1e9), ("Mbps", 1e6)):
+        if bandwidth_bps >= scale:
+            return f"{bandwidth_bps / scale:.4g} {unit}"
+    return f"{bandwidth_bps:.4g} bps"

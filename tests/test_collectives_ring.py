@@ -1,0 +1,220 @@
+"""Ring all-gather, reduce-scatter and all-reduce schedules: data correctness, byte counts, DAG shape,
+and a verifier that rejects hand-broken schedules."""
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fabricsim.collectives import ALGORITHMS, ScheduleError, build_schedule, verify
+from fabricsim.collectives.verify import split_bytes
+from fabricsim.schedule import Schedule, Transfer
+
+OPS = ("all_gather", "reduce_scatter", "all_reduce")
+PHASES = {"all_gather": 1, "reduce_scatter": 1, "all_reduce": 2}
+
+ops = st.sampled_from(OPS)
+ranks = st.integers(2, 24)
+sizes = st.integers(0, 10**7)
+chunk_counts = st.integers(1, 4)
+
+
+def expected_bytes_sent(op: str, ranks: int, size_bytes: int, rank: int) -> int:
+    """Rank r forwards every piece but r + 1 in all-gather and every piece but r in reduce-scatter."""
+    pieces_bytes = split_bytes(size_bytes, ranks)
+    all_gather = size_bytes - pieces_bytes[(rank + 1) % ranks]
+    reduce_scatter = size_bytes - pieces_bytes[rank]
+    return {"all_gather": all_gather, "reduce_scatter": reduce_scatter, "all_reduce": all_gather + reduce_scatter}[op]
+
+
+def longest_path(schedule: Schedule) -> int:
+    depth: list[int] = []
+    for t in schedule.transfers:
+        depth.append(1 + max((depth[parent] for parent in t.after), default=0))
+    return max(depth, default=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops, ranks, sizes, chunk_counts)
+def test_ring_schedule_is_a_topological_dag_that_computes_its_collective(op, p, size_bytes, chunks):
+    schedule = build_schedule(op, "ring", p, size_bytes, chunks)
+    verify(schedule)
+    assert (schedule.op, schedule.algorithm, schedule.ranks, schedule.size_bytes) == (op, "ring", p, size_bytes)
+    assert [t.id for t in schedule.transfers] == list(range(len(schedule.transfers)))
+    assert all(parent < t.id for t in schedule.transfers for parent in t.after)
+    half = len(schedule.transfers) // 2
+    reduces = {"all_gather": [False, False], "reduce_scatter": [True, True], "all_reduce": [True, False]}[op]
+    assert [t.reduce for t in schedule.transfers] == [reduces[0]] * half + [reduces[1]] * half
+    assert sum({t.piece: t.nbytes for t in schedule.transfers}.values()) == size_bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops, ranks, sizes, chunk_counts)
+def test_each_rank_sends_its_share_and_the_ring_sends_p_minus_1_buffers_per_phase(op, p, size_bytes, chunks):
+    schedule = build_schedule(op, "ring", p, size_bytes, chunks)
+    phases = PHASES[op]
+    for rank in range(p):
+        sent_bytes = schedule.bytes_sent_by(rank)
+        assert sent_bytes == expected_bytes_sent(op, p, size_bytes, rank)
+        assert abs(sent_bytes - phases * (p - 1) * size_bytes / p) <= phases
+    assert sum(t.nbytes for t in schedule.transfers) == phases * (p - 1) * size_bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops, ranks, sizes, chunk_counts)
+def test_critical_path_is_one_transfer_per_step_plus_the_pipeline_fill(op, p, size_bytes, chunks):
+    # Uncontended time is then (p - 1)(alpha + S/p beta) per phase with one chunk.
+    schedule = build_schedule(op, "ring", p, size_bytes, chunks)
+    largest_piece_chunks = min(chunks, split_bytes(size_bytes, p)[0])
+    expected = PHASES[op] * (p - 1) + largest_piece_chunks - 1 if size_bytes else 0
+    assert longest_path(schedule) == expected
+
+
+def test_verify_handles_64_ranks_with_4_chunks():
+    for op in OPS:
+        verify(build_schedule(op, "ring", 64, 10**9, 4))
+
+
+def test_registry_and_argument_errors():
+    assert {("all_gather", "ring"), ("reduce_scatter", "ring"), ("all_reduce", "ring")} <= set(ALGORITHMS)
+    with pytest.raises(ValueError, match="unknown collective op 'broadcast'"):
+        build_schedule("broadcast", "ring", 4, 1024)
+    with pytest.raises(ValueError, match="unknown algorithm 'tree' for all_gather"):
+        build_schedule("all_gather", "tree", 4, 1024)
+    with pytest.raises(ValueError, match="at least 2 ranks"):
+        build_schedule("all_reduce", "ring", 1, 1024)
+    with pytest.raises(ValueError, match="chunks must be >= 1"):
+        build_schedule("all_reduce", "ring", 4, 1024, chunks=0)
+
+
+# Mutations: every transfer of these schedules carries data (S >= p x chunks), so each one matters.
+small_schedules = st.builds(
+    lambda op, p, chunks, extra_bytes: build_schedule(op, "ring", p, p * chunks + extra_bytes, chunks),
+    ops,
+    st.integers(2, 8),
+    st.integers(1, 3),
+    st.integers(0, 10**5),
+)
+
+
+def with_transfers(schedule: Schedule, transfers: list[Transfer]) -> Schedule:
+    return dataclasses.replace(schedule, transfers=tuple(transfers))
+
+
+def arrival_of(schedule: Schedule, t: Transfer) -> int | None:
+    """The dependency that delivered ``t``'s chunk to its sender, if any."""
+    for parent in t.after:
+        delivered = schedule.transfers[parent]
+        if delivered.dst == t.src and delivered.piece == t.piece:
+            return parent
+    return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(small_schedules, st.data())
+def test_verify_rejects_a_dropped_transfer(schedule, data):
+    dropped = schedule.transfers[data.draw(st.integers(0, len(schedule.transfers) - 1))]
+    transfers = []
+    for t in schedule.transfers:
+        if t is dropped:
+            continue
+        # Dependents of the dropped transfer inherit its dependencies, so the DAG stays well formed.
+        parents = set(t.after) - {dropped.id} | (set(dropped.after) if dropped.id in t.after else set())
+        transfers.append(
+            dataclasses.replace(
+                t,
+                id=t.id - (t.id > dropped.id),
+                after=tuple(sorted(parent - (parent > dropped.id) for parent in parents)),
+            )
+        )
+    with pytest.raises(ScheduleError):
+        verify(with_transfers(schedule, transfers))
+
+
+@settings(max_examples=40, deadline=None)
+@given(small_schedules, st.data())
+def test_verify_rejects_a_flipped_reduce(schedule, data):
+    flipped = data.draw(st.integers(0, len(schedule.transfers) - 1))
+    transfers = list(schedule.transfers)
+    transfers[flipped] = dataclasses.replace(transfers[flipped], reduce=not transfers[flipped].reduce)
+    with pytest.raises(ScheduleError):
+        verify(with_transfers(schedule, transfers))
+
+
+@settings(max_examples=40, deadline=None)
+@given(small_schedules, st.data())
+def test_verify_rejects_forwarding_a_chunk_before_it_arrives(schedule, data):
+    forwarding = [t for t in schedule.transfers if arrival_of(schedule, t) is not None]
+    t = data.draw(st.sampled_from(forwarding))
+    transfers = list(schedule.transfers)
+    transfers[t.id] = dataclasses.replace(t, after=tuple(parent for parent in t.after if parent != arrival_of(schedule, t)))
+    with pytest.raises(ScheduleError):
+        verify(with_transfers(schedule, transfers))
+
+
+def test_verify_accepts_dropping_only_the_pipelining_dependency():
+    # Chunk order on a sender's channel is a timing choice, not a data dependency.
+    schedule = build_schedule("all_reduce", "ring", 4, 4096, chunks=2)
+    transfers = [
+        dataclasses.replace(t, after=tuple(parent for parent in t.after if parent == arrival_of(schedule, t)))
+        for t in schedule.transfers
+    ]
+    verify(with_transfers(schedule, transfers))
+
+
+def broken(change):
+    schedule = build_schedule("all_gather", "ring", 3, 300)
+    transfers = list(schedule.transfers)
+    transfers[1] = dataclasses.replace(transfers[1], **change)
+    return with_transfers(schedule, transfers)
+
+
+@pytest.mark.parametrize(
+    ("mutated", "message"),
+    [
+        (broken({"id": 7}), "ids must be 0..n-1"),
+        (broken({"after": (1,)}), "may only name smaller ids"),
+        (broken({"after": (2,)}), "may only name smaller ids"),
+        (broken({"dst": 1}), "to itself"),
+        (broken({"dst": 3}), "outside 0..2"),
+        (broken({"nbytes": -1}), "negative nbytes"),
+        (broken({"piece": 2, "nbytes": 99}), "sent with 100 bytes and with 99 bytes"),
+        (broken({"nbytes": 99}), "do not split 300 bytes"),
+        (dataclasses.replace(build_schedule("all_gather", "ring", 3, 300), op="gossip"), "unknown op"),
+    ],
+)
+def test_verify_rejects_malformed_schedules(mutated, message):
+    with pytest.raises(ScheduleError, match=message):
+        verify(mutated)
+
+
+def test_verify_rejects_double_counting_and_racing_overwrites():
+    # Rank 0 adds its contribution to rank 1 twice: a set union would hide it, a sum would not.
+    twice = Schedule(
+        "reduce_scatter",
+        "ring",
+        2,
+        2,
+        (Transfer(0, 0, 1, 1, (), 1, True), Transfer(1, 0, 1, 1, (0,), 1, True), Transfer(2, 1, 0, 1, (), 0, True)),
+    )
+    with pytest.raises(ScheduleError, match="a second time"):
+        verify(twice)
+    # Two unordered copies of piece 0 into rank 2: the result would depend on which lands last.
+    racing = Schedule(
+        "all_gather",
+        "ring",
+        3,
+        3,
+        (
+            Transfer(0, 0, 1, 1, (), 0, False),
+            Transfer(1, 0, 2, 1, (), 0, False),
+            Transfer(2, 1, 2, 1, (0,), 0, False),
+            Transfer(3, 1, 0, 1, (), 1, False),
+            Transfer(4, 1, 2, 1, (), 1, False),
+            Transfer(5, 2, 0, 1, (), 2, False),
+            Transfer(6, 2, 1, 1, (), 2, False),
+        ),
+    )
+    with pytest.raises(ScheduleError, match="without a happens-before order"):
+        verify(racing)

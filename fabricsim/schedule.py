@@ -1,7 +1,9 @@
 """Schedules: a collective algorithm's output, as pure data.
 
 A schedule is a DAG of transfers. A transfer moves ``nbytes`` of one data piece from rank ``src`` to
-rank ``dst`` and may start only when every transfer named in ``after`` has been delivered. ``piece``
+rank ``dst`` and may start only when every transfer named in ``after`` has been delivered and every
+transfer named in ``after_sent`` has put its last bit on the wire (a sender's channel sends its
+chunks one after another: the next may go while the previous one is still in flight). ``piece``
 names the slice of the collective's buffer the bytes belong to, and ``reduce`` says whether the
 receiver adds them into its copy (reduce-scatter) or overwrites its copy with them (all-gather).
 Ranks are collective-local indices 0..p-1; the runner maps them onto GPUs.
@@ -21,6 +23,7 @@ class Transfer:
     after: tuple[int, ...] = ()
     piece: int = 0
     reduce: bool = False
+    after_sent: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Every quantity inside fabricsim is an integer or float in a base unit named by its variable:
 bytes (``nbytes``), bits per second (``bandwidth_bps``) and picoseconds (``latency_ps``).
 Decimal prefixes (k, M, G, T) are powers of 1000 and binary ones (Ki, Mi, Gi, Ti) powers of 1024,
-as in nccl-tests and the IEC standard. Bare numbers are taken in the base unit.
+as in nccl-tests and the IEC standard. A bare number is a size in bytes; rates and times must say
+their unit, since a bare "5" could as well mean 5 us as 5 ps.
 """
 
 from __future__ import annotations
@@ -30,19 +31,13 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-def _non_negative(number: float, value: object) -> float:
-    if number < 0:
-        raise UnitError(f"a non-negative quantity, got {value!r}")
-    return number
-
-
 def parse_bytes(value: object) -> int:
     """'64MiB' -> 67108864, '1.5KB' -> 1500, 4096 -> 4096. Fractions of a byte are refused."""
     match = _SIZE_RE.match(_text(value))
     if not match:
         raise UnitError(f"a size such as 4096, 64KiB or 1.5MB, got {value!r}")
     number, prefix = match.groups()
-    quantity = _non_negative(float(number), value) * _PREFIX[prefix]
+    quantity = float(number) * _PREFIX[prefix]
     nbytes = round(quantity)
     if abs(quantity - nbytes) > 1e-9 * max(1.0, quantity):
         raise UnitError(f"a whole number of bytes, got {value!r}")
@@ -50,28 +45,24 @@ def parse_bytes(value: object) -> int:
 
 
 def parse_rate_bps(value: object) -> float:
-    """'100Gbps' -> 1e11 bits/s, '25GB/s' -> 2e11 bits/s. A bare number is bits per second."""
+    """'100Gbps' -> 1e11 bits/s, '25GB/s' -> 2e11 bits/s."""
     text = _text(value)
-    if isinstance(value, (int, float)):
-        return _non_negative(float(value), value)
     match = _RATE_RE.match(text)
     if not match:
         raise UnitError(f"a rate such as 100Gbps or 25GB/s, got {value!r}")
     number, prefix, unit = match.groups()
     bits = 8 if unit in ("B/s", "Bps") else 1
-    return _non_negative(float(number), value) * _PREFIX[prefix] * bits
+    return float(number) * _PREFIX[prefix] * bits
 
 
 def parse_time_ps(value: object) -> int:
-    """'1.5us' -> 1500000 ps, '600ns' -> 600000 ps. A bare number is picoseconds."""
+    """'1.5us' -> 1500000 ps, '600ns' -> 600000 ps."""
     text = _text(value)
-    if isinstance(value, (int, float)):
-        return round(_non_negative(float(value), value))
     match = _TIME_RE.match(text)
     if not match:
         raise UnitError(f"a time such as 600ns, 1.5us or 4ms, got {value!r}")
     number, unit = match.groups()
-    return round(_non_negative(float(number), value) * _TIME_PS[unit])
+    return round(float(number) * _TIME_PS[unit])
 
 
 def format_bytes(nbytes: int) -> str:

@@ -74,7 +74,9 @@ def _check_header(schedule: Schedule) -> None:
 
 def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
     if transfer.id != index:
-        raise ScheduleError(f"transfer at position {index} has id {transfer.id}; ids must be 0..n-1 in order")
+        raise ScheduleError(
+            f"transfer at position {index} has id {transfer.id}; ids must be 0..n-1 in order"
+        )
     for rank in (transfer.src, transfer.dst):
         if not 0 <= rank < schedule.ranks:
             raise ScheduleError(f"transfer {index} names rank {rank} outside 0..{schedule.ranks - 1}")
@@ -84,10 +86,10 @@ def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
         raise ScheduleError(f"transfer {index} has negative nbytes {transfer.nbytes}")
     if transfer.piece < 0:
         raise ScheduleError(f"transfer {index} has negative piece id {transfer.piece}")
-    for parent in transfer.after:
+    for parent in transfer.after + transfer.after_sent:
         if not 0 <= parent < index:
             raise ScheduleError(
-                f"transfer {index} waits for transfer {parent}; `after` may only name smaller ids, "
+                f"transfer {index} waits for transfer {parent}; `after` and `after_sent` may only name smaller ids, "
                 "so the DAG is acyclic and the ids a topological order"
             )
 
@@ -148,19 +150,21 @@ def _execute(schedule: Schedule, initial: Holdings) -> Holdings:
     Writes into one copy must be ordered by happens-before whenever one of them overwrites, so the
     final state does not depend on timing; a reduce must add only contributions the receiver lacks.
     """
-    last_use = {parent: t.id for t in schedule.transfers for parent in t.after}
+    last_use = {parent: t.id for t in schedule.transfers for parent in t.after + t.after_sent}
     ancestors: dict[int, int] = {}
     receipts: dict[tuple[int, int], list[Receipt]] = {}
     held = dict(initial)
     for t in schedule.transfers:
         mine = 0
-        for parent in t.after:
+        for parent in t.after:  # delivered before t starts
             mine |= ancestors[parent] | (1 << parent)
+        for parent in t.after_sent:  # started before t: what it waited for happened before t
+            mine |= ancestors[parent]
         payload = _guaranteed(t, initial, receipts.get((t.src, t.piece), ()), mine)
         _receive(t, held, receipts.setdefault((t.dst, t.piece), []), payload, mine)
         if t.id in last_use:
             ancestors[t.id] = mine
-        for parent in t.after:
+        for parent in t.after + t.after_sent:
             if last_use[parent] == t.id:
                 ancestors.pop(parent, None)
     return held
@@ -196,7 +200,9 @@ def _receive(t: Transfer, held: Holdings, dst_receipts: list[Receipt], payload: 
             break
     current = held.get((t.dst, t.piece), 0)
     if t.reduce and not current:
-        raise ScheduleError(f"transfer {t.id} reduces into piece {t.piece} of rank {t.dst}, which holds none of it")
+        raise ScheduleError(
+            f"transfer {t.id} reduces into piece {t.piece} of rank {t.dst}, which holds none of it"
+        )
     if t.reduce and current & payload:
         raise ScheduleError(
             f"transfer {t.id} adds contributions of ranks {_ranks_of(current & payload)} to piece {t.piece} "

@@ -1,6 +1,7 @@
 """Executor: runs one schedule's DAG of transfers on a FlowNetwork.
 
-A transfer becomes ready when every transfer it waits for has been delivered. It then waits its
+A transfer becomes ready when every transfer in its ``after`` has been delivered and every one in
+its ``after_sent`` has put its last bit on the wire. It then waits its
 jitter delay, enters the network as a flow of its bytes (plus go-back-N resends) on its route, and
 is delivered one path latency after its last bit left, plus any NACK round trips and
 retransmission timeouts its packets cost. A transfer whose queue pair fails ends the schedule at
@@ -36,16 +37,19 @@ class ScheduleRun:
         self.done = env.event()
         self.failed = False
         transfers = schedule.transfers
-        self._waiting = [len(t.after) for t in transfers]
-        self._children: list[list[int]] = [[] for _ in transfers]
+        self._waiting = [len(t.after) + len(t.after_sent) for t in transfers]
+        self._after_delivery: list[list[int]] = [[] for _ in transfers]
+        self._after_sending: list[list[int]] = [[] for _ in transfers]
         for t in transfers:
             for parent in t.after:
-                self._children[parent].append(t.id)
+                self._after_delivery[parent].append(t.id)
+            for parent in t.after_sent:
+                self._after_sending[parent].append(t.id)
         self._undelivered = len(transfers)
         if not transfers:
             self.done.succeed()
         for t in transfers:
-            if not t.after:
+            if not self._waiting[t.id]:
                 self._ready(t.id)
 
     def _ready(self, tid: int) -> None:
@@ -65,6 +69,7 @@ class ScheduleRun:
                            lambda: self._sent(tid, route, gaps, timeouts))
 
     def _sent(self, tid: int, route: Route, gaps: int, timeouts: int) -> None:
+        self._release(self._after_sending[tid])
         if self.impairments.failed[tid]:
             wait_ps = (self.retry_count + 1) * self.rto_ps
             self.env.timeout(wait_ps).callbacks.append(lambda _event: self._fail())
@@ -76,12 +81,15 @@ class ScheduleRun:
         if self.done.triggered:
             return
         self._undelivered -= 1
-        for child in self._children[tid]:
+        self._release(self._after_delivery[tid])
+        if self._undelivered == 0:
+            self.done.succeed()
+
+    def _release(self, children: list[int]) -> None:
+        for child in children:
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
                 self._ready(child)
-        if self._undelivered == 0:
-            self.done.succeed()
 
     def _fail(self) -> None:
         if not self.done.triggered:

@@ -1,0 +1,91 @@
+"""Bad input: one line naming the file, the key and what was expected; exit 2; nothing written."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fabricsim.cli import main
+from tests.conftest import SCENARIOS
+
+GOOD = """\
+name: bad
+fabric: {hosts: 4, nic: {bandwidth: 100Gbps}}
+collective: {op: all_gather}
+workload: {rule: data_sizes, data_sizes: [1MiB]}
+"""
+
+CASES = {
+    "malformed_yaml": ("name: bad\nfabric: {hosts: 4\n", "malformed YAML"),
+    "not_a_mapping": ("- just\n- a list\n", "expected a mapping"),
+    "unknown_key": (GOOD.replace("hosts: 4", "hostz: 4"), "fabric.hostz: unknown key"),
+    "wrong_unit": (GOOD.replace("100Gbps", "100GB"), "fabric.nic.bandwidth: expected a rate"),
+    "unitless_time": (GOOD + "impairments: {jitter: {distribution: constant, value: 5}}\n",
+                      "impairments.jitter.value: expected a time"),
+    "wrong_type": (GOOD.replace("hosts: 4", "hosts: four"), "fabric.hosts: expected a valid integer"),
+    "impossible_topology": (GOOD.replace("hosts: 4", "hosts: 1"), "fabric: expected at least 2 GPUs"),
+    "unknown_op": (GOOD.replace("all_gather", "all_scatter"), "collective.op: expected one of"),
+    "missing_name": (GOOD.replace("name: bad\n", ""), "name: required key is missing"),
+    "loss_rate_above_one": (GOOD + "impairments: {loss: {rate: 1.5}}\n", "impairments.loss.rate: expected less than 1"),
+    "tp_not_the_rank_count": (
+        GOOD.replace("workload: {rule: data_sizes, data_sizes: [1MiB]}",
+                     "workload: {rule: tensor_parallel, model: models/fashion_mnist_mlp.yaml, "
+                     "dataset_samples: 60000, batch_size: 8192, parallelism: {tp: 8}}"),
+        "workload.parallelism.tp: expected the collective's rank count 4"),
+    "missing_model_file": (
+        GOOD.replace("workload: {rule: data_sizes, data_sizes: [1MiB]}",
+                     "workload: {rule: data_parallel, model: models/nope.yaml, dataset_samples: 1, batch_size: 1}"),
+        "workload.model: expected a file path relative to the scenario"),
+    "rule_without_its_inputs": (GOOD.replace("rule: data_sizes, data_sizes: [1MiB]", "rule: tensor_parallel"),
+                                "workload: rule tensor_parallel needs workload.model"),
+    "jitter_with_wrong_parameters": (GOOD + "impairments: {jitter: {distribution: normal, mean: 1us}}\n",
+                                     "impairments.jitter: expected distribution normal to take exactly"),
+}
+
+
+def _scenario_file(tmp_path, text):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    (tmp_path / "models").symlink_to(SCENARIOS / "models")
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_scenario_is_one_clear_line(name, tmp_path, capsys):
+    text, expected = CASES[name]
+    path = _scenario_file(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert str(path) in lines[0] and expected in lines[0], lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name not in ("scenario.yaml", "models")] == []
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "missing.yaml"], "missing.yaml: cannot read the file"),
+    (["run", str(SCENARIOS / "tp4_ring_allgather.yaml"), "--set", "fabric.nic.bandwidth"], "expected key.path=value"),
+    (["run", str(SCENARIOS / "tp4_ring_allgather.yaml"), "--set", "fabric.nic.speed=1Gbps"],
+     "fabric.nic.speed: unknown key"),
+    (["run", str(SCENARIOS / "tp4_ring_allgather.yaml"), "--trials", "0"], "expected a positive integer"),
+    (["run", str(SCENARIOS / "tp4_ring_allgather.yaml"), "--seed", "x"], "expected an integer"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_command_line_is_one_clear_line(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(CASES["unknown_key"][0]))
+    result = subprocess.run([sys.executable, "-m", "fabricsim.cli", "run", str(path)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()

@@ -34,12 +34,13 @@ def _use_log_scale(values) -> bool:
 
 
 def _format_us(time_us: float) -> str:
-    """A duration in microseconds, printed in the unit that reads best: 812 us, 14.2 ms, 4.29 s."""
+    """A duration in microseconds, in the unit that reads best, to four significant digits (close
+    percentiles stay distinguishable): 812.0 us, 14.20 ms, 4.295 s."""
     if time_us >= 1e6:
-        return f"{time_us / 1e6:.3g} s"
+        return f"{time_us / 1e6:#.4g} s"
     if time_us >= 1e3:
-        return f"{time_us / 1e3:.3g} ms"
-    return f"{time_us:.3g} us"
+        return f"{time_us / 1e3:#.4g} ms"
+    return f"{time_us:#.4g} us"
 
 
 def _new_figure(title: str, subtitle: str) -> tuple[Figure, Axes]:
@@ -60,23 +61,15 @@ def plot_cdf(latency_us, path, title: str, subtitle: str) -> None:
     """CDF of completion times over the successful trials, with dashed markers at the tail
     percentiles and the max. Raises ValueError when there is no successful trial."""
     summary_us = latency_summary(latency_us)
-    latency_sorted_us, fraction = ecdf(latency_us)
     markers = [(f"p{p:g}", summary_us[percentile_key(p)]) for p in PERCENTILES]
     markers.append(("max", summary_us["max"]))
     with matplotlib.style.context("default"):
         fig, ax = _new_figure(title, subtitle)
-        ax.step(
-            np.concatenate(([latency_sorted_us[0]], latency_sorted_us)),
-            np.concatenate(([0.0], fraction)),
-            where="post",
-            color="tab:blue",
-            linewidth=1.5,
-            label=f"{latency_sorted_us.size} trials",
-        )
+        draw_ecdf(ax, latency_us, "tab:blue", f"{np.size(latency_us)} trials")
         for (name, value_us), color in zip(markers, _MARKER_COLORS):
             ax.axvline(value_us, color=color, linestyle="--", linewidth=1,
                        label=f"{name} = {_format_us(value_us)}")
-        if _use_log_scale(latency_sorted_us):
+        if _use_log_scale(latency_us):
             ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("completion time (us)")
@@ -85,9 +78,31 @@ def plot_cdf(latency_us, path, title: str, subtitle: str) -> None:
         _save(fig, path)
 
 
+def draw_ecdf(ax: Axes, latency_us, color: str, label: str) -> None:
+    """The empirical CDF of completion times as a step line from 0 to 1 on `ax`."""
+    latency_sorted_us, fraction = ecdf(latency_us)
+    ax.step(
+        np.concatenate(([latency_sorted_us[0]], latency_sorted_us)),
+        np.concatenate(([0.0], fraction)),
+        where="post",
+        color=color,
+        linewidth=1.5,
+        label=label,
+    )
+
+
 def plot_delay(trial_index, latency_us, failed_mask, path, title: str, subtitle: str) -> None:
     """Completion time of each trial against its index, with the median as a dashed line; failed
     trials (whose latency is ignored) are red crosses on the top edge of the axis."""
+    with matplotlib.style.context("default"):
+        fig, ax = _new_figure(title, subtitle)
+        draw_delay(ax, trial_index, latency_us, failed_mask)
+        fig.legend(loc="outside lower center", ncols=3, fontsize=9)
+        _save(fig, path)
+
+
+def draw_delay(ax: Axes, trial_index, latency_us, failed_mask) -> None:
+    """The per-trial delay picture of plot_delay, drawn on `ax`."""
     trial_index = np.asarray(trial_index)
     latency_us = np.asarray(latency_us, dtype=float)
     failed_mask = np.asarray(failed_mask, dtype=bool)
@@ -97,25 +112,21 @@ def plot_delay(trial_index, latency_us, failed_mask, path, title: str, subtitle:
             f"{trial_index.size}, {latency_us.size}, {failed_mask.size}"
         )
     ok_index, ok_latency_us = trial_index[~failed_mask], latency_us[~failed_mask]
-    with matplotlib.style.context("default"):
-        fig, ax = _new_figure(title, subtitle)
-        if ok_latency_us.size:
-            ax.plot(ok_index, ok_latency_us, color="tab:blue", linewidth=0.6, marker="o",
-                    markersize=3, label=f"{ok_latency_us.size} completed")
-            median_us = float(np.median(ok_latency_us))
-            ax.axhline(median_us, color="tab:green", linestyle="--", linewidth=1,
-                       label=f"median = {_format_us(median_us)}")
-        else:
-            ax.set_yticks([])  # every trial failed: no completion time to scale
-        if failed_mask.any():
-            ax.plot(trial_index[failed_mask], np.ones(int(failed_mask.sum())),
-                    transform=ax.get_xaxis_transform(), clip_on=False, linestyle="none",
-                    marker="x", color="red", markersize=7, markeredgewidth=1.5,
-                    label=f"{int(failed_mask.sum())} failed")
-        if _use_log_scale(ok_latency_us):
-            ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("trial index")
-        ax.set_ylabel("completion time (us)")
-        fig.legend(loc="outside lower center", ncols=3, fontsize=9)
-        _save(fig, path)
+    if ok_latency_us.size:
+        ax.plot(ok_index, ok_latency_us, color="tab:blue", linewidth=0.6, marker="o",
+                markersize=3, label=f"{ok_latency_us.size} completed")
+        median_us = float(np.median(ok_latency_us))
+        ax.axhline(median_us, color="tab:green", linestyle="--", linewidth=1,
+                   label=f"median = {_format_us(median_us)}")
+    else:
+        ax.set_yticks([])  # every trial failed: no completion time to scale
+    if failed_mask.any():
+        ax.plot(trial_index[failed_mask], np.ones(int(failed_mask.sum())),
+                transform=ax.get_xaxis_transform(), clip_on=False, linestyle="none",
+                marker="x", color="red", markersize=7, markeredgewidth=1.5,
+                label=f"{int(failed_mask.sum())} failed")
+    if _use_log_scale(ok_latency_us):
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial index")
+    ax.set_ylabel("completion time (us)")

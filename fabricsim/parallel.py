@@ -1,0 +1,89 @@
+"""Trial execution: in this process, over a local process pool, or on a Dask distributed cluster.
+
+A trial's numbers depend only on the scenario and the trial's index (its random stream is the
+index-th child of the scenario's SeedSequence), so any split of the trials over workers gives the
+same records. Trials travel in batches, one task each; a worker process builds the scenario's
+Simulation once and keeps it for the batches that follow. Records come back in trial order.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+from fabricsim.config import Scenario, ScenarioError
+from fabricsim.runner import Simulation, TrialRecord
+
+BATCHES_PER_WORKER = 8  # enough batches to even out the load, few enough to keep the overhead small
+
+_SIMULATIONS: dict[str, Simulation] = {}
+
+
+def _simulation(scenario: Scenario, source: str) -> Simulation:
+    key = scenario.model_dump_json()
+    if key not in _SIMULATIONS:
+        _SIMULATIONS.clear()
+        _SIMULATIONS[key] = Simulation(scenario, source)
+    return _SIMULATIONS[key]
+
+
+def run_batch(scenario: Scenario, source: str, indices: list[int]) -> list[TrialRecord]:
+    """Run the trials with these indices in a worker, reusing the worker's Simulation."""
+    return _run_indices(_simulation(scenario, source), indices)
+
+
+def _run_indices(simulation: Simulation, indices: list[int]) -> list[TrialRecord]:
+    return [simulation.run_trial(simulation.plan.trials[i]) for i in indices]
+
+
+def batches(count: int, workers: int) -> list[list[int]]:
+    size = max(1, math.ceil(count / (workers * BATCHES_PER_WORKER)))
+    return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
+
+
+def run_trials(simulation: Simulation, source: str, workers: int = 1, scheduler: str | None = None,
+               progress: bool | None = None) -> Iterator[TrialRecord]:
+    """Every trial of the simulation's plan, in order: here (workers = 1), over ``workers`` local
+    processes, or on the Dask scheduler at ``scheduler`` (``tcp://host:port``)."""
+    count = len(simulation.plan.trials)
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(total=count, unit="trial", disable=not show, file=sys.stderr, smoothing=0.1) as bar:
+        for batch in _batch_results(simulation, source, workers, scheduler):
+            bar.update(len(batch))
+            yield from batch
+
+
+def _batch_results(simulation: Simulation, source: str, workers: int, scheduler: str | None) -> Iterable[list]:
+    scenario = simulation.scenario
+    plan = batches(len(simulation.plan.trials), workers)
+    if scheduler is not None:
+        yield from _on_dask(scenario, source, plan, scheduler)
+    elif workers == 1:
+        for indices in plan:
+            yield _run_indices(simulation, indices)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_batch, scenario, source, indices) for indices in plan]
+            for future in futures:
+                yield future.result()
+
+
+def _on_dask(scenario: Scenario, source: str, plan: list[list[int]], scheduler: str) -> Iterable[list]:
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ScenarioError("--executor dask: expected the dask extra, pip install 'fabricsim[dask]'") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as error:
+        raise ScenarioError(f"--scheduler {scheduler}: expected a reachable Dask scheduler ({error})") from None
+    with client:
+        scenario_future = client.scatter(scenario, broadcast=True)
+        futures = [client.submit(run_batch, scenario_future, source, indices, pure=False) for indices in plan]
+        for future in futures:
+            yield future.result()

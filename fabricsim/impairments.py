@@ -1,15 +1,21 @@
 """Impairments: what a trial's random stream does to each transfer, drawn before the trial runs.
 
-Jitter is a start delay per transfer from a named distribution. Loss is per packet: a transfer of
-n bytes is ceil(n / MTU) packets. A lost packet that is not the last is caught by the receiver's
-sequence check; go-back-N then costs a NACK round trip (2 x path latency) and the resend of the lost
-packet and the one that revealed the gap (2 MTU). A lost last packet leaves no gap to see: the
-sender waits for the RDMA retransmission timeout, 4.096 us x 2^timeout_exponent (InfiniBand
-Architecture Specification, Local ACK Timeout), and resends it; after ``retry_count`` retries
-also lost, the queue pair fails and so does the trial.
+Jitter is a start delay per transfer from a named distribution or from measured samples. Loss is
+per packet: a transfer of n bytes is ceil(n / MTU) packets. A lost packet that is not the last is
+caught by the receiver's sequence check; go-back-N then costs a NACK round trip (2 x path latency)
+and the resend of the lost packet and the one that revealed the gap (2 MTU). A lost last packet
+leaves no gap to see: the sender waits for the RDMA retransmission timeout, 4.096 us x
+2^timeout_exponent (InfiniBand Architecture Specification, Local ACK Timeout), and resends it;
+after ``retry_count`` retries also lost, the queue pair fails and so does the trial.
 
-Draws are vectorised over the transfers in schedule order, so they depend only on the trial's
-stream and the schedule, never on the order events happen in.
+Loss may also be given per link: a transfer's packets are lost at the rate of its first flow's
+route, 1 - (1 - rate) x the product of (1 - link rate) over its links.
+
+Launch skew delays each rank's start of a collective (stragglers): a transfer that waits on no
+other waits for both its ranks, i.e. the later of their two launch delays.
+
+Draws are vectorised over the transfers (or ranks) in schedule order, so they depend only on the
+trial's stream and the schedule, never on the order events happen in.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fabricsim.config import DistributionSpec, LossSpec
+from fabricsim.schedule import Schedule
 
 RTO_BASE_PS = 4_096_000  # 4.096 us
 
@@ -52,19 +59,38 @@ def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator)
             values = rng.exponential(spec.mean_ps, count)
         case "uniform":
             values = rng.uniform(spec.low_ps, spec.high_ps, count)
+        case "empirical":
+            values = rng.choice(np.array(spec.samples_ps, dtype=float), count)
     return np.rint(values).astype(np.int64)
 
 
 def draw_impairments(jitter: DistributionSpec, loss: LossSpec, nbytes: np.ndarray, mtu_bytes: int,
-                     rng: np.random.Generator) -> TransferImpairments:
+                     rng: np.random.Generator, loss_rate: np.ndarray | None = None) -> TransferImpairments:
+    """``loss_rate``: each transfer's packet loss rate when its route adds to ``loss.rate``."""
     count = len(nbytes)
     delays = draw_delays_ps(jitter, count, rng)
-    if loss.rate == 0.0:
+    rate = loss.rate if loss_rate is None else loss_rate
+    if np.all(rate == 0.0):
         zeros = np.zeros(count, dtype=np.int64)
         return TransferImpairments(delays, zeros, zeros, np.zeros(count, dtype=bool))
     packets = np.maximum(-(-nbytes // mtu_bytes), 1) * (nbytes > 0)
-    gap_losses = rng.binomial(np.maximum(packets - 1, 0), loss.rate)
+    gap_losses = rng.binomial(np.maximum(packets - 1, 0), rate)
     # losses of the last packet before one gets through: failures before the first success
-    tail_losses = np.where(packets > 0, rng.geometric(1.0 - loss.rate, count) - 1, 0)
+    tail_losses = np.where(packets > 0, rng.geometric(1.0 - rate, count) - 1, 0)
     failed = tail_losses > loss.retry_count
     return TransferImpairments(delays, gap_losses, np.minimum(tail_losses, loss.retry_count + 1), failed)
+
+
+def launch_skew_ps(spec: DistributionSpec, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
+    """Per transfer: the later launch delay of its two ranks if it waits on no other transfer, else 0."""
+    skew_ps = draw_delays_ps(spec, schedule.ranks, rng)
+    return np.array([max(skew_ps[t.src], skew_ps[t.dst]) if not (t.after or t.after_sent) else 0
+                     for t in schedule.transfers], dtype=np.int64)
+
+
+def route_loss_rate(rate: float, link_rates: dict[int, float], links: tuple[int, ...]) -> float:
+    """A packet's loss rate along a route: lost anywhere, 1 - (1 - rate) x prod(1 - link rate)."""
+    kept = 1.0 - rate
+    for link in links:
+        kept *= 1.0 - link_rates.get(link, 0.0)
+    return 1.0 - kept

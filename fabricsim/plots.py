@@ -130,3 +130,26 @@ def draw_delay(ax: Axes, trial_index, latency_us, failed_mask) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial index")
     ax.set_ylabel("completion time (us)")
+
+
+_CAUSE_COLORS = ("tab:blue", "tab:orange", "tab:purple", "tab:red", "black")
+
+
+def plot_breakdown(trial_index, causes_us: dict[str, np.ndarray], path, title: str, subtitle: str) -> None:
+    """The given trials (the slowest, in order) as stacked bars of what each cause added to them.
+
+    `causes_us` maps a cause (contention, jitter, ...) to one value per trial. The axis stays linear,
+    as stacked heights must; a cause too thin to see still has its legend entry.
+    """
+    fig, ax = _new_figure(title, subtitle)
+    labels = [str(index) for index in trial_index]
+    bottom = np.zeros(len(labels))
+    for (cause, values), color in zip(causes_us.items(), _CAUSE_COLORS):
+        values = np.asarray(values, dtype=float)
+        ax.bar(labels, values, bottom=bottom, color=color, label=cause.replace("_", " "), width=0.8)
+        bottom += values
+    ax.set_xlabel("trial (slowest first)")
+    ax.set_ylabel("time beyond ideal (us)")
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    ax.legend(loc="upper right", fontsize=8)
+    _save(fig, path)

@@ -18,10 +18,13 @@ from typing import Iterator
 import numpy as np
 import yaml
 
-from fabricsim import __version__, plots, stats
+from fabricsim import __version__, breakdown, counters, plots, stats, usage
 from fabricsim.config import Scenario
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.units import format_bytes
+
+
+SLOWEST_TRIALS_PLOTTED = 20
 
 
 def trial_size_bytes(simulation: Simulation, record: TrialRecord) -> int:
@@ -47,8 +50,14 @@ def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
         "size_bytes": _one_or_list([[size_bytes_of(plan.op, plan.ranks, n) for n in p] if len(p) > 1
                                     else size_bytes_of(plan.op, plan.ranks, p[0]) for p in per_rank]),
         "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
+        "tail_causes": breakdown.tail_causes(records),
         "fabricsim_version": __version__,
     }
+    if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
+        calls = {call for trial in plan.trials for call in trial.calls if call.op == plan.op}
+        picks = {simulation.call_schedule(call).size_bytes: simulation.call_schedule(call).algorithm
+                 for call in calls}
+        summary["collective"]["picked"] = {str(size): picks[size] for size in sorted(picks)}
     if ok:
         summary["latency_us"] = stats.latency_summary(latency_us)
         median_size = float(np.median([trial_size_bytes(simulation, r) for r in ok]))
@@ -68,15 +77,29 @@ def write_results(out_dir: Path, simulation: Simulation, records: list[TrialReco
         (stage / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
         _write_trials_csv(stage / "trials.csv", simulation, records)
+        if any(record.link_usage is not None for record in records):
+            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, usage.link_rows(simulation.fabric, records))
+        if simulation.scenario.output.flows:
+            _write_csv(stage / "flows.csv", usage.FLOW_COLUMNS, usage.flow_rows(simulation.fabric, records))
+        if any(record.ports for record in records):
+            _write_csv(stage / "ports.csv", counters.PORT_COLUMNS, counters.port_rows(records))
         if simulation.scenario.output.plots:
             _write_plots(stage, simulation, records)
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
 
 
 def _write_trials_csv(path: Path, simulation: Simulation, records: list[TrialRecord]) -> None:
     plan = simulation.plan
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed"])
+        writer.writerow(["trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
+                         *(f"{part}_us" for part in breakdown.PARTS)])
         for record in records:
             latency_us = record.latency_ps / 1e6
             size = trial_size_bytes(simulation, record)
@@ -84,7 +107,8 @@ def _write_trials_csv(path: Path, simulation: Simulation, records: list[TrialRec
                 f"{stats.algbw_GBps(size, latency_us):.6f}",
                 f"{stats.busbw_GBps(plan.op, plan.ranks, size, latency_us):.6f}")
             writer.writerow([record.trial, ";".join(map(str, record.per_rank_bytes)), f"{latency_us:.6f}",
-                             *bandwidth, int(record.failed)])
+                             *bandwidth, int(record.failed),
+                             *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record))])
 
 
 def plot_titles(simulation: Simulation, records: list[TrialRecord]) -> tuple[str, str]:
@@ -103,6 +127,12 @@ def _write_plots(stage: Path, simulation: Simulation, records: list[TrialRecord]
     if not failed.all():
         plots.plot_cdf(latency_us[~failed], stage / "cdf.png", title, subtitle)
     plots.plot_delay(np.array([r.trial for r in records]), latency_us, failed, stage / "delay.png", title, subtitle)
+    slowest = sorted(records, key=lambda r: r.latency_ps, reverse=True)[:SLOWEST_TRIALS_PLOTTED]
+    parts_us = np.array([breakdown.parts_ps(r) for r in slowest]).T / 1e6
+    plots.plot_breakdown([r.trial for r in slowest], dict(zip(breakdown.CAUSES, parts_us[1:])), stage / "breakdown.png",
+                         title, f"the {len(slowest)} slowest of {len(records)} trials, ideal "
+                         + "-".join(dict.fromkeys(f"{us:.6g}" for us in (parts_us[0].min(), parts_us[0].max())))
+                         + " us")
 
 
 @contextmanager

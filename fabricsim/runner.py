@@ -12,21 +12,30 @@ or where it runs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import simpy
 
-from fabricsim.collectives import build_schedule
+from fabricsim.collectives import algorithms_for, build_schedule
+from fabricsim.collectives.protocol import with_software_latency
+from fabricsim.collectives.tuner import choose_for_routes
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.engine.executor import ScheduleRun
-from fabricsim.engine.flows import FlowNetwork
+from fabricsim.counters import PortCounters
+from fabricsim.breakdown import Causes, attribute
+from fabricsim.engine.executor import FlowRecord, ScheduleRun
+from fabricsim.engine.failures import cable_links
+from fabricsim.engine.flows import LinkUsage
+from fabricsim.engine.trial_fabric import TrialFabric, ideal_route
+from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
+from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import draw_impairments, rto_ps
+from fabricsim.impairments import draw_impairments, launch_skew_ps, rto_ps
 from fabricsim.schedule import Schedule
-from fabricsim.workload import Trial, WorkloadPlan, plan_workload
+from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +44,30 @@ class TrialRecord:
     per_rank_bytes: tuple[int, ...]
     latency_ps: int
     failed: bool
+    ports: tuple[PortCounters, ...] = ()  # fabric.model packet: per-port counters (counters.py)
+    # why it took latency_ps (fabricsim/breakdown.py): the six parts sum to latency_ps
+    ideal_ps: int = 0
+    contention_ps: int = 0
+    jitter_ps: int = 0
+    retransmit_ps: int = 0
+    timeout_ps: int = 0
+    failure_ps: int = 0
+    link_usage: LinkUsage | None = None  # flow model: per link bits, busy time, peak flows
+    flows: tuple[FlowRecord, ...] = ()  # output.flows: every flow of the trial
 
 
 def size_bytes_of(op: str, ranks: int, per_rank_bytes: int) -> int:
     """The nccl-tests S of a collective from each rank's contribution."""
-    return per_rank_bytes * ranks if op == "all_gather" else per_rank_bytes
+    return per_rank_bytes * ranks if op in ("all_gather", "gather") else per_rank_bytes
 
 
 def trial_rng(seed: int, trial: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial,)))
+
+
+def fabric_rng(seed: int, trial: int) -> np.random.Generator:
+    """The trial's second stream: ECMP source ports, background hosts, failure times, launch skew."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial, 0)))
 
 
 class Simulation:
@@ -54,26 +78,64 @@ class Simulation:
         self.fabric = build_fabric(scenario.fabric)
         self.router = Router(self.fabric)
         self.plan: WorkloadPlan = plan_workload(scenario, len(self.fabric.gpus), source)
-        self._capacity_bps = [link.bandwidth_bps for link in self.fabric.links]
         self.schedule = lru_cache(maxsize=64)(self._build_schedule)
+        self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._check_routes(source)
+        self._check_impairment_links(source)
 
-    def _build_schedule(self, per_rank_bytes: int) -> Schedule:
+    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int) -> Schedule:
+        """The call's schedule, by the scenario's algorithm, or the op's first one when it has no such."""
         collective = self.scenario.collective
-        size = size_bytes_of(collective.op, self.plan.ranks, per_rank_bytes)
-        return build_schedule(collective.op, collective.algorithm, self.plan.ranks, size, collective.chunks)
+        known = algorithms_for(op)
+        algorithm = collective.algorithm if collective.algorithm in known or not known else known[0]
+        size = size_bytes_of(op, ranks, per_rank_bytes)
+        if collective.algorithm == "auto" and known:
+            algorithm = choose_for_routes(op, ranks, size, collective.chunks, collective.protocol,
+                                          [self.route(0, rank) for rank in range(1, ranks)], self.fabric.links,
+                                          self.scenario.fabric.gpus_per_host)
+        return build_schedule(op, algorithm, ranks, size, collective.chunks, root=collective.root,
+                              local_ranks=self.scenario.fabric.gpus_per_host)
+
+    def call_schedule(self, call: Call) -> Schedule:
+        return self.schedule(call.op, len(call.group), call.per_rank_bytes)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
         return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])
 
     def _check_routes(self, source: str) -> None:
-        pairs = {(t.src, t.dst) for size in set(self.plan.trials[0].per_rank_bytes)
-                 for t in self.schedule(size).transfers}
+        try:
+            pairs = {(call.group[t.src], call.group[t.dst]) for call in dict.fromkeys(self.plan.trials[0].calls)
+                     for t in self.call_schedule(call).transfers}
+        except ValueError as error:
+            raise ScenarioError(f"{source}: workload: {error}") from None
         try:
             for src, dst in pairs:
                 self.route(src, dst)
         except NoRouteError as error:
             raise ScenarioError(f"{source}: fabric: expected a connected topology, {error}") from None
+
+    def _ideal_route(self, src_rank: int, dst_rank: int) -> Route:
+        """A transfer's route latency and its queue pairs' total rate, alone and without collisions."""
+        spec = self.scenario.fabric
+        return ideal_route(self.router, self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank],
+                           spec.qps_per_rankpair, spec.clos.ecmp == "spray")
+
+    def _check_impairment_links(self, source: str) -> None:
+        impairments = self.scenario.impairments
+        for key_path, names in (("background.links", impairments.background.links),
+                                ("loss.links", tuple(impairments.loss.links))):
+            for name in names:
+                try:
+                    self.fabric.link_named(name)
+                except KeyError:
+                    raise ScenarioError(f"{source}: impairments.{key_path}: expected links of the fabric "
+                                        f"such as {self.fabric.links[0].name}, got {name!r}") from None
+        for index, failure in enumerate(impairments.failures):
+            try:
+                cable_links(self.fabric, failure)
+            except KeyError:
+                raise ScenarioError(f"{source}: impairments.failures.{index}.cable: expected two cabled devices, "
+                                    f"got {list(failure.cable)}") from None
 
     def run(self) -> list[TrialRecord]:
         return [self.run_trial(trial) for trial in self.plan.trials]
@@ -84,17 +146,70 @@ class Simulation:
         mtu_bytes = self.scenario.fabric.nic.mtu_bytes
         rng = trial_rng(self.scenario.seed, trial.index)
         env = simpy.Environment()
-        network = FlowNetwork(env, self._capacity_bps)
+        packet = self.scenario.fabric.model == "packet"
+        trial_fabric = None if packet else TrialFabric(env, self.scenario, self.fabric, self.router,
+                                                       fabric_rng(self.scenario.seed, trial.index))
+        network = (PacketNetwork(self.fabric, self.scenario.fabric.nic, self.scenario.fabric.packet, loss.rate, rng)
+                   if packet else trial_fabric.network)
+        ports_rng = fabric_rng(self.scenario.seed, trial.index)  # packet model: the queue pairs' ECMP ports
         failed = False
-        for per_rank_bytes in trial.per_rank_bytes:
-            schedule = self.schedule(per_rank_bytes)
+        ideal_ps, causes, flows = 0, Causes(), []
+        for call in trial.calls:
+            if call.compute_before_ps:
+                env.run(until=env.now + call.compute_before_ps)
+                ideal_ps += call.compute_before_ps
+            schedule = self.call_schedule(call)
             nbytes = np.fromiter((t.nbytes for t in schedule.transfers), dtype=np.int64,
                                  count=len(schedule.transfers))
-            drawn = draw_impairments(impairments.jitter, loss, nbytes, mtu_bytes, rng)
-            run = ScheduleRun(env, network, schedule, self.route, drawn, mtu_bytes,
-                              rto_ps(loss.timeout_exponent), loss.retry_count)
-            env.run(until=run.done)
+            flows_of, loss_rate = trial_fabric.call_flows(schedule, call.group, loss) if trial_fabric else (None, None)
+            drawn = draw_impairments(impairments.jitter, loss, nbytes, mtu_bytes, rng, loss_rate)
+            if trial_fabric and impairments.launch_skew.distribution != "none":
+                drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + launch_skew_ps(
+                    impairments.launch_skew, schedule, trial_fabric.rng))
+            jitter_ps = drawn.start_delay_ps
+            route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
+            drawn = with_software_latency(drawn, schedule, self.scenario.collective.protocol, route_of,
+                                          self.fabric.links)
+            if packet:
+                run = PacketScheduleRun(env, network, schedule, route_of,
+                                        drawn, mtu_bytes, rto_ps(loss.timeout_exponent), loss.retry_count,
+                                        flows_of=packet_flows_of(network, self.router, self.scenario.fabric,
+                                                                 schedule, call.group, ports_rng),
+                                        fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
+                                        ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(
+                                            group[src], group[dst]))
+                env.run(until=run.done)
+                ideal_ps += run.ideal_ps()
+                causes.add(run.critical_causes())
+            else:
+                run = ScheduleRun(env, network, schedule, route_of,
+                                  drawn, mtu_bytes, rto_ps(loss.timeout_exponent), loss.retry_count,
+                                  flows_of=flows_of,
+                                  fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
+                                  record_flows=self.scenario.output.flows,
+                                  ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src],
+                                                                                                     group[dst]))
+                dead_end = trial_fabric.failures.dead_end
+                env.run(until=env.any_of([run.done, dead_end]))
+                ideal_ps += run.ideal_ps()
+                causes.add(run.critical_causes())
+                flows.extend(run.flow_records or ())
+                if dead_end.triggered:
+                    causes.failure_ps += env.now - trial_fabric.failures.last_down_ps
+                    failed = True
+                    break
             if run.failed:
                 failed = True
                 break
-        return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed)
+        else:
+            if trial.compute_after_ps:
+                env.run(until=env.now + trial.compute_after_ps)
+                ideal_ps += trial.compute_after_ps
+        breakdown = attribute(int(env.now), ideal_ps, causes, failed)
+        if packet:
+            return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
+                               ports=network.port_counters(),
+                               **{name: getattr(breakdown, name) for name in breakdown.__slots__})
+        return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
+                           **{name: getattr(breakdown, name) for name in breakdown.__slots__},
+                           link_usage=trial_fabric.usage(), flows=tuple(flows))

@@ -6,7 +6,10 @@ transfer named in ``after_sent`` has put its last bit on the wire (a sender's ch
 chunks one after another: the next may go while the previous one is still in flight). ``piece``
 names the slice of the collective's buffer the bytes belong to, and ``reduce`` says whether the
 receiver adds them into its copy (reduce-scatter) or overwrites its copy with them (all-gather).
-Ranks are collective-local indices 0..p-1; the runner maps them onto GPUs.
+A transfer may carry ``pieces`` consecutive piece ids at once (one message for a whole range).
+Ranks are collective-local indices 0..p-1; the runner maps them onto GPUs. ``root`` is the rank a
+rooted collective (broadcast, reduce, gather, send_recv) starts or ends at; ``chunks`` is the number
+of chunks each rank's share is cut into, or None to have ``verify`` infer it from the piece sizes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Transfer:
     piece: int = 0
     reduce: bool = False
     after_sent: tuple[int, ...] = ()
+    pieces: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class Schedule:
     ranks: int
     size_bytes: int
     transfers: tuple[Transfer, ...]
+    root: int = 0
+    chunks: int | None = None
 
     def bytes_sent_by(self, rank: int) -> int:
         return sum(t.nbytes for t in self.transfers if t.src == rank)

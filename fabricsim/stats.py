@@ -1,10 +1,12 @@
-"""Statistics of collective completion times: tail percentiles, the empirical CDF, and the
-nccl-tests bandwidth figures.
+"""Statistics of collective completion times: tail percentiles, the empirical CDF, the
+nccl-tests bandwidth figures, and bootstrap confidence intervals of percentiles.
 
 All functions are pure functions of numbers or numpy arrays. Bandwidths follow the nccl-tests
 conventions (NVIDIA/nccl-tests, doc/PERFORMANCE.md): algbw = S / t with 1 GB = 1e9 B, and
 busbw = algbw x a per-collective factor that makes it comparable to the link bandwidth.
 """
+
+import math
 
 import numpy as np
 
@@ -75,3 +77,55 @@ def ecdf(values) -> tuple[np.ndarray, np.ndarray]:
     values_sorted = np.sort(np.asarray(values, dtype=float))
     fraction = np.arange(1, values_sorted.size + 1) / values_sorted.size
     return values_sorted, fraction
+
+
+def bootstrap_percentile_ci(values, percentile: float, confidence: float = 0.95,
+                            resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the `percentile`-th percentile of `values`:
+    the central `confidence` range of that percentile over `resamples` resamples drawn with
+    replacement. The seed fixes the resamples, so the interval is reproducible."""
+    estimates = _bootstrap_percentiles(values, percentile, resamples, np.random.default_rng(seed))
+    return _central_range(estimates, confidence)
+
+
+def bootstrap_difference_ci(baseline, other, percentile: float, confidence: float = 0.95,
+                            resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of percentile(other) - percentile(baseline) for two
+    independent samples, each resampled on its own."""
+    rng = np.random.default_rng(seed)
+    differences = (_bootstrap_percentiles(other, percentile, resamples, rng)
+                   - _bootstrap_percentiles(baseline, percentile, resamples, rng))
+    return _central_range(differences, confidence)
+
+
+def trials_to_separate(trials: int, difference: float, ci_low: float, ci_high: float,
+                       percentile: float) -> int | None:
+    """Trials per sample at which the confidence interval [ci_low, ci_high] of a difference of
+    percentiles, measured at `trials` trials and shrinking as 1/sqrt(trials), would stop reaching
+    zero: an estimate that takes the observed difference as the true one, and never fewer than the
+    100 / (100 - percentile) trials that put one trial, on average, beyond the percentile. None when
+    the difference is zero."""
+    if difference == 0:
+        return None
+    reach = difference - ci_low if difference > 0 else ci_high - difference
+    beyond_percentile = math.ceil(100 / (100 - percentile))
+    return max(trials, beyond_percentile, math.ceil(trials * (reach / abs(difference)) ** 2))
+
+
+def _bootstrap_percentiles(values, percentile: float, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("no values to resample")
+    rows_per_block = max(1, 2**22 // values.size)  # bounds memory at ~32 MB per block
+    estimates = [np.percentile(values[rng.integers(0, values.size, (min(rows_per_block, resamples - done),
+                                                                    values.size))], percentile, axis=1)
+                 for done in range(0, resamples, rows_per_block)]
+    return np.concatenate(estimates)
+
+
+def _central_range(estimates: np.ndarray, confidence: float) -> tuple[float, float]:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie between 0 and 1, got {confidence}")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(estimates, [tail, 1 - tail])
+    return float(low), float(high)

@@ -84,8 +84,8 @@ def test_verify_handles_64_ranks_with_4_chunks():
 
 def test_registry_and_argument_errors():
     assert {("all_gather", "ring"), ("reduce_scatter", "ring"), ("all_reduce", "ring")} <= set(ALGORITHMS)
-    with pytest.raises(ValueError, match="unknown collective op 'broadcast'"):
-        build_schedule("broadcast", "ring", 4, 1024)
+    with pytest.raises(ValueError, match="unknown collective op 'gossip'"):
+        build_schedule("gossip", "ring", 4, 1024)
     with pytest.raises(ValueError, match="unknown algorithm 'tree' for all_gather"):
         build_schedule("all_gather", "tree", 4, 1024)
     with pytest.raises(ValueError, match="at least 2 ranks"):

@@ -113,3 +113,58 @@ def test_a_trial_whose_qp_fails_is_recorded_failed_not_dropped():
     records = Simulation(scenario).run()
     assert len(records) == 20
     assert any(r.failed for r in records)
+
+
+def test_empirical_jitter_draws_only_and_evenly_from_its_samples(tmp_path):
+    """A sample file (one time per line) is read relative to the scenario and drawn uniformly."""
+    from fabricsim.config import load_scenario
+
+    (tmp_path / "launch.txt").write_text("1us\n2us\n7us\n")
+    (tmp_path / "s.yaml").write_text("name: s\nworkload: {rule: data_sizes, data_sizes: [1KiB]}\n"
+                                     "impairments: {jitter: {distribution: empirical, file: launch.txt}}\n")
+    spec = load_scenario(tmp_path / "s.yaml").impairments.jitter
+    assert spec.samples_ps == (1_000_000, 2_000_000, 7_000_000)
+    n = 30_000
+    delays = draw_delays_ps(spec, n, np.random.default_rng(5))
+    assert set(np.unique(delays)) == {1_000_000, 2_000_000, 7_000_000}
+    for value in spec.samples_ps:
+        assert abs(np.mean(delays == value) - 1 / 3) < 5 * np.sqrt(2 / 9 / n)
+
+
+def test_loss_on_one_link_hits_only_the_transfers_that_cross_it():
+    """Rank 0 sends one packet to rank 1: it times out at least once with probability q when the lossy
+    link is on its route, never when it is not."""
+    from fabricsim.breakdown import parts_ps
+
+    q, trials = 0.3, 400
+    for link, expected in (("h0.nic0->switch", q), ("h1.nic0->switch", 0.0)):
+        scenario = make_scenario(fabric={"hosts": 2}, collective={"op": "send_recv", "algorithm": "direct"},
+                                 impairments={"loss": {"links": {link: q}, "timeout_exponent": 0}},
+                                 workload={"rule": "data_sizes", "data_sizes": ["1KiB"], "trials": trials})
+        records = Simulation(scenario).run()
+        assert all(sum(parts_ps(r)) == r.latency_ps and r.timeout_ps % rto_ps(0) == 0 for r in records)
+        observed = np.mean([r.timeout_ps > 0 for r in records])
+        assert abs(observed - expected) <= 4 * np.sqrt(expected * (1 - expected) / trials)
+
+
+def test_route_loss_rate_combines_the_global_and_link_rates():
+    from fabricsim.impairments import route_loss_rate
+
+    assert route_loss_rate(0.1, {3: 0.2, 5: 0.5}, (1, 3, 5)) == pytest.approx(1 - 0.9 * 0.8 * 0.5)
+    assert route_loss_rate(0.0, {3: 0.2}, (1, 2)) == 0.0
+
+
+def test_per_transfer_loss_rates_draw_tail_losses_at_their_own_rate():
+    n = 100_000
+    rates = np.where(np.arange(n) % 2 == 0, 0.0, 0.25)
+    drawn = draw_impairments(DistributionSpec(), LossSpec(), np.full(n, MTU), MTU, np.random.default_rng(6), rates)
+    assert drawn.tail_timeouts[rates == 0].max() == 0
+    lossy = drawn.tail_timeouts[rates > 0]
+    assert abs(np.mean(lossy > 0) - 0.25) < 5 * np.sqrt(0.25 * 0.75 / lossy.size)
+
+
+def test_an_unknown_lossy_link_is_one_clear_line():
+    from fabricsim.config import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"loss.links: expected links of the fabric .*'h0.nic9->switch'"):
+        Simulation(make_scenario(impairments={"loss": {"links": {"h0.nic9->switch": 0.1}}}))

@@ -73,7 +73,7 @@ def test_log_scale_threshold(values, expected):
 
 
 @pytest.mark.parametrize(
-    ("time_us", "text"), [(812.0, "812 us"), (14_200.0, "14.2 ms"), (4.29e6, "4.29 s")]
+    ("time_us", "text"), [(812.0, "812.0 us"), (14_200.0, "14.20 ms"), (4.29e6, "4.290 s"), (1599.74, "1.600 ms")]
 )
 def test_durations_print_in_a_readable_unit(time_us, text):
     assert _format_us(time_us) == text

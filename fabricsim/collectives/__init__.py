@@ -1,38 +1,78 @@
-"""Collective algorithms: builders that turn (op, algorithm, ranks, S, chunks) into a transfer schedule.
+"""Collective algorithms: builders that turn (op, algorithm, ranks, S, options) into a transfer schedule.
 
 Builders are pure functions returning a ``fabricsim.schedule.Schedule``; ``verify`` checks that a
-schedule computes its collective.
+schedule computes its collective. ``ALGORITHMS`` maps (op, algorithm) to a builder and the options
+it takes: ``chunks`` (pipelining), ``root`` (rooted ops) and ``local_ranks`` (GPUs per host).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from fabricsim.collectives.ring import ring_all_gather, ring_all_reduce, ring_reduce_scatter
+from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
+from fabricsim.collectives.hierarchical import hierarchical_all_reduce
+from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
+                                             recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
+from fabricsim.collectives.ring import (bidirectional_ring_all_reduce, multi_ring_all_reduce, ring_all_gather,
+                                        ring_all_reduce, ring_reduce_scatter)
+from fabricsim.collectives.trees import (binomial_broadcast, binomial_reduce, chain_broadcast, chain_reduce,
+                                         double_binary_tree_all_reduce)
 from fabricsim.collectives.verify import ScheduleError, verify
 from fabricsim.schedule import Schedule
 
-Builder = Callable[[int, int, int], Schedule]
 
-ALGORITHMS: dict[tuple[str, str], Builder] = {
-    ("all_gather", "ring"): ring_all_gather,
-    ("reduce_scatter", "ring"): ring_reduce_scatter,
-    ("all_reduce", "ring"): ring_all_reduce,
+@dataclass(frozen=True, slots=True)
+class Algorithm:
+    build: Callable[..., Schedule]  # (ranks, size_bytes, **options)
+    options: tuple[str, ...] = ()
+
+
+ALGORITHMS: dict[tuple[str, str], Algorithm] = {
+    ("all_gather", "ring"): Algorithm(ring_all_gather, ("chunks",)),
+    ("all_gather", "recursive_doubling"): Algorithm(recursive_doubling_all_gather),
+    ("reduce_scatter", "ring"): Algorithm(ring_reduce_scatter, ("chunks",)),
+    ("reduce_scatter", "recursive_halving"): Algorithm(recursive_halving_reduce_scatter),
+    ("all_reduce", "ring"): Algorithm(ring_all_reduce, ("chunks",)),
+    ("all_reduce", "bidirectional_ring"): Algorithm(bidirectional_ring_all_reduce, ("chunks",)),
+    ("all_reduce", "halving_doubling"): Algorithm(halving_doubling_all_reduce),
+    ("all_reduce", "recursive_doubling"): Algorithm(recursive_doubling_all_reduce),
+    ("all_reduce", "double_binary_tree"): Algorithm(double_binary_tree_all_reduce, ("chunks",)),
+    ("all_reduce", "hierarchical"): Algorithm(hierarchical_all_reduce, ("chunks", "local_ranks")),
+    ("all_reduce", "multi_ring"): Algorithm(multi_ring_all_reduce, ("chunks", "local_ranks")),
+    ("broadcast", "ring"): Algorithm(chain_broadcast, ("chunks", "root")),
+    ("broadcast", "binomial_tree"): Algorithm(binomial_broadcast, ("root",)),
+    ("reduce", "ring"): Algorithm(chain_reduce, ("chunks", "root")),
+    ("reduce", "binomial_tree"): Algorithm(binomial_reduce, ("root",)),
+    ("gather", "direct"): Algorithm(direct_gather, ("root",)),
+    ("all_to_all", "direct"): Algorithm(direct_all_to_all),
+    ("all_to_all", "pxn"): Algorithm(pxn_all_to_all, ("local_ranks",)),
+    ("send_recv", "direct"): Algorithm(direct_send_recv, ("root",)),
 }
 
-__all__ = ["ALGORITHMS", "ScheduleError", "build_schedule", "verify"]
+__all__ = ["ALGORITHMS", "Algorithm", "ScheduleError", "algorithms_for", "build_schedule", "verify"]
 
 
-def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
+def algorithms_for(op: str) -> list[str]:
+    """The algorithms registered for ``op``, sorted by name."""
+    return sorted(name for known_op, name in ALGORITHMS if known_op == op)
+
+
+def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks: int = 1, *,
+                   root: int = 0, local_ranks: int = 1) -> Schedule:
     """Build the schedule of ``op`` by ``algorithm`` over ``ranks`` ranks for an S = ``size_bytes`` buffer.
 
-    Raises ``ValueError`` for an unknown op or algorithm, and (from ``piece_layout``, which every builder
-    calls) for ranks < 2, chunks < 1 or size_bytes < 0.
+    ``chunks`` pipelines the algorithms that pipeline and is ignored by the others. Raises
+    ``ValueError`` for an unknown op or algorithm, a root outside the ranks, and for ranks < 2,
+    chunks < 1 or size_bytes < 0.
     """
     if (op, algorithm) not in ALGORITHMS:
         ops = sorted({known_op for known_op, _ in ALGORITHMS})
         if op not in ops:
             raise ValueError(f"unknown collective op {op!r}; known ops: {', '.join(ops)}")
-        algorithms = sorted(name for known_op, name in ALGORITHMS if known_op == op)
-        raise ValueError(f"unknown algorithm {algorithm!r} for {op}; known: {', '.join(algorithms)}")
-    return ALGORITHMS[(op, algorithm)](ranks, size_bytes, chunks)
+        raise ValueError(f"unknown algorithm {algorithm!r} for {op}; known: {', '.join(algorithms_for(op))}")
+    if chunks < 1:
+        raise ValueError(f"chunks must be >= 1, got {chunks}")
+    entry = ALGORITHMS[(op, algorithm)]
+    given = {"chunks": chunks, "root": root, "local_ranks": local_ranks}
+    return entry.build(ranks, size_bytes, **{name: given[name] for name in entry.options})

@@ -1,77 +1,112 @@
-"""Ring collectives: every rank sends only to its successor (r + 1) mod p, for p - 1 steps per phase.
+"""Ring collectives: every rank sends only to its ring successor, for p - 1 steps per phase.
 
 All-gather step s: rank r forwards piece (r - s) mod p, so every piece travels once around the ring.
 Reduce-scatter step s: rank r adds its copy of piece (r - s - 1) mod p into rank r + 1's, so rank r
 ends owning the fully reduced piece r. All-reduce is reduce-scatter then all-gather, each piece
-starting its all-gather as soon as its own reduction is complete (no global barrier).
+starting its all-gather as soon as its own reduction is complete (no global barrier). The
+bidirectional all-reduce runs two such rings at once in opposite directions, half the data each.
 
 A transfer of chunk j waits for the arrival of that chunk at its sender in the previous step and,
 since a rank's channel sends in order (as NCCL's proxy does), for the sender's previous transfer to
 be sent. Uncontended, with T = S/(p c) beta the time of one chunk, a p-rank all-gather in c chunks
 takes (p - 2) max(T + alpha, c T) + c T + alpha: (p - 1)(alpha + S/p beta) with one chunk (Thakur,
 Rabenseifner & Gropp, IJHPCA 19(1), 2005), and down to (p - 1) S/p beta + alpha once the chunks are
-enough to hide the latency. All-reduce is the same with 2(p - 1) steps. Piece and chunk ids follow ``fabricsim.collectives.verify``.
+enough to hide the latency. All-reduce is the same with 2(p - 1) steps. Piece and chunk ids follow
+``fabricsim.collectives.verify``; the one-direction rings leave their chunk count to be inferred.
 """
 
 from __future__ import annotations
 
-from fabricsim.collectives.verify import piece_layout
-from fabricsim.schedule import Schedule, Transfer
+import dataclasses
+
+from fabricsim.collectives.dag import DagBuilder
+from fabricsim.schedule import Schedule
+
+Segments = list[tuple[int, int]]  # (first piece id, piece count) of each message of one group
 
 
 def ring_all_gather(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
     """Ring all-gather of an S = ``size_bytes`` output; each rank contributes piece r (S/p bytes)."""
-    transfers: list[Transfer] = []
-    _ring_phase(transfers, {}, {}, ranks, size_bytes, chunks, lag=0, reduce=False)
-    return Schedule("all_gather", "ring", ranks, size_bytes, tuple(transfers))
+    dag = DagBuilder("all_gather", ranks, size_bytes, chunks)
+    ring_phase(dag, list(range(ranks)), chunk_segments(ranks, chunks), lag=0, reduce=False)
+    return _inferred(dag.schedule("ring"))
 
 
 def ring_reduce_scatter(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
     """Ring reduce-scatter of an S = ``size_bytes`` input; rank r ends with reduced piece r."""
-    transfers: list[Transfer] = []
-    _ring_phase(transfers, {}, {}, ranks, size_bytes, chunks, lag=1, reduce=True)
-    return Schedule("reduce_scatter", "ring", ranks, size_bytes, tuple(transfers))
+    dag = DagBuilder("reduce_scatter", ranks, size_bytes, chunks)
+    ring_phase(dag, list(range(ranks)), chunk_segments(ranks, chunks), lag=1, reduce=True)
+    return _inferred(dag.schedule("ring"))
 
 
 def ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
     """Ring all-reduce of an S = ``size_bytes`` buffer: reduce-scatter, then all-gather per piece."""
-    transfers: list[Transfer] = []
-    arrivals: dict[tuple[int, int], int] = {}
-    last_sent: dict[int, int] = {}
-    _ring_phase(transfers, arrivals, last_sent, ranks, size_bytes, chunks, lag=1, reduce=True)
-    _ring_phase(transfers, arrivals, last_sent, ranks, size_bytes, chunks, lag=0, reduce=False)
-    return Schedule("all_reduce", "ring", ranks, size_bytes, tuple(transfers))
+    dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
+    members, segments = list(range(ranks)), chunk_segments(ranks, chunks)
+    ring_phase(dag, members, segments, lag=1, reduce=True)
+    ring_phase(dag, members, segments, lag=0, reduce=False)
+    return _inferred(dag.schedule("ring"))
 
 
-def _ring_phase(
-    transfers: list[Transfer],
-    arrivals: dict[tuple[int, int], int],
-    last_sent: dict[int, int],
-    ranks: int,
-    size_bytes: int,
-    chunks: int,
-    lag: int,
-    reduce: bool,
-) -> None:
-    """Append p - 1 ring steps in which rank r sends piece (r - s - lag) mod p at step s.
+def bidirectional_ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
+    """Two ring all-reduces at once, successor-ward on chunks 0..c-1 of each piece and
+    predecessor-ward on chunks c..2c-1, so each carries half the data."""
+    dag = DagBuilder("all_reduce", ranks, size_bytes, 2 * chunks)
+    members = list(range(ranks))
+    halves = [[[(q * 2 * chunks + half * chunks + j, 1) for j in range(chunks)] for q in members]
+              for half in (0, 1)]
+    for lag, reduce in ((1, True), (0, False)):
+        for step in range(ranks - 1):
+            for channel, (segments, direction) in enumerate(zip(halves, (1, -1))):
+                ring_step(dag, members, segments, step, lag, reduce, direction, channel)
+    return dag.schedule("bidirectional_ring")
 
-    ``arrivals`` maps (rank, piece id) to the transfer that last delivered that chunk to the rank; a
-    send waits for it, which chains steps and, in an all-reduce, hands each piece from reduce-scatter
-    to all-gather. ``last_sent`` maps a rank to its latest transfer, which its next one follows.
-    """
-    layout = piece_layout(ranks, size_bytes, chunks)
-    for step in range(ranks - 1):
-        for rank in range(ranks):
-            owner = (rank - step - lag) % ranks
-            for piece in range(owner * chunks, (owner + 1) * chunks):
-                if piece not in layout:
-                    break
-                arrival = arrivals.get((rank, piece))
-                after = () if arrival is None else (arrival,)
-                successor = (rank + 1) % ranks
-                previous = last_sent.get(rank)
-                transfer = Transfer(len(transfers), rank, successor, layout[piece], after, piece, reduce,
-                                    after_sent=() if previous is None else (previous,))
-                transfers.append(transfer)
-                arrivals[(transfer.dst, piece)] = transfer.id
-                last_sent[rank] = transfer.id
+
+def multi_ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1, local_ranks: int = 1) -> Schedule:
+    """NCCL's channels: L = ``local_ranks`` ring all-reduces at once, each on 1/L of every piece. Ring k
+    visits each host's GPUs from local index k on, so it leaves every host from local k - 1 to local k
+    of the next: each ring crosses hosts through a different pair of NICs (rails), and every NIC
+    carries one ring's share instead of the whole buffer."""
+    if local_ranks < 1 or ranks % local_ranks:
+        raise ValueError(f"multi-ring all-reduce needs the {ranks} ranks to be whole hosts of "
+                         f"{local_ranks} GPUs each")
+    dag = DagBuilder("all_reduce", ranks, size_bytes, local_ranks * chunks)
+    rings = []
+    for channel in range(local_ranks):
+        members = [host + (channel + i) % local_ranks for host in range(0, ranks, local_ranks)
+                   for i in range(local_ranks)]
+        segments = [[(q * local_ranks * chunks + channel * chunks + j, 1) for j in range(chunks)]
+                    for q in range(ranks)]
+        rings.append((members, segments))
+    for lag, reduce in ((1, True), (0, False)):
+        for step in range(ranks - 1):
+            for channel, (members, segments) in enumerate(rings):
+                ring_step(dag, members, segments, step, lag, reduce, 1, channel)
+    return dag.schedule("multi_ring")
+
+
+def chunk_segments(ranks: int, chunks: int) -> list[Segments]:
+    """Rank q's group is piece q, sent as its ``chunks`` chunks one message each."""
+    return [[(q * chunks + j, 1) for j in range(chunks)] for q in range(ranks)]
+
+
+def ring_phase(dag: DagBuilder, members: list[int], segments: list[Segments], lag: int, reduce: bool,
+               direction: int = 1) -> None:
+    """Append the n - 1 steps of one ring phase among ``members`` (in ring order)."""
+    for step in range(len(members) - 1):
+        ring_step(dag, members, segments, step, lag, reduce, direction)
+
+
+def ring_step(dag: DagBuilder, members: list[int], segments: list[Segments], step: int, lag: int,
+              reduce: bool, direction: int, channel: int = 0) -> None:
+    """Member i sends group (i - direction (step + lag)) mod n to member i + direction, message by message."""
+    n = len(members)
+    for i, rank in enumerate(members):
+        group = (i - direction * (step + lag)) % n
+        for first_piece, pieces in segments[group]:
+            dag.send(rank, members[(i + direction) % n], first_piece, pieces, reduce, channel=channel)
+
+
+def _inferred(schedule: Schedule) -> Schedule:
+    """One-piece-per-transfer rings state no chunk count: ``verify`` infers it from the piece sizes."""
+    return dataclasses.replace(schedule, chunks=None)

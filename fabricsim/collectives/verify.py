@@ -1,8 +1,18 @@
 """Schedule verification: the contract every collective schedule must meet.
 
-A collective of ``size_bytes`` S over p ranks splits S into p pieces whose sizes differ by at most one
-byte (largest first, like ``numpy.array_split``) and each piece into ``chunks`` pipelined chunks the
-same way; piece q's chunk j has piece id ``q * chunks + j``, and chunks of zero bytes are omitted.
+A collective of ``size_bytes`` S over p ranks splits S into p blocks whose sizes differ by at most one
+byte (largest first, like ``numpy.array_split``) and each block into ``chunks`` pipelined chunks the
+same way; block q's chunk j has piece id ``q * chunks + j``, and chunks of zero bytes are omitted.
+All-to-all has p x p blocks: block ``s * p + d`` is the S/p-byte slice of rank s's buffer bound for
+rank d (S is one rank's buffer). A transfer carries one piece, or ``pieces`` consecutive piece ids.
+
+What each rank holds before and after, by op (block q, root = ``schedule.root``):
+all_gather and gather: rank q holds block q; afterwards every rank (gather: the root) holds all.
+reduce_scatter, all_reduce and reduce: every rank holds its own copy of every block; afterwards rank q
+(all_reduce: every rank; reduce: the root) holds block q reduced over all ranks.
+broadcast: the root holds every block; afterwards every rank does. all_to_all: rank s holds its blocks
+s * p + d; afterwards rank d holds every block s * p + d. send_recv: the root holds every block;
+afterwards rank root + 1 does.
 
 ``verify`` checks the DAG's structure and then executes it symbolically: each rank's copy of each
 piece is the set of ranks whose contributions it holds (a Python int used as a bitset). A transfer
@@ -17,7 +27,8 @@ from collections.abc import Sequence
 
 from fabricsim.schedule import Schedule, Transfer
 
-OPS = ("all_gather", "reduce_scatter", "all_reduce")
+OPS = ("all_gather", "reduce_scatter", "all_reduce", "broadcast", "reduce", "gather", "all_to_all", "send_recv")
+ROOTED_OPS = ("broadcast", "reduce", "gather", "send_recv")
 
 
 class ScheduleError(ValueError):
@@ -30,8 +41,14 @@ def split_bytes(total_bytes: int, parts: int) -> list[int]:
     return [base_bytes + (i < extra) for i in range(parts)]
 
 
-def piece_layout(ranks: int, size_bytes: int, chunks: int) -> dict[int, int]:
-    """Piece id -> nbytes for every non-empty chunk of an S-byte collective over ``ranks`` ranks."""
+def block_bytes(op: str, ranks: int, size_bytes: int) -> list[int]:
+    """Sizes of the op's blocks: p slices of S, or for all-to-all p x p (rank s's slice for rank d)."""
+    shares = split_bytes(size_bytes, ranks)
+    return shares * ranks if op == "all_to_all" else shares
+
+
+def piece_layout(ranks: int, size_bytes: int, chunks: int, op: str = "all_reduce") -> dict[int, int]:
+    """Piece id -> nbytes for every non-empty chunk of an S-byte ``op`` over ``ranks`` ranks."""
     if ranks < 2:
         raise ValueError(f"a collective needs at least 2 ranks, got {ranks}")
     if size_bytes < 0:
@@ -39,7 +56,7 @@ def piece_layout(ranks: int, size_bytes: int, chunks: int) -> dict[int, int]:
     if chunks < 1:
         raise ValueError(f"chunks must be >= 1, got {chunks}")
     layout = {}
-    for q, piece_bytes in enumerate(split_bytes(size_bytes, ranks)):
+    for q, piece_bytes in enumerate(block_bytes(op, ranks, size_bytes)):
         for j, chunk_bytes in enumerate(split_bytes(piece_bytes, chunks)):
             if chunk_bytes:
                 layout[q * chunks + j] = chunk_bytes
@@ -51,9 +68,14 @@ def verify(schedule: Schedule) -> None:
     _check_header(schedule)
     for index, transfer in enumerate(schedule.transfers):
         _check_transfer(schedule, index, transfer)
-    chunks = _infer_chunks(schedule, _piece_bytes(schedule))
-    initial, expected = _initial_and_expected(schedule, chunks)
-    final = _execute(schedule, initial)
+    if schedule.chunks is None:
+        chunks = _infer_chunks(schedule, _piece_bytes(schedule))
+    else:
+        chunks = schedule.chunks
+    layout = piece_layout(schedule.ranks, schedule.size_bytes, chunks, schedule.op)
+    carried = [_carried_pieces(t, layout) for t in schedule.transfers]
+    initial, expected = _initial_and_expected(schedule, layout, chunks)
+    final = _execute(schedule, carried, initial)
     for (rank, piece), contributors in expected.items():
         held = final.get((rank, piece), 0)
         if held != contributors:
@@ -70,6 +92,10 @@ def _check_header(schedule: Schedule) -> None:
         raise ScheduleError(f"a collective needs at least 2 ranks, got {schedule.ranks}")
     if schedule.size_bytes < 0:
         raise ScheduleError(f"size_bytes must be >= 0, got {schedule.size_bytes}")
+    if not 0 <= schedule.root < schedule.ranks:
+        raise ScheduleError(f"root {schedule.root} is outside 0..{schedule.ranks - 1}")
+    if schedule.chunks is not None and schedule.chunks < 1:
+        raise ScheduleError(f"chunks must be >= 1, got {schedule.chunks}")
 
 
 def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
@@ -86,6 +112,9 @@ def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
         raise ScheduleError(f"transfer {index} has negative nbytes {transfer.nbytes}")
     if transfer.piece < 0:
         raise ScheduleError(f"transfer {index} has negative piece id {transfer.piece}")
+    if transfer.pieces < 1 or (transfer.pieces > 1 and schedule.chunks is None):
+        raise ScheduleError(f"transfer {index} carries {transfer.pieces} pieces; a transfer carries one "
+                            "piece, or several in a schedule that states its chunks")
     for parent in transfer.after + transfer.after_sent:
         if not 0 <= parent < index:
             raise ScheduleError(
@@ -113,11 +142,11 @@ def _infer_chunks(schedule: Schedule, sizes: dict[int, int]) -> int:
     Every piece size matching also proves that the pieces' bytes sum to S. When several chunk counts
     match (only for tiny S), they agree on which rank owns every piece, so the smallest is as good.
     """
-    pieces_bytes = split_bytes(schedule.size_bytes, schedule.ranks)
+    pieces_bytes = block_bytes(schedule.op, schedule.ranks, schedule.size_bytes)
     for chunks in range(1, max(sizes, default=0) + 2):
         if sum(min(chunks, piece_bytes) for piece_bytes in pieces_bytes) != len(sizes):
             continue
-        if piece_layout(schedule.ranks, schedule.size_bytes, chunks) == sizes:
+        if piece_layout(schedule.ranks, schedule.size_bytes, chunks, schedule.op) == sizes:
             return chunks
     raise ScheduleError(
         f"piece sizes (total {sum(sizes.values())} bytes over {len(sizes)} pieces) do not split "
@@ -125,26 +154,46 @@ def _infer_chunks(schedule: Schedule, sizes: dict[int, int]) -> int:
     )
 
 
+def _carried_pieces(t: Transfer, layout: dict[int, int]) -> list[int]:
+    """The non-empty pieces ``t`` carries, checking that its bytes are theirs."""
+    pieces = [piece for piece in range(t.piece, t.piece + t.pieces) if piece in layout]
+    nbytes = sum(layout[piece] for piece in pieces)
+    if not pieces or nbytes != t.nbytes:
+        raise ScheduleError(
+            f"transfer {t.id} carries {t.nbytes} bytes as pieces {t.piece}..{t.piece + t.pieces - 1}, "
+            f"which hold {nbytes} bytes"
+        )
+    return pieces
+
+
 Holdings = dict[tuple[int, int], int]
 Receipt = tuple[int, bool, int]  # (transfer id, reduce, payload bitset)
 
 
-def _initial_and_expected(schedule: Schedule, chunks: int) -> tuple[Holdings, Holdings]:
+def _initial_and_expected(schedule: Schedule, layout: dict[int, int], chunks: int) -> tuple[Holdings, Holdings]:
     """(rank, piece) -> contributor bitset, before the collective and as it must end."""
-    p = schedule.ranks
+    p, root, op = schedule.ranks, schedule.root, schedule.op
     everyone = (1 << p) - 1
-    pieces = piece_layout(p, schedule.size_bytes, chunks)
-    if schedule.op == "all_gather":
-        initial = {(piece // chunks, piece): 1 << (piece // chunks) for piece in pieces}
-        expected = {(rank, piece): 1 << (piece // chunks) for rank in range(p) for piece in pieces}
-        return initial, expected
-    initial = {(rank, piece): 1 << rank for rank in range(p) for piece in pieces}
-    if schedule.op == "reduce_scatter":
-        return initial, {(piece // chunks, piece): everyone for piece in pieces}
-    return initial, {(rank, piece): everyone for rank in range(p) for piece in pieces}
+    block = {piece: piece // chunks for piece in layout}
+    if op in ("all_gather", "gather"):
+        initial = {(block[piece], piece): 1 << block[piece] for piece in layout}
+        holders = range(p) if op == "all_gather" else (root,)
+        return initial, {(rank, piece): 1 << block[piece] for rank in holders for piece in layout}
+    if op in ("broadcast", "send_recv"):
+        initial = {(root, piece): 1 << root for piece in layout}
+        holders = range(p) if op == "broadcast" else ((root + 1) % p,)
+        return initial, {(rank, piece): 1 << root for rank in holders for piece in layout}
+    if op == "all_to_all":
+        initial = {(block[piece] // p, piece): 1 << (block[piece] // p) for piece in layout}
+        return initial, {(block[piece] % p, piece): 1 << (block[piece] // p) for piece in layout}
+    initial = {(rank, piece): 1 << rank for rank in range(p) for piece in layout}
+    if op == "reduce_scatter":
+        return initial, {(block[piece], piece): everyone for piece in layout}
+    holders = range(p) if op == "all_reduce" else (root,)
+    return initial, {(rank, piece): everyone for rank in holders for piece in layout}
 
 
-def _execute(schedule: Schedule, initial: Holdings) -> Holdings:
+def _execute(schedule: Schedule, carried: list[list[int]], initial: Holdings) -> Holdings:
     """Run the schedule symbolically and return every (rank, piece)'s final contributor bitset.
 
     Writes into one copy must be ordered by happens-before whenever one of them overwrites, so the
@@ -160,8 +209,9 @@ def _execute(schedule: Schedule, initial: Holdings) -> Holdings:
             mine |= ancestors[parent] | (1 << parent)
         for parent in t.after_sent:  # started before t: what it waited for happened before t
             mine |= ancestors[parent]
-        payload = _guaranteed(t, initial, receipts.get((t.src, t.piece), ()), mine)
-        _receive(t, held, receipts.setdefault((t.dst, t.piece), []), payload, mine)
+        for piece in carried[t.id]:
+            payload = _guaranteed(t, piece, initial, receipts.get((t.src, piece), ()), mine)
+            _receive(t, piece, held, receipts.setdefault((t.dst, piece), []), payload, mine)
         if t.id in last_use:
             ancestors[t.id] = mine
         for parent in t.after + t.after_sent:
@@ -170,7 +220,8 @@ def _execute(schedule: Schedule, initial: Holdings) -> Holdings:
     return held
 
 
-def _guaranteed(t: Transfer, initial: Holdings, sender_receipts: Sequence[Receipt], ancestors: int) -> int:
+def _guaranteed(t: Transfer, piece: int, initial: Holdings, sender_receipts: Sequence[Receipt],
+                ancestors: int) -> int:
     """The sender's copy of the piece as guaranteed by the receipts that happen before ``t``."""
     payload = 0
     for receipt_id, reduce, receipt_payload in reversed(sender_receipts):
@@ -180,35 +231,36 @@ def _guaranteed(t: Transfer, initial: Holdings, sender_receipts: Sequence[Receip
         if not reduce:
             break
     else:
-        payload |= initial.get((t.src, t.piece), 0)
+        payload |= initial.get((t.src, piece), 0)
     if not payload:
         raise ScheduleError(
-            f"transfer {t.id}: rank {t.src} sends piece {t.piece} before it is guaranteed to hold it"
+            f"transfer {t.id}: rank {t.src} sends piece {piece} before it is guaranteed to hold it"
         )
     return payload
 
 
-def _receive(t: Transfer, held: Holdings, dst_receipts: list[Receipt], payload: int, ancestors: int) -> None:
+def _receive(t: Transfer, piece: int, held: Holdings, dst_receipts: list[Receipt], payload: int,
+             ancestors: int) -> None:
     """Apply ``t`` to its receiver's copy, rejecting racy or double-counting writes."""
     for receipt_id, reduce, _ in reversed(dst_receipts):
         if (not reduce or not t.reduce) and not ancestors >> receipt_id & 1:
             raise ScheduleError(
-                f"transfers {receipt_id} and {t.id} both write piece {t.piece} into rank {t.dst} "
+                f"transfers {receipt_id} and {t.id} both write piece {piece} into rank {t.dst} "
                 "without a happens-before order between them"
             )
         if not reduce:
             break
-    current = held.get((t.dst, t.piece), 0)
+    current = held.get((t.dst, piece), 0)
     if t.reduce and not current:
         raise ScheduleError(
-            f"transfer {t.id} reduces into piece {t.piece} of rank {t.dst}, which holds none of it"
+            f"transfer {t.id} reduces into piece {piece} of rank {t.dst}, which holds none of it"
         )
     if t.reduce and current & payload:
         raise ScheduleError(
-            f"transfer {t.id} adds contributions of ranks {_ranks_of(current & payload)} to piece {t.piece} "
+            f"transfer {t.id} adds contributions of ranks {_ranks_of(current & payload)} to piece {piece} "
             f"of rank {t.dst} a second time"
         )
-    held[(t.dst, t.piece)] = current | payload if t.reduce else payload
+    held[(t.dst, piece)] = current | payload if t.reduce else payload
     dst_receipts.append((t.id, t.reduce, payload))
 
 

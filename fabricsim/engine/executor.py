@@ -1,23 +1,48 @@
 """Executor: runs one schedule's DAG of transfers on a FlowNetwork.
 
 A transfer becomes ready when every transfer in its ``after`` has been delivered and every one in
-its ``after_sent`` has put its last bit on the wire. It then waits its
-jitter delay, enters the network as a flow of its bytes (plus go-back-N resends) on its route, and
-is delivered one path latency after its last bit left, plus any NACK round trips and
-retransmission timeouts its packets cost. A transfer whose queue pair fails ends the schedule at
-the moment the failure is known (the last timeout), marked failed.
+its ``after_sent`` has put its last bit on the wire. It then waits its jitter delay (and launch
+skew), enters the network as one flow per queue pair and route (``flows_of``; by default one flow
+on ``route_of``'s route), its bytes split evenly over them, and is sent when every flow has sent its
+last bit. Its loss falls on its first flow: go-back-N resends travel with it and it is delivered
+one path latency after its last bit left, plus any NACK round trips and retransmission timeouts;
+the other flows are delivered one path latency after their last bit. The transfer is delivered with
+its last flow. A transfer whose queue pair fails ends the schedule at the moment the failure is
+known (the last timeout), marked failed.
+
+The run keeps what the breakdown needs (fabricsim/breakdown.py): for each transfer, which
+dependency released it last and the time its own causes added (jitter, resends, NACK round trips,
+timeouts, stalls on a link that is down), and each transfer's ideal time alone on the intact fabric.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import simpy
 
-from fabricsim.engine.flows import FlowNetwork
+from fabricsim.breakdown import Causes, critical_path_causes, ideal_makespan_ps
+from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.fabric.routing import Route
 from fabricsim.impairments import TransferImpairments
 from fabricsim.schedule import Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """One flow of a transfer, for flows.csv; ranks are the collective's."""
+
+    transfer: int
+    qp: int  # the flow's index in its transfer: queue pair (x equal-cost route when spraying)
+    src: int
+    dst: int
+    nbytes: int
+    links: tuple[int, ...]
+    start_ps: int
+    sent_ps: int
+    stalled_ps: int
 
 
 class ScheduleRun:
@@ -25,17 +50,27 @@ class ScheduleRun:
 
     def __init__(self, env: simpy.Environment, network: FlowNetwork, schedule: Schedule,
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
-                 mtu_bytes: int, rto_ps: int, retry_count: int) -> None:
+                 mtu_bytes: int, rto_ps: int, retry_count: int,
+                 flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
+                 fixed_delay_ps: np.ndarray | None = None, record_flows: bool = False,
+                 ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.env = env
         self.network = network
         self.schedule = schedule
         self.route_of = route_of
+        self.ideal_route_of = ideal_route_of or route_of  # rate: all of a transfer's flows together
+        self.flows_of = flows_of or (lambda tid: [(route_of(schedule.transfers[tid].src,
+                                                            schedule.transfers[tid].dst), None)])
         self.impairments = impairments
+        # the part of each start delay that is not jitter (software latency): ideal time
+        self.fixed_delay_ps = np.zeros(len(schedule.transfers), dtype=np.int64) if fixed_delay_ps is None \
+            else fixed_delay_ps
         self.mtu_bytes = mtu_bytes
         self.rto_ps = rto_ps
         self.retry_count = retry_count
         self.done = env.event()
         self.failed = False
+        self.flow_records: list[FlowRecord] | None = [] if record_flows else None
         transfers = schedule.transfers
         self._waiting = [len(t.after) + len(t.after_sent) for t in transfers]
         self._after_delivery: list[list[int]] = [[] for _ in transfers]
@@ -45,6 +80,14 @@ class ScheduleRun:
                 self._after_delivery[parent].append(t.id)
             for parent in t.after_sent:
                 self._after_sending[parent].append(t.id)
+        # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
+        # sent / delivered, and the time its own causes added before it was sent and after
+        self._released_by: list[tuple[int, str] | None] = [None] * len(transfers)
+        self._unsent = [0] * len(transfers)
+        self._undelivered_flows = [0] * len(transfers)
+        self._causes_to_sent = [Causes() for _ in transfers]
+        self._causes_after_sent = [Causes() for _ in transfers]
+        self._last = (-1, "delivered")
         self._undelivered = len(transfers)
         if not transfers:
             self.done.succeed()
@@ -52,8 +95,11 @@ class ScheduleRun:
             if not self._waiting[t.id]:
                 self._ready(t.id)
 
+    # --- running ------------------------------------------------------------------------------
+
     def _ready(self, tid: int) -> None:
         delay_ps = int(self.impairments.start_delay_ps[tid])
+        self._causes_to_sent[tid].jitter_ps = delay_ps - int(self.fixed_delay_ps[tid])
         if delay_ps:
             self.env.timeout(delay_ps).callbacks.append(lambda _event: self._inject(tid))
         else:
@@ -61,37 +107,87 @@ class ScheduleRun:
 
     def _inject(self, tid: int) -> None:
         transfer = self.schedule.transfers[tid]
-        route = self.route_of(transfer.src, transfer.dst)
+        flows = self.flows_of(tid)
         gaps = int(self.impairments.gap_losses[tid])
         timeouts = int(self.impairments.tail_timeouts[tid])
         resent_bytes = (2 * gaps + min(timeouts, self.retry_count)) * self.mtu_bytes
-        self.network.start(route.links, 8.0 * (transfer.nbytes + resent_bytes),
-                           lambda: self._sent(tid, route, gaps, timeouts))
+        self._causes_to_sent[tid].retransmit_ps = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+        self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
+        started: list[Flow] = []  # the flows, once start_all() has returned them
+        specs = []
+        for qp, (route, tag) in enumerate(flows):
+            nbytes = transfer.nbytes // len(flows) + (qp < transfer.nbytes % len(flows))
+            lossy = qp == 0
+            nbits = 8.0 * (nbytes + (resent_bytes if lossy else 0))
+            specs.append((route.links, nbits, lambda qp=qp, route=route, nbytes=nbytes, lossy=lossy:
+                          self._flow_sent(tid, qp, route, nbytes, lossy, started), tag))
+        started.extend(self.network.start_all(specs))
 
-    def _sent(self, tid: int, route: Route, gaps: int, timeouts: int) -> None:
-        self._release(self._after_sending[tid])
+    def _flow_sent(self, tid: int, qp: int, route: Route, nbytes: int, lossy: bool, started: list[Flow]) -> None:
+        if started:  # a flow of no bits is sent before start_all() returns: it never stalled
+            self._record_flow(tid, qp, nbytes, started[qp])
+        if lossy:
+            self._after_flow_sent(tid, route)
+        else:
+            self.env.timeout(route.latency_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
+        self._unsent[tid] -= 1
+        if self._unsent[tid] == 0:
+            self._release(tid, "sent", self._after_sending[tid])
+
+    def _after_flow_sent(self, tid: int, route: Route) -> None:
+        causes = self._causes_after_sent[tid]
         if self.impairments.failed[tid]:
-            wait_ps = (self.retry_count + 1) * self.rto_ps
-            self.env.timeout(wait_ps).callbacks.append(lambda _event: self._fail())
+            causes.timeout_ps = (self.retry_count + 1) * self.rto_ps
+            self.env.timeout(causes.timeout_ps).callbacks.append(lambda _event: self._fail(tid))
             return
-        wait_ps = route.latency_ps + gaps * 2 * route.latency_ps + timeouts * self.rto_ps
-        self.env.timeout(wait_ps).callbacks.append(lambda _event: self._delivered(tid))
+        gaps, timeouts = int(self.impairments.gap_losses[tid]), int(self.impairments.tail_timeouts[tid])
+        causes.retransmit_ps = gaps * 2 * route.latency_ps
+        causes.timeout_ps = timeouts * self.rto_ps
+        wait_ps = route.latency_ps + causes.retransmit_ps + causes.timeout_ps
+        self.env.timeout(wait_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
 
-    def _delivered(self, tid: int) -> None:
-        if self.done.triggered:
+    def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
+        """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""
+        self._causes_to_sent[tid].failure_ps = max(self._causes_to_sent[tid].failure_ps, flow.stalled_ps)
+        if self.flow_records is not None:
+            transfer = self.schedule.transfers[tid]
+            self.flow_records.append(FlowRecord(tid, qp, transfer.src, transfer.dst, nbytes, flow.links,
+                                                flow.start_ps, self.env.now, flow.stalled_ps))
+
+    def _flow_delivered(self, tid: int) -> None:
+        self._undelivered_flows[tid] -= 1
+        if self._undelivered_flows[tid] or self.done.triggered:
             return
         self._undelivered -= 1
-        self._release(self._after_delivery[tid])
+        self._release(tid, "delivered", self._after_delivery[tid])
         if self._undelivered == 0:
+            self._last = (tid, "delivered")
             self.done.succeed()
 
-    def _release(self, children: list[int]) -> None:
+    def _release(self, tid: int, kind: str, children: list[int]) -> None:
         for child in children:
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
+                self._released_by[child] = (tid, kind)
                 self._ready(child)
 
-    def _fail(self) -> None:
+    def _fail(self, tid: int) -> None:
         if not self.done.triggered:
             self.failed = True
+            self._last = (tid, "failed")
             self.done.succeed()
+
+    # --- what the time was spent on -------------------------------------------------------------
+
+    def ideal_ps(self) -> int:
+        """The schedule's time alone on the intact fabric: its longest path of ideal transfer times
+        (software latency, then the bytes at the bottleneck rate of the route, then its latency)."""
+        routes = [self.ideal_route_of(t.src, t.dst) for t in self.schedule.transfers]
+        return ideal_makespan_ps(self.schedule, [int(delay_ps) + serialisation_ps(8.0 * t.nbytes, route.bottleneck_bps)
+                                                 for t, route, delay_ps in zip(self.schedule.transfers, routes,
+                                                                               self.fixed_delay_ps)],
+                                 [route.latency_ps for route in routes])
+
+    def critical_causes(self) -> Causes:
+        """The time each cause added along the chain of transfers that ended the run."""
+        return critical_path_causes(self._last, self._released_by, self._causes_to_sent, self._causes_after_sent)

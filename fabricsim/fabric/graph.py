@@ -39,6 +39,7 @@ class Fabric:
     devices: dict[str, Device] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     gpus: list[str] = field(default_factory=list)
+    nic_of: dict[str, str] = field(default_factory=dict)  # each GPU's own NIC (GPUDirect RDMA pairing)
     description: str = ""
     _out: dict[str, list[Link]] = field(default_factory=dict)
 
@@ -57,3 +58,15 @@ class Fabric:
 
     def out_links(self, device: str) -> list[Link]:
         return self._out[device]
+
+    def link_named(self, name: str) -> Link:
+        """The link called ``src->dst``; KeyError if there is none."""
+        src, _, dst = name.partition("->")
+        return self.link_between(src, dst)
+
+    def link_between(self, src: str, dst: str) -> Link:
+        """The directed link from ``src`` to ``dst``; KeyError if there is none."""
+        for link in self._out.get(src, ()):
+            if link.dst == dst:
+                return link
+        raise KeyError(f"{src}->{dst}")

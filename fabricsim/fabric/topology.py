@@ -1,30 +1,49 @@
 """Topology builders: a FabricSpec in, a Fabric graph out.
 
-Every host holds ``gpus_per_host`` GPUs, each with its own NIC on a PCIe link (GPUDirect RDMA).
-Inside a host, GPUs talk through an NVSwitch over NVLink, or through the host's PCIe switch.
-Between hosts, NICs are cabled to one switch (``single_switch``) or to their ring neighbours'
-NICs (``direct_ring``, NIC i of host h to NIC i of hosts h-1 and h+1). Ranks are numbered host
-first: rank = host * gpus_per_host + local GPU index.
+Every host holds ``gpus_per_host`` GPUs, each paired with its own NIC for GPUDirect RDMA: cabled
+straight to it over PCIe (``pcie_switches: 0``), or behind the same switch of a PCIe tree
+(``pcie_switches: k``: k switches under the host's PCIe root, GPUs and NICs spread evenly, so
+GPU -> PCIe switch -> NIC). Inside a host, GPUs talk over NVLink through an NVSwitch, or over PCIe:
+through one PCIe switch, or across the tree (under one switch, or up through the root).
+
+Between hosts, every RoCE cable carries the NIC's effective rate (line rate less per-packet
+headers) and ``cable_latency``:
+- ``single_switch``: every NIC on one switch;
+- ``direct_ring``: NIC i of host h cabled to NIC i of hosts h-1 and h+1;
+- ``leaf_spine``: a 2-tier Clos, ``clos.hosts_per_leaf`` hosts per leaf and every leaf cabled to
+  every spine; a leaf's uplinks together carry its downlink capacity / ``oversubscription``;
+- ``rail_optimized``: NIC i of every host on rail switch i, the rails joined by the spines with
+  (hosts x NIC rate) / ``oversubscription`` of uplink per rail.
+Routes are least-latency, so a GPU reaching another rail crosses NVLink to the GPU on that rail
+when that is quicker than the spines (as NCCL's PXN does).
+
+Ranks: ``placement: host_first`` numbers all GPUs of host 0, then host 1, ...; ``rail_first``
+numbers GPU 0 of every host, then GPU 1 of every host, ...
 """
 
 from __future__ import annotations
 
-from fabricsim.config import FabricSpec
+from typing import TYPE_CHECKING
+
 from fabricsim.fabric.graph import Device, Fabric
 from fabricsim.units import format_rate
+
+if TYPE_CHECKING:  # config loads the presets of this package while it is being defined
+    from fabricsim.config import FabricSpec
 
 
 def build_fabric(spec: FabricSpec) -> Fabric:
     fabric = Fabric()
     for host in range(spec.hosts):
         _build_host(fabric, spec, host)
-    if spec.topology == "single_switch":
-        _cable_single_switch(fabric, spec)
-    else:
-        _cable_direct_ring(fabric, spec)
+    _CABLING[spec.topology](fabric, spec)
+    if spec.placement == "rail_first":
+        fabric.gpus.sort(key=lambda name: (int(name.rpartition("gpu")[2]), fabric.devices[name].host))
     fabric.description = (
-        f"{spec.hosts} host(s) x {spec.gpus_per_host} GPU, {format_rate(spec.nic.bandwidth_bps)} RoCE, "
-        f"{spec.topology.replace('_', ' ')}"
+        (f"{spec.preset} x {spec.hosts}, " if spec.preset else f"{spec.hosts} host(s) x {spec.gpus_per_host} GPU, ")
+        + f"{format_rate(spec.nic.bandwidth_bps)} RoCE, {spec.topology.replace('_', ' ')}"
+        + (f" ({spec.clos.spines} spines, {spec.clos.oversubscription:g}:1, ECMP {spec.clos.ecmp})"
+           if spec.topology in ("leaf_spine", "rail_optimized") else "")
         + (f", {spec.intra_host} inside hosts" if spec.gpus_per_host > 1 else "")
     )
     return fabric
@@ -42,9 +61,13 @@ def _build_host(fabric: Fabric, spec: FabricSpec, host: int) -> None:
     for local in range(spec.gpus_per_host):
         fabric.add_device(Device(gpu_name(host, local), "gpu", host))
         fabric.add_device(Device(nic_name(host, local), "nic", host, spec.nic.latency_ps))
-        fabric.connect(gpu_name(host, local), nic_name(host, local), "pcie",
-                       spec.pcie.bandwidth_bps, spec.pcie.latency_ps)
-    if spec.gpus_per_host == 1:
+        fabric.nic_of[gpu_name(host, local)] = nic_name(host, local)
+    if spec.pcie_switches:
+        _build_pcie_tree(fabric, spec, host)
+    else:
+        for local in range(spec.gpus_per_host):
+            _pcie(fabric, spec, gpu_name(host, local), nic_name(host, local))
+    if spec.gpus_per_host == 1 or (spec.intra_host == "pcie" and spec.pcie_switches):
         return
     if spec.intra_host == "nvlink":
         hub, kind, link = Device(f"h{host}.nvswitch", "nvswitch", host, spec.nvswitch.latency_ps), "nvlink", spec.nvlink
@@ -55,12 +78,37 @@ def _build_host(fabric: Fabric, spec: FabricSpec, host: int) -> None:
         fabric.connect(gpu_name(host, local), hub.name, kind, link.bandwidth_bps, link.latency_ps)
 
 
+def _build_pcie_tree(fabric: Fabric, spec: FabricSpec, host: int) -> None:
+    root = f"h{host}.pcie_root"
+    fabric.add_device(Device(root, "pcie_root", host, spec.switch.latency_ps))
+    per_switch = spec.gpus_per_host // spec.pcie_switches
+    for index in range(spec.pcie_switches):
+        switch = f"h{host}.pcie{index}"
+        fabric.add_device(Device(switch, "pcie_switch", host, spec.switch.latency_ps))
+        _pcie(fabric, spec, switch, root)
+        for local in range(index * per_switch, (index + 1) * per_switch):
+            _pcie(fabric, spec, gpu_name(host, local), switch)
+            _pcie(fabric, spec, nic_name(host, local), switch)
+
+
+def _pcie(fabric: Fabric, spec: FabricSpec, a: str, b: str) -> None:
+    fabric.connect(a, b, "pcie", spec.pcie.bandwidth_bps, spec.pcie.latency_ps)
+
+
+def _roce(fabric: Fabric, spec: FabricSpec, a: str, b: str, bandwidth_bps: float | None = None) -> None:
+    fabric.connect(a, b, "roce", bandwidth_bps or spec.nic.effective_bandwidth_bps, spec.cable_latency_ps)
+
+
+def _switch(fabric: Fabric, spec: FabricSpec, name: str) -> str:
+    fabric.add_device(Device(name, "switch", None, spec.switch.latency_ps))
+    return name
+
+
 def _cable_single_switch(fabric: Fabric, spec: FabricSpec) -> None:
-    fabric.add_device(Device("switch", "switch", None, spec.switch.latency_ps))
+    switch = _switch(fabric, spec, "switch")
     for host in range(spec.hosts):
         for local in range(spec.gpus_per_host):
-            fabric.connect(nic_name(host, local), "switch", "roce",
-                           spec.nic.bandwidth_bps, spec.cable_latency_ps)
+            _roce(fabric, spec, nic_name(host, local), switch)
 
 
 def _cable_direct_ring(fabric: Fabric, spec: FabricSpec) -> None:
@@ -70,5 +118,39 @@ def _cable_direct_ring(fabric: Fabric, spec: FabricSpec) -> None:
         if neighbours == 1 and host == 1:
             break
         for local in range(spec.gpus_per_host):
-            fabric.connect(nic_name(host, local), nic_name(nxt, local), "roce",
-                           spec.nic.bandwidth_bps, spec.cable_latency_ps)
+            _roce(fabric, spec, nic_name(host, local), nic_name(nxt, local))
+
+
+def _cable_leaf_spine(fabric: Fabric, spec: FabricSpec) -> None:
+    clos = spec.clos
+    leaves = [_switch(fabric, spec, f"leaf{index}") for index in range(spec.hosts // clos.hosts_per_leaf)]
+    for host in range(spec.hosts):
+        for local in range(spec.gpus_per_host):
+            _roce(fabric, spec, nic_name(host, local), leaves[host // clos.hosts_per_leaf])
+    downlink_bps = clos.hosts_per_leaf * spec.gpus_per_host * spec.nic.effective_bandwidth_bps
+    _cable_spines(fabric, spec, leaves, downlink_bps)
+
+
+def _cable_rail_optimized(fabric: Fabric, spec: FabricSpec) -> None:
+    rails = [_switch(fabric, spec, f"rail{local}") for local in range(spec.gpus_per_host)]
+    for host in range(spec.hosts):
+        for local, rail in enumerate(rails):
+            _roce(fabric, spec, nic_name(host, local), rail)
+    _cable_spines(fabric, spec, rails, spec.hosts * spec.nic.effective_bandwidth_bps)
+
+
+def _cable_spines(fabric: Fabric, spec: FabricSpec, leaves: list[str], downlink_bps: float) -> None:
+    """Every leaf to every spine, the uplinks sharing downlink / oversubscription equally."""
+    uplink_bps = downlink_bps / spec.clos.oversubscription / spec.clos.spines
+    spines = [_switch(fabric, spec, f"spine{index}") for index in range(spec.clos.spines)]
+    for leaf in leaves:
+        for spine in spines:
+            _roce(fabric, spec, leaf, spine, uplink_bps)
+
+
+_CABLING = {
+    "single_switch": _cable_single_switch,
+    "direct_ring": _cable_direct_ring,
+    "leaf_spine": _cable_leaf_spine,
+    "rail_optimized": _cable_rail_optimized,
+}

@@ -1,0 +1,91 @@
+"""fabricsim benchmarks: print wall time, peak memory and engine throughput for the reference cases.
+
+Figures only, never a pass/fail on time. Each case runs in its own process so its peak resident
+memory is its own. Usage: ``python benchmarks/run.py [CASE ...]`` (default: all cases).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+
+
+def _ring_all_reduce(hosts: int, size: str) -> dict:
+    from fabricsim.config import validate_scenario
+    from fabricsim.runner import Simulation
+
+    scenario = validate_scenario({
+        "name": f"bench_ring_{hosts}", "fabric": {"hosts": hosts},
+        "collective": {"op": "all_reduce", "algorithm": "ring"},
+        "workload": {"rule": "data_sizes", "data_sizes": [size]},
+    }, "<benchmark>")
+    started = time.perf_counter()
+    simulation = Simulation(scenario)
+    built = time.perf_counter()
+    (record,) = simulation.run()
+    ran = time.perf_counter()
+    transfers = 2 * (hosts - 1) * hosts
+    return {"transfers": transfers, "build_s": built - started, "run_s": ran - built,
+            "transfers_per_s": transfers / (ran - built), "simulated_us": record.latency_ps / 1e6}
+
+
+def _scenario_trials(name: str, trials: int, overrides: tuple[str, ...] = ()) -> dict:
+    from fabricsim.config import load_scenario
+    from fabricsim.runner import Simulation
+
+    path = SCENARIOS / name
+    scenario = load_scenario(path, (f"workload.trials={trials}", *overrides))
+    started = time.perf_counter()
+    simulation = Simulation(scenario, str(path))
+    built = time.perf_counter()
+    records = simulation.run()
+    ran = time.perf_counter()
+    return {"trials": len(records), "build_s": built - started, "run_s": ran - built,
+            "trials_per_s": len(records) / (ran - built)}
+
+
+CASES = {
+    "main_1000_trials": lambda: _scenario_trials("tp4_ring_allgather.yaml", 1000),
+    "ring_allreduce_8_ranks_1GiB": lambda: _ring_all_reduce(8, "1GiB"),
+    "ring_allreduce_256_ranks": lambda: _ring_all_reduce(256, "1GiB"),
+    "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),
+    "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
+}
+
+
+def _child(case: str) -> None:
+    started = time.perf_counter()
+    figures = CASES[case]()
+    figures["wall_s"] = time.perf_counter() - started
+    figures["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        _child(argv[1])
+        return 0
+    cases = argv or list(CASES)
+    print(f"# {platform.processor() or platform.machine()}, {platform.python_implementation()} "
+          f"{platform.python_version()}, {sys.platform}")
+    for case in cases:
+        result = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True, text=True)
+        if result.returncode:
+            print(f"{case}: failed: {result.stderr.strip().splitlines()[-1]}")
+            continue
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"{case}: " + ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                                      for key, value in figures.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,87 @@
+"""DAG building: the bookkeeping every collective algorithm shares while it appends transfers.
+
+A ``DagBuilder`` holds the op's piece layout and, for every (rank, piece), the receipts a send of that
+piece must wait for: the last overwrite, or every reduction received since. A send of a range of
+pieces waits for all of theirs, so algorithms only say who sends what to whom, in a topological order.
+Each connection (src, dst, channel) sends in order: a transfer follows the previous one on its
+connection once that one is on the wire (``after_sent``), as NCCL's proxy sends a channel's chunks
+one by one; algorithms that run independent streams (two trees, two rings) give each its channel.
+Sends made inside ``simultaneous()`` see the receipts from before it: both sides of an exchange send
+what they held before the exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fabricsim.collectives.verify import block_bytes, piece_layout
+from fabricsim.schedule import Schedule, Transfer
+
+
+class DagBuilder:
+    """Transfers of one schedule being built; ``send`` appends one and returns its id."""
+
+    def __init__(self, op: str, ranks: int, size_bytes: int, chunks: int = 1, root: int = 0) -> None:
+        if not 0 <= root < ranks:
+            raise ValueError(f"root must be a rank in 0..{ranks - 1}, got {root}")
+        self.op, self.ranks, self.size_bytes, self.chunks, self.root = op, ranks, size_bytes, chunks, root
+        self.layout = piece_layout(ranks, size_bytes, chunks, op)
+        self.piece_count = len(block_bytes(op, ranks, size_bytes)) * chunks  # empty chunks included
+        self.transfers: list[Transfer] = []
+        self._frontier: dict[tuple[int, int], set[int]] = {}
+        self._last_on: dict[tuple[int, int, int], int] = {}
+        self._last_by: dict[int, int] = {}
+        self._deferred: list[tuple[int, int, bool, int]] | None = None
+
+    def send(self, src: int, dst: int, first_piece: int, pieces: int = 1, reduce: bool = False,
+             after: tuple[int | None, ...] = (), channel: int = 0) -> int | None:
+        """Append a transfer of pieces first_piece.. (+ ``pieces``); None when they hold no bytes.
+
+        It waits for the receipts of its pieces at ``src``, for the transfers in ``after`` (None
+        entries are ignored) to be delivered, and for its connection's previous transfer to be sent.
+        """
+        carried = [piece for piece in range(first_piece, first_piece + pieces) if piece in self.layout]
+        if not carried:
+            return None
+        waits = {parent for parent in after if parent is not None}
+        for piece in carried:
+            waits |= self._frontier.get((src, piece), set())
+        previous = self._last_on.get((src, dst, channel))
+        transfer = Transfer(len(self.transfers), src, dst, sum(self.layout[piece] for piece in carried),
+                            tuple(sorted(waits)), first_piece, reduce,
+                            after_sent=() if previous is None else (previous,), pieces=pieces)
+        self.transfers.append(transfer)
+        receipts = [(dst, piece, reduce, transfer.id) for piece in carried]
+        if self._deferred is None:
+            self._record(receipts)
+        else:
+            self._deferred.extend(receipts)
+        self._last_on[(src, dst, channel)] = self._last_by[src] = transfer.id
+        return transfer.id
+
+    @contextmanager
+    def simultaneous(self) -> Iterator[None]:
+        """Sends inside wait only for receipts recorded before it (one step of exchanges)."""
+        self._deferred = []
+        try:
+            yield
+        finally:
+            deferred, self._deferred = self._deferred, None
+            self._record(deferred)
+
+    def _record(self, receipts: list[tuple[int, int, bool, int]]) -> None:
+        for dst, piece, reduce, transfer_id in receipts:
+            if reduce:
+                self._frontier.setdefault((dst, piece), set()).add(transfer_id)
+            else:
+                self._frontier[(dst, piece)] = {transfer_id}
+
+    def last_sent_by(self, rank: int) -> int | None:
+        """The latest transfer appended from ``rank``, if any."""
+        return self._last_by.get(rank)
+
+    def schedule(self, algorithm: str) -> Schedule:
+        return Schedule(self.op, algorithm, self.ranks, self.size_bytes, tuple(self.transfers),
+                        root=self.root, chunks=self.chunks)
+

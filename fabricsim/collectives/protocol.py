@@ -1,0 +1,69 @@
+"""Per-message software latency: the fixed costs NCCL's own cost model charges, by protocol.
+
+NCCL (src/graph/tuning.cc, 2.30; reference/formulas.md) prices a collective as a base latency per
+call plus a hardware latency per ring step that depends on the protocol (Simple, LL, LL128) and on
+the transport of the step (NVLink, PCI, network). Here every transfer is a message that waits the
+per-hop latency of its route's slowest transport before it starts, and the transfers a schedule
+starts with wait the base latency too, so a ring all-reduce pays base + 2(p - 1) x hop on its
+critical path, as in NCCL's model. Trees take NCCL's Tree base latency; the per-hop latencies are
+NCCL's Ring ones for every algorithm. Protocol ``none`` adds nothing. Only latency is modelled: LL's
+and LL128's lower bandwidth efficiency is left to the fabric's effective bandwidths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from fabricsim.fabric.graph import Link
+from fabricsim.fabric.routing import Route
+from fabricsim.impairments import TransferImpairments
+from fabricsim.schedule import Schedule
+
+PS_PER_US = 10**6
+
+# Base latency (us) per call, tuning.cc baseLat: Tree and Ring, LL / LL128 / Simple.
+BASE_LATENCY_US = {
+    "tree": {"ll": 6.8, "ll128": 14.0, "simple": 8.4},
+    "ring": {"ll": 6.6, "ll128": 14.0, "simple": 8.4},
+}
+# Per-hop hardware latency (us), tuning.cc hwLat for Ring, by the transport of the hop.
+HOP_LATENCY_US = {
+    "nvlink": {"ll": 0.6, "ll128": 1.9, "simple": 3.4},
+    "pcie": {"ll": 1.0, "ll128": 2.5, "simple": 5.7},
+    "net": {"ll": 2.7, "ll128": 4.0, "simple": 14.0},
+}
+TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree")
+
+
+def base_latency_ps(protocol: str, algorithm: str) -> int:
+    if protocol == "none":
+        return 0
+    family = "tree" if algorithm in TREE_ALGORITHMS else "ring"
+    return round(BASE_LATENCY_US[family][protocol] * PS_PER_US)
+
+
+def hop_latency_ps(protocol: str, link_kinds: set[str]) -> int:
+    """The per-message latency of a route made of links of these kinds: its slowest transport's."""
+    if protocol == "none":
+        return 0
+    transport = "net" if "roce" in link_kinds else "pcie" if "pcie" in link_kinds else "nvlink"
+    return round(HOP_LATENCY_US[transport][protocol] * PS_PER_US)
+
+
+def with_software_latency(impairments: TransferImpairments, schedule: Schedule, protocol: str,
+                          route_of: Callable[[int, int], Route], links: Sequence[Link]) -> TransferImpairments:
+    """The impairments with each transfer's software latency added to its start delay."""
+    if protocol == "none" or not schedule.transfers:
+        return impairments
+    base_ps = base_latency_ps(protocol, schedule.algorithm)
+    hop_ps: dict[tuple[int, int], int] = {}
+    delays_ps = np.empty(len(schedule.transfers), dtype=np.int64)
+    for t in schedule.transfers:
+        pair = (t.src, t.dst)
+        if pair not in hop_ps:
+            hop_ps[pair] = hop_latency_ps(protocol, {links[i].kind for i in route_of(*pair).links})
+        delays_ps[t.id] = hop_ps[pair] + (base_ps if not t.after and not t.after_sent else 0)
+    return dataclasses.replace(impairments, start_delay_ps=impairments.start_delay_ps + delays_ps)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``fabricsim`` command line, one module each; ``fabricsim.cli`` registers them."""

@@ -1,0 +1,132 @@
+"""``fabricsim plan MODEL [--device h100] [--link nvlink4] [--tp 1,2,4,8] [--json] [--plot FILE] [--simulate]``:
+price each tensor-parallel degree of a transformer on a device and link, and recommend one.
+
+MODEL is a Hugging Face config.json (or fabricsim transformer keys) or the name of a shipped one in
+scenarios/models/ (llama-2-7b, llama-2-70b, llama-3-8b, llama-3.1-405b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from fabricsim.cli import EXIT_OK, _positive_int
+from fabricsim.config import ScenarioError, TransformerSpec, load_transformer
+from fabricsim.models.devices import DEVICES, LINKS
+from fabricsim.planner.plot import plot_plan
+from fabricsim.planner.simulate import simulated_comm_s
+from fabricsim.planner.sizing import Recommendation, recommend
+from fabricsim.planner.tp_cost import TpPlan, plan_tp
+from fabricsim.units import format_bytes
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "scenarios" / "models"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("plan", help="how many tensor-parallel GPUs a model, device and link can use")
+    parser.add_argument("model", help="config.json path, or a shipped model name such as llama-2-70b")
+    parser.add_argument("--device", choices=sorted(DEVICES), default="h100")
+    parser.add_argument("--link", choices=sorted(LINKS), help="default: the device's own NVLink")
+    parser.add_argument("--tp", type=_degrees, default=(1, 2, 4, 8), metavar="1,2,4,8", help="TP degrees")
+    parser.add_argument("--batch-size", type=_positive_int, default=1, metavar="N", help="sequences per step")
+    parser.add_argument("--seq-len", type=_positive_int, default=4096, metavar="N", help="tokens per sequence")
+    parser.add_argument("--sparse", action="store_true",
+                        help="use the 2:4-sparsity peak (2x dense), as seed 001 does for H100 and H800")
+    parser.add_argument("--tflops", type=_positive_float, metavar="T", help="override the device's peak (TFLOPS)")
+    parser.add_argument("--simulate", action="store_true", help="simulate the TP calls on a one-host fabric")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--plot", metavar="FILE", help="write time per step vs TP degree as a PNG")
+    parser.set_defaults(handler=command_plan)
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    device = DEVICES[args.device]
+    link = LINKS[args.link or device.link]
+    peak_flops = args.tflops * 1e12 if args.tflops else device.peak_flops(sparse=args.sparse)
+    plan = plan_tp(model, device, link, args.tp, args.batch_size, args.seq_len, peak_flops)
+    recommendation = recommend(model, plan.parameters, args.batch_size, args.seq_len, plan.max_tp)
+    simulated = simulated_comm_s(plan) if args.simulate else None
+    if args.json:
+        print(json.dumps(plan_json(plan, recommendation, simulated), indent=2))
+    else:
+        print(format_plan(plan, recommendation, simulated))
+    if args.plot:
+        comm_s, label = (simulated, "communication (simulated)") if simulated else (
+            tuple(row.comm_s for row in plan.rows), "communication (estimated)")
+        plot_plan(plan, comm_s, label, args.plot)
+    return EXIT_OK
+
+
+def format_plan(plan: TpPlan, recommendation: Recommendation, simulated: tuple[float, ...] | None) -> str:
+    model, link = plan.model, plan.link
+    lines = [
+        f"{model.name}: {plan.parameters / 1e9:.2f}B parameters, hidden {model.hidden_size}, {model.layers} layers, "
+        f"{model.heads} heads / {model.kv_heads} KV heads, {model.dtype}",
+        f"{plan.device.name} at {plan.peak_flops / 1e12:.0f} TFLOPS over {link.name} ({link.bidirectional_GBps:g} GB/s "
+        f"both ways, {link.one_way_Bps / 1e9:g} GB/s one way); batch {plan.batch_size} x {plan.seq_len} tokens",
+        f"seed 001: the link keeps up while 6 h / (tp B) >= peak / one-way bandwidth = "
+        f"{plan.needed_flop_per_byte:.0f} FLOP/B, so it feeds at most {plan.max_tp:.2f} TP GPUs",
+        "",
+    ]
+    header = ["tp", "heads/GPU", "compute ms", "wire/GPU", "comm ms"]
+    header += ["sim comm ms"] if simulated else []
+    header += ["comm/compute", "FLOP/B", "keeps up"]
+    table = [header]
+    for i, row in enumerate(plan.rows):
+        comm_s = simulated[i] if simulated else row.comm_s
+        cells = [str(row.tp), str(row.heads_per_gpu), f"{row.compute_s * 1e3:.1f}", format_bytes(row.wire_bytes),
+                 f"{row.comm_s * 1e3:.1f}"]
+        cells += [f"{simulated[i] * 1e3:.1f}"] if simulated else []
+        cells += [f"{comm_s / row.compute_s:.3f}", f"{row.flop_per_byte:.0f}", "yes" if row.keeps_up else "no"]
+        table.append(cells)
+    widths = [max(len(r[c]) for r in table) for c in range(len(header))]
+    lines += ["  ".join(cell.rjust(width) for cell, width in zip(r, widths)) for r in table]
+    lines += ["", f"recommendation (seed 000): TP {recommendation.tp}, {recommendation.mode} mode"]
+    lines += [f"  - {reason}" for reason in recommendation.reasons]
+    return "\n".join(lines)
+
+
+def plan_json(plan: TpPlan, recommendation: Recommendation, simulated: tuple[float, ...] | None) -> dict:
+    rows = [asdict(row) | ({"simulated_comm_s": simulated[i]} if simulated else {})
+            for i, row in enumerate(plan.rows)]
+    return {
+        "model": plan.model.model_dump(), "parameters": plan.parameters,
+        "device": plan.device.name, "peak_flops": plan.peak_flops,
+        "link": asdict(plan.link), "batch_size": plan.batch_size, "seq_len": plan.seq_len,
+        "needed_flop_per_byte": plan.needed_flop_per_byte, "max_tp": plan.max_tp,
+        "rows": rows, "recommendation": asdict(recommendation),
+    }
+
+
+def _load_model(text: str) -> TransformerSpec:
+    path = Path(text)
+    if not path.exists():
+        shipped = SHIPPED_MODELS / f"{text.lower()}.json"
+        if not shipped.exists():
+            names = ", ".join(sorted(p.stem for p in SHIPPED_MODELS.glob("*.json")))
+            raise ScenarioError(f"plan: {text}: expected a config.json path or a shipped model ({names})")
+        path = shipped
+    return load_transformer(path)
+
+
+def _degrees(text: str) -> tuple[int, ...]:
+    try:
+        degrees = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,4,8, got {text!r}") from None
+    if not degrees or min(degrees) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive TP degrees, got {text!r}")
+    return degrees
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

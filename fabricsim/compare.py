@@ -1,0 +1,170 @@
+"""Compare: fabrics side by side, as a table and as pictures.
+
+Each sample gives a row of p50, p90, p99, p99.9, max and busbw, each also as a ratio to the first
+sample's. Percentiles carry bootstrap confidence intervals. Each sample's p99 is set against the
+first one's: the two are distinguishable when the bootstrap interval of their difference leaves
+out zero; when it does not, the row says so and estimates the trial count that would tell them
+apart. The same cells make the terminal table, compare.md and compare.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fabricsim import stats
+from fabricsim.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
+from fabricsim.results import _staged
+from fabricsim.sample import METRICS, Sample
+
+CONFIDENCE = 0.95
+GUARDED_PERCENTILE = 99
+
+
+@dataclass(frozen=True)
+class P99Verdict:
+    """The p99 of a sample against the first sample's, at the trial count used."""
+
+    difference_us: float
+    ci_us: tuple[float, float]
+    trials: int
+
+    @property
+    def distinguishable(self) -> bool:
+        return self.ci_us[0] > 0 or self.ci_us[1] < 0
+
+    @property
+    def trials_to_separate(self) -> int | None:
+        return stats.trials_to_separate(self.trials, self.difference_us, *self.ci_us, GUARDED_PERCENTILE)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    trials: int
+    failed_trials: int
+    values: dict[str, float | None]
+    ratios: dict[str, float | None]
+    ci_us: dict[str, tuple[float, float]]
+    p99: P99Verdict | None
+
+
+def compare_samples(samples: list[Sample]) -> list[Row]:
+    """One row per sample, ratios and the p99 verdict taken against the first sample."""
+    first = samples[0]
+    first_values = first.metric_values()
+    rows = []
+    for sample in samples:
+        values = sample.metric_values()
+        ratios = {key: None if value is None or not first_values[key] else value / first_values[key]
+                  for key, value in values.items()}
+        ok_us = sample.ok_latency_us
+        ci_us = {f"p{p:g}": stats.bootstrap_percentile_ci(ok_us, p, CONFIDENCE)
+                 for p in stats.PERCENTILES} if ok_us.size else {}
+        verdict = None
+        if sample is not first and ok_us.size and first.ok_latency_us.size:
+            verdict = P99Verdict(
+                values["p99"] - first_values["p99"],
+                stats.bootstrap_difference_ci(first.ok_latency_us, ok_us, GUARDED_PERCENTILE, CONFIDENCE),
+                min(ok_us.size, first.ok_latency_us.size))
+        rows.append(Row(sample.label, sample.summary["trials"], sample.summary["failed_trials"],
+                        values, ratios, ci_us, verdict))
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """The comparison as aligned plain text: the table, then one line per p99 verdict."""
+    header, *body = _cells(rows)
+    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+             for line in (header, *body)]
+    return "\n".join(lines + _notes(rows))
+
+
+def format_markdown(rows: list[Row]) -> str:
+    header, *body = _cells(rows)
+    lines = ["| " + " | ".join(line) + " |" for line in (header, ["---"] * len(header), *body)]
+    return "\n".join(lines + [""] + [f"- {note}" for note in _notes(rows)]) + "\n"
+
+
+def _cells(rows: list[Row]) -> list[list[str]]:
+    confidence_pct = f"{CONFIDENCE * 100:g}%"
+    header = ["fabric", "trials"] + [f"{label} ({unit})" for label, unit in METRICS]
+    header[header.index("p99 (us)")] = f"p99 (us) [{confidence_pct} CI]"
+    body = []
+    for index, row in enumerate(rows):
+        cells = [row.label, f"{row.trials}" + (f" ({row.failed_trials} failed)" if row.failed_trials else "")]
+        for label, _ in METRICS:
+            value, ratio = row.values[label], row.ratios[label]
+            cell = "-" if value is None else f"{value:.2f}"
+            if label == "p99" and label in row.ci_us:
+                cell += " [{:.2f}, {:.2f}]".format(*row.ci_us[label])
+            if index and ratio is not None:
+                cell += f" x{ratio:.3f}"
+            cells.append(cell)
+        body.append(cells)
+    return [header] + body
+
+
+def _notes(rows: list[Row]) -> list[str]:
+    first = rows[0].label
+    notes = []
+    for row in rows[1:]:
+        verdict = row.p99
+        if verdict is None:
+            notes.append(f"p99 of {row.label} vs {first}: not compared (no successful trial on one side)")
+            continue
+        interval = "{:+.2f} .. {:+.2f} us".format(*verdict.ci_us)
+        text = (f"p99 of {row.label} vs {first}: {verdict.difference_us:+.2f} us "
+                f"({CONFIDENCE * 100:g}% CI {interval}), ")
+        if verdict.distinguishable:
+            notes.append(text + f"distinguishable at {verdict.trials} trials")
+        elif verdict.trials_to_separate is None:
+            notes.append(text + f"not distinguishable at {verdict.trials} trials; equal in this sample")
+        else:
+            notes.append(text + f"not distinguishable at {verdict.trials} trials; "
+                                f"about {verdict.trials_to_separate} trials each would tell them apart")
+    return notes
+
+
+def write_comparison(out_dir: Path, samples: list[Sample], rows: list[Row], title: str, subtitle: str) -> None:
+    """compare.csv, compare.md and the three pictures, moved into out_dir in one rename."""
+    ok_us = {sample.label: sample.ok_latency_us for sample in samples}
+    with _staged(out_dir) as stage:
+        _write_csv(stage / "compare.csv", rows)
+        (stage / "compare.md").write_text(f"# {title}\n\n{subtitle}\n\n{format_markdown(rows)}")
+        plot_compare_cdf(ok_us, stage / "compare_cdf.png", title, subtitle)
+        plot_compare_tail(ok_us, stage / "compare_tail.png", title, subtitle)
+        plot_compare_delay({s.label: (s.trial_latency_ps / 1e6, s.failed) for s in samples},
+                           stage / "compare_delay.png", title)
+
+
+def _write_csv(path: Path, rows: list[Row]) -> None:
+    keys = [label.replace(".", "") for label, _ in METRICS]
+    units = [unit.replace("/", "p") for _, unit in METRICS]
+    percentiles = [f"p{p:g}" for p in stats.PERCENTILES]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["fabric", "trials", "failed_trials"]
+                        + [f"{key}_{unit}" for key, unit in zip(keys, units)]
+                        + [f"{p.replace('.', '')}_ci_{side}_us" for p in percentiles for side in ("low", "high")]
+                        + [f"{key}_ratio" for key in keys]
+                        + ["p99_distinguishable", "p99_difference_us", "p99_difference_ci_low_us",
+                           "p99_difference_ci_high_us", "p99_trials_to_separate"])
+        for row in rows:
+            verdict = row.p99
+            writer.writerow(
+                [row.label, row.trials, row.failed_trials]
+                + [_number(row.values[label]) for label, _ in METRICS]
+                + [_number(bound) for p in percentiles for bound in row.ci_us.get(p, (None, None))]
+                + [_number(row.ratios[label]) for label, _ in METRICS]
+                + (["", "", "", "", ""] if verdict is None else
+                   [int(verdict.distinguishable), _number(verdict.difference_us), *map(_number, verdict.ci_us),
+                    verdict.trials_to_separate or ""]))
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None or not np.isfinite(value) else f"{value:.10g}"

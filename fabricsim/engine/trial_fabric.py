@@ -1,0 +1,88 @@
+"""The fabric as one trial sees it: its flow network, its routes, background traffic and failures.
+
+Built at the start of a trial from the trial's fabric stream (source ports, background hosts,
+failure times), it hands the executor the flows of each transfer and collects link usage.
+``ideal_route`` gives the breakdown a transfer's ideal: its flows alone on the intact fabric,
+spread over distinct equal-cost routes (no ECMP collision), at their max-min rates.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from fabricsim.config import LossSpec, Scenario
+from fabricsim.engine.background import start_background
+from fabricsim.engine.failures import LinkFailures
+from fabricsim.engine.flows import FlowNetwork, LinkUsage, max_min_rates
+from fabricsim.fabric.ecmp import FlowRouter, FlowTag
+from fabricsim.fabric.graph import Fabric
+from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash
+from fabricsim.impairments import route_loss_rate
+from fabricsim.schedule import Schedule
+
+
+class TrialFabric:
+    """One trial's network, routes, background flows and failures, drawn from its fabric stream."""
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
+                 rng: np.random.Generator) -> None:
+        spec, impairments = scenario.fabric, scenario.impairments
+        self.env = env
+        self.rng = rng
+        self.intact_router = router
+        self.network = FlowNetwork(env, [link.bandwidth_bps for link in fabric.links])
+        # failures change routes: such a trial gets routes of its own
+        live_router = Router(fabric) if impairments.failures else router
+        self.flow_router = FlowRouter(live_router, fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair,
+                                      lambda link: len(self.network.flows_on[link]))
+        self.link_loss = {fabric.link_named(name).index: rate for name, rate in impairments.loss.links.items()}
+        start_background(self.network, fabric, impairments.background, spec.hosts, rng)
+        self.failures = LinkFailures(env, self.network, fabric, self.flow_router, impairments.failures, rng)
+
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec
+                   ) -> tuple[Callable[[int], list[tuple[Route, FlowTag]]], np.ndarray | None]:
+        """For one call: the executor's ``flows_of`` (its transfers' flows, by this trial's ports), and
+        each transfer's packet loss rate along its first flow's hashed route (None without per-link loss)."""
+        ports = self.flow_router.draw_ports(schedule, self.rng)
+        gpus = self.flow_router.gpus
+
+        def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
+            transfer = schedule.transfers[tid]
+            src, dst = group[transfer.src], group[transfer.dst]
+            try:
+                return self.flow_router.flows(src, dst, ports[tid])
+            except NoRouteError:  # cut off: wait on the intact route for the cable to return, or fail
+                self.failures.stuck()
+                return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]
+
+        if not self.link_loss:
+            return flows_of, None
+        rates = []
+        for t in schedule.transfers:
+            src, dst = group[t.src], group[t.dst]
+            route = self.intact_router.route(gpus[src], gpus[dst], five_tuple_hash(src, dst, int(ports[t.id][0])))
+            rates.append(route_loss_rate(loss.rate, self.link_loss, route.links))
+        return flows_of, np.array(rates)
+
+    def usage(self) -> LinkUsage:
+        return self.network.usage.closed(self.network.flows_on, self.env.now)
+
+
+class _IdealFlow:
+    __slots__ = ("links",)
+
+    def __init__(self, links: tuple[int, ...]) -> None:
+        self.links = links
+
+
+def ideal_route(router: Router, src: str, dst: str, qps: int, spray: bool) -> Route:
+    """The route latency and the total max-min rate of a transfer's flows alone, each queue pair on
+    its own equal-cost route (round robin), or on every one when spraying."""
+    routes = router.equal_cost_routes(src, dst)
+    flows = [_IdealFlow(route.links) for route in routes for _ in range(qps)] if spray else \
+        [_IdealFlow(routes[qp % len(routes)].links) for qp in range(qps)]
+    rates = max_min_rates(flows, [link.bandwidth_bps for link in router.fabric.links])
+    return Route(routes[0].links, routes[0].latency_ps, sum(rates.values()))

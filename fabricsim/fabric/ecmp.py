@@ -1,0 +1,73 @@
+"""ECMP: which routes a transfer's flows take, trial by trial.
+
+A transfer between two ranks is carried by ``qps`` queue pairs (NCCL_IB_QPS_PER_CONNECTION, KCCB's
+qps_per_rankpair), each a flow with its own RoCEv2 UDP source port. As real NICs do per queue pair,
+the port is drawn per trial (from the RoCEv2 entropy range 0xC000-0xFFFF, IBTA RoCEv2 Annex A17),
+so two flows collide on a spine uplink in some trials and not in others. Modes (``clos.ecmp``):
+- ``hash``: each switch picks among equal-cost next hops by the hash of the flow's 5-tuple;
+- ``adaptive``: each switch picks the next hop that carries the fewest flows when the flow starts
+  (ties by the hash), as adaptive routing fabrics do per flowlet;
+- ``spray``: per-packet spraying: the flow's bytes are split evenly over every equal-cost route.
+A flow re-routed after a failure is re-hashed (or re-chosen by load) over the links still up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from fabricsim.fabric.routing import Route, Router, five_tuple_hash
+from fabricsim.schedule import Schedule
+
+ROCE_SOURCE_PORTS = (0xC000, 0x10000)  # [low, high)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTag:
+    """What a flow is: for re-routing it and for flows.csv."""
+
+    src: str
+    dst: str
+    flow_hash: int
+
+
+class FlowRouter:
+    """Routes each queue pair of a transfer by the trial's source ports and the ECMP mode."""
+
+    def __init__(self, router: Router, gpus: list[str], mode: str, qps: int,
+                 flows_on: Callable[[int], int]) -> None:
+        self.router = router
+        self.gpus = gpus
+        self.mode = mode
+        self.qps = qps
+        self.flows_on = flows_on
+
+    def draw_ports(self, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
+        """Source ports, one per transfer and queue pair, drawn in schedule order."""
+        return rng.integers(*ROCE_SOURCE_PORTS, size=(len(schedule.transfers), self.qps))
+
+    def flows(self, src_rank: int, dst_rank: int, ports: np.ndarray) -> list[tuple[Route, FlowTag]]:
+        """One (route, tag) per queue pair, or per queue pair and equal-cost route when spraying."""
+        src, dst = self.gpus[src_rank], self.gpus[dst_rank]
+        tags = [FlowTag(src, dst, five_tuple_hash(src_rank, dst_rank, int(port))) for port in ports]
+        if self.mode == "spray":
+            routes = self.router.equal_cost_routes(src, dst)
+            return [(route, tag) for tag in tags for route in routes]
+        picked: Counter[int] = Counter()  # links taken by this transfer's earlier queue pairs
+        flows = []
+        for tag in tags:
+            route = self.reroute(tag, picked)
+            picked.update(route.links)
+            flows.append((route, tag))
+        return flows
+
+    def reroute(self, tag: FlowTag, picked: Counter[int] | None = None) -> Route:
+        """The flow's route over the links up now; raises NoRouteError when none is left."""
+        if self.mode == "adaptive":
+            picked = picked or Counter()
+            return self.router.least_loaded_route(tag.src, tag.dst, lambda link: self.flows_on(link) + picked[link],
+                                                  tag.flow_hash)
+        return self.router.route(tag.src, tag.dst, tag.flow_hash)

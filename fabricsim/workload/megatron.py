@@ -1,0 +1,163 @@
+"""The ``megatron`` rule: one training step of a transformer under TP x PP x DP, seen from global rank 0.
+
+No compute overlaps communication; micro-batches run in GPipe order (every forward, then every
+backward). With b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
+- tensor parallel (Shoeybi et al. 2019, Megatron-LM): per layer and micro-batch, an all-reduce of
+  b·s·h·B after the attention block and one after the MLP, forward, and the same two backward, in the
+  TP group. With sequence parallel (Korthikanti et al. 2022) each becomes an all-gather (b·s·h·B / tp
+  per rank) before the block and a reduce-scatter (b·s·h·B input) after it;
+- pipeline: per micro-batch, stage 0 sends its activation (b·s·h·B, / tp with sequence parallel) to
+  stage 1 and receives the gradient of the same size back;
+- data parallel, ddp: the stage's gradients (rank 0's TP shard) all-reduced in buckets, last layer
+  first; a bucket closes once it holds at least ``bucket`` bytes (PyTorch DDP, 25 MiB by default);
+- data parallel, fsdp (ZeRO-3): per unit (each layer; the embedding and LM head together) and
+  micro-batch, an all-gather of its parameter shards before its forward and again before its backward,
+  and a reduce-scatter of its gradients after its backward (shards padded to equal size);
+- compute, with a device: forward FLOPs / (tp x its dense peak) before the next call, backward twice that.
+"""
+
+from __future__ import annotations
+
+from fabricsim.config import DTYPE_BYTES, ScenarioError, WorkloadSpec
+from fabricsim.models.transformer import (ParamTensor, attention_forward_flops, embedding_tensors,
+                                          head_forward_flops, head_tensors, layer_tensors, mlp_forward_flops,
+                                          tp_degree_problem)
+from fabricsim.workload.placement import Mesh
+from fabricsim.workload.trial import Call, batch_count
+
+BACKWARD_FLOPS_FACTOR = 2
+
+
+class _StepBuilder:
+    """Collects calls in order, charging the compute accumulated since the previous call to the next."""
+
+    def __init__(self, peak_flops: float | None) -> None:
+        self.calls: list[Call] = []
+        self.pending_flops = 0
+        self._peak_flops = peak_flops
+
+    def compute(self, flops: float) -> None:
+        self.pending_flops += flops
+
+    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int) -> None:
+        if len(group) > 1:
+            self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps()))
+
+    def take_compute_ps(self) -> int:
+        compute_ps = round(self.pending_flops / self._peak_flops * 1e12) if self._peak_flops else 0
+        self.pending_flops = 0
+        return compute_ps
+
+
+def megatron_mesh(workload: WorkloadSpec, gpus: int, source: str) -> Mesh:
+    """The TP x DP x PP mesh of the workload, checked against the model and the fabric's GPU count."""
+    model, parallelism = workload.transformer, workload.parallelism
+    tp, pp = parallelism.tp or 1, parallelism.pp
+    where = f"{source}: workload.parallelism"
+    if problem := tp_degree_problem(model, tp):
+        raise ScenarioError(f"{where}.tp: {problem}")
+    if model.layers % pp:
+        raise ScenarioError(f"{where}.pp: expected a degree dividing the {model.layers} layers, got {pp}")
+    dp = parallelism.dp or max(1, gpus // (tp * pp))
+    if tp * pp * dp != gpus:
+        raise ScenarioError(f"{where}: expected tp x pp x dp = the fabric's {gpus} GPUs, got {tp} x {pp} x {dp}")
+    if parallelism.sequence_parallel and seq_len_of(workload) % tp:
+        raise ScenarioError(f"{source}: workload.seq_len: expected a length dividing by tp {tp} "
+                            f"(sequence parallel), got {seq_len_of(workload)}")
+    return Mesh(tp, dp, pp)
+
+
+def megatron_trial_count(workload: WorkloadSpec, mesh: Mesh) -> int:
+    """batch_count x epochs; a step takes batch_size x micro_batches sequences on each DP replica."""
+    if workload.trials:
+        return workload.trials
+    samples = workload.dataset_samples or workload.dataset_tokens // seq_len_of(workload)
+    global_batch = workload.batch_size * workload.parallelism.micro_batches * mesh.dp
+    return batch_count(samples, global_batch) * workload.epochs
+
+
+def megatron_step(workload: WorkloadSpec, mesh: Mesh,
+                  peak_flops: float | None = None) -> tuple[tuple[Call, ...], int]:
+    """Rank 0's calls over one step, and the compute time left after the last of them (at ``peak_flops``
+    per GPU; none without)."""
+    model, parallelism = workload.transformer, workload.parallelism
+    step = _StepBuilder(peak_flops)
+    seq_len, tp = seq_len_of(workload), mesh.tp
+    tokens = workload.batch_size * seq_len
+    element_bytes = DTYPE_BYTES[model.dtype]
+    activation_bytes = tokens * model.hidden_size * element_bytes
+    tp_group, dp_group = mesh.tp_group(), mesh.dp_group()
+    next_stage = mesh.pp_group()[1:2]
+    last_stage = mesh.pp == 1
+    layers = model.layers // mesh.pp
+    stage_tensors = (*embedding_tensors(model), *layer_tensors(model) * layers,
+                     *(head_tensors(model) if last_stage else ()))
+    layer_bytes = _shard_bytes(layer_tensors(model), tp, element_bytes)
+    root_bytes = _shard_bytes(stage_tensors, tp, element_bytes) - layers * layer_bytes  # embedding, head
+    fsdp = parallelism.dp_mode == "fsdp"
+    blocks = (attention_forward_flops(model, tokens, seq_len) / tp, mlp_forward_flops(model, tokens) / tp)
+
+    def tp_block(flops: float) -> None:
+        if parallelism.sequence_parallel:
+            step.call("all_gather", tp_group, activation_bytes // tp)
+            step.compute(flops)
+            step.call("reduce_scatter", tp_group, activation_bytes)
+        else:
+            step.compute(flops)
+            step.call("all_reduce", tp_group, activation_bytes)
+
+    def fsdp_unit(op: str, unit_bytes: int) -> None:
+        """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded)."""
+        if fsdp:
+            shard_bytes = -(-unit_bytes // mesh.dp)
+            step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp)
+
+    pipeline_bytes = activation_bytes // tp if parallelism.sequence_parallel else activation_bytes
+    for _ in range(parallelism.micro_batches):
+        fsdp_unit("all_gather", root_bytes)
+        for _ in range(layers):
+            fsdp_unit("all_gather", layer_bytes)
+            for flops in blocks:
+                tp_block(flops)
+        if last_stage:
+            step.compute(head_forward_flops(model, tokens) / tp)
+        else:
+            step.call("send_recv", (0, *next_stage), pipeline_bytes)
+    for _ in range(parallelism.micro_batches):
+        fsdp_unit("all_gather", root_bytes)
+        if last_stage:
+            step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)
+        else:
+            step.call("send_recv", (*next_stage, 0), pipeline_bytes)
+        for _ in range(layers):
+            fsdp_unit("all_gather", layer_bytes)
+            for flops in reversed(blocks):
+                tp_block(BACKWARD_FLOPS_FACTOR * flops)
+            fsdp_unit("reduce_scatter", layer_bytes)
+        fsdp_unit("reduce_scatter", root_bytes)
+    if not fsdp:
+        for bucket in gradient_buckets(stage_tensors, tp, element_bytes, parallelism.bucket_bytes):
+            step.call("all_reduce", dp_group, bucket)
+    return tuple(step.calls), step.take_compute_ps()
+
+
+def gradient_buckets(tensors: tuple[ParamTensor, ...], tp: int, element_bytes: int,
+                     bucket_bytes: int) -> tuple[int, ...]:
+    """DDP's buckets over the gradients in backward order (last tensor first): bytes of each bucket."""
+    buckets, filled = [], 0
+    for tensor in reversed(tensors):
+        filled += _shard_bytes((tensor,), tp, element_bytes)
+        if filled >= bucket_bytes:
+            buckets.append(filled)
+            filled = 0
+    return (*buckets, filled) if filled else tuple(buckets)
+
+
+def _shard_bytes(tensors: tuple[ParamTensor, ...], tp: int, element_bytes: int) -> int:
+    """Bytes of one TP rank's share of ``tensors``: split ones divided (rounded up), the others whole."""
+    return element_bytes * sum(-(-t.numel // tp) if t.tp_split else t.numel for t in tensors)
+
+
+def seq_len_of(workload: WorkloadSpec) -> int:
+    return workload.seq_len or workload.transformer.max_seq_len
+

@@ -1,0 +1,38 @@
+"""Workload planning: a scenario's rule turned into the trials of a run.
+
+- data_sizes: an explicit list of per-rank sizes (KCCB's "Data Size" list), each run ``trials`` times;
+- tensor_parallel, data_parallel, data_parallel_layerwise: the KCCB tutorial's rules
+  (``fabricsim.workload.kccb``), trials = batch_count x epochs;
+- megatron: a transformer's training step under TP x PP x DP (``fabricsim.workload.megatron``).
+Calls of the first two kinds use the scenario's ``collective.op`` over every GPU of the fabric;
+the megatron rule names each call's op and group itself.
+"""
+
+from __future__ import annotations
+
+from fabricsim.config import Scenario
+from fabricsim.models.devices import DEVICES
+from fabricsim.workload.kccb import collective_bytes
+from fabricsim.workload.megatron import megatron_mesh, megatron_step, megatron_trial_count
+from fabricsim.workload.trial import Call, Trial, WorkloadPlan, batch_count
+
+
+def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
+    workload, op = scenario.workload, scenario.collective.op
+    everyone = tuple(range(gpus))
+    if workload.rule == "megatron":
+        mesh = megatron_mesh(workload, gpus, source)
+        peak_flops = DEVICES[workload.device].peak_flops() if workload.device else None
+        calls, compute_after_ps = megatron_step(workload, mesh, peak_flops)
+        trials = tuple(Trial(i, calls, compute_after_ps) for i in range(megatron_trial_count(workload, mesh)))
+        main = calls[0]  # tp x pp x dp = GPUs >= 2, so some group has two ranks
+        return WorkloadPlan(main.op, len(main.group), trials)
+    if workload.rule == "data_sizes":
+        repeats = workload.trials or 1
+        per_trial = [(size,) for size in workload.data_sizes for _ in range(repeats)]
+    else:
+        count = workload.trials or batch_count(workload.dataset_samples, workload.batch_size) * workload.epochs
+        per_trial = [collective_bytes(scenario, gpus, source)] * count
+    trials = tuple(Trial(i, tuple(Call(op, everyone, nbytes) for nbytes in sizes))
+                   for i, sizes in enumerate(per_trial))
+    return WorkloadPlan(op, gpus, trials)

@@ -1,0 +1,46 @@
+"""Trials: what one trial runs, as pure data.
+
+A trial is one training step (or one batch) seen from global rank 0: the collective calls it takes
+part in, in order. Each call names its op, its group (fabric GPU indices; collective rank i is GPU
+``group[i]``; for send_recv, ``group[0]`` sends to ``group[1]``), the bytes each rank contributes
+(its input buffer: S / p for all-gather, S otherwise), and the compute time before it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    op: str
+    group: tuple[int, ...]
+    per_rank_bytes: int
+    compute_before_ps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One trial: its index, its calls in order, and the compute left after the last call."""
+
+    index: int
+    calls: tuple[Call, ...]
+    compute_after_ps: int = 0
+
+    @property
+    def per_rank_bytes(self) -> tuple[int, ...]:
+        return tuple(call.per_rank_bytes for call in self.calls)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPlan:
+    """The trials of a run; ``op`` and ``ranks`` describe its main collective (for bandwidth figures)."""
+
+    op: str
+    ranks: int
+    trials: tuple[Trial, ...]
+
+
+def batch_count(samples: int, batch_size: int) -> int:
+    """Batches per epoch of a loader that keeps the last, partial batch (PyTorch's default)."""
+    return -(-samples // batch_size)

@@ -1,0 +1,109 @@
+"""Every algorithm on an ideal single-switch fabric against its alpha-beta formula.
+
+alpha is the route latency between two GPUs, beta the time per byte of the route's bottleneck
+(reference/formulas.md). Sizes make every piece equal, so the formulas of
+``fabricsim.collectives.cost`` are exact: the engine rounds each transfer to a whole picosecond, so
+the simulated time may differ by at most one picosecond per transfer. Double binary tree has only
+an estimate and is held to bounds; hierarchical all-reduce is checked with its two alphas and betas.
+"""
+
+from fractions import Fraction
+
+import pytest
+
+from fabricsim.collectives import ALGORITHMS
+from fabricsim.collectives.cost import COSTS, TWO_LEVEL_COSTS, predicted_time
+from fabricsim.runner import Simulation
+from tests.conftest import make_scenario
+
+PS_PER_S = 10**12
+EXACT = sorted(key for key in COSTS if key != ("all_reduce", "double_binary_tree"))
+PIPELINED = {key for key, entry in ALGORITHMS.items() if "chunks" in entry.options}
+
+
+def simulate(op: str, algorithm: str, ranks: int, size_bytes: int, chunks: int = 1, root: int = 0,
+             fabric: dict | None = None) -> tuple[Simulation, int]:
+    per_rank = size_bytes // ranks if op in ("all_gather", "gather") else size_bytes
+    scenario = make_scenario(
+        fabric=fabric or {"topology": "single_switch", "hosts": ranks, "gpus_per_host": 1},
+        collective={"op": op, "algorithm": algorithm, "chunks": chunks, "root": root},
+        workload={"rule": "data_sizes", "data_sizes": [per_rank]},
+    )
+    simulation = Simulation(scenario)
+    (record,) = simulation.run()
+    assert not record.failed
+    return simulation, record.latency_ps
+
+
+def alpha_beta(simulation: Simulation, src: int = 0, dst: int = 1) -> tuple[int, Fraction]:
+    route = simulation.route(src, dst)
+    return route.latency_ps, Fraction(8 * PS_PER_S) / Fraction(route.bottleneck_bps)
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 5, 8])
+@pytest.mark.parametrize("op, algorithm", EXACT)
+def test_simulated_time_equals_the_alpha_beta_formula(op, algorithm, ranks):
+    for chunks in (1, 3) if (op, algorithm) in PIPELINED else (1,):
+        size_bytes = 2**20 * 3 * 5 * 7 * 8 * 2  # divisible by p^2, p x folding chunks, 2 c p
+        simulation, latency_ps = simulate(op, algorithm, ranks, size_bytes, chunks, root=ranks - 1)
+        alpha_ps, beta = alpha_beta(simulation)
+        expected_ps = predicted_time(op, algorithm, ranks, size_bytes, alpha_ps, beta, chunks)
+        transfers = len(simulation.schedule(op, ranks, size_bytes // ranks if op in ("all_gather", "gather")
+                                            else size_bytes).transfers)
+        assert abs(latency_ps - expected_ps) <= transfers, (chunks, latency_ps, float(expected_ps))
+
+
+def test_double_binary_tree_approaches_2_S_beta_as_chunks_grow():
+    ranks, size_bytes = 8, 2**26
+    times = {}
+    for chunks in (1, 4, 16):
+        simulation, times[chunks] = simulate("all_reduce", "double_binary_tree", ranks, size_bytes, chunks)
+        alpha_ps, beta = alpha_beta(simulation)
+        schedule = simulation.schedule("all_reduce", ranks, size_bytes)
+        busiest_bytes = max(schedule.bytes_sent_by(rank) for rank in range(ranks))
+        assert busiest_bytes == 2 * size_bytes  # an inner node: half up, two halves down, half as a leaf
+        assert times[chunks] >= busiest_bytes * beta
+        estimate = predicted_time("all_reduce", "double_binary_tree", ranks, size_bytes, alpha_ps, beta, chunks)
+        assert abs(times[chunks] - estimate) <= 0.25 * estimate
+    assert times[1] > times[4] > times[16]
+    assert times[16] <= 1.1 * 2 * size_bytes * beta + 2 * 3 * alpha_ps
+
+
+@pytest.mark.parametrize("hosts, local_ranks", [(2, 4), (3, 2), (1, 4), (4, 1)])
+def test_hierarchical_all_reduce_is_two_rings_in_and_one_across_hosts(hosts, local_ranks):
+    ranks = hosts * local_ranks
+    size_bytes = 2**20 * 3 * 4 * 8
+    fabric = {"topology": "single_switch", "hosts": hosts, "gpus_per_host": local_ranks}
+    simulation, latency_ps = simulate("all_reduce", "hierarchical", ranks, size_bytes, fabric=fabric)
+    inside = alpha_beta(simulation, 0, 1) if local_ranks > 1 else (0, 0)
+    across = alpha_beta(simulation, 0, local_ranks) if hosts > 1 else (0, 0)
+    expected_ps = TWO_LEVEL_COSTS[("all_reduce", "hierarchical")](hosts, local_ranks, Fraction(size_bytes),
+                                                                  *inside, *across, 1)
+    intra_ps = 2 * (local_ranks - 1) * (inside[0] + Fraction(size_bytes, local_ranks) * inside[1])
+    inter_ps = 2 * (hosts - 1) * (across[0] + Fraction(size_bytes, ranks) * across[1])
+    assert expected_ps == intra_ps + inter_ps  # the formula of hierarchical.py's docstring
+    transfers = len(simulation.schedule("all_reduce", ranks, size_bytes).transfers)
+    assert abs(latency_ps - expected_ps) <= transfers, (latency_ps, float(expected_ps))
+
+
+def test_multi_ring_spreads_the_inter_host_traffic_over_every_nic():
+    """One ring per rail: every NIC carries 2(p - 1)/(p L) S instead of one NIC per host carrying
+    2(p - 1)/p S, so with the NICs the bottleneck a multi-ring all-reduce is L times faster."""
+    hosts, local_ranks, size_bytes = 2, 4, 2**26 * 3
+    ranks = hosts * local_ranks
+    fabric = {"topology": "single_switch", "hosts": hosts, "gpus_per_host": local_ranks}
+    simulation, multi_ps = simulate("all_reduce", "multi_ring", ranks, size_bytes, fabric=fabric)
+    schedule = simulation.schedule("all_reduce", ranks, size_bytes)
+    for rank in range(ranks):
+        crossing = sum(t.nbytes for t in schedule.transfers
+                       if t.src == rank and t.dst // local_ranks != rank // local_ranks)
+        assert crossing == 2 * (ranks - 1) * size_bytes // (ranks * local_ranks)
+    _, single_ps = simulate("all_reduce", "ring", ranks, size_bytes, fabric=fabric)
+    _, beta_nic = alpha_beta(simulation, 0, local_ranks)
+    assert single_ps == pytest.approx(2 * (ranks - 1) * Fraction(size_bytes, ranks) * beta_nic, rel=0.01)
+    assert multi_ps == pytest.approx(single_ps / local_ranks, rel=0.01)
+    alpha_in, beta_in = alpha_beta(simulation, 0, 1)
+    alpha_out, _ = alpha_beta(simulation, 0, local_ranks)
+    estimate = TWO_LEVEL_COSTS[("all_reduce", "multi_ring")](hosts, local_ranks, size_bytes, alpha_in, beta_in,
+                                                             alpha_out, beta_nic, 1)
+    assert multi_ps == pytest.approx(estimate, rel=0.01)

@@ -1,0 +1,96 @@
+"""ECMP against balls-into-bins: queue pairs hashed onto spine uplinks collide as often as theory says.
+
+Two hosts, one per leaf, k queue pairs from one to the other and n spines (1:1, so each uplink is
+1/n of the NIC). The k flows start together; each leaf picks a spine per flow by the hash of its
+5-tuple, whose source port is drawn per trial. With k = n the transfer runs at the NIC's ideal rate
+exactly when the n flows land on n distinct spines: probability n! / n^n. Any collision shows as
+contention.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from fabricsim.fabric.ecmp import FlowRouter
+from fabricsim.runner import Simulation, fabric_rng
+from tests.conftest import make_scenario
+
+SIZE_BYTES = 3 * 2**16
+
+
+def _two_leaves(spines, qps, ecmp="hash", trials=1, flows=False):
+    return Simulation(make_scenario(
+        fabric={"topology": "leaf_spine", "hosts": 2, "clos": {"hosts_per_leaf": 1, "spines": spines, "ecmp": ecmp},
+                "qps_per_rankpair": qps},
+        collective={"op": "send_recv", "algorithm": "direct"},
+        workload={"rule": "data_sizes", "data_sizes": [SIZE_BYTES], "trials": trials},
+        output={"flows": flows}))
+
+
+def test_collision_frequency_matches_balls_into_bins():
+    n, trials = 3, 400
+    records = _two_leaves(n, n, trials=trials).run()
+    spread = np.mean([r.contention_ps == 0 for r in records])
+    p = math.factorial(n) / n**n  # 2/9
+    assert abs(spread - p) < 4 * math.sqrt(p * (1 - p) / trials), spread
+    assert all(sum((r.ideal_ps, r.contention_ps)) == r.latency_ps for r in records)
+
+
+def test_a_collision_halves_the_rate_exactly():
+    """n = k = 2: both flows on one uplink of NIC/2 take twice the NIC's serialisation time."""
+    simulation = _two_leaves(2, 2, trials=60)
+    records = simulation.run()
+    nic_bps = simulation.fabric.link_between("h0.nic0", "leaf0").bandwidth_bps
+    serialise_ps = SIZE_BYTES * 8e12 / nic_bps
+    collided = [r for r in records if r.contention_ps]
+    assert 0 < len(collided) < len(records)
+    for record in collided:
+        assert record.contention_ps == pytest.approx(serialise_ps, abs=4)
+
+
+@pytest.mark.parametrize("ecmp, qps", [("adaptive", 3), ("spray", 1), ("spray", 2)])
+def test_adaptive_routing_and_spraying_do_not_collide(ecmp, qps):
+    records = _two_leaves(3, qps, ecmp=ecmp, trials=20).run()
+    assert all(r.contention_ps == 0 and r.latency_ps == r.ideal_ps for r in records)
+
+
+def test_queue_pairs_split_the_bytes_over_flows_with_their_own_ports():
+    simulation = _two_leaves(4, 4, trials=3, flows=True)
+    for record in simulation.run():
+        flows = record.flows
+        assert len(flows) == 4 and sum(f.nbytes for f in flows) == SIZE_BYTES
+    router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 4, lambda link: 0)
+    schedule = simulation.schedule("send_recv", 2, SIZE_BYTES)
+    ports = [router.draw_ports(schedule, fabric_rng(0, trial)) for trial in range(2)]
+    assert len(set(ports[0][0])) == 4 and not np.array_equal(ports[0], ports[1])
+    assert np.array_equal(ports[0], router.draw_ports(schedule, fabric_rng(0, 0)))  # same trial, same ports
+    assert all(0xC000 <= port < 0x10000 for port in ports[0][0])
+
+
+def test_each_switch_hashes_independently_and_evenly():
+    """Over many flows, a leaf's first hop spreads evenly over the spines (chi-square)."""
+    simulation = _two_leaves(4, 1)
+    router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 2000, lambda link: 0)
+    schedule = simulation.schedule("send_recv", 2, SIZE_BYTES)
+    ports = router.draw_ports(schedule, np.random.default_rng(9))[0]
+    spines = [simulation.fabric.links[route.links[2]].dst for route, _ in router.flows(0, 1, ports)]
+    counts = np.array([spines.count(f"spine{i}") for i in range(4)])
+    chi2 = ((counts - 500) ** 2 / 500).sum()
+    assert chi2 < 16.3  # p = 0.001 at 3 degrees of freedom
+
+
+@pytest.mark.parametrize("qps", [1, 2, 3, 5])
+def test_k_queue_pairs_on_one_nic_each_get_one_kth(qps):
+    """No choice of path on one switch: the k flows of a transfer share the NIC link max-min."""
+    scenario = make_scenario(fabric={"hosts": 2, "qps_per_rankpair": qps}, output={"flows": True},
+                             collective={"op": "send_recv", "algorithm": "direct"},
+                             workload={"rule": "data_sizes", "data_sizes": [SIZE_BYTES - SIZE_BYTES % qps]})
+    simulation = Simulation(scenario)
+    (record,) = simulation.run()
+    nic_bps = simulation.fabric.link_between("h0.nic0", "switch").bandwidth_bps
+    assert len(record.flows) == qps
+    for flow in record.flows:
+        rate_bps = flow.nbytes * 8e12 / (flow.sent_ps - flow.start_ps)
+        assert rate_bps == pytest.approx(nic_bps / qps, rel=1e-9)
+    assert record.contention_ps == 0 and record.ideal_ps == record.latency_ps

@@ -1,0 +1,131 @@
+"""``fabricsim sweep``: the nccl-tests table, sweep.csv and sweep.png, sizes from flags or YAML,
+several algorithms side by side, and bad input refused in one line with nothing written."""
+
+import csv
+import math
+
+import pytest
+import yaml
+
+from fabricsim import stats
+from fabricsim.cli import main
+from fabricsim.size_range import size_range
+from fabricsim.sweep import element_sizes
+from tests.conftest import ROOT
+
+SCENARIO = {
+    "name": "sweep_test",
+    "fabric": {"topology": "single_switch", "hosts": 1, "gpus_per_host": 4,
+               "nvlink": {"bandwidth": "100GB/s", "latency": "100ns"}},
+    "collective": {"op": "all_reduce", "algorithm": "ring", "protocol": "ll"},
+    "workload": {"rule": "data_sizes", "data_sizes": {"start": "1KiB", "end": "1MiB", "step": 4}},
+    "output": {"plots": False},  # one test draws: plotting is most of a sweep's wall time
+}
+
+
+@pytest.fixture
+def scenario_file(tmp_path):
+    def write(**changes):
+        raw = {key: (dict(value) if isinstance(value, dict) else value) for key, value in SCENARIO.items()}
+        for key, value in changes.items():
+            raw[key].update(value)
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+    return write
+
+
+def read_csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_flags_sweep_prints_the_nccl_tests_table_and_writes_csv_and_plot(scenario_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    path = scenario_file(output={"plots": True})
+    assert main(["sweep", str(path), "-b", "8", "-e", "1M", "-f", "2", "-n", "2", "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[1].split()
+    assert header[1:] == ["size", "count", "type", "redop", "root", "time", "algbw", "busbw", "algorithm"]
+    rows = [line.split() for line in lines if line and not line.startswith(("#", "results"))]
+    assert [int(row[0]) for row in rows] == size_range(8, 2**20, 2)  # nccl-tests -e 1M is 1048576
+    for size, count, dtype, redop, root, time_us, algbw, busbw, algorithm in rows:
+        assert (int(count), dtype, redop, root, algorithm) == (int(size) // 4, "float", "sum", "-1", "ring")
+        assert float(busbw) == pytest.approx(float(algbw) * 2 * 3 / 4, abs=0.02)
+    small_us, large_us = float(rows[0][5]), float(rows[-1][5])
+    assert small_us == pytest.approx(6.6 + 6 * (0.6 + 0.3), abs=0.01)  # LL: latency-bound, not zero
+    assert large_us > 2 * small_us
+    footer = lines[-2]
+    average = sum(float(row[7]) for row in rows) / len(rows)
+    assert footer.startswith("# Avg bus bandwidth : ")
+    assert float(footer.split(":")[1]) == pytest.approx(average, abs=1e-3)
+    table = read_csv(out / "sweep.csv")
+    assert len(table) == len(rows) and {row["iterations"] for row in table} == {"2"}
+    last = table[-1]
+    assert float(last["busbw_GBps"]) == pytest.approx(
+        float(stats.busbw_GBps("all_reduce", 4, int(last["size_bytes"]), float(last["time_us"]))))
+    assert (out / "sweep.png").stat().st_size > 10_000
+
+
+def test_yaml_range_and_several_algorithms_give_one_block_and_one_line_each(scenario_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["sweep", str(scenario_file()), "-a", "ring,halving_doubling,auto", "-o", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("# Avg bus bandwidth : ") == 3
+    table = read_csv(out / "sweep.csv")
+    assert [row["algorithm"] for row in table] == ["ring"] * 6 + ["halving_doubling"] * 6 + ["auto"] * 6
+    assert [int(row["size_bytes"]) for row in table[:6]] == [4**k * 1024 for k in range(6)]
+    auto = {row["size_bytes"]: row for row in table if row["algorithm"] == "auto"}
+    for row in table[:12]:  # auto ran what it picked, as fast as the best of the others
+        assert float(auto[row["size_bytes"]]["time_us"]) <= float(row["time_us"]) + 1e-3
+    assert {row["picked"] for row in auto.values()} <= {"recursive_doubling", "halving_doubling",
+                                                                  "ring", "bidirectional_ring"}
+
+
+@pytest.mark.parametrize("op, per_rank_count", [("all_gather", True), ("broadcast", False), ("all_to_all", True)])
+def test_counts_are_per_rank_where_nccl_tests_counts_per_rank(scenario_file, tmp_path, capsys, op, per_rank_count):
+    algorithm = {"all_gather": "ring", "broadcast": "binomial_tree", "all_to_all": "direct"}[op]
+    path = scenario_file(collective={"op": op, "algorithm": algorithm, "root": 2})
+    assert main(["sweep", str(path), "-b", "100", "-e", "4096", "-f", "4", "-o", str(tmp_path / "out")]) == 0
+    table = read_csv(tmp_path / "out" / "sweep.csv")
+    for row in table:
+        size = int(row["size_bytes"])
+        assert int(row["count"]) == size // 4 // (4 if per_rank_count else 1)
+        assert size % (16 if per_rank_count else 4) == 0
+        assert row["root"] == ("2" if op == "broadcast" else "-1")
+        assert row["redop"] == "none"
+    assert element_sizes(op, 4, [100, 101, 3], "float32") == ([96] if per_rank_count else [100])
+
+
+@pytest.mark.parametrize("argv_tail, message", [
+    (["-b", "1G", "-e", "8"], "-b/-e/-f: expected end >= start"),
+    (["-b", "8", "-e", "64", "-f", "1"], "-b/-e/-f: expected a multiplicative step above 1"),
+    (["-b", "lots"], "-b: expected a size such as"),
+    (["-a", "ring,tree"], "collective.algorithm: expected one of"),
+    (["-a", "binomial_tree"], "collective: expected algorithm auto or one of"),
+    (["-b", "1", "-e", "3"], "sizes: expected at least one size of a whole float32 element"),
+    (["-n", "0"], "-n: expected a positive number of iterations"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(scenario_file, tmp_path, capsys, argv_tail, message):
+    out = tmp_path / "out"
+    assert main(["sweep", str(scenario_file()), "-o", str(out), *argv_tail]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert message in captured.err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_scenario_without_sizes_needs_flags(scenario_file, capsys):
+    model = ROOT / "scenarios" / "models" / "fashion_mnist_mlp.yaml"
+    path = scenario_file(workload={"rule": "data_parallel", "data_sizes": [], "model": str(model),
+                                   "dataset_samples": 100, "batch_size": 10})
+    assert main(["sweep", str(path)]) == 2
+    assert "workload.data_sizes: expected sizes to sweep, or -b MIN -e MAX" in capsys.readouterr().err
+
+
+def test_size_ranges_multiply_up_to_the_end():
+    assert size_range(8, 64, 2) == [8, 16, 32, 64]
+    assert size_range(1, 10, 1.5) == [1, 2, 3, 4, 6, 9]  # never stuck below a whole byte
+    assert size_range(5, 5, 2) == [5]
+    assert not math.isnan(size_range(8, 2**40, 2)[-1])

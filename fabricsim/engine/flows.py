@@ -5,6 +5,8 @@ connected component) are re-rated, by progressive filling: the most constrained 
 rate of its flows, its capacity is used up, and so on. A flow that keeps its rate keeps its
 scheduled completion, so an uncontended flow ends exactly ``round(bits / rate)`` after it started.
 Completion events that a re-rating made stale are recognised by a version number and ignored.
+A component is re-rated in the order its flows started, never in memory-address order, so the
+floating-point sums, and so the results, are the same in every process.
 Per-link usage (bits, busy time, peak flows) is updated only on the links of a flow that starts,
 ends or moves.
 """
@@ -24,10 +26,12 @@ def serialisation_ps(nbits: float, rate_bps: float) -> int:
 
 
 class Flow:
-    __slots__ = ("links", "nbits", "remaining_bits", "rate_bps", "updated_ps", "version", "on_sent",
+    __slots__ = ("seq", "links", "nbits", "remaining_bits", "rate_bps", "updated_ps", "version", "on_sent",
                  "start_ps", "stalled_ps", "path_bits", "tag")
 
-    def __init__(self, links: tuple[int, ...], nbits: float, on_sent: Callable[[], None], tag: object = None) -> None:
+    def __init__(self, seq: int, links: tuple[int, ...], nbits: float, on_sent: Callable[[], None],
+                 tag: object = None) -> None:
+        self.seq = seq  # start order in its network
         self.links = links
         self.nbits = nbits
         self.remaining_bits = nbits
@@ -78,6 +82,7 @@ class FlowNetwork:
         self.capacity_bps = list(capacity_bps)
         self.flows_on: list[set[Flow]] = [set() for _ in capacity_bps]
         self.usage = LinkUsage(len(capacity_bps))
+        self._started = 0
 
     def private_link(self, capacity_bps: float) -> int:
         """A link no route uses: put it in one flow's links to cap that flow's rate."""
@@ -91,7 +96,8 @@ class FlowNetwork:
 
     def start_all(self, specs: list[tuple[tuple[int, ...], float, Callable[[], None], object]]) -> list[Flow]:
         """Start several flows at once (links, nbits, on_sent, tag each) with one re-rating."""
-        flows = [Flow(*spec) for spec in specs]
+        flows = [Flow(self._started + i, *spec) for i, spec in enumerate(specs)]
+        self._started += len(flows)
         running = [flow for flow in flows if flow.nbits > 0 and flow.links]
         for flow in flows:
             flow.start_ps = flow.updated_ps = self.env.now
@@ -150,8 +156,9 @@ class FlowNetwork:
         self._rerate(self._component(flow.links))
         flow.on_sent()
 
-    def _component(self, links: tuple[int, ...]) -> set[Flow]:
-        """Every active flow that shares a link, directly or through other flows, with ``links``."""
+    def _component(self, links: tuple[int, ...]) -> list[Flow]:
+        """Every active flow that shares a link, directly or through other flows, with ``links``,
+        in start order."""
         seen_links, flows = set(links), set()
         todo = list(links)
         while todo:
@@ -162,7 +169,7 @@ class FlowNetwork:
                         if link not in seen_links:
                             seen_links.add(link)
                             todo.append(link)
-        return flows
+        return sorted(flows, key=_start_order) if len(flows) > 1 else list(flows)
 
     @staticmethod
     def _settle(flow: Flow, now: int) -> None:
@@ -173,9 +180,13 @@ class FlowNetwork:
             flow.stalled_ps += now - flow.updated_ps
         flow.updated_ps = now
 
-    def _rerate(self, flows: set[Flow]) -> None:
+    def _rerate(self, flows: list[Flow]) -> None:
         now = self.env.now
-        for flow, rate in max_min_rates(flows, self.capacity_bps).items():
+        if len(flows) == 1:  # alone on its links: the progressive filling of one flow, without the books
+            rates = {flows[0]: min(self.capacity_bps[link] for link in flows[0].links)}
+        else:
+            rates = max_min_rates(flows, self.capacity_bps)
+        for flow, rate in rates.items():
             if rate == flow.rate_bps:
                 continue
             self._settle(flow, now)
@@ -187,7 +198,11 @@ class FlowNetwork:
                 lambda _event, flow=flow, version=flow.version: self._finish(flow, version))
 
 
-def max_min_rates(flows: set[Flow] | list[Flow], capacity_bps: list[float]) -> dict[Flow, float]:
+def _start_order(flow: Flow) -> int:
+    return flow.seq
+
+
+def max_min_rates(flows: list[Flow], capacity_bps: list[float]) -> dict[Flow, float]:
     """Progressive filling: the max-min fair rate of each flow given the links' capacities."""
     remaining: dict[int, float] = {}
     unfixed_on: dict[int, list[Flow]] = {}

@@ -141,64 +141,35 @@ class Simulation:
         return [self.run_trial(trial) for trial in self.plan.trials]
 
     def run_trial(self, trial: Trial) -> TrialRecord:
-        impairments = self.scenario.impairments
-        loss = impairments.loss
-        mtu_bytes = self.scenario.fabric.nic.mtu_bytes
-        rng = trial_rng(self.scenario.seed, trial.index)
+        """One trial: its calls one after another (with any compute between), on the scenario's model."""
+        scenario = self.scenario
+        impairments, loss = scenario.impairments, scenario.impairments.loss
+        rng = trial_rng(scenario.seed, trial.index)
         env = simpy.Environment()
-        packet = self.scenario.fabric.model == "packet"
-        trial_fabric = None if packet else TrialFabric(env, self.scenario, self.fabric, self.router,
-                                                       fabric_rng(self.scenario.seed, trial.index))
-        network = (PacketNetwork(self.fabric, self.scenario.fabric.nic, self.scenario.fabric.packet, loss.rate, rng)
-                   if packet else trial_fabric.network)
-        ports_rng = fabric_rng(self.scenario.seed, trial.index)  # packet model: the queue pairs' ECMP ports
-        failed = False
-        ideal_ps, causes, flows = 0, Causes(), []
+        model = (_PacketTrial if scenario.fabric.model == "packet" else _FlowTrial)(self, env, trial.index, rng)
+        ideal_ps, causes, failed = 0, Causes(), False
         for call in trial.calls:
             if call.compute_before_ps:
                 env.run(until=env.now + call.compute_before_ps)
                 ideal_ps += call.compute_before_ps
             schedule = self.call_schedule(call)
+            flows_of, loss_rate = model.flows_of(schedule, call.group)
             nbytes = np.fromiter((t.nbytes for t in schedule.transfers), dtype=np.int64,
                                  count=len(schedule.transfers))
-            flows_of, loss_rate = trial_fabric.call_flows(schedule, call.group, loss) if trial_fabric else (None, None)
-            drawn = draw_impairments(impairments.jitter, loss, nbytes, mtu_bytes, rng, loss_rate)
-            if trial_fabric and impairments.launch_skew.distribution != "none":
-                drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + launch_skew_ps(
-                    impairments.launch_skew, schedule, trial_fabric.rng))
+            drawn = draw_impairments(impairments.jitter, loss, nbytes, scenario.fabric.nic.mtu_bytes, rng, loss_rate)
+            drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule))
             jitter_ps = drawn.start_delay_ps
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
-            drawn = with_software_latency(drawn, schedule, self.scenario.collective.protocol, route_of,
-                                          self.fabric.links)
-            if packet:
-                run = PacketScheduleRun(env, network, schedule, route_of,
-                                        drawn, mtu_bytes, rto_ps(loss.timeout_exponent), loss.retry_count,
-                                        flows_of=packet_flows_of(network, self.router, self.scenario.fabric,
-                                                                 schedule, call.group, ports_rng),
-                                        fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
-                                        ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(
-                                            group[src], group[dst]))
-                env.run(until=run.done)
-                ideal_ps += run.ideal_ps()
-                causes.add(run.critical_causes())
-            else:
-                run = ScheduleRun(env, network, schedule, route_of,
-                                  drawn, mtu_bytes, rto_ps(loss.timeout_exponent), loss.retry_count,
-                                  flows_of=flows_of,
-                                  fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
-                                  record_flows=self.scenario.output.flows,
-                                  ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src],
-                                                                                                     group[dst]))
-                dead_end = trial_fabric.failures.dead_end
-                env.run(until=env.any_of([run.done, dead_end]))
-                ideal_ps += run.ideal_ps()
-                causes.add(run.critical_causes())
-                flows.extend(run.flow_records or ())
-                if dead_end.triggered:
-                    causes.failure_ps += env.now - trial_fabric.failures.last_down_ps
-                    failed = True
-                    break
-            if run.failed:
+            drawn = with_software_latency(drawn, schedule, scenario.collective.protocol, route_of, self.fabric.links)
+            run, cut_off_ps = model.run(
+                schedule, route_of, drawn, scenario.fabric.nic.mtu_bytes, rto_ps(loss.timeout_exponent),
+                loss.retry_count, flows_of=flows_of, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
+                ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
+            ideal_ps += run.ideal_ps()
+            causes.add(run.critical_causes())
+            if cut_off_ps is not None:
+                causes.failure_ps += cut_off_ps
+            if run.failed or cut_off_ps is not None:
                 failed = True
                 break
         else:
@@ -206,10 +177,65 @@ class Simulation:
                 env.run(until=env.now + trial.compute_after_ps)
                 ideal_ps += trial.compute_after_ps
         breakdown = attribute(int(env.now), ideal_ps, causes, failed)
-        if packet:
-            return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
-                               ports=network.port_counters(),
-                               **{name: getattr(breakdown, name) for name in breakdown.__slots__})
         return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
                            **{name: getattr(breakdown, name) for name in breakdown.__slots__},
-                           link_usage=trial_fabric.usage(), flows=tuple(flows))
+                           **model.record_fields())
+
+
+class _FlowTrial:
+    """A trial on the flow model: its fabric as drawn for the trial, the flows it records, its cuts."""
+
+    def __init__(self, simulation: Simulation, env: simpy.Environment, trial: int, rng: np.random.Generator) -> None:
+        scenario = simulation.scenario
+        self.env = env
+        self.scenario = scenario
+        self.fabric = TrialFabric(env, scenario, simulation.fabric, simulation.router,
+                                  fabric_rng(scenario.seed, trial))
+        self.flows: list[FlowRecord] = []
+
+    def flows_of(self, schedule: Schedule, group: tuple[int, ...]):
+        return self.fabric.call_flows(schedule, group, self.scenario.impairments.loss)
+
+    def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int:
+        skew = self.scenario.impairments.launch_skew
+        return 0 if skew.distribution == "none" else launch_skew_ps(skew, schedule, self.fabric.rng)
+
+    def run(self, schedule: Schedule, *args, **kwargs) -> tuple[ScheduleRun, int | None]:
+        """Run the call; the second value is the time lost to a cut with no way round, if one ended it."""
+        run = ScheduleRun(self.env, self.fabric.network, schedule, *args,
+                          record_flows=self.scenario.output.flows, **kwargs)
+        dead_end = self.fabric.failures.dead_end
+        self.env.run(until=self.env.any_of([run.done, dead_end]))
+        self.flows.extend(run.flow_records or ())
+        return run, (self.env.now - self.fabric.failures.last_down_ps) if dead_end.triggered else None
+
+    def record_fields(self) -> dict:
+        return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}
+
+
+class _PacketTrial:
+    """A trial on the packet model: its packet network, and its queue pairs' ECMP ports."""
+
+    def __init__(self, simulation: Simulation, env: simpy.Environment, trial: int, rng: np.random.Generator) -> None:
+        spec = simulation.scenario.fabric
+        self.env = env
+        self.simulation = simulation
+        self.network = PacketNetwork(simulation.fabric, spec.nic, spec.packet,
+                                     simulation.scenario.impairments.loss.rate, rng)
+        self.ports_rng = fabric_rng(simulation.scenario.seed, trial)
+
+    def flows_of(self, schedule: Schedule, group: tuple[int, ...]):
+        simulation = self.simulation
+        return packet_flows_of(self.network, simulation.router, simulation.scenario.fabric, schedule, group,
+                               self.ports_rng), None
+
+    def launch_skew_ps(self, schedule: Schedule) -> int:
+        return 0  # refused in packet mode by the scenario's validation
+
+    def run(self, schedule: Schedule, *args, **kwargs) -> tuple[PacketScheduleRun, None]:
+        run = PacketScheduleRun(self.env, self.network, schedule, *args, **kwargs)
+        self.env.run(until=run.done)
+        return run, None
+
+    def record_fields(self) -> dict:
+        return {"ports": self.network.port_counters()}

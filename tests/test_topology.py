@@ -95,3 +95,17 @@ def test_uncontended_ring_on_a_leaf_spine_matches_alpha_beta():
     expected_ps = (ranks - 1) * (route.latency_ps + size_bytes / ranks * 8e12 / route.bottleneck_bps)
     assert abs(record.latency_ps - expected_ps) <= ranks
     assert record.ideal_ps == record.latency_ps
+
+
+def test_zero_latency_links_route_without_looping():
+    """Zero-cost cycles (NVLink and NVSwitch at 0 ns) must not trap the walk: fewest hops break ties."""
+    scenario = make_scenario(fabric={"hosts": 2, "gpus_per_host": 4, "cable_latency": "0ns",
+                                     "nvlink": {"bandwidth": "300GB/s", "latency": "0ns"},
+                                     "nvswitch": {"latency": "0ns"}, "pcie": {"bandwidth": "32GB/s", "latency": "0ns"},
+                                     "nic": {"latency": "0ns"}, "switch": {"latency": "0ns"}})
+    fabric = build_fabric(scenario.fabric)
+    router = Router(fabric)
+    inside = router.route(fabric.gpus[0], fabric.gpus[1])
+    across = router.route(fabric.gpus[0], fabric.gpus[4])
+    assert inside.latency_ps == across.latency_ps == 0
+    assert len(inside.links) == 2 and len(across.links) == 4  # GPU-NVSwitch-GPU; GPU-NIC-switch-NIC-GPU

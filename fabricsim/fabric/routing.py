@@ -1,7 +1,8 @@
 """Routing: the path a transfer takes between two GPUs.
 
-Paths are least-latency (link propagation plus the forwarding latency of each device crossed), so
-costs are integer picoseconds and equal-cost paths are exactly equal. Where several next hops lie on
+Paths are least-latency (link propagation plus the forwarding latency of each device crossed), then
+fewest hops: costs are (picoseconds, hops), so equal-cost paths are exactly equal and a link of zero
+latency can never make a path loop. Where several next hops lie on
 a least-cost path, the choice is ECMP-style: made at each hop from a per-flow hash, as switches do.
 With ``flow_hash = 0`` the first next hop (in link order) is taken, so routes are deterministic.
 Adaptive routing picks the least-loaded next hop instead; spraying uses every equal-cost route.
@@ -40,7 +41,7 @@ class Router:
         for link in fabric.links:
             self._in[link.dst].append(link)
         self._down: set[int] = set()
-        self._cost_to: dict[str, dict[str, int]] = {}
+        self._cost_to: dict[str, dict[str, tuple[int, int]]] = {}
         self._routes: dict[tuple[str, str], tuple[Route, bool]] = {}  # first route, and whether it is the only one
         self._next_hops: dict[tuple[str, str], list[Link]] = {}
 
@@ -83,7 +84,7 @@ class Router:
         while stack and len(routes) < MAX_SPRAY_ROUTES:
             node, links = stack.pop()
             if node == dst:
-                routes.append(self._make_route(links, cost[src]))
+                routes.append(self._make_route(links, cost[src][0]))
                 continue
             for link in reversed(self._next_links(node, src, dst, cost)):
                 stack.append((link.dst, links + (link.index,)))
@@ -99,12 +100,12 @@ class Router:
             link = pick(choices, hop)
             links.append(link.index)
             node, hop = link.dst, hop + 1
-        return self._make_route(tuple(links), cost[src]), only
+        return self._make_route(tuple(links), cost[src][0]), only
 
     def _make_route(self, links: tuple[int, ...], latency_ps: int) -> Route:
         return Route(links, latency_ps, min(self.fabric.links[i].bandwidth_bps for i in links))
 
-    def _next_links(self, node: str, src: str, dst: str, cost: dict[str, int]) -> list[Link]:
+    def _next_links(self, node: str, src: str, dst: str, cost: dict[str, tuple[int, int]]) -> list[Link]:
         """The choices at ``node``; where they include the source's or destination's own NIC, only it
         (several NICs under one PCIe switch are equally near, but each GPU uses its own)."""
         choices = self._choices(node, dst, cost)
@@ -114,43 +115,44 @@ class Router:
             return own or choices
         return choices
 
-    def _choices(self, node: str, dst: str, cost: dict[str, int]) -> list[Link]:
-        """The next links that lie on a least-latency path to ``dst`` (whose costs are ``cost``), cached."""
+    def _choices(self, node: str, dst: str, cost: dict[str, tuple[int, int]]) -> list[Link]:
+        """The next links that lie on a least-cost path to ``dst`` (whose costs are ``cost``), cached."""
         choices = self._next_hops.get((node, dst))
         if choices is None:
             choices = self._next_hops[(node, dst)] = [
                 link for link in self.fabric.out_links(node)
                 if link.index not in self._down and link.dst in cost
-                and cost[node] == self._hop_cost(link) + cost[link.dst]]
+                and cost[node] == (self._hop_cost(link) + cost[link.dst][0], cost[link.dst][1] + 1)]
         return choices
 
     def _hop_cost(self, link: Link) -> int:
         return link.latency_ps + self.fabric.devices[link.dst].latency_ps
 
-    def _costs_to_checked(self, src: str, dst: str) -> dict[str, int]:
+    def _costs_to_checked(self, src: str, dst: str) -> dict[str, tuple[int, int]]:
         cost = self._costs_to(dst)
         if src not in cost:
             raise NoRouteError(f"no path from {src} to {dst}")
         return cost
 
-    def _costs_to(self, dst: str) -> dict[str, int]:
-        """Least latency from every device to ``dst`` over links that are up (Dijkstra, reversed), cached."""
+    def _costs_to(self, dst: str) -> dict[str, tuple[int, int]]:
+        """(least latency, then fewest hops) from every device to ``dst`` over links that are up
+        (Dijkstra on the reversed graph), cached."""
         cost = self._cost_to.get(dst)
         if cost is not None:
             return cost
-        cost = {dst: 0}
-        frontier = [(0, dst)]
+        cost = {dst: (0, 0)}
+        frontier = [(0, 0, dst)]
         while frontier:
-            so_far, node = heapq.heappop(frontier)
-            if so_far > cost[node]:
+            latency_ps, hops, node = heapq.heappop(frontier)
+            if (latency_ps, hops) > cost[node]:
                 continue
             for link in self._in[node]:
                 if link.index in self._down:
                     continue
-                candidate = so_far + self._hop_cost(link)
-                if candidate < cost.get(link.src, candidate + 1):
+                candidate = (latency_ps + self._hop_cost(link), hops + 1)
+                if link.src not in cost or candidate < cost[link.src]:
                     cost[link.src] = candidate
-                    heapq.heappush(frontier, (candidate, link.src))
+                    heapq.heappush(frontier, (*candidate, link.src))
         self._cost_to[dst] = cost
         return cost
 

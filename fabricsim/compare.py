@@ -17,7 +17,7 @@ import numpy as np
 
 from fabricsim import stats
 from fabricsim.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
-from fabricsim.results import _staged
+from fabricsim.results import staged_folder
 from fabricsim.sample import METRICS, Sample
 
 CONFIDENCE = 0.95
@@ -133,7 +133,7 @@ def _notes(rows: list[Row]) -> list[str]:
 def write_comparison(out_dir: Path, samples: list[Sample], rows: list[Row], title: str, subtitle: str) -> None:
     """compare.csv, compare.md and the three pictures, moved into out_dir in one rename."""
     ok_us = {sample.label: sample.ok_latency_us for sample in samples}
-    with _staged(out_dir) as stage:
+    with staged_folder(out_dir) as stage:
         _write_csv(stage / "compare.csv", rows)
         (stage / "compare.md").write_text(f"# {title}\n\n{subtitle}\n\n{format_markdown(rows)}")
         plot_compare_cdf(ok_us, stage / "compare_cdf.png", title, subtitle)

@@ -72,7 +72,7 @@ def _one_or_list(values: list):
 
 
 def write_results(out_dir: Path, simulation: Simulation, records: list[TrialRecord], summary: dict) -> None:
-    with _staged(out_dir) as stage:
+    with staged_folder(out_dir) as stage:
         (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         (stage / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
@@ -136,7 +136,7 @@ def _write_plots(stage: Path, simulation: Simulation, records: list[TrialRecord]
 
 
 @contextmanager
-def _staged(out_dir: Path) -> Iterator[Path]:
+def staged_folder(out_dir: Path) -> Iterator[Path]:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

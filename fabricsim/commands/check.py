@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fabricsim.baseline import (baseline_path, changed_keys, check_exact, check_stat, format_check,
                                 make_baseline, parse_tolerances, read_baseline, scenario_shape, write_baseline)
-from fabricsim.cli import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments, run_records,
+from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments, run_records,
                            scenario_overrides)
 from fabricsim.config import ScenarioError, load_scenario
 from fabricsim.sample import run_sample, sha256_of

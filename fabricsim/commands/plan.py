@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from fabricsim.cli import EXIT_OK, _positive_int
+from fabricsim.commands.common import EXIT_OK, positive_int
 from fabricsim.config import ScenarioError, TransformerSpec, load_transformer
 from fabricsim.models.devices import DEVICES, LINKS
 from fabricsim.planner.plot import plot_plan
@@ -30,8 +30,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=sorted(DEVICES), default="h100")
     parser.add_argument("--link", choices=sorted(LINKS), help="default: the device's own NVLink")
     parser.add_argument("--tp", type=_degrees, default=(1, 2, 4, 8), metavar="1,2,4,8", help="TP degrees")
-    parser.add_argument("--batch-size", type=_positive_int, default=1, metavar="N", help="sequences per step")
-    parser.add_argument("--seq-len", type=_positive_int, default=4096, metavar="N", help="tokens per sequence")
+    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="sequences per step")
+    parser.add_argument("--seq-len", type=positive_int, default=4096, metavar="N", help="tokens per sequence")
     parser.add_argument("--sparse", action="store_true",
                         help="use the 2:4-sparsity peak (2x dense), as seed 001 does for H100 and H800")
     parser.add_argument("--tflops", type=_positive_float, metavar="T", help="override the device's peak (TFLOPS)")

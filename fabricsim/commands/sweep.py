@@ -15,9 +15,9 @@ import dataclasses
 import re
 from pathlib import Path
 
-from fabricsim.cli import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
+from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, load_scenario
-from fabricsim.results import _staged as staged_folder
+from fabricsim.results import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
 from fabricsim.sweep import SweepRow, format_table, run_sweep

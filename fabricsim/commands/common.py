@@ -1,0 +1,67 @@
+"""What the commands share: exit codes, the scenario arguments, overrides, and running the trials.
+
+Exit codes: 0 success, 1 a check failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fabricsim.config import Scenario, ScenarioError
+from fabricsim.parallel import run_trials
+from fabricsim.runner import Simulation, TrialRecord
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:
+    parser.add_argument("scenario", nargs=nargs, help="scenario YAML file")
+    parser.add_argument("--trials", type=positive_int, metavar="N", help="override the trial count")
+    parser.add_argument("--seed", type=non_negative_int, metavar="S", help="override the seed")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override any scenario key (repeatable)")
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                        help="local worker processes for the trials (results do not depend on it)")
+    parser.add_argument("--executor", choices=("local", "dask"), default="local",
+                        help="where trials run: local processes, or a Dask distributed cluster")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler (--executor dask)")
+
+
+def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> list[TrialRecord]:
+    """The simulation's trials, run where the command line says; `source` names the scenario file
+    when the command takes several (default args.scenario)."""
+    if args.executor == "dask" and not args.scheduler:
+        raise ScenarioError("--executor dask: expected --scheduler tcp://HOST:PORT")
+    scheduler = args.scheduler if args.executor == "dask" else None
+    return list(run_trials(simulation, source or args.scenario, args.workers, scheduler))
+
+
+def scenario_overrides(args: argparse.Namespace) -> tuple[str, ...]:
+    extra = []
+    if args.trials is not None:
+        extra.append(f"workload.trials={args.trials}")
+    if args.seed is not None:
+        extra.append(f"seed={args.seed}")
+    return tuple(args.overrides) + tuple(extra)
+
+
+def default_result_dir(scenario: Scenario) -> Path:
+    return Path(scenario.output.dir or Path("results") / scenario.name)
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value

@@ -13,7 +13,7 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from fabricsim.plots import DPI, FIGURE_SIZE_IN, _new_figure, _save, _use_log_scale, draw_delay, draw_ecdf
+from fabricsim.plots import DPI, FIGURE_SIZE_IN, new_figure, save_figure, use_log_scale, draw_delay, draw_ecdf, finish_cdf_axes
 
 # fraction of trials at or above a percentile, and its name, drawn as guides on the tail plot
 _TAIL_GUIDES = ((1e-2, "p99"), (1e-3, "p99.9"))
@@ -31,24 +31,19 @@ def _all_values_us(latency_us_by_label: dict[str, np.ndarray]) -> np.ndarray:
 def plot_compare_cdf(latency_us_by_label: dict[str, np.ndarray], path, title: str, subtitle: str) -> None:
     """Each fabric's CDF of completion times over its successful trials, overlaid."""
     with matplotlib.style.context("default"):
-        fig, ax = _new_figure(title, subtitle)
+        fig, ax = new_figure(title, subtitle)
         for index, (label, latency_us) in enumerate(latency_us_by_label.items()):
             if np.size(latency_us):
                 draw_ecdf(ax, latency_us, _color(index), f"{label} ({np.size(latency_us)} trials)")
-        if _use_log_scale(_all_values_us(latency_us_by_label)):
-            ax.set_xscale("log")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("completion time (us)")
-        ax.set_ylabel("cumulative fraction of trials")
-        ax.legend(loc="lower right", fontsize=9)
-        _save(fig, path)
+        finish_cdf_axes(ax, _all_values_us(latency_us_by_label))
+        save_figure(fig, path)
 
 
 def plot_compare_tail(latency_us_by_label: dict[str, np.ndarray], path, title: str, subtitle: str) -> None:
     """Each fabric's CCDF (fraction of trials at or above a completion time) on a log y axis, with
     guides at 1e-2 and 1e-3 where a curve crosses its p99 and p99.9."""
     with matplotlib.style.context("default"):
-        fig, ax = _new_figure(title, subtitle)
+        fig, ax = new_figure(title, subtitle)
         smallest_fraction = 1.0
         for index, (label, latency_us) in enumerate(latency_us_by_label.items()):
             latency_sorted_us = np.sort(np.asarray(latency_us, dtype=float))
@@ -63,12 +58,12 @@ def plot_compare_tail(latency_us_by_label: dict[str, np.ndarray], path, title: s
                         textcoords="offset points", ha="right", fontsize=8, color="0.3")
         ax.set_yscale("log")
         ax.set_ylim(min(smallest_fraction, _TAIL_GUIDES[-1][0]) / 2, 1.5)
-        if _use_log_scale(_all_values_us(latency_us_by_label)):
+        if use_log_scale(_all_values_us(latency_us_by_label)):
             ax.set_xscale("log")
         ax.set_xlabel("completion time (us)")
         ax.set_ylabel("fraction of trials at or above")
         fig.legend(loc="outside lower center", ncols=2, fontsize=9)
-        _save(fig, path)
+        save_figure(fig, path)
 
 
 def plot_compare_delay(trials_by_label: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str) -> None:
@@ -92,13 +87,13 @@ def plot_compare_delay(trials_by_label: dict[str, tuple[np.ndarray, np.ndarray]]
                 _share_completion_axis(ax, values_us)
         for ax in axes[:-1]:
             ax.set_xlabel("")
-        _save(fig, path)
+        save_figure(fig, path)
 
 
 def _share_completion_axis(ax, values_us: np.ndarray) -> None:
     """One completion-time scale for every panel: the range of all fabrics' values, padded."""
     low_us, high_us = float(values_us.min()), float(values_us.max())
-    if _use_log_scale(values_us):
+    if use_log_scale(values_us):
         ax.set_yscale("log")
         ax.set_ylim(low_us / 1.3, high_us * 1.3)
     else:

@@ -25,7 +25,7 @@ DPI = 120
 _MARKER_COLORS = ("tab:green", "tab:olive", "tab:orange", "tab:red", "tab:purple")
 
 
-def _use_log_scale(values) -> bool:
+def use_log_scale(values) -> bool:
     """True when positive values span more than LOG_SCALE_SPAN x (max / min)."""
     values = np.asarray(values, dtype=float)
     if values.size == 0 or values.min() <= 0:
@@ -43,7 +43,7 @@ def _format_us(time_us: float) -> str:
     return f"{time_us:#.4g} us"
 
 
-def _new_figure(title: str, subtitle: str) -> tuple[Figure, Axes]:
+def new_figure(title: str, subtitle: str) -> tuple[Figure, Axes]:
     fig = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     fig.suptitle(title, fontsize=13)
@@ -53,7 +53,7 @@ def _new_figure(title: str, subtitle: str) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _save(fig: Figure, path) -> None:
+def save_figure(fig: Figure, path) -> None:
     fig.savefig(Path(path), dpi=DPI, format="png")
 
 
@@ -64,18 +64,23 @@ def plot_cdf(latency_us, path, title: str, subtitle: str) -> None:
     markers = [(f"p{p:g}", summary_us[percentile_key(p)]) for p in PERCENTILES]
     markers.append(("max", summary_us["max"]))
     with matplotlib.style.context("default"):
-        fig, ax = _new_figure(title, subtitle)
+        fig, ax = new_figure(title, subtitle)
         draw_ecdf(ax, latency_us, "tab:blue", f"{np.size(latency_us)} trials")
         for (name, value_us), color in zip(markers, _MARKER_COLORS):
             ax.axvline(value_us, color=color, linestyle="--", linewidth=1,
                        label=f"{name} = {_format_us(value_us)}")
-        if _use_log_scale(latency_us):
-            ax.set_xscale("log")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("completion time (us)")
-        ax.set_ylabel("cumulative fraction of trials")
-        ax.legend(loc="lower right", fontsize=9)
-        _save(fig, path)
+        finish_cdf_axes(ax, latency_us)
+        save_figure(fig, path)
+
+
+def finish_cdf_axes(ax: Axes, latency_us) -> None:
+    """Axes of a CDF of completion times: log x when ``latency_us`` spans decades, fraction 0..1."""
+    if use_log_scale(latency_us):
+        ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("completion time (us)")
+    ax.set_ylabel("cumulative fraction of trials")
+    ax.legend(loc="lower right", fontsize=9)
 
 
 def draw_ecdf(ax: Axes, latency_us, color: str, label: str) -> None:
@@ -95,10 +100,10 @@ def plot_delay(trial_index, latency_us, failed_mask, path, title: str, subtitle:
     """Completion time of each trial against its index, with the median as a dashed line; failed
     trials (whose latency is ignored) are red crosses on the top edge of the axis."""
     with matplotlib.style.context("default"):
-        fig, ax = _new_figure(title, subtitle)
+        fig, ax = new_figure(title, subtitle)
         draw_delay(ax, trial_index, latency_us, failed_mask)
         fig.legend(loc="outside lower center", ncols=3, fontsize=9)
-        _save(fig, path)
+        save_figure(fig, path)
 
 
 def draw_delay(ax: Axes, trial_index, latency_us, failed_mask) -> None:
@@ -125,7 +130,7 @@ def draw_delay(ax: Axes, trial_index, latency_us, failed_mask) -> None:
                 transform=ax.get_xaxis_transform(), clip_on=False, linestyle="none",
                 marker="x", color="red", markersize=7, markeredgewidth=1.5,
                 label=f"{int(failed_mask.sum())} failed")
-    if _use_log_scale(ok_latency_us):
+    if use_log_scale(ok_latency_us):
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial index")
@@ -141,7 +146,7 @@ def plot_breakdown(trial_index, causes_us: dict[str, np.ndarray], path, title: s
     `causes_us` maps a cause (contention, jitter, ...) to one value per trial. The axis stays linear,
     as stacked heights must; a cause too thin to see still has its legend entry.
     """
-    fig, ax = _new_figure(title, subtitle)
+    fig, ax = new_figure(title, subtitle)
     labels = [str(index) for index in trial_index]
     bottom = np.zeros(len(labels))
     for (cause, values), color in zip(causes_us.items(), _CAUSE_COLORS):
@@ -152,4 +157,4 @@ def plot_breakdown(trial_index, causes_us: dict[str, np.ndarray], path, title: s
     ax.set_ylabel("time beyond ideal (us)")
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.legend(loc="upper right", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)

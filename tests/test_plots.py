@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from fabricsim.plots import DPI, FIGURE_SIZE_IN, _format_us, _use_log_scale, plot_cdf, plot_delay
+from fabricsim.plots import DPI, FIGURE_SIZE_IN, _format_us, use_log_scale, plot_cdf, plot_delay
 
 EXPECTED_SHAPE = (FIGURE_SIZE_IN[1] * DPI, FIGURE_SIZE_IN[0] * DPI, 4)  # rows, columns, RGBA
 
@@ -55,7 +55,7 @@ def test_delay_rejects_arrays_of_different_lengths(tmp_path):
 
 
 def test_long_tail_uses_log_scale(latency_us):
-    assert _use_log_scale(latency_us)
+    assert use_log_scale(latency_us)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_long_tail_uses_log_scale(latency_us):
     ],
 )
 def test_log_scale_threshold(values, expected):
-    assert _use_log_scale(values) is expected
+    assert use_log_scale(values) is expected
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,26 @@ SLOWEST_TRIALS_PLOTTED = 20
 
 def trial_size_bytes(simulation: Simulation, record: TrialRecord) -> int:
     """The nccl-tests S moved by one trial: the sum over its collectives."""
-    plan = simulation.plan
-    return sum(size_bytes_of(plan.op, plan.ranks, nbytes) for nbytes in record.per_rank_bytes)
+    return sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes)
+               for call in simulation.plan.trials[record.trial].calls)
+
+
+def trial_busbw_factor(simulation: Simulation, record: TrialRecord) -> float:
+    """busbw / algbw of a trial: its collective's nccl-tests factor, or for a trial of several kinds
+    of collective, their factors weighted by the bytes each moves."""
+    calls = simulation.plan.trials[record.trial].calls
+    kinds = {(call.op, len(call.group)) for call in calls}
+    if len(kinds) == 1:
+        return stats.busbw_factor(*kinds.pop())
+    sizes = [size_bytes_of(call.op, len(call.group), call.per_rank_bytes) for call in calls]
+    return sum(size * stats.busbw_factor(call.op, len(call.group)) for size, call in zip(sizes, calls)) / sum(sizes)
+
+
+def trial_communication_us(simulation: Simulation, record: TrialRecord) -> float:
+    """The trial's time less the compute between its collectives: the time bandwidth is measured over."""
+    trial = simulation.plan.trials[record.trial]
+    compute_ps = sum(call.compute_before_ps for call in trial.calls) + trial.compute_after_ps
+    return (record.latency_ps - compute_ps) / 1e6
 
 
 def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
@@ -61,9 +79,10 @@ def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
     if ok:
         summary["latency_us"] = stats.latency_summary(latency_us)
         median_size = float(np.median([trial_size_bytes(simulation, r) for r in ok]))
-        p50_us = summary["latency_us"]["p50"]
-        summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, p50_us))
-        summary["busbw_GBps"] = float(stats.busbw_GBps(plan.op, plan.ranks, median_size, p50_us))
+        compute_us = float(np.median([(r.latency_ps / 1e6) - trial_communication_us(simulation, r) for r in ok]))
+        communication_us = summary["latency_us"]["p50"] - compute_us
+        summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, communication_us))
+        summary["busbw_GBps"] = summary["algbw_GBps"] * float(np.median([trial_busbw_factor(simulation, r) for r in ok]))
     return summary
 
 
@@ -95,17 +114,15 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
 
 
 def _write_trials_csv(path: Path, simulation: Simulation, records: list[TrialRecord]) -> None:
-    plan = simulation.plan
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
                          *(f"{part}_us" for part in breakdown.PARTS)])
         for record in records:
             latency_us = record.latency_ps / 1e6
-            size = trial_size_bytes(simulation, record)
+            algbw = stats.algbw_GBps(trial_size_bytes(simulation, record), trial_communication_us(simulation, record))
             bandwidth = ("", "") if record.failed else (
-                f"{stats.algbw_GBps(size, latency_us):.6f}",
-                f"{stats.busbw_GBps(plan.op, plan.ranks, size, latency_us):.6f}")
+                f"{algbw:.6f}", f"{algbw * trial_busbw_factor(simulation, record):.6f}")
             writer.writerow([record.trial, ";".join(map(str, record.per_rank_bytes)), f"{latency_us:.6f}",
                              *bandwidth, int(record.failed),
                              *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record))])

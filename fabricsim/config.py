@@ -34,6 +34,14 @@ class ScenarioError(ValueError):
     """Bad input: one line naming the file, the key path and what was expected."""
 
 
+class KeyedValueError(ValueError):
+    """A check made where several keys meet, about one of them: the error names that key."""
+
+    def __init__(self, key_path: str, message: str) -> None:
+        super().__init__(message)
+        self.key_path = key_path
+
+
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -485,8 +493,7 @@ class Scenario(Spec):
             ("impairments.failures", bool(impairments.failures)),
             ("impairments.launch_skew", impairments.launch_skew.distribution != "none")) if used]
         if ignored:
-            raise ValueError(f"expected fabric.model flow for {', '.join(ignored)} (the packet model does not "
-                             "play it)")
+            raise KeyedValueError(ignored[0], "expected fabric.model flow to use it (the packet model does not play it)")
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -606,6 +613,9 @@ def _first_error_line(error: ValidationError, path: str | Path) -> str:
     detail = error.errors()[0]
     loc = [str(part) for part in detail["loc"]]
     key_path = ".".join(part for part in loc if not part.startswith("function-"))
+    cause = detail.get("ctx", {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        key_path = ".".join(filter(None, (key_path, cause.key_path)))
     return f"{path}: {key_path or '(top level)'}: {_expected(detail)}"
 
 

@@ -39,6 +39,10 @@ CASES = {
         "workload.model: expected a file path relative to the scenario"),
     "rule_without_its_inputs": (GOOD.replace("rule: data_sizes, data_sizes: [1MiB]", "rule: tensor_parallel"),
                                 "workload: rule tensor_parallel needs workload.model"),
+    "packet_model_with_launch_skew": (
+        GOOD.replace("hosts: 4,", "hosts: 4, model: packet,")
+        + "impairments: {launch_skew: {distribution: exponential, mean: 1us}}\n",
+        "impairments.launch_skew: expected fabric.model flow"),
     "jitter_with_wrong_parameters": (GOOD + "impairments: {jitter: {distribution: normal, mean: 1us}}\n",
                                      "impairments.jitter: expected distribution normal to take exactly"),
 }

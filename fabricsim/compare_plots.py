@@ -13,7 +13,8 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from fabricsim.plots import DPI, FIGURE_SIZE_IN, new_figure, save_figure, use_log_scale, draw_delay, draw_ecdf, finish_cdf_axes
+from fabricsim.plots import (DPI, FIGURE_SIZE_IN, draw_delay, draw_ecdf, finish_cdf_axes, new_figure, save_figure,
+                             use_log_scale)
 
 # fraction of trials at or above a percentile, and its name, drawn as guides on the tail plot
 _TAIL_GUIDES = ((1e-2, "p99"), (1e-3, "p99.9"))

@@ -12,7 +12,8 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
+from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, run_records,
+                                      scenario_overrides)
 from fabricsim.compare import compare_samples, format_table, write_comparison
 from fabricsim.config import ScenarioError
 from fabricsim.matrix import Variant, load_variants

@@ -19,7 +19,6 @@ import numpy as np
 import yaml
 
 from fabricsim import __version__, breakdown, counters, plots, stats, usage
-from fabricsim.config import Scenario
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.units import format_bytes
 

@@ -1,0 +1,77 @@
+"""The scenario: its sections, its output, its matrix of variants, and the checks that span sections."""
+
+from __future__ import annotations
+
+from typing import Any, get_args, get_origin
+
+from pydantic import Field, field_validator, model_validator
+
+from fabricsim.config.base import KeyedValueError, Spec
+from fabricsim.config.fabric import FabricSpec
+from fabricsim.config.collective import CollectiveSpec
+from fabricsim.config.workload import WorkloadSpec
+from fabricsim.config.impairments import ImpairmentsSpec
+
+
+class OutputSpec(Spec):
+    dir: str | None = Field(None, description="default results/<name>")
+    plots: bool = True
+    flows: bool = Field(False, description="write flows.csv, one row per flow of every trial")
+
+
+class Scenario(Spec):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(0, ge=0)
+    fabric: FabricSpec = FabricSpec()
+    collective: CollectiveSpec = CollectiveSpec()
+    workload: WorkloadSpec
+    impairments: ImpairmentsSpec = ImpairmentsSpec()
+    output: OutputSpec = OutputSpec()
+    matrix: dict[str, list[Any]] = Field(
+        default_factory=dict, description="key path -> values; `fabricsim compare` runs each combination")
+
+    @field_validator("matrix")
+    @classmethod
+    def _check_matrix(cls, matrix: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key_path, values in matrix.items():
+            if key_path == "matrix" or not _has_key_path(cls, key_path):
+                raise ValueError(f"expected key paths of the scenario such as fabric.nic.bandwidth, got {key_path!r}")
+            if not values:
+                raise ValueError(f"expected a non-empty list of values for {key_path}")
+        return matrix
+
+    @model_validator(mode="after")
+    def _check_packet_model(self) -> Scenario:
+        """fabric.model packet runs the collective alone on its routes: refuse what it would ignore."""
+        if self.fabric.model != "packet":
+            return self
+        impairments = self.impairments
+        ignored = [key for key, used in (
+            ("impairments.background", impairments.background.load > 0),
+            ("impairments.failures", bool(impairments.failures)),
+            ("impairments.launch_skew", impairments.launch_skew.distribution != "none")) if used]
+        if ignored:
+            raise KeyedValueError(ignored[0], "expected fabric.model flow to use it (the packet model does not play it)")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """Every key with its value in base units; loading this dict gives the same scenario back."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _has_key_path(spec: type[Spec], key_path: str) -> bool:
+    """True when a dotted key path (YAML names, as in --set) names a key of the schema."""
+    head, _, rest = key_path.partition(".")
+    for name, field in spec.model_fields.items():
+        if head in (name, field.alias):
+            return not rest or any(_has_key_path(sub, rest) for sub in _nested_specs(field.annotation))
+    return False
+
+
+def _nested_specs(annotation: Any) -> list[type[Spec]]:
+    """The mappings of keys a field may hold: its Spec type, or those in its union; not list items."""
+    if isinstance(annotation, type) and issubclass(annotation, Spec):
+        return [annotation]
+    if get_origin(annotation) in (tuple, list):
+        return []
+    return [spec for arg in get_args(annotation) for spec in _nested_specs(arg)]

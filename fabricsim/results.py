@@ -20,16 +20,21 @@ import yaml
 
 from fabricsim import __version__, breakdown, counters, plots, stats, usage
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
+from fabricsim.workload import Call
 from fabricsim.units import format_bytes
 
 
 SLOWEST_TRIALS_PLOTTED = 20
 
 
+def call_size_bytes(call: Call) -> int:
+    """The nccl-tests S of one collective call, by its own op and group."""
+    return size_bytes_of(call.op, len(call.group), call.per_rank_bytes)
+
+
 def trial_size_bytes(simulation: Simulation, record: TrialRecord) -> int:
     """The nccl-tests S moved by one trial: the sum over its collectives."""
-    return sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes)
-               for call in simulation.plan.trials[record.trial].calls)
+    return sum(call_size_bytes(call) for call in simulation.plan.trials[record.trial].calls)
 
 
 def trial_busbw_factor(simulation: Simulation, record: TrialRecord) -> float:
@@ -39,7 +44,7 @@ def trial_busbw_factor(simulation: Simulation, record: TrialRecord) -> float:
     kinds = {(call.op, len(call.group)) for call in calls}
     if len(kinds) == 1:
         return stats.busbw_factor(*kinds.pop())
-    sizes = [size_bytes_of(call.op, len(call.group), call.per_rank_bytes) for call in calls]
+    sizes = [call_size_bytes(call) for call in calls]
     return sum(size * stats.busbw_factor(call.op, len(call.group)) for size, call in zip(sizes, calls)) / sum(sizes)
 
 
@@ -54,7 +59,11 @@ def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
     scenario, plan = simulation.scenario, simulation.plan
     ok = [r for r in records if not r.failed]
     latency_us = np.array([r.latency_ps / 1e6 for r in ok])
-    per_rank = sorted({r.per_rank_bytes for r in records})
+    # each distinct list of per-rank sizes, with the calls of a trial that ran it
+    calls_of = {}
+    for record in records:
+        calls_of.setdefault(record.per_rank_bytes, plan.trials[record.trial].calls)
+    per_rank = sorted(calls_of)
     summary = {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -64,8 +73,8 @@ def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
                        "ranks": plan.ranks, "chunks": scenario.collective.chunks},
         "fabric": simulation.fabric.description,
         "per_rank_bytes": _one_or_list([list(p) if len(p) > 1 else p[0] for p in per_rank]),
-        "size_bytes": _one_or_list([[size_bytes_of(plan.op, plan.ranks, n) for n in p] if len(p) > 1
-                                    else size_bytes_of(plan.op, plan.ranks, p[0]) for p in per_rank]),
+        "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
+                                    else call_size_bytes(calls_of[p][0]) for p in per_rank]),
         "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
         "tail_causes": breakdown.tail_causes(records),
         "fabricsim_version": __version__,

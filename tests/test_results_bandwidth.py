@@ -1,6 +1,7 @@
 """Bandwidth figures measure the collectives, not the compute between them (nccl-tests' algbw/busbw)."""
 
 import csv
+import json
 
 import pytest
 
@@ -43,3 +44,13 @@ def test_mixed_collectives_weight_their_busbw_factors(tmp_path):
     (trials.csv holds six decimals)."""
     (row,) = _rows(tmp_path, "bare")
     assert float(row["busbw_GBps"]) == pytest.approx(0.75 * float(row["algbw_GBps"]), rel=1e-6)
+
+
+def test_summary_sizes_are_each_calls_own(tmp_path):
+    """Sequence parallel: an all-gather's S is its output, a reduce-scatter's its input; both are
+    one micro-batch of activations, b s h B = 1 x 512 x 1024 x 2 bytes, whatever the op."""
+    _rows(tmp_path, "bare")
+    summary = json.loads((tmp_path / "bare" / "summary.json").read_text())
+    assert len(summary["size_bytes"]) == len(summary["per_rank_bytes"]) > 1
+    assert set(summary["size_bytes"]) == {1 * 512 * 1024 * 2}
+    assert set(summary["per_rank_bytes"]) == {512 * 1024 * 2 // 4, 512 * 1024 * 2}  # AG's share, RS's input

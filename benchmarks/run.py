@@ -52,8 +52,23 @@ def _scenario_trials(name: str, trials: int, overrides: tuple[str, ...] = ()) ->
             "trials_per_s": len(records) / (ran - built)}
 
 
+def _run_command(name: str, trials: int) -> dict:
+    """``fabricsim run`` end to end, results streamed to a temporary folder: its peak memory should
+    grow only by the per-trial columns (69 bytes a trial), whatever the trial count."""
+    import tempfile
+
+    from fabricsim.cli import main as fabricsim
+
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        code = fabricsim(["run", str(SCENARIOS / name), "--trials", str(trials), "-o", f"{out}/run"])
+        ran = time.perf_counter()
+    return {"trials": trials, "exit_code": code, "run_s": ran - started, "trials_per_s": trials / (ran - started)}
+
+
 CASES = {
     "main_1000_trials": lambda: _scenario_trials("tp4_ring_allgather.yaml", 1000),
+    "main_100k_trials_memory": lambda: _run_command("tp4_ring_allgather.yaml", 100_000),
     "ring_allreduce_8_ranks_1GiB": lambda: _ring_all_reduce(8, "1GiB"),
     "ring_allreduce_256_ranks": lambda: _ring_all_reduce(256, "1GiB"),
     "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),

@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Callable
 
+import numpy as np
+
+from fabricsim.fabric.routing import Route
 from fabricsim.schedule import Schedule
+from fabricsim.schedule_times import dag_times, serialisation_ps_each
 
 CAUSES = ("contention", "jitter", "retransmit", "timeout", "failure")
 
@@ -54,20 +59,45 @@ class Breakdown:
     failure_ps: int
 
 
-def ideal_makespan_ps(schedule: Schedule, send_ps: list[int], latency_ps: list[int]) -> int:
-    """Longest path through the DAG: a transfer sends for send_ps once its dependencies allow, and is
-    delivered latency_ps after its last bit."""
-    sent_at = [0] * len(schedule.transfers)
-    delivered_at = [0] * len(schedule.transfers)
-    for t in schedule.transfers:
-        ready_ps = max([delivered_at[p] for p in t.after] + [sent_at[p] for p in t.after_sent], default=0)
-        sent_at[t.id] = ready_ps + send_ps[t.id]
-        delivered_at[t.id] = sent_at[t.id] + latency_ps[t.id]
-    return max(delivered_at, default=0)
+@dataclass(frozen=True, eq=False)
+class TransferCauses:
+    """Per transfer of a run (arrays by transfer id), what its own causes added: before its last bit
+    left (start delay beyond the fixed software latency, resent bytes' wire time, time stalled on a
+    link that was down) and after (NACK round trips, retransmission timeouts)."""
+
+    jitter_ps: np.ndarray
+    resent_ps: np.ndarray
+    stalled_ps: np.ndarray
+    nack_ps: np.ndarray
+    timeout_ps: np.ndarray
+
+    @classmethod
+    def zeros(cls, transfers: int) -> TransferCauses:
+        return cls(*(np.zeros(transfers, dtype=np.int64) for _ in fields(cls)))
+
+    def to_sent(self, tid: int) -> Causes:
+        return Causes(int(self.jitter_ps[tid]), int(self.resent_ps[tid]), 0, int(self.stalled_ps[tid]))
+
+    def after_sent(self, tid: int) -> Causes:
+        return Causes(0, int(self.nack_ps[tid]), int(self.timeout_ps[tid]), 0)
 
 
-def critical_path_causes(last: tuple[int, str], released_by: list[tuple[int, str] | None],
-                         to_sent: list[Causes], after_sent: list[Causes]) -> Causes:
+def ideal_makespan_ps(schedule: Schedule, route_of_pair: Callable[[int, int], Route], fixed_delay_ps: np.ndarray) -> int:
+    """The schedule alone on an ideal fabric: the longest path through the DAG of each transfer's
+    software latency, its bytes at its route's bottleneck rate, then its route's latency."""
+    transfers = schedule.transfers
+    if not len(transfers):
+        return 0
+    pairs, pair_of = transfers.pairs
+    routes = [route_of_pair(int(src), int(dst)) for src, dst in pairs]
+    rate_bps = np.array([route.bottleneck_bps for route in routes])[pair_of]
+    latency_ps = np.array([route.latency_ps for route in routes], dtype=np.int64)[pair_of]
+    send_ps = fixed_delay_ps + serialisation_ps_each(8.0 * transfers.nbytes, rate_bps)
+    return int(dag_times(transfers.waves, 0, send_ps, latency_ps)[len(transfers):2 * len(transfers)].max())
+
+
+def critical_path_causes(last: tuple[int, str], released_by: Callable[[int], tuple[int, str] | None],
+                         causes: TransferCauses) -> Causes:
     """Sum the causes along the chain that ended a run at ``last`` = (transfer, "delivered" | "failed").
 
     A transfer released by its parent's last bit ("sent") contributes only what happened to the
@@ -76,10 +106,10 @@ def critical_path_causes(last: tuple[int, str], released_by: list[tuple[int, str
     total = Causes()
     tid, kind = last
     while tid >= 0:
-        total.add(to_sent[tid])
+        total.add(causes.to_sent(tid))
         if kind != "sent":
-            total.add(after_sent[tid])
-        tid, kind = released_by[tid] or (-1, "")
+            total.add(causes.after_sent(tid))
+        tid, kind = released_by(tid) or (-1, "")
     return total
 
 
@@ -111,19 +141,24 @@ def parts_ps(record) -> list[int]:
     return [getattr(record, f"{part}_ps") for part in PARTS]
 
 
-def tail_causes(records: list) -> dict[str, dict]:
+def tail_causes(trial: np.ndarray, latency_ps: np.ndarray, breakdown_ps: np.ndarray) -> dict[str, dict]:
     """The trial at the p99 (nearest rank) and the slowest trial: the cause beyond ideal that added
-    the most to each, with its share of the latency (over the records that carry a breakdown)."""
-    ranked = sorted((r for r in records if sum(parts_ps(r)) == r.latency_ps), key=lambda r: r.latency_ps)
-    if not ranked:
+    the most to each, with its share of the latency (over the trials that carry a breakdown).
+
+    Columns, one entry per trial: its index, its latency and its breakdown (a row in PARTS order).
+    Trials of equal latency rank in the order given."""
+    carried = np.flatnonzero(breakdown_ps.sum(axis=1) == latency_ps)
+    if not carried.size:
         return {}
-    picks = {"p99": ranked[math.ceil(0.99 * len(ranked)) - 1], "max": ranked[-1]}
+    ranked = carried[np.argsort(latency_ps[carried], kind="stable")]
+    picks = {"p99": ranked[math.ceil(0.99 * ranked.size) - 1], "max": ranked[-1]}
     report = {}
-    for label, record in picks.items():
-        parts = dict(zip(PARTS, parts_ps(record)))
+    for label, row in picks.items():
+        parts = dict(zip(PARTS, map(int, breakdown_ps[row])))
         cause = max(CAUSES, key=parts.get)
-        latency_ps = record.latency_ps or 1
-        report[label] = {"trial": record.trial, "latency_us": record.latency_ps / 1e6,
-                         "cause": cause if parts[cause] else "none", "share": parts[cause] / latency_ps,
-                         "ideal_share": parts["ideal"] / latency_ps}
+        trial_latency_ps = int(latency_ps[row])
+        share_of_ps = trial_latency_ps or 1
+        report[label] = {"trial": int(trial[row]), "latency_us": trial_latency_ps / 1e6,
+                         "cause": cause if parts[cause] else "none", "share": parts[cause] / share_of_ps,
+                         "ideal_share": parts["ideal"] / share_of_ps}
     return report

@@ -10,7 +10,7 @@ host's PCIe link, pauses are the NIC's backpressure on its GPU (its egress is pa
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -52,13 +52,12 @@ _FIELDS = tuple(field.name for field in fields(PortCounters))
 PORT_COLUMNS = ("trial",) + tuple(name.replace("_ps", "_us") for name in _FIELDS)
 
 
-def port_rows(records: Iterable) -> list[list]:
-    """ports.csv: one row per trial and port that carried traffic or lost some; times in us."""
+def port_rows(record) -> list[list]:
+    """ports.csv rows of one trial record: each port that carried traffic or lost some; times in us."""
     rows = []
-    for record in records:
-        for port in record.ports:
-            if port.tx_packets or port.drops or port.losses:
-                row = [getattr(port, name) for name in _FIELDS]
-                row[_FIELDS.index("paused_ps")] = f"{port.paused_ps / 1e6:.6f}"
-                rows.append([record.trial, *row])
+    for port in record.ports:
+        if port.tx_packets or port.drops or port.losses:
+            row = [getattr(port, name) for name in _FIELDS]
+            row[_FIELDS.index("paused_ps")] = f"{port.paused_ps / 1e6:.6f}"
+            rows.append([record.trial, *row])
     return rows

@@ -84,8 +84,8 @@ def draw_impairments(jitter: DistributionSpec, loss: LossSpec, nbytes: np.ndarra
 def launch_skew_ps(spec: DistributionSpec, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
     """Per transfer: the later launch delay of its two ranks if it waits on no other transfer, else 0."""
     skew_ps = draw_delays_ps(spec, schedule.ranks, rng)
-    return np.array([max(skew_ps[t.src], skew_ps[t.dst]) if not (t.after or t.after_sent) else 0
-                     for t in schedule.transfers], dtype=np.int64)
+    transfers = schedule.transfers
+    return np.where(transfers.is_root, np.maximum(skew_ps[transfers.src], skew_ps[transfers.dst]), 0).astype(np.int64)
 
 
 def route_loss_rate(rate: float, link_rates: dict[int, float], links: tuple[int, ...]) -> float:

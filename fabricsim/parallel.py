@@ -2,17 +2,20 @@
 
 A trial's numbers depend only on the scenario and the trial's index (its random stream is the
 index-th child of the scenario's SeedSequence), so any split of the trials over workers gives the
-same records. Trials travel in batches, one task each; a worker process builds the scenario's
-Simulation once and keeps it for the batches that follow. Records come back in trial order.
+same records. Trials travel in batches of at most MAX_BATCH_TRIALS, one task each; a worker process
+builds the scenario's Simulation once and keeps it for the batches that follow. Records come back in
+trial order, and only a few batches per worker are submitted ahead of the one being read, so a run
+of any length holds a bounded number of records.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -20,6 +23,8 @@ from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import Simulation, TrialRecord
 
 BATCHES_PER_WORKER = 8  # enough batches to even out the load, few enough to keep the overhead small
+MAX_BATCH_TRIALS = 500  # records a batch brings back at once
+BATCHES_IN_FLIGHT_PER_WORKER = 2  # submitted ahead of the batch being read: enough to keep workers busy
 
 _SIMULATIONS: dict[str, Simulation] = {}
 
@@ -32,18 +37,20 @@ def _simulation(scenario: Scenario, source: str) -> Simulation:
     return _SIMULATIONS[key]
 
 
-def run_batch(scenario: Scenario, source: str, indices: list[int]) -> list[TrialRecord]:
+def run_batch(scenario: Scenario, source: str, indices: Sequence[int]) -> list[TrialRecord]:
     """Run the trials with these indices in a worker, reusing the worker's Simulation."""
     return _run_indices(_simulation(scenario, source), indices)
 
 
-def _run_indices(simulation: Simulation, indices: list[int]) -> list[TrialRecord]:
+def _run_indices(simulation: Simulation, indices: Sequence[int]) -> list[TrialRecord]:
     return [simulation.run_trial(simulation.plan.trials[i]) for i in indices]
 
 
-def batches(count: int, workers: int) -> list[list[int]]:
-    size = max(1, math.ceil(count / (workers * BATCHES_PER_WORKER)))
-    return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
+def batches(count: int, workers: int) -> Iterator[range]:
+    """The trial indices 0..count-1 in consecutive batches: BATCHES_PER_WORKER per worker, at most
+    MAX_BATCH_TRIALS each."""
+    size = min(MAX_BATCH_TRIALS, max(1, math.ceil(count / (workers * BATCHES_PER_WORKER))))
+    return (range(start, min(start + size, count)) for start in range(0, count, size))
 
 
 def run_trials(simulation: Simulation, source: str, workers: int = 1, scheduler: str | None = None,
@@ -68,12 +75,22 @@ def _batch_results(simulation: Simulation, source: str, workers: int, scheduler:
             yield _run_indices(simulation, indices)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_batch, scenario, source, indices) for indices in plan]
-            for future in futures:
-                yield future.result()
+            yield from _in_order(lambda indices: pool.submit(run_batch, scenario, source, indices), plan,
+                                 BATCHES_IN_FLIGHT_PER_WORKER * workers)
 
 
-def _on_dask(scenario: Scenario, source: str, plan: list[list[int]], scheduler: str) -> Iterable[list]:
+def _in_order(submit: Callable, plan: Iterable[range], in_flight: int) -> Iterator[list]:
+    """Each batch's result, in order, with at most ``in_flight`` batches submitted and not yet read."""
+    pending = deque()
+    for indices in plan:
+        pending.append(submit(indices))
+        if len(pending) == in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _on_dask(scenario: Scenario, source: str, plan: Iterable[range], scheduler: str) -> Iterable[list]:
     try:
         from dask.distributed import Client
     except ImportError:
@@ -84,6 +101,6 @@ def _on_dask(scenario: Scenario, source: str, plan: list[list[int]], scheduler: 
         raise ScenarioError(f"--scheduler {scheduler}: expected a reachable Dask scheduler ({error})") from None
     with client:
         scenario_future = client.scatter(scenario, broadcast=True)
-        futures = [client.submit(run_batch, scenario_future, source, indices, pure=False) for indices in plan]
-        for future in futures:
-            yield future.result()
+        threads = sum(client.nthreads().values())
+        yield from _in_order(lambda indices: client.submit(run_batch, scenario_future, source, indices, pure=False),
+                             plan, BATCHES_IN_FLIGHT_PER_WORKER * max(1, threads))

@@ -1,7 +1,12 @@
-"""Results: a run's records turned into summary.json, trials.csv, the resolved scenario and plots.
+"""Results: a run's records, as they arrive, turned into summary.json, trials.csv, links.csv, flows.csv,
+ports.csv, the resolved scenario and plots.
 
-The folder is assembled under a temporary name beside its destination and moved into place in one
-rename, so an interrupted run never leaves a half-written result folder.
+Records stream through and are never held: each is written out at once (its rows of trials.csv,
+flows.csv and ports.csv; its link usage added to links.csv's totals) and kept only as a few numbers
+in ``TrialColumns``, so a run of any length holds a bounded amount of memory per trial and its
+percentiles stay exact. The folder is assembled under a temporary name beside its destination and
+moved into place in one rename once complete, so an interrupted or failed run never leaves a
+half-written result folder.
 """
 
 from __future__ import annotations
@@ -11,20 +16,25 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import yaml
 
 from fabricsim import __version__, breakdown, counters, plots, stats, usage
+from fabricsim.columns import TrialColumns
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
-from fabricsim.workload import Call
+from fabricsim.workload import Call, Trial
 from fabricsim.units import format_bytes
 
 
 SLOWEST_TRIALS_PLOTTED = 20
+TRIALS_COLUMNS = ("trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
+                  *(f"{part}_us" for part in breakdown.PARTS))
 
 
 def call_size_bytes(call: Call) -> int:
@@ -32,86 +42,172 @@ def call_size_bytes(call: Call) -> int:
     return size_bytes_of(call.op, len(call.group), call.per_rank_bytes)
 
 
-def trial_size_bytes(simulation: Simulation, record: TrialRecord) -> int:
-    """The nccl-tests S moved by one trial: the sum over its collectives."""
-    return sum(call_size_bytes(call) for call in simulation.plan.trials[record.trial].calls)
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What every trial of one shape of the plan shares: its calls, and the figures that follow."""
+
+    per_rank_bytes: tuple[int, ...]
+    calls: tuple[Call, ...]
+    size_bytes: int  # the nccl-tests S it moves: the sum over its collectives
+    busbw_factor: float  # busbw / algbw
+    compute_ps: int  # compute between its collectives and after them: left out of the bandwidth time
+
+    @classmethod
+    def of(cls, trial: Trial) -> Shape:
+        """A trial's shape. Its busbw factor is its collective's nccl-tests factor, or for a trial of
+        several kinds of collective, their factors weighted by the bytes each moves."""
+        sizes = [call_size_bytes(call) for call in trial.calls]
+        kinds = {(call.op, len(call.group)) for call in trial.calls}
+        factor = stats.busbw_factor(*kinds.pop()) if len(kinds) == 1 else sum(
+            size * stats.busbw_factor(call.op, len(call.group)) for size, call in zip(sizes, trial.calls)) / sum(sizes)
+        compute_ps = sum(call.compute_before_ps for call in trial.calls) + trial.compute_after_ps
+        return cls(trial.per_rank_bytes, trial.calls, sum(sizes), factor, compute_ps)
 
 
-def trial_busbw_factor(simulation: Simulation, record: TrialRecord) -> float:
-    """busbw / algbw of a trial: its collective's nccl-tests factor, or for a trial of several kinds
-    of collective, their factors weighted by the bytes each moves."""
-    calls = simulation.plan.trials[record.trial].calls
-    kinds = {(call.op, len(call.group)) for call in calls}
-    if len(kinds) == 1:
-        return stats.busbw_factor(*kinds.pop())
-    sizes = [call_size_bytes(call) for call in calls]
-    return sum(size * stats.busbw_factor(call.op, len(call.group)) for size, call in zip(sizes, calls)) / sum(sizes)
+def communication_us(latency_ps, compute_ps):
+    """A trial's time less its compute: the time bandwidth is measured over (element-wise on arrays)."""
+    return (latency_ps - compute_ps) / 1e6
 
 
-def trial_communication_us(simulation: Simulation, record: TrialRecord) -> float:
-    """The trial's time less the compute between its collectives: the time bandwidth is measured over."""
-    trial = simulation.plan.trials[record.trial]
-    compute_ps = sum(call.compute_before_ps for call in trial.calls) + trial.compute_after_ps
-    return (record.latency_ps - compute_ps) / 1e6
+class RunResults:
+    """A run's records folded in, in trial order, and let go: their columns and the shapes they ran."""
 
+    def __init__(self, simulation: Simulation) -> None:
+        self.simulation = simulation
+        self.columns = TrialColumns(len(simulation.plan.trials))
+        self.shapes: list[Shape] = []  # in order of first trial; columns.shape indexes this list
+        self._shape_ids: dict[int, int] = {}  # the plan's shape index -> index in shapes
 
-def summarize(simulation: Simulation, records: list[TrialRecord]) -> dict:
-    scenario, plan = simulation.scenario, simulation.plan
-    ok = [r for r in records if not r.failed]
-    latency_us = np.array([r.latency_ps / 1e6 for r in ok])
-    # each distinct list of per-rank sizes, with the calls of a trial that ran it
-    calls_of = {}
-    for record in records:
-        calls_of.setdefault(record.per_rank_bytes, plan.trials[record.trial].calls)
-    per_rank = sorted(calls_of)
-    summary = {
-        "scenario": scenario.name,
-        "seed": scenario.seed,
-        "trials": len(records),
-        "failed_trials": len(records) - len(ok),
-        "collective": {"op": plan.op, "algorithm": scenario.collective.algorithm,
-                       "ranks": plan.ranks, "chunks": scenario.collective.chunks},
-        "fabric": simulation.fabric.description,
-        "per_rank_bytes": _one_or_list([list(p) if len(p) > 1 else p[0] for p in per_rank]),
-        "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
-                                    else call_size_bytes(calls_of[p][0]) for p in per_rank]),
-        "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
-        "tail_causes": breakdown.tail_causes(records),
-        "fabricsim_version": __version__,
-    }
-    if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
-        calls = {call for trial in plan.trials for call in trial.calls if call.op == plan.op}
-        picks = {simulation.call_schedule(call).size_bytes: simulation.call_schedule(call).algorithm
-                 for call in calls}
-        summary["collective"]["picked"] = {str(size): picks[size] for size in sorted(picks)}
-    if ok:
-        summary["latency_us"] = stats.latency_summary(latency_us)
-        median_size = float(np.median([trial_size_bytes(simulation, r) for r in ok]))
-        compute_us = float(np.median([(r.latency_ps / 1e6) - trial_communication_us(simulation, r) for r in ok]))
-        communication_us = summary["latency_us"]["p50"] - compute_us
-        summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, communication_us))
-        summary["busbw_GBps"] = summary["algbw_GBps"] * float(np.median([trial_busbw_factor(simulation, r) for r in ok]))
-    return summary
+    def add(self, record: TrialRecord) -> Shape:
+        """Fold one record in; its shape, for the rows written of it."""
+        trials = self.simulation.plan.trials
+        shape_id = self._shape_ids.setdefault(trials.shape_of(record.trial), len(self.shapes))
+        if shape_id == len(self.shapes):
+            self.shapes.append(Shape.of(trials[record.trial]))
+        self.columns.append(record, shape_id)
+        return self.shapes[shape_id]
+
+    @cached_property
+    def summary(self) -> dict:
+        """summary.json, once every record is in."""
+        simulation, columns = self.simulation, self.columns
+        scenario, plan = simulation.scenario, simulation.plan
+        ok = ~columns.failed
+        calls_of = {}  # each distinct list of per-rank sizes, with the calls of a trial that ran it
+        for shape in self.shapes:
+            calls_of.setdefault(shape.per_rank_bytes, shape.calls)
+        per_rank = sorted(calls_of)
+        summary = {
+            "scenario": scenario.name,
+            "seed": scenario.seed,
+            "trials": columns.count,
+            "failed_trials": columns.count - int(ok.sum()),
+            "collective": {"op": plan.op, "algorithm": scenario.collective.algorithm,
+                           "ranks": plan.ranks, "chunks": scenario.collective.chunks},
+            "fabric": simulation.fabric.description,
+            "per_rank_bytes": _one_or_list([list(p) if len(p) > 1 else p[0] for p in per_rank]),
+            "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
+                                        else call_size_bytes(calls_of[p][0]) for p in per_rank]),
+            "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
+            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.parts_ps),
+            "fabricsim_version": __version__,
+        }
+        if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
+            calls = {call for shape in self.shapes for call in shape.calls if call.op == plan.op}
+            picks = {simulation.call_schedule(call).size_bytes: simulation.call_schedule(call).algorithm
+                     for call in calls}
+            summary["collective"]["picked"] = {str(size): picks[size] for size in sorted(picks)}
+        if ok.any():
+            latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
+            summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)
+            median_size = float(np.median(self._by_shape("size_bytes")[shape_ids]))
+            compute_ps = self._by_shape("compute_ps")[shape_ids]
+            compute_us = float(np.median(latency_ps / 1e6 - communication_us(latency_ps, compute_ps)))
+            median_communication_us = summary["latency_us"]["p50"] - compute_us
+            summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, median_communication_us))
+            summary["busbw_GBps"] = summary["algbw_GBps"] * float(np.median(self._by_shape("busbw_factor")[shape_ids]))
+        return summary
+
+    def _by_shape(self, name: str) -> np.ndarray:
+        return np.array([getattr(shape, name) for shape in self.shapes])
+
+    def plot_titles(self) -> tuple[str, str]:
+        simulation = self.simulation
+        scenario, plan = simulation.scenario, simulation.plan
+        sizes = sorted({n for shape in self.shapes for n in shape.per_rank_bytes})
+        size_text = format_bytes(sizes[0]) if len(sizes) == 1 else f"{format_bytes(sizes[0])}..{format_bytes(sizes[-1])}"
+        title = f"{scenario.name}: {plan.op.replace('_', ' ')} ({scenario.collective.algorithm}), {plan.ranks} ranks"
+        subtitle = f"{size_text} per rank, {self.columns.count} trials | {simulation.fabric.description}"
+        return title, subtitle
 
 
 def _one_or_list(values: list):
     return values[0] if len(values) == 1 else values
 
 
-def write_results(out_dir: Path, simulation: Simulation, records: list[TrialRecord], summary: dict) -> None:
+def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Path | None = None) -> RunResults:
+    """Fold a run's records (in trial order) into its RunResults; given out_dir, write the result
+    folder too: the per-trial tables as the records arrive, the rest once they are all in."""
+    results = RunResults(simulation)
+    if out_dir is None:
+        for record in records:
+            results.add(record)
+        return results
     with staged_folder(out_dir) as stage:
-        (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        with _Tables(stage, simulation) as tables:
+            for record in records:
+                tables.write(record, results.add(record))
+        if tables.links.trials:
+            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, tables.links.rows())
+        (stage / "summary.json").write_text(json.dumps(results.summary, indent=2) + "\n")
         (stage / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
-        _write_trials_csv(stage / "trials.csv", simulation, records)
-        if any(record.link_usage is not None for record in records):
-            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, usage.link_rows(simulation.fabric, records))
-        if simulation.scenario.output.flows:
-            _write_csv(stage / "flows.csv", usage.FLOW_COLUMNS, usage.flow_rows(simulation.fabric, records))
-        if any(record.ports for record in records):
-            _write_csv(stage / "ports.csv", counters.PORT_COLUMNS, counters.port_rows(records))
         if simulation.scenario.output.plots:
-            _write_plots(stage, simulation, records)
+            _write_plots(stage, results)
+    return results
+
+
+class _Tables:
+    """The per-trial tables of a result folder, written row by row: trials.csv, flows.csv (with
+    ``output.flows``), ports.csv (from the first trial with port counters), and links.csv's totals."""
+
+    def __init__(self, stage: Path, simulation: Simulation) -> None:
+        self.stage, self.fabric = stage, simulation.fabric
+        self.links = usage.LinkTotals(simulation.fabric)
+        self._files = ExitStack()
+        self._trials = self._table("trials.csv", TRIALS_COLUMNS)
+        self._flows = self._table("flows.csv", usage.FLOW_COLUMNS) if simulation.scenario.output.flows else None
+        self._ports = None
+
+    def __enter__(self) -> _Tables:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._files.close()
+
+    def _table(self, name: str, columns: tuple[str, ...]):
+        writer = csv.writer(self._files.enter_context((self.stage / name).open("w", newline="")))
+        writer.writerow(columns)
+        return writer
+
+    def write(self, record: TrialRecord, shape: Shape) -> None:
+        self._trials.writerow(trial_row(record, shape))
+        if record.link_usage is not None:
+            self.links.add(record.link_usage, record.latency_ps)
+        if self._flows is not None:
+            self._flows.writerows(usage.flow_rows(self.fabric, record))
+        if record.ports:
+            if self._ports is None:
+                self._ports = self._table("ports.csv", counters.PORT_COLUMNS)
+            self._ports.writerows(counters.port_rows(record))
+
+
+def trial_row(record: TrialRecord, shape: Shape) -> list:
+    """A trial's row of trials.csv."""
+    algbw = stats.algbw_GBps(shape.size_bytes, communication_us(record.latency_ps, shape.compute_ps))
+    bandwidth = ("", "") if record.failed else (f"{algbw:.6f}", f"{algbw * shape.busbw_factor:.6f}")
+    return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / 1e6:.6f}",
+            *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record))]
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
@@ -121,41 +217,18 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
-def _write_trials_csv(path: Path, simulation: Simulation, records: list[TrialRecord]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
-                         *(f"{part}_us" for part in breakdown.PARTS)])
-        for record in records:
-            latency_us = record.latency_ps / 1e6
-            algbw = stats.algbw_GBps(trial_size_bytes(simulation, record), trial_communication_us(simulation, record))
-            bandwidth = ("", "") if record.failed else (
-                f"{algbw:.6f}", f"{algbw * trial_busbw_factor(simulation, record):.6f}")
-            writer.writerow([record.trial, ";".join(map(str, record.per_rank_bytes)), f"{latency_us:.6f}",
-                             *bandwidth, int(record.failed),
-                             *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record))])
-
-
-def plot_titles(simulation: Simulation, records: list[TrialRecord]) -> tuple[str, str]:
-    scenario, plan = simulation.scenario, simulation.plan
-    sizes = sorted({n for r in records for n in r.per_rank_bytes})
-    size_text = format_bytes(sizes[0]) if len(sizes) == 1 else f"{format_bytes(sizes[0])}..{format_bytes(sizes[-1])}"
-    title = f"{scenario.name}: {plan.op.replace('_', ' ')} ({scenario.collective.algorithm}), {plan.ranks} ranks"
-    subtitle = f"{size_text} per rank, {len(records)} trials | {simulation.fabric.description}"
-    return title, subtitle
-
-
-def _write_plots(stage: Path, simulation: Simulation, records: list[TrialRecord]) -> None:
-    title, subtitle = plot_titles(simulation, records)
-    latency_us = np.array([r.latency_ps / 1e6 for r in records])
-    failed = np.array([r.failed for r in records])
+def _write_plots(stage: Path, results: RunResults) -> None:
+    title, subtitle = results.plot_titles()
+    columns = results.columns
+    latency_us, failed = columns.latency_ps / 1e6, columns.failed
     if not failed.all():
         plots.plot_cdf(latency_us[~failed], stage / "cdf.png", title, subtitle)
-    plots.plot_delay(np.array([r.trial for r in records]), latency_us, failed, stage / "delay.png", title, subtitle)
-    slowest = sorted(records, key=lambda r: r.latency_ps, reverse=True)[:SLOWEST_TRIALS_PLOTTED]
-    parts_us = np.array([breakdown.parts_ps(r) for r in slowest]).T / 1e6
-    plots.plot_breakdown([r.trial for r in slowest], dict(zip(breakdown.CAUSES, parts_us[1:])), stage / "breakdown.png",
-                         title, f"the {len(slowest)} slowest of {len(records)} trials, ideal "
+    plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
+    slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]  # ties in trial order
+    parts_us = columns.parts_ps[slowest].T / 1e6
+    plots.plot_breakdown(columns.trial[slowest].tolist(), dict(zip(breakdown.CAUSES, parts_us[1:])),
+                         stage / "breakdown.png", title,
+                         f"the {len(slowest)} slowest of {columns.count} trials, ideal "
                          + "-".join(dict.fromkeys(f"{us:.6g}" for us in (parts_us[0].min(), parts_us[0].max())))
                          + " us")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import simpy
@@ -28,12 +29,13 @@ from fabricsim.breakdown import Causes, attribute
 from fabricsim.engine.executor import FlowRecord, ScheduleRun
 from fabricsim.engine.failures import cable_links
 from fabricsim.engine.flows import LinkUsage
-from fabricsim.engine.trial_fabric import TrialFabric, ideal_route
+from fabricsim.engine.trial_fabric import CallFlows, TrialFabric, ideal_route
+from fabricsim.engine.uncontended import UncontendedRun, run_uncontended
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import draw_impairments, launch_skew_ps, rto_ps
+from fabricsim.impairments import TransferImpairments, draw_impairments, launch_skew_ps, rto_ps
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
 
@@ -104,8 +106,8 @@ class Simulation:
 
     def _check_routes(self, source: str) -> None:
         try:
-            pairs = {(call.group[t.src], call.group[t.dst]) for call in dict.fromkeys(self.plan.trials[0].calls)
-                     for t in self.call_schedule(call).transfers}
+            pairs = {(call.group[src], call.group[dst]) for call in dict.fromkeys(self.plan.trials[0].calls)
+                     for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
         except ValueError as error:
             raise ScenarioError(f"{source}: workload: {error}") from None
         try:
@@ -153,17 +155,16 @@ class Simulation:
                 env.run(until=env.now + call.compute_before_ps)
                 ideal_ps += call.compute_before_ps
             schedule = self.call_schedule(call)
-            flows_of, loss_rate = model.flows_of(schedule, call.group)
-            nbytes = np.fromiter((t.nbytes for t in schedule.transfers), dtype=np.int64,
-                                 count=len(schedule.transfers))
-            drawn = draw_impairments(impairments.jitter, loss, nbytes, scenario.fabric.nic.mtu_bytes, rng, loss_rate)
+            flows = model.call_flows(schedule, call.group)
+            drawn = draw_impairments(impairments.jitter, loss, schedule.transfers.nbytes, scenario.fabric.nic.mtu_bytes,
+                                     rng, flows.loss_rate)
             drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule))
             jitter_ps = drawn.start_delay_ps
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
             drawn = with_software_latency(drawn, schedule, scenario.collective.protocol, route_of, self.fabric.links)
             run, cut_off_ps = model.run(
-                schedule, route_of, drawn, scenario.fabric.nic.mtu_bytes, rto_ps(loss.timeout_exponent),
-                loss.retry_count, flows_of=flows_of, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
+                schedule, flows, route_of, drawn, scenario.fabric.nic.mtu_bytes, rto_ps(loss.timeout_exponent),
+                loss.retry_count, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
                 ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
             ideal_ps += run.ideal_ps()
             causes.add(run.critical_causes())
@@ -183,7 +184,13 @@ class Simulation:
 
 
 class _FlowTrial:
-    """A trial on the flow model: its fabric as drawn for the trial, the flows it records, its cuts."""
+    """A trial on the flow model: its fabric as drawn for the trial, the flows it records, its cuts.
+
+    A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
+    ``uncontended_shortcut`` to False to run every call on the event loop (same numbers, slower).
+    """
+
+    uncontended_shortcut = True
 
     def __init__(self, simulation: Simulation, env: simpy.Environment, trial: int, rng: np.random.Generator) -> None:
         scenario = simulation.scenario
@@ -193,21 +200,39 @@ class _FlowTrial:
                                   fabric_rng(scenario.seed, trial))
         self.flows: list[FlowRecord] = []
 
-    def flows_of(self, schedule: Schedule, group: tuple[int, ...]):
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows:
         return self.fabric.call_flows(schedule, group, self.scenario.impairments.loss)
 
     def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int:
         skew = self.scenario.impairments.launch_skew
         return 0 if skew.distribution == "none" else launch_skew_ps(skew, schedule, self.fabric.rng)
 
-    def run(self, schedule: Schedule, *args, **kwargs) -> tuple[ScheduleRun, int | None]:
+    def run(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
+            impairments: TransferImpairments, mtu_bytes: int, rto_ps: int, retry_count: int,
+            fixed_delay_ps: np.ndarray, ideal_route_of: Callable[[int, int], Route]
+            ) -> tuple[ScheduleRun | UncontendedRun, int | None]:
         """Run the call; the second value is the time lost to a cut with no way round, if one ended it."""
-        run = ScheduleRun(self.env, self.fabric.network, schedule, *args,
-                          record_flows=self.scenario.output.flows, **kwargs)
+        if self._may_skip_events(impairments):
+            routes = flows.fixed_routes()
+            run = routes and run_uncontended(self.fabric.network, int(self.env.now), schedule, routes, impairments,
+                                             mtu_bytes, rto_ps, retry_count, fixed_delay_ps, ideal_route_of)
+            if run:
+                if run.end_ps > self.env.now:
+                    self.env.run(until=run.end_ps)
+                return run, None
+        run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, mtu_bytes, rto_ps,
+                          retry_count, flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
+                          record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
         dead_end = self.fabric.failures.dead_end
         self.env.run(until=self.env.any_of([run.done, dead_end]))
         self.flows.extend(run.flow_records or ())
         return run, (self.env.now - self.fabric.failures.last_down_ps) if dead_end.triggered else None
+
+    def _may_skip_events(self, impairments: TransferImpairments) -> bool:
+        """Whether the call may be timed without the event loop: nothing else on the network, no
+        failures to come, no queue pair that fails, no flow records asked for."""
+        return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
+                and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
     def record_fields(self) -> dict:
         return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}
@@ -224,16 +249,16 @@ class _PacketTrial:
                                      simulation.scenario.impairments.loss.rate, rng)
         self.ports_rng = fabric_rng(simulation.scenario.seed, trial)
 
-    def flows_of(self, schedule: Schedule, group: tuple[int, ...]):
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows:
         simulation = self.simulation
-        return packet_flows_of(self.network, simulation.router, simulation.scenario.fabric, schedule, group,
-                               self.ports_rng), None
+        return CallFlows(packet_flows_of(self.network, simulation.router, simulation.scenario.fabric, schedule, group,
+                                         self.ports_rng))
 
     def launch_skew_ps(self, schedule: Schedule) -> int:
         return 0  # refused in packet mode by the scenario's validation
 
-    def run(self, schedule: Schedule, *args, **kwargs) -> tuple[PacketScheduleRun, None]:
-        run = PacketScheduleRun(self.env, self.network, schedule, *args, **kwargs)
+    def run(self, schedule: Schedule, flows: CallFlows, *args, **kwargs) -> tuple[PacketScheduleRun, None]:
+        run = PacketScheduleRun(self.env, self.network, schedule, *args, flows_of=flows.flows_of, **kwargs)
         self.env.run(until=run.done)
         return run, None
 

@@ -13,13 +13,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import yaml
 
 from fabricsim.config import Scenario
-from fabricsim.results import summarize, write_results
+from fabricsim.results import collect
 from fabricsim.runner import Simulation, TrialRecord
 from fabricsim.stats import PERCENTILES, percentile_key
 
@@ -61,16 +61,13 @@ def sha256_of(data: dict) -> str:
 
 
 def run_sample(scenario: Scenario, source: str, label: str,
-               run_records: Callable[[Simulation], list[TrialRecord]], out_dir: Path | None = None) -> Sample:
+               run_records: Callable[[Simulation], Iterable[TrialRecord]], out_dir: Path | None = None) -> Sample:
     """Run the scenario's trials with `run_records` (the command line's executor); write its result
     folder to out_dir when one is given."""
     simulation = Simulation(scenario, source=source)
-    records = run_records(simulation)
-    summary = summarize(simulation, records)
-    if out_dir is not None:
-        write_results(out_dir, simulation, records, summary)
-    return Sample(label, np.array([r.latency_ps for r in records], dtype=np.int64),
-                  np.array([r.failed for r in records], dtype=bool), summary)
+    results = collect(simulation, run_records(simulation), out_dir)
+    columns = results.columns
+    return Sample(label, columns.latency_ps.copy(), columns.failed.copy(), results.summary)
 
 
 def read_sample(run_dir: Path, scenario: Scenario, label: str) -> Sample | None:

@@ -1,9 +1,9 @@
 """Usage: how the fabric was used over a run, as KCCB's port and flow metrics.
 
-links.csv, one row per directed link, summed over every trial: bytes carried (collective flows),
-busy time (at least one flow on it), peak concurrent flows, and utilization = bits carried /
-(capacity x total simulated time). flows.csv (``output.flows``), one row per flow: its transfer,
-queue pair, ranks, bytes, links, start, last bit sent, time stalled and mean rate.
+links.csv, one row per directed link, summed over every trial as the trials arrive: bytes carried
+(collective flows), busy time (at least one flow on it), peak concurrent flows, and utilization =
+bits carried / (capacity x total simulated time). flows.csv (``output.flows``), one row per flow:
+its transfer, queue pair, ranks, bytes, links, start, last bit sent, time stalled and mean rate.
 """
 
 from __future__ import annotations
@@ -15,28 +15,45 @@ FLOW_COLUMNS = ("trial", "transfer", "qp", "src", "dst", "bytes", "links", "star
                 "rate_Gbps")
 
 
-def link_rows(fabric: Fabric, records: list) -> list[list]:
-    usages = [record.link_usage for record in records if record.link_usage is not None]
-    total_ps = sum(record.latency_ps for record in records if record.link_usage is not None)
-    rows = []
-    for link in fabric.links:
-        carried_bits = sum(usage.carried_bits[link.index] for usage in usages)
-        busy_ps = sum(usage.busy_ps[link.index] for usage in usages)
-        peak = max((usage.peak_flows[link.index] for usage in usages), default=0)
-        utilization = carried_bits / (link.bandwidth_bps * total_ps / 1e12) if total_ps else 0.0
-        rows.append([link.name, link.kind, f"{link.bandwidth_bps / 1e9:.6g}", round(carried_bits / 8),
-                     f"{busy_ps / 1e6:.6f}", peak, f"{utilization:.6f}"])
-    return rows
+class LinkTotals:
+    """links.csv folded in trial by trial: per link of the fabric, bits carried and busy time summed over
+    the trials, the peak of concurrent flows, and the simulated time those trials took."""
+
+    def __init__(self, fabric: Fabric) -> None:
+        self.fabric = fabric
+        self.trials = 0
+        self.total_ps = 0
+        self.carried_bits = [0] * len(fabric.links)
+        self.busy_ps = [0] * len(fabric.links)
+        self.peak_flows = [0] * len(fabric.links)
+
+    def add(self, usage, latency_ps: int) -> None:
+        """One trial's engine.flows.LinkUsage, and its latency."""
+        self.trials += 1
+        self.total_ps += latency_ps
+        for link in self.fabric.links:
+            self.carried_bits[link.index] += usage.carried_bits[link.index]
+            self.busy_ps[link.index] += usage.busy_ps[link.index]
+            self.peak_flows[link.index] = max(self.peak_flows[link.index], usage.peak_flows[link.index])
+
+    def rows(self) -> list[list]:
+        rows = []
+        for link in self.fabric.links:
+            carried_bits = self.carried_bits[link.index]
+            utilization = carried_bits / (link.bandwidth_bps * self.total_ps / 1e12) if self.total_ps else 0.0
+            rows.append([link.name, link.kind, f"{link.bandwidth_bps / 1e9:.6g}", round(carried_bits / 8),
+                         f"{self.busy_ps[link.index] / 1e6:.6f}", self.peak_flows[link.index], f"{utilization:.6f}"])
+        return rows
 
 
-def flow_rows(fabric: Fabric, records: list) -> list[list]:
+def flow_rows(fabric: Fabric, record) -> list[list]:
+    """flows.csv rows of one trial record."""
     rows = []
-    for record in records:
-        for flow in record.flows:
-            duration_ps = flow.sent_ps - flow.start_ps
-            rate_gbps = flow.nbytes * 8 / duration_ps * 1e3 if duration_ps else 0.0
-            rows.append([record.trial, flow.transfer, flow.qp, flow.src, flow.dst, flow.nbytes,
-                         ";".join(fabric.links[i].name for i in flow.links if i < len(fabric.links)),
-                         f"{flow.start_ps / 1e6:.6f}", f"{flow.sent_ps / 1e6:.6f}", f"{flow.stalled_ps / 1e6:.6f}",
-                         f"{rate_gbps:.6g}"])
+    for flow in record.flows:
+        duration_ps = flow.sent_ps - flow.start_ps
+        rate_gbps = flow.nbytes * 8 / duration_ps * 1e3 if duration_ps else 0.0
+        rows.append([record.trial, flow.transfer, flow.qp, flow.src, flow.dst, flow.nbytes,
+                     ";".join(fabric.links[i].name for i in flow.links if i < len(fabric.links)),
+                     f"{flow.start_ps / 1e6:.6f}", f"{flow.sent_ps / 1e6:.6f}", f"{flow.stalled_ps / 1e6:.6f}",
+                     f"{rate_gbps:.6g}"])
     return rows

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from fabricsim.breakdown import PARTS, Causes, attribute, parts_ps, tail_causes
@@ -88,7 +89,8 @@ def test_tail_causes_name_the_p99_and_max_trials():
     scenario = make_scenario(impairments={"jitter": {"distribution": "exponential", "mean": "20us"}},
                              workload={"rule": "data_sizes", "data_sizes": ["64KiB"], "trials": 10})
     records = Simulation(scenario).run()
-    report = tail_causes(records)
+    report = tail_causes(np.array([r.trial for r in records]), np.array([r.latency_ps for r in records]),
+                         np.array([parts_ps(r) for r in records]))
     slowest = max(records, key=lambda r: r.latency_ps)
     assert report["max"]["trial"] == slowest.trial == report["p99"]["trial"]  # 10 trials: p99 is the max
     assert report["max"]["cause"] == "jitter"

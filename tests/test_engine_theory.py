@@ -3,19 +3,25 @@
 alpha is the route latency between ring neighbours and beta the time per byte of the route's
 bottleneck link (reference/formulas.md, Thakur, Rabenseifner & Gropp 2005). The engine rounds each
 transfer to a whole picosecond, so the simulated time may differ from the formula by at most one
-picosecond per sequential step.
+picosecond per sequential step. Every test runs twice: timed as a longest path when no flows meet
+(``engine.uncontended``), and on the event loop.
 """
 
 from fractions import Fraction
 
 import pytest
 
-from fabricsim.runner import Simulation
+from fabricsim.runner import Simulation, _FlowTrial
 from tests.conftest import make_scenario
 
 RANKS = (2, 3, 4, 5, 8, 16)
 SIZES = (2**10, 2**20, 2**30)
 STEPS = {"all_gather": 1, "reduce_scatter": 1, "all_reduce": 2}  # multiples of (p - 1)
+
+
+@pytest.fixture(autouse=True, params=["longest path", "event loop"])
+def engine(request, monkeypatch):
+    monkeypatch.setattr(_FlowTrial, "uncontended_shortcut", request.param == "longest path")
 
 
 def ideal_time_ps(simulation: Simulation, op: str, size_bytes: int) -> Fraction:

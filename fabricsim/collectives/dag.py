@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
+
 from fabricsim.collectives.verify import block_bytes, piece_layout
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.schedule import Dependencies, Schedule, TransferTable
 
 
 class DagBuilder:
@@ -28,8 +30,11 @@ class DagBuilder:
         self.op, self.ranks, self.size_bytes, self.chunks, self.root = op, ranks, size_bytes, chunks, root
         self.layout = piece_layout(ranks, size_bytes, chunks, op)
         self.piece_count = len(block_bytes(op, ranks, size_bytes)) * chunks  # empty chunks included
-        self.transfers: list[Transfer] = []
-        self._frontier: dict[tuple[int, int], set[int]] = {}
+        # the schedule's columns (schedule.TransferTable), row by row
+        self._columns: tuple[list[int], ...] = ([], [], [], [], [], [])  # src, dst, nbytes, piece, pieces, reduce
+        self._after: list[tuple[int, ...]] = []
+        self._after_sent: list[tuple[int, ...]] = []
+        self._frontier: dict[tuple[int, int], tuple[int, ...]] = {}  # ascending transfer ids
         self._last_on: dict[tuple[int, int, int], int] = {}
         self._last_by: dict[int, int] = {}
         self._deferred: list[tuple[int, int, bool, int]] | None = None
@@ -41,24 +46,27 @@ class DagBuilder:
         It waits for the receipts of its pieces at ``src``, for the transfers in ``after`` (None
         entries are ignored) to be delivered, and for its connection's previous transfer to be sent.
         """
-        carried = [piece for piece in range(first_piece, first_piece + pieces) if piece in self.layout]
+        layout = self.layout
+        carried = [piece for piece in range(first_piece, first_piece + pieces) if piece in layout]
         if not carried:
             return None
-        waits = {parent for parent in after if parent is not None}
-        for piece in carried:
-            waits |= self._frontier.get((src, piece), set())
+        waits = [self._frontier.get((src, piece), ()) for piece in carried]
+        waits.append(tuple(sorted({parent for parent in after if parent is not None})))
+        waits = [ids for ids in waits if ids]
+        tid = len(self._after)
+        for column, value in zip(self._columns, (src, dst, sum(layout[piece] for piece in carried), first_piece,
+                                                 pieces, reduce)):
+            column.append(value)
+        self._after.append(waits[0] if len(waits) == 1 else tuple(sorted(set().union(*waits))))
         previous = self._last_on.get((src, dst, channel))
-        transfer = Transfer(len(self.transfers), src, dst, sum(self.layout[piece] for piece in carried),
-                            tuple(sorted(waits)), first_piece, reduce,
-                            after_sent=() if previous is None else (previous,), pieces=pieces)
-        self.transfers.append(transfer)
-        receipts = [(dst, piece, reduce, transfer.id) for piece in carried]
+        self._after_sent.append(() if previous is None else (previous,))
+        receipts = [(dst, piece, reduce, tid) for piece in carried]
         if self._deferred is None:
             self._record(receipts)
         else:
             self._deferred.extend(receipts)
-        self._last_on[(src, dst, channel)] = self._last_by[src] = transfer.id
-        return transfer.id
+        self._last_on[(src, dst, channel)] = self._last_by[src] = tid
+        return tid
 
     @contextmanager
     def simultaneous(self) -> Iterator[None]:
@@ -71,17 +79,17 @@ class DagBuilder:
             self._record(deferred)
 
     def _record(self, receipts: list[tuple[int, int, bool, int]]) -> None:
+        frontier = self._frontier
         for dst, piece, reduce, transfer_id in receipts:
-            if reduce:
-                self._frontier.setdefault((dst, piece), set()).add(transfer_id)
-            else:
-                self._frontier[(dst, piece)] = {transfer_id}
+            frontier[(dst, piece)] = frontier.get((dst, piece), ()) + (transfer_id,) if reduce else (transfer_id,)
 
     def last_sent_by(self, rank: int) -> int | None:
         """The latest transfer appended from ``rank``, if any."""
         return self._last_by.get(rank)
 
     def schedule(self, algorithm: str) -> Schedule:
-        return Schedule(self.op, algorithm, self.ranks, self.size_bytes, tuple(self.transfers),
-                        root=self.root, chunks=self.chunks)
-
+        src, dst, nbytes, piece, pieces, reduce = (np.array(column, dtype=dtype) for column, dtype in
+                                                   zip(self._columns, (np.int64,) * 5 + (bool,)))
+        table = TransferTable(src, dst, nbytes, piece, pieces, reduce, Dependencies.of(self._after),
+                              Dependencies.of(self._after_sent))
+        return Schedule(self.op, algorithm, self.ranks, self.size_bytes, table, root=self.root, chunks=self.chunks)

@@ -56,14 +56,12 @@ def hop_latency_ps(protocol: str, link_kinds: set[str]) -> int:
 def with_software_latency(impairments: TransferImpairments, schedule: Schedule, protocol: str,
                           route_of: Callable[[int, int], Route], links: Sequence[Link]) -> TransferImpairments:
     """The impairments with each transfer's software latency added to its start delay."""
-    if protocol == "none" or not schedule.transfers:
+    transfers = schedule.transfers
+    if protocol == "none" or not len(transfers):
         return impairments
     base_ps = base_latency_ps(protocol, schedule.algorithm)
-    hop_ps: dict[tuple[int, int], int] = {}
-    delays_ps = np.empty(len(schedule.transfers), dtype=np.int64)
-    for t in schedule.transfers:
-        pair = (t.src, t.dst)
-        if pair not in hop_ps:
-            hop_ps[pair] = hop_latency_ps(protocol, {links[i].kind for i in route_of(*pair).links})
-        delays_ps[t.id] = hop_ps[pair] + (base_ps if not t.after and not t.after_sent else 0)
+    pairs, pair_of = transfers.pairs
+    hop_ps = np.array([hop_latency_ps(protocol, {links[i].kind for i in route_of(int(src), int(dst)).links})
+                       for src, dst in pairs], dtype=np.int64)
+    delays_ps = hop_ps[pair_of] + np.where(transfers.is_root, base_ps, 0)
     return dataclasses.replace(impairments, start_delay_ps=impairments.start_delay_ps + delays_ps)

@@ -17,35 +17,66 @@ enough to hide the latency. All-reduce is the same with 2(p - 1) steps. Piece an
 
 from __future__ import annotations
 
-import dataclasses
+import numpy as np
 
 from fabricsim.collectives.dag import DagBuilder
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.verify import piece_layout
+from fabricsim.schedule import Dependencies, Schedule, TransferTable
 
 Segments = list[tuple[int, int]]  # (first piece id, piece count) of each message of one group
 
 
 def ring_all_gather(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
     """Ring all-gather of an S = ``size_bytes`` output; each rank contributes piece r (S/p bytes)."""
-    dag = DagBuilder("all_gather", ranks, size_bytes, chunks)
-    ring_phase(dag, list(range(ranks)), chunk_segments(ranks, chunks), lag=0, reduce=False)
-    return _inferred(dag.schedule("ring"))
+    return _one_direction_ring("all_gather", ranks, size_bytes, chunks, ((0, False),))
 
 
 def ring_reduce_scatter(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
     """Ring reduce-scatter of an S = ``size_bytes`` input; rank r ends with reduced piece r."""
-    dag = DagBuilder("reduce_scatter", ranks, size_bytes, chunks)
-    ring_phase(dag, list(range(ranks)), chunk_segments(ranks, chunks), lag=1, reduce=True)
-    return _inferred(dag.schedule("ring"))
+    return _one_direction_ring("reduce_scatter", ranks, size_bytes, chunks, ((1, True),))
 
 
 def ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
     """Ring all-reduce of an S = ``size_bytes`` buffer: reduce-scatter, then all-gather per piece."""
-    dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
-    members, segments = list(range(ranks)), chunk_segments(ranks, chunks)
-    ring_phase(dag, members, segments, lag=1, reduce=True)
-    ring_phase(dag, members, segments, lag=0, reduce=False)
-    return _inferred(dag.schedule("ring"))
+    return _one_direction_ring("all_reduce", ranks, size_bytes, chunks, ((1, True), (0, False)))
+
+
+def _one_direction_ring(op: str, ranks: int, size_bytes: int, chunks: int,
+                        phases: tuple[tuple[int, bool], ...]) -> Schedule:
+    """The DAG that ``ring_phase`` builds on ranks 0..p-1 for each (lag, reduce) phase in turn, in
+    closed form, one numpy array per field (a 1024-rank all-reduce has 2 M transfers). Transfers
+    are numbered step by step, rank by rank, chunk by chunk, skipping empty chunks; chunk j of step
+    g at rank i waits for the same chunk's arrival at step g - 1 (from rank i - 1: the same piece
+    travels round the ring, across the phase boundary too) and for rank i's previous transfer to be
+    sent (its connection to rank i + 1)."""
+    layout = piece_layout(ranks, size_bytes, chunks, op)
+    piece_bytes = np.zeros(ranks * chunks, dtype=np.int64)
+    piece_bytes[list(layout)] = list(layout.values())
+    steps = len(phases) * (ranks - 1)
+    lag = np.repeat([phase_lag for phase_lag, _ in phases], ranks - 1)
+    step_in_phase = np.arange(steps) % (ranks - 1)
+    reduce = np.repeat([phase_reduce for _, phase_reduce in phases], ranks - 1)
+    group = (np.arange(ranks)[None, :] - (step_in_phase + lag)[:, None]) % ranks  # [step, rank]
+    piece = group[:, :, None] * chunks + np.arange(chunks)[None, None, :]  # [step, rank, chunk]
+    carried = piece_bytes[piece] > 0
+    ids = np.where(carried, np.cumsum(carried).reshape(carried.shape) - 1, -1)
+    arrival = np.full_like(ids, -1)
+    arrival[1:] = np.roll(ids[:-1], 1, axis=1)
+    by_rank = ids.transpose(1, 0, 2).reshape(ranks, -1)  # each rank's transfers in sending order
+    previous = np.full_like(by_rank, -1)
+    previous[:, 1:] = np.maximum.accumulate(by_rank, axis=1)[:, :-1]
+    previous = previous.reshape(ranks, steps, chunks).transpose(1, 0, 2)
+    rank = np.broadcast_to(np.arange(ranks)[None, :, None], carried.shape)[carried]
+    table = TransferTable(rank, (rank + 1) % ranks, piece_bytes[piece[carried]], piece[carried],
+                          np.ones(len(rank), dtype=np.int64),
+                          np.broadcast_to(reduce[:, None, None], carried.shape)[carried],
+                          _single_dependencies(arrival[carried]), _single_dependencies(previous[carried]))
+    return Schedule(op, "ring", ranks, size_bytes, table)
+
+
+def _single_dependencies(parent: np.ndarray) -> Dependencies:
+    """Each transfer's one dependency, or none where ``parent`` is -1."""
+    return Dependencies(np.concatenate(([0], np.cumsum(parent >= 0))), parent[parent >= 0])
 
 
 def bidirectional_ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
@@ -105,8 +136,3 @@ def ring_step(dag: DagBuilder, members: list[int], segments: list[Segments], ste
         group = (i - direction * (step + lag)) % n
         for first_piece, pieces in segments[group]:
             dag.send(rank, members[(i + direction) % n], first_piece, pieces, reduce, channel=channel)
-
-
-def _inferred(schedule: Schedule) -> Schedule:
-    """One-piece-per-transfer rings state no chunk count: ``verify`` infers it from the piece sizes."""
-    return dataclasses.replace(schedule, chunks=None)

@@ -99,10 +99,6 @@ def _check_header(schedule: Schedule) -> None:
 
 
 def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
-    if transfer.id != index:
-        raise ScheduleError(
-            f"transfer at position {index} has id {transfer.id}; ids must be 0..n-1 in order"
-        )
     for rank in (transfer.src, transfer.dst):
         if not 0 <= rank < schedule.ranks:
             raise ScheduleError(f"transfer {index} names rank {rank} outside 0..{schedule.ranks - 1}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Iterator
 
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.parallel import run_trials
@@ -28,13 +29,13 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = 
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler (--executor dask)")
 
 
-def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> list[TrialRecord]:
-    """The simulation's trials, run where the command line says; `source` names the scenario file
-    when the command takes several (default args.scenario)."""
+def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> Iterator[TrialRecord]:
+    """The simulation's trials, run where the command line says, their records in trial order as they
+    come; `source` names the scenario file when the command takes several (default args.scenario)."""
     if args.executor == "dask" and not args.scheduler:
         raise ScenarioError("--executor dask: expected --scheduler tcp://HOST:PORT")
     scheduler = args.scheduler if args.executor == "dask" else None
-    return list(run_trials(simulation, source or args.scenario, args.workers, scheduler))
+    return run_trials(simulation, source or args.scenario, args.workers, scheduler)
 
 
 def scenario_overrides(args: argparse.Namespace) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
 from fabricsim.config import Scenario, load_scenario
-from fabricsim.results import summarize, write_results
+from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.units import format_bytes
 
@@ -23,10 +23,8 @@ def command_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, scenario_overrides(args))
     simulation = Simulation(scenario, source=args.scenario)
     out_dir = Path(args.output or default_result_dir(scenario))
-    records = run_records(simulation, args)
-    summary = summarize(simulation, records)
-    write_results(out_dir, simulation, records, summary)
-    print(format_summary(scenario, simulation, summary))
+    results = collect(simulation, run_records(simulation, args), out_dir)
+    print(format_summary(scenario, simulation, results.summary))
     print(f"results: {out_dir}/")
     return EXIT_OK
 

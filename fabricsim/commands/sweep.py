@@ -50,7 +50,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         raise ScenarioError(f"-n: expected a positive number of iterations, got {iterations}")
     algorithms = args.algorithms.split(",") if args.algorithms else [scenario.collective.algorithm]
     rows = run_sweep(scenario, args.scenario, algorithms, _sizes(args, scenario), iterations, args.datatype,
-                     lambda simulation: run_records(simulation, args))
+                     lambda simulation: list(run_records(simulation, args)))
     out_dir = Path(args.output or f"{default_result_dir(scenario)}-sweep")
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "sweep.csv", rows)

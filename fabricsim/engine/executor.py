@@ -23,11 +23,11 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes, critical_path_causes, ideal_makespan_ps
+from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.fabric.routing import Route
 from fabricsim.impairments import TransferImpairments
-from fabricsim.schedule import Schedule
+from fabricsim.schedule import Dependencies, Schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +59,12 @@ class ScheduleRun:
         self.schedule = schedule
         self.route_of = route_of
         self.ideal_route_of = ideal_route_of or route_of  # rate: all of a transfer's flows together
-        self.flows_of = flows_of or (lambda tid: [(route_of(schedule.transfers[tid].src,
-                                                            schedule.transfers[tid].dst), None)])
+        transfers = schedule.transfers
+        self._src, self._dst, self._nbytes = transfers.src.tolist(), transfers.dst.tolist(), transfers.nbytes.tolist()
+        self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self.impairments = impairments
         # the part of each start delay that is not jitter (software latency): ideal time
-        self.fixed_delay_ps = np.zeros(len(schedule.transfers), dtype=np.int64) if fixed_delay_ps is None \
+        self.fixed_delay_ps = np.zeros(len(transfers), dtype=np.int64) if fixed_delay_ps is None \
             else fixed_delay_ps
         self.mtu_bytes = mtu_bytes
         self.rto_ps = rto_ps
@@ -71,52 +72,44 @@ class ScheduleRun:
         self.done = env.event()
         self.failed = False
         self.flow_records: list[FlowRecord] | None = [] if record_flows else None
-        transfers = schedule.transfers
-        self._waiting = [len(t.after) + len(t.after_sent) for t in transfers]
-        self._after_delivery: list[list[int]] = [[] for _ in transfers]
-        self._after_sending: list[list[int]] = [[] for _ in transfers]
-        for t in transfers:
-            for parent in t.after:
-                self._after_delivery[parent].append(t.id)
-            for parent in t.after_sent:
-                self._after_sending[parent].append(t.id)
+        self._waiting = (transfers.after.counts() + transfers.after_sent.counts()).tolist()
+        self._after_delivery = _children(transfers.after, len(transfers))
+        self._after_sending = _children(transfers.after_sent, len(transfers))
         # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
         # sent / delivered, and the time its own causes added before it was sent and after
         self._released_by: list[tuple[int, str] | None] = [None] * len(transfers)
         self._unsent = [0] * len(transfers)
         self._undelivered_flows = [0] * len(transfers)
-        self._causes_to_sent = [Causes() for _ in transfers]
-        self._causes_after_sent = [Causes() for _ in transfers]
+        self.causes = TransferCauses.zeros(len(transfers))
+        self.causes.jitter_ps[:] = impairments.start_delay_ps - self.fixed_delay_ps
         self._last = (-1, "delivered")
         self._undelivered = len(transfers)
-        if not transfers:
+        if not len(transfers):
             self.done.succeed()
-        for t in transfers:
-            if not self._waiting[t.id]:
-                self._ready(t.id)
+        for tid in np.flatnonzero(transfers.is_root).tolist():
+            self._ready(tid)
 
     # --- running ------------------------------------------------------------------------------
 
     def _ready(self, tid: int) -> None:
         delay_ps = int(self.impairments.start_delay_ps[tid])
-        self._causes_to_sent[tid].jitter_ps = delay_ps - int(self.fixed_delay_ps[tid])
         if delay_ps:
             self.env.timeout(delay_ps).callbacks.append(lambda _event: self._inject(tid))
         else:
             self._inject(tid)
 
     def _inject(self, tid: int) -> None:
-        transfer = self.schedule.transfers[tid]
         flows = self.flows_of(tid)
         gaps = int(self.impairments.gap_losses[tid])
         timeouts = int(self.impairments.tail_timeouts[tid])
         resent_bytes = (2 * gaps + min(timeouts, self.retry_count)) * self.mtu_bytes
-        self._causes_to_sent[tid].retransmit_ps = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+        self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+        transfer_bytes = self._nbytes[tid]
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
         started: list[Flow] = []  # the flows, once start_all() has returned them
         specs = []
         for qp, (route, tag) in enumerate(flows):
-            nbytes = transfer.nbytes // len(flows) + (qp < transfer.nbytes % len(flows))
+            nbytes = transfer_bytes // len(flows) + (qp < transfer_bytes % len(flows))
             lossy = qp == 0
             nbits = 8.0 * (nbytes + (resent_bytes if lossy else 0))
             specs.append((route.links, nbits, lambda qp=qp, route=route, nbytes=nbytes, lossy=lossy:
@@ -135,23 +128,22 @@ class ScheduleRun:
             self._release(tid, "sent", self._after_sending[tid])
 
     def _after_flow_sent(self, tid: int, route: Route) -> None:
-        causes = self._causes_after_sent[tid]
+        causes = self.causes
         if self.impairments.failed[tid]:
-            causes.timeout_ps = (self.retry_count + 1) * self.rto_ps
-            self.env.timeout(causes.timeout_ps).callbacks.append(lambda _event: self._fail(tid))
+            causes.timeout_ps[tid] = timeout_ps = (self.retry_count + 1) * self.rto_ps
+            self.env.timeout(timeout_ps).callbacks.append(lambda _event: self._fail(tid))
             return
         gaps, timeouts = int(self.impairments.gap_losses[tid]), int(self.impairments.tail_timeouts[tid])
-        causes.retransmit_ps = gaps * 2 * route.latency_ps
-        causes.timeout_ps = timeouts * self.rto_ps
-        wait_ps = route.latency_ps + causes.retransmit_ps + causes.timeout_ps
+        causes.nack_ps[tid] = nack_ps = gaps * 2 * route.latency_ps
+        causes.timeout_ps[tid] = timeout_ps = timeouts * self.rto_ps
+        wait_ps = route.latency_ps + nack_ps + timeout_ps
         self.env.timeout(wait_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""
-        self._causes_to_sent[tid].failure_ps = max(self._causes_to_sent[tid].failure_ps, flow.stalled_ps)
+        self.causes.stalled_ps[tid] = max(self.causes.stalled_ps[tid], flow.stalled_ps)
         if self.flow_records is not None:
-            transfer = self.schedule.transfers[tid]
-            self.flow_records.append(FlowRecord(tid, qp, transfer.src, transfer.dst, nbytes, flow.links,
+            self.flow_records.append(FlowRecord(tid, qp, self._src[tid], self._dst[tid], nbytes, flow.links,
                                                 flow.start_ps, self.env.now, flow.stalled_ps))
 
     def _flow_delivered(self, tid: int) -> None:
@@ -180,14 +172,18 @@ class ScheduleRun:
     # --- what the time was spent on -------------------------------------------------------------
 
     def ideal_ps(self) -> int:
-        """The schedule's time alone on the intact fabric: its longest path of ideal transfer times
-        (software latency, then the bytes at the bottleneck rate of the route, then its latency)."""
-        routes = [self.ideal_route_of(t.src, t.dst) for t in self.schedule.transfers]
-        return ideal_makespan_ps(self.schedule, [int(delay_ps) + serialisation_ps(8.0 * t.nbytes, route.bottleneck_bps)
-                                                 for t, route, delay_ps in zip(self.schedule.transfers, routes,
-                                                                               self.fixed_delay_ps)],
-                                 [route.latency_ps for route in routes])
+        """The schedule's time alone on the intact fabric (``breakdown.ideal_makespan_ps``)."""
+        return ideal_makespan_ps(self.schedule, self.ideal_route_of, self.fixed_delay_ps)
 
     def critical_causes(self) -> Causes:
         """The time each cause added along the chain of transfers that ended the run."""
-        return critical_path_causes(self._last, self._released_by, self._causes_to_sent, self._causes_after_sent)
+        return critical_path_causes(self._last, self._released_by.__getitem__, self.causes)
+
+
+def _children(dependencies: Dependencies, transfers: int) -> list[list[int]]:
+    """For each transfer, the transfers that name it in ``dependencies``."""
+    children: list[list[int]] = [[] for _ in range(transfers)]
+    owners = np.repeat(np.arange(transfers), dependencies.counts()).tolist()
+    for parent, child in zip(dependencies.ids.tolist(), owners):
+        children[parent].append(child)
+    return children

@@ -17,12 +17,7 @@ from typing import Callable
 
 import simpy
 
-PS_PER_S = 10**12
-
-
-def serialisation_ps(nbits: float, rate_bps: float) -> int:
-    """Time to put ``nbits`` on the wire at ``rate_bps``, to the nearest picosecond."""
-    return round(nbits * PS_PER_S / rate_bps)
+from fabricsim.schedule_times import PS_PER_S, serialisation_ps
 
 
 class Flow:
@@ -54,11 +49,15 @@ class LinkUsage:
         self.busy_since_ps = [0] * links
         self.peak_flows = [0] * links
 
+    def _value(self) -> tuple:
+        """What the usage says (``busy_since_ps`` is only the bookkeeping of links still busy)."""
+        return tuple(self.carried_bits), tuple(self.busy_ps), tuple(self.peak_flows)
+
     def __eq__(self, other: object) -> bool:  # records compare by value, wherever they were computed
-        return isinstance(other, LinkUsage) and vars(self) == vars(other)
+        return isinstance(other, LinkUsage) and self._value() == other._value()
 
     def __hash__(self) -> int:  # records are hashable; a trial's usage no longer changes once closed
-        return hash(tuple(map(tuple, vars(self).values())))
+        return hash(self._value())
 
     def closed(self, flows_on: list[set[Flow]], now_ps: int) -> LinkUsage:
         """Busy time counted up to ``now_ps`` for links still carrying flows (at the trial's end)."""

@@ -35,10 +35,10 @@ def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, sc
     pair per equal-cost route."""
     flow_router = FlowRouter(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, network.active_on)
     ports = flow_router.draw_ports(schedule, rng)
+    src, dst = schedule.transfers.src.tolist(), schedule.transfers.dst.tolist()
 
     def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
-        transfer = schedule.transfers[tid]
-        return flow_router.flows(group[transfer.src], group[transfer.dst], ports[tid])
+        return flow_router.flows(group[src[tid]], group[dst[tid]], ports[tid])
     return flows_of
 
 
@@ -46,12 +46,12 @@ class _PacketDag(ScheduleRun):
     """ScheduleRun on the packet loop: each flow of a transfer (``flows_of``) is a queue pair."""
 
     def _inject(self, tid: int) -> None:
-        transfer = self.schedule.transfers[tid]
         flows = self.flows_of(tid)
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
-        ack_latency_ps = self.route_of(transfer.dst, transfer.src).latency_ps
+        ack_latency_ps = self.route_of(self._dst[tid], self._src[tid]).latency_ps
+        transfer_bytes = self._nbytes[tid]
         for index, (route, _tag) in enumerate(flows):
-            nbytes = transfer.nbytes // len(flows) + (index < transfer.nbytes % len(flows))
+            nbytes = transfer_bytes // len(flows) + (index < transfer_bytes % len(flows))
             qp = self.network.queue_pair(route.links, nbytes, self.mtu_bytes, ack_latency_ps, self.rto_ps,
                                          self.retry_count)
             qp.on_sent = lambda: self._qp_sent(tid)
@@ -74,9 +74,9 @@ class _PacketDag(ScheduleRun):
 
     def _note_causes(self, tid: int, qp: QueuePair) -> None:
         """What loss cost this transfer: its timeouts, and the wire time of its resent packets."""
-        causes = self._causes_after_sent[tid]
-        causes.timeout_ps = max(causes.timeout_ps, qp.timeouts * self.rto_ps)
-        causes.retransmit_ps = max(causes.retransmit_ps, qp.resent_wire_ps)
+        causes = self.causes
+        causes.timeout_ps[tid] = max(causes.timeout_ps[tid], qp.timeouts * self.rto_ps)
+        causes.nack_ps[tid] = max(causes.nack_ps[tid], qp.resent_wire_ps)
 
 
 class PacketScheduleRun:

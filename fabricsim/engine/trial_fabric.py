@@ -8,6 +8,7 @@ spread over distinct equal-cost routes (no ECMP collision), at their max-min rat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -22,6 +23,18 @@ from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash
 from fabricsim.impairments import route_loss_rate
 from fabricsim.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class CallFlows:
+    """A call's transfers as flows: ``flows_of(tid)`` gives a transfer's (route, tag) per queue pair
+    (the executor's), ``loss_rate`` its packet loss rate along its first flow's hashed route (None
+    without per-link loss), and ``fixed_routes()`` every transfer's one route in advance, when that
+    exists (``engine.uncontended``), else None."""
+
+    flows_of: Callable[[int], list[tuple[Route, FlowTag]]]
+    loss_rate: np.ndarray | None = None
+    fixed_routes: Callable[[], tuple[np.ndarray, list[Route]] | None] = lambda: None
 
 
 class TrialFabric:
@@ -42,30 +55,57 @@ class TrialFabric:
         start_background(self.network, fabric, impairments.background, spec.hosts, rng)
         self.failures = LinkFailures(env, self.network, fabric, self.flow_router, impairments.failures, rng)
 
-    def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec
-                   ) -> tuple[Callable[[int], list[tuple[Route, FlowTag]]], np.ndarray | None]:
-        """For one call: the executor's ``flows_of`` (its transfers' flows, by this trial's ports), and
-        each transfer's packet loss rate along its first flow's hashed route (None without per-link loss)."""
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec) -> CallFlows:
+        """One call's transfers as flows, by this trial's source ports."""
         ports = self.flow_router.draw_ports(schedule, self.rng)
         gpus = self.flow_router.gpus
+        srcs = np.asarray(group)[schedule.transfers.src].tolist()
+        dsts = np.asarray(group)[schedule.transfers.dst].tolist()
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
-            transfer = schedule.transfers[tid]
-            src, dst = group[transfer.src], group[transfer.dst]
+            src, dst = srcs[tid], dsts[tid]
             try:
                 return self.flow_router.flows(src, dst, ports[tid])
             except NoRouteError:  # cut off: wait on the intact route for the cable to return, or fail
                 self.failures.stuck()
                 return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]
 
-        if not self.link_loss:
-            return flows_of, None
-        rates = []
-        for t in schedule.transfers:
-            src, dst = group[t.src], group[t.dst]
-            route = self.intact_router.route(gpus[src], gpus[dst], five_tuple_hash(src, dst, int(ports[t.id][0])))
-            rates.append(route_loss_rate(loss.rate, self.link_loss, route.links))
-        return flows_of, np.array(rates)
+        rates = None
+        if self.link_loss:
+            rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
+                gpus[src], gpus[dst], five_tuple_hash(src, dst, port)).links)
+                for src, dst, port in zip(srcs, dsts, ports[:, 0].tolist())])
+        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports))
+
+    def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray
+                      ) -> tuple[np.ndarray, list[Route]] | None:
+        """Each transfer's route (index into a list of routes) when each is one flow whose route the
+        ECMP mode fixes before it starts: one queue pair, and a single route or a hash on its port."""
+        router, gpus = self.flow_router.router, self.flow_router.gpus
+        if self.flow_router.qps != 1:
+            return None
+        routes: dict[tuple[int, ...], int] = {}
+        route_list: list[Route] = []
+
+        def index_of(route: Route) -> int:
+            if route.links not in routes:
+                routes[route.links] = len(route_list)
+                route_list.append(route)
+            return routes[route.links]
+
+        pairs, pair_of = schedule.transfers.pairs
+        pair_route = np.full(len(pairs), -1, dtype=np.int64)
+        for k, (src, dst) in enumerate(pairs.tolist()):
+            choices = router.equal_cost_routes(gpus[group[src]], gpus[group[dst]])
+            if len(choices) == 1:
+                pair_route[k] = index_of(choices[0])
+            elif self.flow_router.mode != "hash":
+                return None  # adaptive and spraying choose by load or use every route
+        route_of = pair_route[pair_of]
+        for tid in np.flatnonzero(route_of < 0).tolist():
+            src, dst = group[int(schedule.transfers.src[tid])], group[int(schedule.transfers.dst[tid])]
+            route_of[tid] = index_of(router.route(gpus[src], gpus[dst], five_tuple_hash(src, dst, int(ports[tid, 0]))))
+        return route_of, route_list
 
     def usage(self) -> LinkUsage:
         return self.network.usage.closed(self.network.flows_on, self.env.now)

@@ -2,8 +2,12 @@
 
 Paths are least-latency (link propagation plus the forwarding latency of each device crossed), then
 fewest hops: costs are (picoseconds, hops), so equal-cost paths are exactly equal and a link of zero
-latency can never make a path loop. Where several next hops lie on
-a least-cost path, the choice is ECMP-style: made at each hop from a per-flow hash, as switches do.
+latency can never make a path loop. Each cost is held exactly in one float64 as
+``latency_ps * hop_limit + hops`` (``hop_limit`` exceeds any path's hop count, and every sum stays an
+integer below 2**53), so scipy's Dijkstra on the reversed graph gives the costs from every device to
+a destination, run for a batch of GPUs of neighbouring ranks at once; a link lies on a least-cost
+path exactly when its cost closes the gap. Where several next hops lie on a least-cost path, the
+choice is ECMP-style: made at each hop from a per-flow hash, as switches do.
 With ``flow_hash = 0`` the first next hop (in link order) is taken, so routes are deterministic.
 Adaptive routing picks the least-loaded next hop instead; spraying uses every equal-cost route.
 Where several NICs are equally near (one PCIe switch), a GPU's traffic uses its own NIC.
@@ -12,13 +16,18 @@ Links taken down (failures) leave every route computed after ``set_down``.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from fabricsim.fabric.graph import Fabric, Link
 
 MAX_SPRAY_ROUTES = 64
+EXACT_FLOAT_LIMIT = 2**53  # float64 holds every integer below this exactly
+COST_BATCH_FLOATS = 2**20  # costs one Dijkstra call computes: destinations x devices (8 MiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +42,44 @@ class NoRouteError(ValueError):
 
 
 class Router:
-    """Least-latency routes over the links that are up; ECMP choices by hash or by least load."""
+    """Least-latency routes over the links that are up; ECMP choices by hash or by least load.
+
+    Costs to a destination are one array over device indices (the fabric's device order), each
+    encoded as ``latency_ps * hop_limit + hops``; a device no path joins to the destination costs infinity.
+    """
 
     def __init__(self, fabric: Fabric) -> None:
         self.fabric = fabric
-        self._in: dict[str, list] = {name: [] for name in fabric.devices}
-        for link in fabric.links:
-            self._in[link.dst].append(link)
-        self._down: set[int] = set()
-        self._cost_to: dict[str, dict[str, tuple[int, int]]] = {}
+        self._index = {name: i for i, name in enumerate(fabric.devices)}
+        self._rank = {gpu: rank for rank, gpu in enumerate(fabric.gpus)}
+        devices = len(self._index)
+        self._batch_gpus = max(1, COST_BATCH_FLOATS // max(1, devices))
+        self._hop_limit = devices + 1  # a least-cost path crosses each device at most once
+        hop_latencies_ps = [link.latency_ps + fabric.devices[link.dst].latency_ps for link in fabric.links]
+        total_latency_ps = sum(hop_latencies_ps)  # a path crosses each link at most once
+        if (total_latency_ps + 1) * self._hop_limit > EXACT_FLOAT_LIMIT:
+            raise ValueError(f"fabric too large to route exactly: its total link latency ({total_latency_ps} ps) "
+                             f"x {self._hop_limit} (devices + 1) must stay below 2**53")
+        self._link_src = np.array([self._index[link.src] for link in fabric.links], dtype=np.intp)
+        self._link_dst = np.array([self._index[link.dst] for link in fabric.links], dtype=np.intp)
+        self._link_cost = np.array(hop_latencies_ps, dtype=np.float64) * self._hop_limit + 1
+        # out links grouped by source device, in link order: device i's are out_links[out_start[i]:out_start[i + 1]]
+        self._out_links = np.argsort(self._link_src, kind="stable")
+        self._out_start = np.searchsorted(self._link_src[self._out_links], np.arange(devices + 1)).tolist()
+        self._out_dst = self._link_dst[self._out_links]
+        self._out_cost = self._link_cost[self._out_links]
+        self._up = np.ones(len(fabric.links), dtype=bool)
+        self._out_up = self._up[self._out_links]
+        self._reversed: csr_matrix | None = None  # built on first use and after set_down
+        self._cost_to: dict[str, np.ndarray] = {}
         self._routes: dict[tuple[str, str], tuple[Route, bool]] = {}  # first route, and whether it is the only one
         self._next_hops: dict[tuple[str, str], list[Link]] = {}
 
     def set_down(self, links: tuple[int, ...], down: bool) -> None:
         """Take links out of (or back into) every route computed from now on."""
-        (self._down.update if down else self._down.difference_update)(links)
+        self._up[np.asarray(links, dtype=np.intp)] = not down
+        self._out_up = self._up[self._out_links]
+        self._reversed = None
         self._cost_to.clear()
         self._routes.clear()
         self._next_hops.clear()
@@ -84,7 +116,7 @@ class Router:
         while stack and len(routes) < MAX_SPRAY_ROUTES:
             node, links = stack.pop()
             if node == dst:
-                routes.append(self._make_route(links, cost[src][0]))
+                routes.append(self._make_route(links, route.latency_ps))
                 continue
             for link in reversed(self._next_links(node, src, dst, cost)):
                 stack.append((link.dst, links + (link.index,)))
@@ -92,7 +124,10 @@ class Router:
 
     def _walk(self, src: str, dst: str, pick: Callable[[list[Link], int], Link]) -> tuple[Route, bool]:
         """The route ``pick`` chooses hop by hop, and whether no hop had a choice."""
-        cost = self._costs_to_checked(src, dst)
+        cost = self._costs_to(dst)
+        cost_from_src = cost[self._index[src]]
+        if cost_from_src == np.inf:
+            raise NoRouteError(f"no path from {src} to {dst}")
         links, node, hop, only = [], src, 0, True
         while node != dst:
             choices = self._next_links(node, src, dst, cost)
@@ -100,12 +135,12 @@ class Router:
             link = pick(choices, hop)
             links.append(link.index)
             node, hop = link.dst, hop + 1
-        return self._make_route(tuple(links), cost[src][0]), only
+        return self._make_route(tuple(links), int(cost_from_src) // self._hop_limit), only
 
     def _make_route(self, links: tuple[int, ...], latency_ps: int) -> Route:
         return Route(links, latency_ps, min(self.fabric.links[i].bandwidth_bps for i in links))
 
-    def _next_links(self, node: str, src: str, dst: str, cost: dict[str, tuple[int, int]]) -> list[Link]:
+    def _next_links(self, node: str, src: str, dst: str, cost: np.ndarray) -> list[Link]:
         """The choices at ``node``; where they include the source's or destination's own NIC, only it
         (several NICs under one PCIe switch are equally near, but each GPU uses its own)."""
         choices = self._choices(node, dst, cost)
@@ -115,46 +150,51 @@ class Router:
             return own or choices
         return choices
 
-    def _choices(self, node: str, dst: str, cost: dict[str, tuple[int, int]]) -> list[Link]:
-        """The next links that lie on a least-cost path to ``dst`` (whose costs are ``cost``), cached."""
+    def _choices(self, node: str, dst: str, cost: np.ndarray) -> list[Link]:
+        """The next links that are up and lie on a least-cost path to ``dst`` (whose costs are ``cost``),
+        in link order, cached."""
         choices = self._next_hops.get((node, dst))
         if choices is None:
+            i = self._index[node]
+            out = slice(self._out_start[i], self._out_start[i + 1])
+            on_path = self._out_up[out] & (self._out_cost[out] + cost[self._out_dst[out]] == cost[i])
             choices = self._next_hops[(node, dst)] = [
-                link for link in self.fabric.out_links(node)
-                if link.index not in self._down and link.dst in cost
-                and cost[node] == (self._hop_cost(link) + cost[link.dst][0], cost[link.dst][1] + 1)]
+                self.fabric.links[index] for index in self._out_links[out][on_path].tolist()]
         return choices
 
-    def _hop_cost(self, link: Link) -> int:
-        return link.latency_ps + self.fabric.devices[link.dst].latency_ps
-
-    def _costs_to_checked(self, src: str, dst: str) -> dict[str, tuple[int, int]]:
-        cost = self._costs_to(dst)
-        if src not in cost:
-            raise NoRouteError(f"no path from {src} to {dst}")
-        return cost
-
-    def _costs_to(self, dst: str) -> dict[str, tuple[int, int]]:
-        """(least latency, then fewest hops) from every device to ``dst`` over links that are up
-        (Dijkstra on the reversed graph), cached."""
+    def _costs_to(self, dst: str) -> np.ndarray:
+        """The encoded cost from every device to ``dst`` over links that are up (Dijkstra on the
+        reversed graph, for ``dst``'s batch of destinations), cached."""
         cost = self._cost_to.get(dst)
-        if cost is not None:
-            return cost
-        cost = {dst: (0, 0)}
-        frontier = [(0, 0, dst)]
-        while frontier:
-            latency_ps, hops, node = heapq.heappop(frontier)
-            if (latency_ps, hops) > cost[node]:
-                continue
-            for link in self._in[node]:
-                if link.index in self._down:
-                    continue
-                candidate = (latency_ps + self._hop_cost(link), hops + 1)
-                if link.src not in cost or candidate < cost[link.src]:
-                    cost[link.src] = candidate
-                    heapq.heappush(frontier, (*candidate, link.src))
-        self._cost_to[dst] = cost
+        if cost is None:
+            batch = self._batch_of(dst)
+            self._cost_to.update(zip(batch, dijkstra(self._reversed_graph(),
+                                                     indices=[self._index[name] for name in batch])))
+            cost = self._cost_to[dst]
         return cost
+
+    def _batch_of(self, dst: str) -> list[str]:
+        """The destinations whose costs are computed with ``dst``'s: its block of ``_batch_gpus``
+        consecutive ranks (all of them on a small fabric), or ``dst`` alone if it is no GPU."""
+        rank = self._rank.get(dst)
+        if rank is None:
+            return [dst]
+        start = rank - rank % self._batch_gpus
+        return self.fabric.gpus[start:start + self._batch_gpus]
+
+    def _reversed_graph(self) -> csr_matrix:
+        """The links that are up as a matrix of link costs from their end to their start: the cheapest
+        of parallel links, as a sparse matrix would otherwise add them."""
+        if self._reversed is None:
+            up = np.flatnonzero(self._up)
+            devices = len(self._index)
+            ends = self._link_dst[up] * devices + self._link_src[up]  # (end, start) in row-major order
+            by_ends_then_cost = np.lexsort((self._link_cost[up], ends))
+            ends, cheapest = np.unique(ends[by_ends_then_cost], return_index=True)
+            costs = self._link_cost[up][by_ends_then_cost][cheapest]
+            row_start = np.searchsorted(ends // devices, np.arange(devices + 1))
+            self._reversed = csr_matrix((costs, ends % devices, row_start), shape=(devices, devices))
+        return self._reversed
 
 
 def five_tuple_hash(src_rank: int, dst_rank: int, src_port: int) -> int:

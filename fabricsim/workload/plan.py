@@ -14,7 +14,7 @@ from fabricsim.config import Scenario
 from fabricsim.models.devices import DEVICES
 from fabricsim.workload.kccb import collective_bytes
 from fabricsim.workload.megatron import megatron_mesh, megatron_step, megatron_trial_count
-from fabricsim.workload.trial import Call, Trial, WorkloadPlan, batch_count
+from fabricsim.workload.trial import Call, Trial, Trials, WorkloadPlan, batch_count
 
 
 def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
@@ -24,15 +24,15 @@ def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
         mesh = megatron_mesh(workload, gpus, source)
         peak_flops = DEVICES[workload.device].peak_flops() if workload.device else None
         calls, compute_after_ps = megatron_step(workload, mesh, peak_flops)
-        trials = tuple(Trial(i, calls, compute_after_ps) for i in range(megatron_trial_count(workload, mesh)))
+        trials = Trials((Trial(0, calls, compute_after_ps),), megatron_trial_count(workload, mesh))
         main = calls[0]  # tp x pp x dp = GPUs >= 2, so some group has two ranks
         return WorkloadPlan(main.op, len(main.group), trials)
     if workload.rule == "data_sizes":
         repeats = workload.trials or 1
-        per_trial = [(size,) for size in workload.data_sizes for _ in range(repeats)]
+        per_shape = [(size,) for size in workload.data_sizes]
     else:
-        count = workload.trials or batch_count(workload.dataset_samples, workload.batch_size) * workload.epochs
-        per_trial = [collective_bytes(scenario, gpus, source)] * count
-    trials = tuple(Trial(i, tuple(Call(op, everyone, nbytes) for nbytes in sizes))
-                   for i, sizes in enumerate(per_trial))
-    return WorkloadPlan(op, gpus, trials)
+        repeats = workload.trials or batch_count(workload.dataset_samples, workload.batch_size) * workload.epochs
+        per_shape = [collective_bytes(scenario, gpus, source)]
+    shapes = tuple(Trial(i * repeats, tuple(Call(op, everyone, nbytes) for nbytes in sizes))
+                   for i, sizes in enumerate(per_shape))
+    return WorkloadPlan(op, gpus, Trials(shapes, repeats))

@@ -8,6 +8,8 @@ part in, in order. Each call names its op, its group (fabric GPU indices; collec
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -33,12 +35,34 @@ class Trial:
 
 
 @dataclass(frozen=True, slots=True)
+class Trials(Sequence):
+    """The trials of a run, built when asked for rather than held (a run may have millions): each of
+    ``shapes``, a trial's calls and compute, stands for ``repeats`` trials in a row, so trial i is
+    ``shapes[i // repeats]`` with index i."""
+
+    shapes: tuple[Trial, ...]
+    repeats: int
+
+    def __len__(self) -> int:
+        return len(self.shapes) * self.repeats
+
+    def __getitem__(self, index: int) -> Trial:
+        index = range(len(self))[operator.index(index)]
+        shape = self.shapes[index // self.repeats]
+        return Trial(index, shape.calls, shape.compute_after_ps)
+
+    def shape_of(self, index: int) -> int:
+        """Which of ``shapes`` trial ``index`` runs: trials of one shape run the same calls."""
+        return range(len(self))[operator.index(index)] // self.repeats
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadPlan:
     """The trials of a run; ``op`` and ``ranks`` describe its main collective (for bandwidth figures)."""
 
     op: str
     ranks: int
-    trials: tuple[Trial, ...]
+    trials: Trials
 
 
 def batch_count(samples: int, batch_size: int) -> int:

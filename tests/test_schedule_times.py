@@ -1,0 +1,70 @@
+"""Schedule times: the wave-by-wave longest path equals the transfer-by-transfer one on any DAG, the
+waves of a ring are its steps, and the columnar table round-trips its transfers."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fabricsim.collectives import build_schedule
+from fabricsim.schedule import Schedule, Transfer, TransferTable
+from fabricsim.schedule_times import dag_times, released_by
+
+
+@st.composite
+def dags(draw):
+    """Random DAGs in topological order, with both kinds of dependency, and random durations."""
+    count = draw(st.integers(0, 30))
+    transfers = []
+    for tid in range(count):
+        after = draw(st.sets(st.integers(0, tid - 1), max_size=3)) if tid else set()
+        after_sent = draw(st.sets(st.integers(0, tid - 1), max_size=2)) if tid else set()
+        transfers.append(Transfer(tid, 0, 1, 1, tuple(sorted(after)), after_sent=tuple(sorted(after_sent))))
+    durations = st.lists(st.integers(0, 1000), min_size=count, max_size=count)
+    return (Schedule("custom", "direct", 2, count, transfers), np.array(draw(durations), dtype=np.int64),
+            np.array(draw(durations), dtype=np.int64), draw(st.integers(0, 10**6)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags())
+def test_wave_times_equal_the_sequential_longest_path(case):
+    schedule, send_ps, deliver_ps, start_ps = case
+    sent, delivered = [], []
+    for t in schedule.transfers:
+        ready = max([start_ps] + [delivered[p] for p in t.after] + [sent[p] for p in t.after_sent])
+        sent.append(ready + int(send_ps[t.id]))
+        delivered.append(sent[-1] + int(deliver_ps[t.id]))
+    times = dag_times(schedule.transfers.waves, start_ps, send_ps, deliver_ps)
+    n = len(schedule.transfers)
+    assert times[:n].tolist() == sent
+    assert times[n:2 * n].tolist() == delivered
+    for t in schedule.transfers:  # the dependency named as the releaser is one that made it ready
+        parent = released_by(schedule.transfers, times, t.id)
+        ready = sent[t.id] - int(send_ps[t.id])
+        if parent is None:
+            assert not t.after and not t.after_sent
+        else:
+            tid, kind = parent
+            assert (delivered if kind == "delivered" else sent)[tid] == ready
+            assert tid in (t.after if kind == "delivered" else t.after_sent)
+
+
+@pytest.mark.parametrize("ranks, chunks", [(2, 1), (5, 1), (8, 3)])
+def test_a_rings_waves_are_its_steps(ranks, chunks):
+    schedule = build_schedule("all_reduce", "ring", ranks, 10**6, chunks)
+    waves = schedule.transfers.waves
+    # each rank sends its chunks one after another (after_sent): a wave per chunk of each step,
+    # holding that chunk of every rank
+    assert len(waves.bounds) - 1 == 2 * (ranks - 1) * chunks
+    assert set(np.diff(waves.bounds).tolist()) == {ranks}
+
+
+def test_the_table_round_trips_its_transfers_and_rejects_misnumbered_ones():
+    schedule = build_schedule("all_gather", "ring", 4, 4000, 2)
+    table = schedule.transfers
+    assert TransferTable.of(tuple(table)) == table
+    assert table[-1] == tuple(table)[-1] and table[1:3] == tuple(table)[1:3]
+    with pytest.raises(ValueError, match="position 0 has id 1"):
+        TransferTable.of([Transfer(1, 0, 1, 10)])
+    with pytest.raises(ValueError, match="cycle"):
+        _ = Schedule("custom", "direct", 2, 1, [Transfer(0, 0, 1, 1, (1,)), Transfer(1, 1, 0, 1, (0,))]).transfers.waves

@@ -1,0 +1,101 @@
+"""The longest-path shortcut (engine/uncontended.py) gives the event loop's numbers exactly, is taken
+when no flows meet, and hands the call back to the event loop when two flows would share a link."""
+
+import numpy as np
+import pytest
+import simpy
+
+import fabricsim.runner as runner
+from fabricsim.config import load_scenario
+from fabricsim.engine.flows import FlowNetwork
+from fabricsim.engine.uncontended import run_uncontended
+from fabricsim.fabric import Router, build_fabric
+from fabricsim.impairments import TransferImpairments
+from fabricsim.runner import Simulation, _FlowTrial
+from fabricsim.schedule import Schedule, Transfer
+from tests.conftest import SCENARIOS, make_scenario
+
+LOSSY = {"jitter": {"distribution": "lognormal", "median": "5us", "sigma": 1.0},
+         "loss": {"rate": 3.0e-4, "timeout_exponent": 20, "retry_count": 7}}
+CASES = {
+    "jittered lossy ring all-reduce": make_scenario(
+        collective={"op": "all_reduce", "algorithm": "ring"}, impairments=LOSSY,
+        workload={"rule": "data_sizes", "data_sizes": ["4MiB", "64KiB"], "trials": 6}),
+    "chunked ring, chunks back to back": make_scenario(
+        fabric={"hosts": 6}, collective={"op": "all_gather", "algorithm": "ring", "chunks": 4},
+        workload={"rule": "data_sizes", "data_sizes": ["1MiB"], "trials": 2}),
+    "launch skew and software latency": make_scenario(
+        collective={"op": "all_reduce", "algorithm": "ring", "protocol": "simple"},
+        impairments={"launch_skew": {"distribution": "uniform", "low": "0us", "high": "20us"}},
+        workload={"rule": "data_sizes", "data_sizes": ["1MiB"], "trials": 4}),
+    "recursive doubling": make_scenario(
+        fabric={"hosts": 8}, collective={"op": "all_gather", "algorithm": "recursive_doubling"},
+        impairments=LOSSY, workload={"rule": "data_sizes", "data_sizes": ["256KiB"], "trials": 4}),
+    "dgx a100": load_scenario(SCENARIOS / "dgx_a100_allreduce.yaml", ("workload.trials=2",)),
+    "leaf-spine by hash, one queue pair": load_scenario(
+        SCENARIOS / "leaf_spine_ecmp.yaml", ("workload.trials=3", "fabric.qps_per_rankpair=1",
+                                             "impairments.background.load=0")),
+}
+
+
+def _records(scenario, shortcut: bool, monkeypatch) -> tuple[list, list[bool]]:
+    """The run's records, and per call whether the shortcut timed it."""
+    monkeypatch.setattr(_FlowTrial, "uncontended_shortcut", shortcut)
+    taken = []
+
+    def noting(*args, **kwargs):
+        run = run_uncontended(*args, **kwargs)
+        taken.append(run is not None)
+        return run
+    monkeypatch.setattr(runner, "run_uncontended", noting)
+    return Simulation(scenario).run(), taken
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_shortcut_gives_the_event_loops_records(case, monkeypatch):
+    fast, taken = _records(CASES[case], True, monkeypatch)
+    slow, not_tried = _records(CASES[case], False, monkeypatch)
+    assert fast == slow  # latency, breakdown and link usage, to the picosecond and the bit
+    assert not not_tried
+    if case != "leaf-spine by hash, one queue pair":
+        assert taken and all(taken)
+    else:  # hashed routes collide on spine links in some trials: those calls go to the event loop
+        assert taken
+
+
+def _three_transfers(second_after_first: bool) -> tuple[FlowNetwork, Schedule, tuple[np.ndarray, list]]:
+    """0 -> 1 and 2 -> 3 of equal size at once; then 2 -> 1 once 2 -> 3 is on the wire, exactly when
+    0 -> 1's last bit leaves the link into rank 1 (and, if asked, once 0 -> 1 is on the wire too)."""
+    fabric = build_fabric(make_scenario(fabric={"hosts": 4}).fabric)
+    router = Router(fabric)
+    pairs = [(0, 1), (2, 3), (2, 1)]
+    schedule = Schedule("custom", "direct", 4, 3000, [
+        Transfer(0, 0, 1, 1000), Transfer(1, 2, 3, 1000),
+        Transfer(2, 2, 1, 1000, after_sent=(0, 1) if second_after_first else (1,))])
+    routes = [router.route(fabric.gpus[src], fabric.gpus[dst]) for src, dst in pairs]
+    network = FlowNetwork(simpy.Environment(), [link.bandwidth_bps for link in fabric.links])
+    return network, schedule, (np.arange(3), routes)
+
+
+@pytest.mark.parametrize("second_after_first", [False, True])
+def test_flows_that_meet_on_a_link_go_back_to_the_event_loop(second_after_first):
+    """Back to back on one link is apart only when the second waits on the first (then the event
+    loop takes the first off the link before it puts the second on)."""
+    network, schedule, routes = _three_transfers(second_after_first)
+    zeros = np.zeros(3, dtype=np.int64)
+    run = run_uncontended(network, 0, schedule, routes, TransferImpairments(zeros, zeros, zeros, zeros > 0),
+                          4096, 10**6, 7, zeros, lambda src, dst: routes[1][0])
+    assert (run is not None) == second_after_first
+    if run is None:
+        assert network.usage.carried_bits == [0.0] * len(network.usage.carried_bits)  # nothing counted
+    else:
+        assert run.times[2] - run.times[0] == run.times[0]  # 2 -> 1 started as 0 -> 1 left: back to back
+
+
+def test_overlapping_flows_are_left_to_the_event_loop(monkeypatch):
+    """A direct all-to-all puts every rank's flows on its NIC at once: never timed as a longest path."""
+    scenario = make_scenario(fabric={"hosts": 4}, collective={"op": "all_to_all", "algorithm": "direct"},
+                             workload={"rule": "data_sizes", "data_sizes": ["64KiB"], "trials": 2})
+    fast, taken = _records(scenario, True, monkeypatch)
+    assert taken and not any(taken)
+    assert fast == _records(scenario, False, monkeypatch)[0]

@@ -4,7 +4,8 @@ A ``simpy.Resource`` per link (a rank's uplink and downlink), a ``simpy.Store`` 
 pieces it receives, one process per rank: for each of the 2 (p - 1) steps it takes the piece from
 its predecessor (none at the first step), holds its uplink and its successor's downlink for the
 piece's serialisation time and delivers it one latency later. No impairments, no breakdown, no
-link usage: only the timing, which equals the alpha-beta time 2 (p - 1) (alpha + S/p beta).
+link usage: only the timing, which equals the alpha-beta time 2 (p - 1) (alpha + S/p beta), as
+fabricsim's does for the same ring (``benchmarks/run.py ring_allreduce_1024_ranks``).
 Usage: ``python benchmarks/naive_simpy.py RANKS`` prints the wall time and the simulated time.
 """
 
@@ -15,8 +16,8 @@ import time
 
 import simpy
 
-LINK_BPS = 400e9 * 4096 / 4178  # the roce_400g preset's payload rate
-LATENCY_PS = 3_000
+LINK_BPS = 100e9  # the default single-switch fabric's route: 100 Gb/s bottleneck, 3.12 us
+LATENCY_PS = 3_120_000
 SIZE_BYTES = 1 << 30
 
 

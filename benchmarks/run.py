@@ -18,9 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 
-def _ring_all_reduce(hosts: int, size: str) -> dict:
+def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
+    """One ring all-reduce on a single switch; ``event_loop`` runs it on the event loop even though
+    no flows meet (the runner would time it as a longest path): the flow engine's own throughput."""
     from fabricsim.config import validate_scenario
-    from fabricsim.runner import Simulation
+    from fabricsim.runner import Simulation, _FlowTrial
+
+    _FlowTrial.uncontended_shortcut = not event_loop
 
     scenario = validate_scenario({
         "name": f"bench_ring_{hosts}", "fabric": {"hosts": hosts},
@@ -35,6 +39,18 @@ def _ring_all_reduce(hosts: int, size: str) -> dict:
     transfers = 2 * (hosts - 1) * hosts
     return {"transfers": transfers, "build_s": built - started, "run_s": ran - built,
             "transfers_per_s": transfers / (ran - built), "simulated_us": record.latency_ps / 1e6}
+
+
+def _naive_simpy(ranks: int) -> dict:
+    """The yardstick: a straightforward SimPy model of the same ring (benchmarks/naive_simpy.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from naive_simpy import ring_all_reduce_ps
+
+    started = time.perf_counter()
+    simulated_ps = ring_all_reduce_ps(ranks)
+    transfers = 2 * (ranks - 1) * ranks
+    return {"transfers": transfers, "transfers_per_s": transfers / (time.perf_counter() - started),
+            "simulated_us": simulated_ps / 1e6}
 
 
 def _scenario_trials(name: str, trials: int, overrides: tuple[str, ...] = ()) -> dict:
@@ -71,7 +87,9 @@ CASES = {
     "main_100k_trials_memory": lambda: _run_command("tp4_ring_allgather.yaml", 100_000),
     "ring_allreduce_8_ranks_1GiB": lambda: _ring_all_reduce(8, "1GiB"),
     "ring_allreduce_256_ranks": lambda: _ring_all_reduce(256, "1GiB"),
+    "ring_allreduce_256_ranks_event_loop": lambda: _ring_all_reduce(256, "1GiB", event_loop=True),
     "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),
+    "naive_simpy_ring_allreduce_1024_ranks": lambda: _naive_simpy(1024),
     "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
 }
 

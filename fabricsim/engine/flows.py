@@ -202,27 +202,29 @@ def _start_order(flow: Flow) -> int:
 
 
 def max_min_rates(flows: list[Flow], capacity_bps: list[float]) -> dict[Flow, float]:
-    """Progressive filling: the max-min fair rate of each flow given the links' capacities."""
+    """Progressive filling: the max-min fair rate of each flow given the links' capacities.
+
+    The link whose capacity left per unfixed flow is least (the first such, in the order the flows
+    name their links) fixes its unfixed flows at that share, which every link of theirs gives up.
+    """
     remaining: dict[int, float] = {}
-    unfixed_on: dict[int, list[Flow]] = {}
+    on_link: dict[int, list[Flow]] = {}
     for flow in flows:
         for link in flow.links:
             remaining.setdefault(link, capacity_bps[link])
-            unfixed_on.setdefault(link, []).append(flow)
+            on_link.setdefault(link, []).append(flow)
+    unfixed = {link: len(flows_on) for link, flows_on in on_link.items()}
     rates: dict[Flow, float] = {}
-    while unfixed_on:
-        link = min(unfixed_on, key=lambda index: remaining[index] / len(unfixed_on[index]))
-        share = remaining[link] / len(unfixed_on[link])
-        for flow in unfixed_on[link]:
+    while unfixed:
+        link = min(unfixed, key=lambda index: remaining[index] / unfixed[index])
+        share = remaining[link] / unfixed[link]
+        for flow in on_link[link]:
             if flow in rates:
                 continue
             rates[flow] = share
             for other in flow.links:
                 remaining[other] -= share
-        for other in list(unfixed_on):
-            kept = [flow for flow in unfixed_on[other] if flow not in rates]
-            if kept:
-                unfixed_on[other] = kept
-            else:
-                del unfixed_on[other]
+                unfixed[other] -= 1
+                if not unfixed[other]:
+                    del unfixed[other]
     return rates

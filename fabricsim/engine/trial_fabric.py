@@ -59,11 +59,10 @@ class TrialFabric:
         """One call's transfers as flows, by this trial's source ports."""
         ports = self.flow_router.draw_ports(schedule, self.rng)
         gpus = self.flow_router.gpus
-        srcs = np.asarray(group)[schedule.transfers.src].tolist()
-        dsts = np.asarray(group)[schedule.transfers.dst].tolist()
+        srcs, dsts = np.asarray(group)[schedule.transfers.src], np.asarray(group)[schedule.transfers.dst]
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
-            src, dst = srcs[tid], dsts[tid]
+            src, dst = int(srcs[tid]), int(dsts[tid])
             try:
                 return self.flow_router.flows(src, dst, ports[tid])
             except NoRouteError:  # cut off: wait on the intact route for the cable to return, or fail
@@ -74,7 +73,7 @@ class TrialFabric:
         if self.link_loss:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
                 gpus[src], gpus[dst], five_tuple_hash(src, dst, port)).links)
-                for src, dst, port in zip(srcs, dsts, ports[:, 0].tolist())])
+                for src, dst, port in zip(srcs.tolist(), dsts.tolist(), ports[:, 0].tolist())])
         return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports))
 
     def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray

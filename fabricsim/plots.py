@@ -6,7 +6,10 @@ Plots take numbers, never simulation objects, write one PNG and return None. The
 rendered by Agg), leave the caller's backend alone, and hold no global figure to close. Every plot
 is drawn under matplotlib's default style, whatever the user's matplotlibrc, so output is
 deterministic. An axis turns logarithmic when its values span more than LOG_SCALE_SPAN x, which is
-when the tail reaches decades beyond the body (retransmission timeouts, pauses).
+when the tail reaches decades beyond the body (retransmission timeouts, pauses). A line of more than
+MAX_LINE_POINTS points is thinned to what the figure can show (a million-trial run draws no more
+than a thousand-pixel figure holds): the delay plot keeps each bin's lowest and highest trial, so
+every spike stays; the CDF keeps evenly spaced ranks, the first and the last.
 """
 
 from pathlib import Path
@@ -20,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from fabricsim.stats import PERCENTILES, ecdf, latency_summary, percentile_key
 
 LOG_SCALE_SPAN = 100
+MAX_LINE_POINTS = 20_000
 FIGURE_SIZE_IN = (8, 5)
 DPI = 120
 _MARKER_COLORS = ("tab:green", "tab:olive", "tab:orange", "tab:red", "tab:purple")
@@ -86,6 +90,9 @@ def finish_cdf_axes(ax: Axes, latency_us) -> None:
 def draw_ecdf(ax: Axes, latency_us, color: str, label: str) -> None:
     """The empirical CDF of completion times as a step line from 0 to 1 on `ax`."""
     latency_sorted_us, fraction = ecdf(latency_us)
+    if latency_sorted_us.size > MAX_LINE_POINTS:
+        kept = np.unique(np.linspace(0, latency_sorted_us.size - 1, MAX_LINE_POINTS).round().astype(int))
+        latency_sorted_us, fraction = latency_sorted_us[kept], fraction[kept]
     ax.step(
         np.concatenate(([latency_sorted_us[0]], latency_sorted_us)),
         np.concatenate(([0.0], fraction)),
@@ -106,6 +113,19 @@ def plot_delay(trial_index, latency_us, failed_mask, path, title: str, subtitle:
         save_figure(fig, path)
 
 
+def _extremes_by_bin(values: np.ndarray) -> np.ndarray:
+    """Positions of the points of a line to draw: every one, or beyond MAX_LINE_POINTS the lowest and
+    the highest of each of MAX_LINE_POINTS / 2 runs of consecutive points."""
+    if values.size <= MAX_LINE_POINTS:
+        return np.arange(values.size)
+    width = -(-values.size // (MAX_LINE_POINTS // 2))
+    runs = np.full(width * -(-values.size // width), np.nan)
+    runs[:values.size] = values
+    runs = runs.reshape(-1, width)
+    starts = np.arange(len(runs)) * width
+    return np.unique(np.concatenate((starts + np.nanargmin(runs, axis=1), starts + np.nanargmax(runs, axis=1))))
+
+
 def draw_delay(ax: Axes, trial_index, latency_us, failed_mask) -> None:
     """The per-trial delay picture of plot_delay, drawn on `ax`."""
     trial_index = np.asarray(trial_index)
@@ -118,7 +138,8 @@ def draw_delay(ax: Axes, trial_index, latency_us, failed_mask) -> None:
         )
     ok_index, ok_latency_us = trial_index[~failed_mask], latency_us[~failed_mask]
     if ok_latency_us.size:
-        ax.plot(ok_index, ok_latency_us, color="tab:blue", linewidth=0.6, marker="o",
+        drawn = _extremes_by_bin(ok_latency_us)
+        ax.plot(ok_index[drawn], ok_latency_us[drawn], color="tab:blue", linewidth=0.6, marker="o",
                 markersize=3, label=f"{ok_latency_us.size} completed")
         median_us = float(np.median(ok_latency_us))
         ax.axhline(median_us, color="tab:green", linestyle="--", linewidth=1,

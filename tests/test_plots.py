@@ -3,8 +3,10 @@
 import matplotlib.image
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
-from fabricsim.plots import DPI, FIGURE_SIZE_IN, _format_us, use_log_scale, plot_cdf, plot_delay
+from fabricsim.plots import (DPI, FIGURE_SIZE_IN, MAX_LINE_POINTS, _format_us, draw_delay, draw_ecdf, plot_cdf,
+                             plot_delay, use_log_scale)
 
 EXPECTED_SHAPE = (FIGURE_SIZE_IN[1] * DPI, FIGURE_SIZE_IN[0] * DPI, 4)  # rows, columns, RGBA
 
@@ -77,3 +79,19 @@ def test_log_scale_threshold(values, expected):
 )
 def test_durations_print_in_a_readable_unit(time_us, text):
     assert _format_us(time_us) == text
+
+
+def test_a_million_trials_draw_a_thinned_line_that_keeps_every_spike():
+    """Past MAX_LINE_POINTS the delay line keeps each bin's extremes: the slowest and fastest trials
+    are still drawn, and the CDF keeps its first and last points."""
+    rng = np.random.default_rng(3)
+    latency_us = rng.lognormal(7, 0.1, 10**6)
+    latency_us[[12_345, 777_777]] = [5e6, 1.0]  # one timeout spike, one impossibly fast trial
+    ax = Figure().add_subplot()
+    draw_delay(ax, np.arange(latency_us.size), latency_us, np.zeros(latency_us.size, dtype=bool))
+    x, y = ax.lines[0].get_data()
+    assert len(x) <= MAX_LINE_POINTS
+    assert {12_345, 777_777} <= set(x.tolist()) and y.max() == 5e6 and y.min() == 1.0
+    draw_ecdf(ax, latency_us, "tab:blue", "cdf")
+    x, y = ax.lines[-1].get_data()
+    assert len(x) <= MAX_LINE_POINTS + 1 and x.min() == 1.0 and x.max() == 5e6 and y[-1] == 1.0

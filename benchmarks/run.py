@@ -84,7 +84,8 @@ def _run_command(name: str, trials: int) -> dict:
 
 CASES = {
     "main_1000_trials": lambda: _scenario_trials("tp4_ring_allgather.yaml", 1000),
-    "main_100k_trials_memory": lambda: _run_command("tp4_ring_allgather.yaml", 100_000),
+    "main_10k_trials_run": lambda: _run_command("tp4_ring_allgather.yaml", 10_000),
+    "main_100k_trials_run": lambda: _run_command("tp4_ring_allgather.yaml", 100_000),
     "ring_allreduce_8_ranks_1GiB": lambda: _ring_all_reduce(8, "1GiB"),
     "ring_allreduce_256_ranks": lambda: _ring_all_reduce(256, "1GiB"),
     "ring_allreduce_256_ranks_event_loop": lambda: _ring_all_reduce(256, "1GiB", event_loop=True),

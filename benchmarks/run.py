@@ -89,6 +89,7 @@ CASES = {
     "ring_allreduce_8_ranks_1GiB": lambda: _ring_all_reduce(8, "1GiB"),
     "ring_allreduce_256_ranks": lambda: _ring_all_reduce(256, "1GiB"),
     "ring_allreduce_256_ranks_event_loop": lambda: _ring_all_reduce(256, "1GiB", event_loop=True),
+    "ring_allreduce_1024_ranks_event_loop": lambda: _ring_all_reduce(1024, "1GiB", event_loop=True),
     "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),
     "naive_simpy_ring_allreduce_1024_ranks": lambda: _naive_simpy(1024),
     "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),

@@ -102,7 +102,9 @@ class FlowNetwork:
             flow.start_ps = flow.updated_ps = self.env.now
         for flow in running:
             self._join(flow)
-        if running:
+        if len(running) == 1 and all(len(self.flows_on[link]) == 1 for link in running[0].links):
+            self._rerate(running)  # alone on its links: its own component
+        elif running:
             self._rerate(self._component(tuple(link for flow in running for link in flow.links)))
         for flow in flows:
             if not (flow.nbits > 0 and flow.links):
@@ -152,7 +154,8 @@ class FlowNetwork:
             return
         flow.remaining_bits = 0.0
         self._leave(flow)
-        self._rerate(self._component(flow.links))
+        if any(self.flows_on[link] for link in flow.links):  # the flows it shared a link with speed up
+            self._rerate(self._component(flow.links))
         flow.on_sent()
 
     def _component(self, links: tuple[int, ...]) -> list[Flow]:

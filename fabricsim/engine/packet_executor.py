@@ -38,7 +38,7 @@ def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, sc
     src, dst = schedule.transfers.src.tolist(), schedule.transfers.dst.tolist()
 
     def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
-        return flow_router.flows(group[src[tid]], group[dst[tid]], ports[tid])
+        return flow_router.flows(group[src[tid]], group[dst[tid]], ports[tid].tolist())
     return flows_of
 
 

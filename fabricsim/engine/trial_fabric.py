@@ -64,7 +64,7 @@ class TrialFabric:
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
             src, dst = int(srcs[tid]), int(dsts[tid])
             try:
-                return self.flow_router.flows(src, dst, ports[tid])
+                return self.flow_router.flows(src, dst, ports[tid].tolist())
             except NoRouteError:  # cut off: wait on the intact route for the cable to return, or fail
                 self.failures.stuck()
                 return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]

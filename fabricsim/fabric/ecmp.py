@@ -14,8 +14,7 @@ A flow re-routed after a failure is re-hashed (or re-chosen by load) over the li
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -25,8 +24,7 @@ from fabricsim.schedule import Schedule
 ROCE_SOURCE_PORTS = (0xC000, 0x10000)  # [low, high)
 
 
-@dataclass(frozen=True, slots=True)
-class FlowTag:
+class FlowTag(NamedTuple):
     """What a flow is: for re-routing it and for flows.csv."""
 
     src: str
@@ -49,14 +47,17 @@ class FlowRouter:
         """Source ports, one per transfer and queue pair, drawn in schedule order."""
         return rng.integers(*ROCE_SOURCE_PORTS, size=(len(schedule.transfers), self.qps))
 
-    def flows(self, src_rank: int, dst_rank: int, ports: np.ndarray) -> list[tuple[Route, FlowTag]]:
-        """One (route, tag) per queue pair, or per queue pair and equal-cost route when spraying."""
+    def flows(self, src_rank: int, dst_rank: int, ports: Sequence[int]) -> list[tuple[Route, FlowTag]]:
+        """One (route, tag) per queue pair (source ``ports``), or per queue pair and equal-cost route
+        when spraying."""
         src, dst = self.gpus[src_rank], self.gpus[dst_rank]
-        tags = [FlowTag(src, dst, five_tuple_hash(src_rank, dst_rank, int(port))) for port in ports]
+        tags = [FlowTag(src, dst, five_tuple_hash(src_rank, dst_rank, port)) for port in ports]
         if self.mode == "spray":
             routes = self.router.equal_cost_routes(src, dst)
             return [(route, tag) for tag in tags for route in routes]
-        picked: Counter[int] = Counter()  # links taken by this transfer's earlier queue pairs
+        if self.mode == "hash":
+            return [(self.reroute(tag), tag) for tag in tags]
+        picked: Counter[int] = Counter()  # adaptive: links taken by this transfer's earlier queue pairs
         flows = []
         for tag in tags:
             route = self.reroute(tag, picked)

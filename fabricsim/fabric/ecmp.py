@@ -51,7 +51,7 @@ class FlowRouter:
         """One (route, tag) per queue pair (source ``ports``), or per queue pair and equal-cost route
         when spraying."""
         src, dst = self.gpus[src_rank], self.gpus[dst_rank]
-        tags = [FlowTag(src, dst, five_tuple_hash(src_rank, dst_rank, port)) for port in ports]
+        tags = [FlowTag(src, dst, five_tuple_hash(src_rank, dst_rank, int(port))) for port in ports]
         if self.mode == "spray":
             routes = self.router.equal_cost_routes(src, dst)
             return [(route, tag) for tag in tags for route in routes]

@@ -238,6 +238,7 @@ def staged_folder(out_dir: Path) -> Iterator[Path]:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    stage.chmod(out_dir.parent.stat().st_mode & 0o777)  # mkdtemp's folder is private; results are not
     try:
         yield stage
         if out_dir.exists():

@@ -90,6 +90,7 @@ def test_an_interrupted_run_leaves_no_folder_and_the_old_one_in_place(lossy_run,
         collect(simulation, interrupted(), out)
     assert [path.name for path in tmp_path.iterdir()] == ["run"]  # no stage left behind
     assert (out / "trials.csv").read_text() == before
+    assert out.stat().st_mode & 0o777 == tmp_path.stat().st_mode & 0o777  # as open as its parent
 
 
 def test_columns_grow_beyond_the_trials_expected(lossy_run):

@@ -102,7 +102,7 @@ def _apart(schedule: Schedule, route_of: np.ndarray, route_list: list[Route], fl
     if (gap_ps < 0).any():
         return False
     touching = gap_ps == 0
-    return bool(_waits_on(schedule, second[touching], first[touching]).all())
+    return not touching.any() or bool(_waits_on(schedule, second[touching], first[touching]).all())
 
 
 def _link_groups(route_list: list[Route]) -> list[np.ndarray]:

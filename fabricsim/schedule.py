@@ -56,6 +56,21 @@ class Dependencies:
     def counts(self) -> np.ndarray:
         return np.diff(self.starts)
 
+    def owners(self) -> np.ndarray:
+        """For each entry of ``ids``, the transfer whose row it is."""
+        return np.repeat(np.arange(len(self.starts) - 1), self.counts())
+
+    def named_by(self, tids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``tids``, concatenated in that order, and each row's length."""
+        counts = self.starts[tids + 1] - self.starts[tids]
+        first = np.repeat(self.starts[tids] - np.cumsum(counts) + counts, counts)
+        return self.ids[first + np.arange(int(counts.sum()))], counts
+
+    def dependents(self) -> Dependencies:
+        """The reverse rows: for each transfer, the transfers whose rows name it (ascending)."""
+        counts = np.bincount(self.ids, minlength=len(self.starts) - 1)
+        return Dependencies(np.concatenate(([0], np.cumsum(counts))), self.owners()[np.argsort(self.ids, kind="stable")])
+
     def __getitem__(self, tid: int) -> tuple[int, ...]:
         return tuple(self.ids[self.starts[tid]:self.starts[tid + 1]].tolist())
 

@@ -54,7 +54,7 @@ class Waves:
         ref_starts = np.concatenate(([0], np.cumsum(counts[order])))
         refs = np.full(int(ref_starts[-1]), 2 * n, dtype=np.int64)  # the start slot first in each segment
         for deps, first, offset in ((after, 1, n), (after_sent, 1 + after.counts(), 0)):
-            owner = np.repeat(np.arange(n), deps.counts())
+            owner = deps.owners()
             within = np.arange(len(deps.ids)) - deps.starts[owner]
             base = first[owner] if isinstance(first, np.ndarray) else first
             refs[ref_starts[rank[owner]] + base + within] = deps.ids + offset
@@ -64,20 +64,14 @@ class Waves:
 def _kahn_levels(transfers: TransferTable) -> tuple[np.ndarray, np.ndarray]:
     """Transfer ids wave by wave (ascending within a wave) and the waves' bounds."""
     n = len(transfers)
-    after, after_sent = transfers.after, transfers.after_sent
-    parents = np.concatenate((after.ids, after_sent.ids))
-    children_of = np.concatenate((np.repeat(np.arange(n), after.counts()), np.repeat(np.arange(n), after_sent.counts())))
-    by_parent = np.argsort(parents, kind="stable")
-    child_ids = children_of[by_parent]
-    child_starts = np.concatenate(([0], np.cumsum(np.bincount(parents, minlength=n))))
-    waiting = after.counts() + after_sent.counts()
+    dependents = (transfers.after.dependents(), transfers.after_sent.dependents())
+    waiting = transfers.after.counts() + transfers.after_sent.counts()
     wave = np.flatnonzero(waiting == 0)
     waves = []
     while len(wave):
         waves.append(wave)
-        counts = child_starts[wave + 1] - child_starts[wave]
-        picked = np.repeat(child_starts[wave] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        children, released = np.unique(child_ids[picked], return_counts=True)
+        children, released = np.unique(np.concatenate([rows.named_by(wave)[0] for rows in dependents]),
+                                       return_counts=True)
         waiting[children] -= released
         wave = children[waiting[children] == 0]
     order = np.concatenate(waves) if waves else np.zeros(0, dtype=np.int64)

@@ -73,8 +73,8 @@ class ScheduleRun:
         self.failed = False
         self.flow_records: list[FlowRecord] | None = [] if record_flows else None
         self._waiting = (transfers.after.counts() + transfers.after_sent.counts()).tolist()
-        self._after_delivery = _children(transfers.after, len(transfers))
-        self._after_sending = _children(transfers.after_sent, len(transfers))
+        self._after_delivery = _children(transfers.after)
+        self._after_sending = _children(transfers.after_sent)
         # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
         # sent / delivered, and the time its own causes added before it was sent and after
         self._released_by: list[tuple[int, str] | None] = [None] * len(transfers)
@@ -180,10 +180,8 @@ class ScheduleRun:
         return critical_path_causes(self._last, self._released_by.__getitem__, self.causes)
 
 
-def _children(dependencies: Dependencies, transfers: int) -> list[list[int]]:
+def _children(dependencies: Dependencies) -> list[list[int]]:
     """For each transfer, the transfers that name it in ``dependencies``."""
-    children: list[list[int]] = [[] for _ in range(transfers)]
-    owners = np.repeat(np.arange(transfers), dependencies.counts()).tolist()
-    for parent, child in zip(dependencies.ids.tolist(), owners):
-        children[parent].append(child)
-    return children
+    dependents = dependencies.dependents()
+    ids, starts = dependents.ids.tolist(), dependents.starts.tolist()
+    return [ids[first:last] for first, last in zip(starts, starts[1:])]

@@ -124,10 +124,9 @@ def _waits_on(schedule: Schedule, children: np.ndarray, parents: np.ndarray) -> 
     """Per pair, whether ``children[k]`` names ``parents[k]`` in ``after`` or ``after_sent``."""
     found = np.zeros(len(children), dtype=np.int64)
     for deps in (schedule.transfers.after, schedule.transfers.after_sent):
-        counts = deps.counts()[children]
+        named, counts = deps.named_by(children)
         pair = np.repeat(np.arange(len(children)), counts)
-        entry = np.repeat(deps.starts[children] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        found += np.bincount(pair, weights=deps.ids[entry] == parents[pair], minlength=len(children)).astype(np.int64)
+        found += np.bincount(pair, weights=named == parents[pair], minlength=len(children)).astype(np.int64)
     return found > 0
 
 

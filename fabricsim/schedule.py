@@ -118,11 +118,11 @@ class TransferTable(Sequence):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TransferTable) and all(
-            np.array_equal(getattr(self, name), getattr(other, name)) for name in ("src", "dst", "nbytes", "piece",
-                                                                                   "pieces", "reduce")) \
-            and all(np.array_equal(getattr(self, deps).starts, getattr(other, deps).starts)
-                    and np.array_equal(getattr(self, deps).ids, getattr(other, deps).ids)
-                    for deps in ("after", "after_sent"))
+            np.array_equal(mine, theirs) for mine, theirs in zip(self._arrays(), other._arrays()))
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.src, self.dst, self.nbytes, self.piece, self.pieces, self.reduce, self.after.starts,
+                self.after.ids, self.after_sent.starts, self.after_sent.ids)
 
     __hash__ = None
 

@@ -4,9 +4,12 @@ when no flows meet, and hands the call back to the event loop when two flows wou
 import numpy as np
 import pytest
 import simpy
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 import fabricsim.runner as runner
 from fabricsim.config import load_scenario
+from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.flows import FlowNetwork
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric import Router, build_fabric
@@ -105,3 +108,49 @@ def test_overlapping_flows_are_left_to_the_event_loop(monkeypatch):
     fast, taken = _records(scenario, True, monkeypatch)
     assert taken and not any(taken)
     assert fast == _records(scenario, False, monkeypatch)[0]
+
+
+@st.composite
+def small_calls(draw):
+    """A random DAG of transfers among 4 ranks on one switch, with start delays drawn from a few
+    values (so flows often meet or touch) and, now and then, go-back-N losses."""
+    count = draw(st.integers(1, 12))
+    transfers = []
+    for tid in range(count):
+        src = draw(st.integers(0, 3))
+        dst = (src + draw(st.integers(1, 3))) % 4
+        after = draw(st.sets(st.integers(0, tid - 1), max_size=2)) if tid else set()
+        after_sent = draw(st.sets(st.integers(0, tid - 1), max_size=1)) if tid else set()
+        transfers.append(Transfer(tid, src, dst, draw(st.sampled_from([0, 1000, 8192, 65536])), tuple(sorted(after)),
+                                  after_sent=tuple(sorted(after_sent))))
+    values = st.lists(st.sampled_from([0, 0, 1_000_000, 5_243_000]), min_size=count, max_size=count)
+    gaps = st.lists(st.sampled_from([0, 0, 0, 1]), min_size=count, max_size=count)
+    zeros = np.zeros(count, dtype=np.int64)
+    return (Schedule("custom", "direct", 4, 0, transfers),
+            TransferImpairments(np.array(draw(values), dtype=np.int64), np.array(draw(gaps), dtype=np.int64),
+                                zeros, zeros > 0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(small_calls())
+def test_whenever_the_shortcut_answers_it_is_the_event_loops_answer(call):
+    schedule, impairments = call
+    fabric = build_fabric(make_scenario(fabric={"hosts": 4}).fabric)
+    router = Router(fabric)
+    route_of = lambda src, dst: router.route(fabric.gpus[src], fabric.gpus[dst])  # noqa: E731
+    capacities = [link.bandwidth_bps for link in fabric.links]
+    fixed_ps = np.zeros(len(schedule.transfers), dtype=np.int64)
+    env = simpy.Environment()
+    events = ScheduleRun(env, FlowNetwork(env, capacities), schedule, route_of, impairments, 4096, 10**9, 7,
+                         fixed_delay_ps=fixed_ps)
+    env.run(until=events.done)
+    pairs = [(t.src, t.dst) for t in schedule.transfers]
+    routes = (np.arange(len(pairs)), [route_of(*pair) for pair in pairs])
+    network = FlowNetwork(simpy.Environment(), capacities)
+    shortcut = run_uncontended(network, 0, schedule, routes, impairments, 4096, 10**9, 7, fixed_ps, route_of)
+    event(f"timed as a longest path: {shortcut is not None}")
+    if shortcut is not None:
+        assert shortcut.end_ps == env.now
+        assert shortcut.critical_causes() == events.critical_causes()
+        assert shortcut.ideal_ps() == events.ideal_ps()
+        assert network.usage == events.network.usage.closed(events.network.flows_on, env.now)

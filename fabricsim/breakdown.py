@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.fabric.routing import Route
+from fabricsim.fabric.routing import Route, route_columns
 from fabricsim.schedule import Schedule
 from fabricsim.schedule_times import dag_times, serialisation_ps_each
 
@@ -89,9 +89,7 @@ def ideal_makespan_ps(schedule: Schedule, route_of_pair: Callable[[int, int], Ro
     if not len(transfers):
         return 0
     pairs, pair_of = transfers.pairs
-    routes = [route_of_pair(int(src), int(dst)) for src, dst in pairs]
-    rate_bps = np.array([route.bottleneck_bps for route in routes])[pair_of]
-    latency_ps = np.array([route.latency_ps for route in routes], dtype=np.int64)[pair_of]
+    rate_bps, latency_ps = route_columns([route_of_pair(int(src), int(dst)) for src, dst in pairs], pair_of)
     send_ps = fixed_delay_ps + serialisation_ps_each(8.0 * transfers.nbytes, rate_bps)
     return int(dag_times(transfers.waves, 0, send_ps, latency_ps)[len(transfers):2 * len(transfers)].max())
 

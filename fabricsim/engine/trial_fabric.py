@@ -101,9 +101,10 @@ class TrialFabric:
             elif self.flow_router.mode != "hash":
                 return None  # adaptive and spraying choose by load or use every route
         route_of = pair_route[pair_of]
-        for tid in np.flatnonzero(route_of < 0).tolist():
+        for tid in np.flatnonzero(route_of < 0).tolist():  # hashed: the route the event loop's flow takes
             src, dst = group[int(schedule.transfers.src[tid])], group[int(schedule.transfers.dst[tid])]
-            route_of[tid] = index_of(router.route(gpus[src], gpus[dst], five_tuple_hash(src, dst, int(ports[tid, 0]))))
+            ((route, _tag),) = self.flow_router.flows(src, dst, ports[tid].tolist())
+            route_of[tid] = index_of(route)
         return route_of, route_list
 
     def usage(self) -> LinkUsage:

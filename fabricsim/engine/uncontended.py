@@ -24,7 +24,7 @@ import numpy as np
 
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import FlowNetwork
-from fabricsim.fabric.routing import Route
+from fabricsim.fabric.routing import Route, route_columns
 from fabricsim.impairments import TransferImpairments
 from fabricsim.schedule import Schedule
 from fabricsim.schedule_times import dag_times, released_by, serialisation_ps_each
@@ -66,8 +66,7 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     counts the call's flows."""
     transfers = schedule.transfers
     route_of, route_list = routes
-    rate_bps = np.array([route.bottleneck_bps for route in route_list])[route_of]
-    latency_ps = np.array([route.latency_ps for route in route_list], dtype=np.int64)[route_of]
+    rate_bps, latency_ps = route_columns(route_list, route_of)
     on_links = np.array([bool(route.links) for route in route_list])[route_of]
     gaps, timeouts = impairments.gap_losses, impairments.tail_timeouts
     resent_bytes = (2 * gaps + np.minimum(timeouts, retry_count)) * mtu_bytes

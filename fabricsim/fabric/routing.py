@@ -37,6 +37,12 @@ class Route:
     bottleneck_bps: float
 
 
+def route_columns(routes: list[Route], index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry of ``index`` (positions in ``routes``): its route's bottleneck rate and latency."""
+    return (np.array([route.bottleneck_bps for route in routes])[index],
+            np.array([route.latency_ps for route in routes], dtype=np.int64)[index])
+
+
 class NoRouteError(ValueError):
     """Two GPUs that no chain of links joins: an impossible topology."""
 

@@ -21,6 +21,8 @@ import numpy as np
 import simpy
 
 from fabricsim.collectives import algorithms_for, build_schedule
+from fabricsim.collectives.channels import Place, ring_orders
+from fabricsim.collectives.ring import Orders
 from fabricsim.collectives.protocol import with_software_latency
 from fabricsim.collectives.tuner import choose_for_routes
 from fabricsim.config import Scenario, ScenarioError
@@ -81,12 +83,14 @@ class Simulation:
         self.router = Router(self.fabric)
         self.plan: WorkloadPlan = plan_workload(scenario, len(self.fabric.gpus), source)
         self.schedule = lru_cache(maxsize=64)(self._build_schedule)
+        self.ring_orders = lru_cache(maxsize=64)(self._ring_orders)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._check_routes(source)
         self._check_impairment_links(source)
 
-    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int) -> Schedule:
-        """The call's schedule, by the scenario's algorithm, or the op's first one when it has no such."""
+    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int, orders: Orders | None = None) -> Schedule:
+        """The call's schedule, by the scenario's algorithm, or the op's first one when it has no such;
+        ``orders``: ring's channels (``ring_orders``), the first ``ranks`` GPUs' if None."""
         collective = self.scenario.collective
         known = algorithms_for(op)
         algorithm = collective.algorithm if collective.algorithm in known or not known else known[0]
@@ -96,10 +100,21 @@ class Simulation:
                                           [self.route(0, rank) for rank in range(1, ranks)], self.fabric.links,
                                           self.scenario.fabric.gpus_per_host)
         return build_schedule(op, algorithm, ranks, size, collective.chunks, root=collective.root,
-                              local_ranks=self.scenario.fabric.gpus_per_host)
+                              local_ranks=self.scenario.fabric.gpus_per_host,
+                              orders=orders or self.ring_orders(tuple(range(ranks))))
 
     def call_schedule(self, call: Call) -> Schedule:
-        return self.schedule(call.op, len(call.group), call.per_rank_bytes)
+        return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.ring_orders(call.group))
+
+    def _ring_orders(self, group: tuple[int, ...]) -> Orders:
+        """NCCL's channels for a ring over these GPUs (by rank): where each sits on the fabric."""
+        fabric = self.fabric
+        places = []
+        for rank in group:
+            gpu = fabric.gpus[rank]
+            places.append(Place(fabric.devices[gpu].host, fabric.nic_rail[fabric.nic_of[gpu]],
+                                tuple(fabric.nic_rail[nic] for nic in fabric.near_nics[gpu])))
+        return ring_orders(places, self.scenario.collective.channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
         return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])

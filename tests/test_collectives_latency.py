@@ -105,7 +105,7 @@ def test_auto_prices_the_host_aware_algorithms_on_two_levels():
     size_bytes = 2**28
     simulation, auto_ps = run(fabric, {"op": "all_reduce", "algorithm": "auto"}, size_bytes)
     picked = simulation.schedule("all_reduce", 32, size_bytes).algorithm
-    assert picked in ("hierarchical", "multi_ring")
-    for name in ("ring", "halving_doubling", "hierarchical", "multi_ring"):
+    assert picked in ("hierarchical", "ring")
+    for name in ("flat_ring", "halving_doubling", "hierarchical", "ring"):
         _, other_ps = run(fabric, {"op": "all_reduce", "algorithm": name}, size_bytes)
         assert auto_ps <= other_ps, name

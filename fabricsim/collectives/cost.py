@@ -13,8 +13,10 @@ link, which no closed form captures).
 
 The host-aware algorithms are priced on two levels, H hosts of L GPUs, alpha/beta inside a host and
 across hosts (``TWO_LEVEL_COSTS``): hierarchical all-reduce exactly, 2(L - 1)(alpha_in + S/L beta_in)
-plus the pipelined inter-host ring of S/L over H ranks; multi-ring as the slower of its two loads,
-one ring's share S/L across each NIC and the other rings' (L - 1)/L S over each NVLink.
+plus the pipelined inter-host ring of S/L over H ranks; ring (one channel per GPU of a host, as
+``fabricsim.collectives.channels`` lays them out) as the slower of its two loads, one channel's share
+S/L across each NIC and the other channels' (L - 1)/L S over each NVLink. ``ring`` on one host, or
+with one GPU per host, is the flat ring.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("all_gather", "ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
     ("reduce_scatter", "ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
     ("all_reduce", "ring"): lambda p, s, a, b, c: _pipelined_ring(2 * (p - 1), p, s, a, b, c),
+    ("all_gather", "flat_ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
+    ("reduce_scatter", "flat_ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
+    ("all_reduce", "flat_ring"): lambda p, s, a, b, c: _pipelined_ring(2 * (p - 1), p, s, a, b, c),
     # both rings share each rank's one link: the same bytes per link as one ring
     ("all_reduce", "bidirectional_ring"): lambda p, s, a, b, c: _pipelined_ring(2 * (p - 1), p, s, a, b, c),
     ("all_reduce", "halving_doubling"): lambda p, s, a, b, c: (
@@ -92,7 +97,7 @@ def _hierarchical(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, ch
     return inside + across
 
 
-def _multi_ring(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, chunks):
+def _channel_ring(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, chunks):
     steps, ranks = 2 * (hosts * local - 1), hosts * local
     across = _pipelined_ring(steps, ranks, size / local, alpha_out, beta_out, chunks)
     inside = _pipelined_ring(steps, ranks, size * (local - 1) / local, alpha_in, beta_in, chunks)
@@ -101,7 +106,7 @@ def _multi_ring(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, chun
 
 TWO_LEVEL_COSTS: dict[tuple[str, str], TwoLevelCost] = {
     ("all_reduce", "hierarchical"): _hierarchical,
-    ("all_reduce", "multi_ring"): _multi_ring,
+    ("all_reduce", "ring"): _channel_ring,
 }
 
 

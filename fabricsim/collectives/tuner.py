@@ -42,12 +42,12 @@ def choose_algorithm(op: str, ranks: int, size_bytes: int, chunks: int, flat: Le
     compete when ``inside`` and ``across`` describe hosts of ``local_ranks`` GPUs."""
     prices = {}
     for name in algorithms_for(op):
-        if (op, name) in COSTS:
-            prices[name] = predicted_time(op, name, ranks, size_bytes, flat.alpha_ps, flat.beta_ps_per_byte, chunks)
-        elif (op, name) in TWO_LEVEL_COSTS and inside and across:
+        if (op, name) in TWO_LEVEL_COSTS and inside and across:
             prices[name] = TWO_LEVEL_COSTS[(op, name)](
                 ranks // local_ranks, local_ranks, size_bytes, inside.alpha_ps, inside.beta_ps_per_byte,
                 across.alpha_ps, across.beta_ps_per_byte, chunks)
+        elif (op, name) in COSTS:
+            prices[name] = predicted_time(op, name, ranks, size_bytes, flat.alpha_ps, flat.beta_ps_per_byte, chunks)
     if not prices:
         raise ValueError(f"algorithm auto has no priced algorithm for {op}")
     return min(prices, key=lambda name: prices[name] + base_latency_ps(protocol, name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from fabricsim.collectives import algorithms_for
 from fabricsim.config.base import Spec
@@ -13,13 +13,20 @@ from fabricsim.config.base import Spec
 class CollectiveSpec(Spec):
     op: Literal["all_gather", "reduce_scatter", "all_reduce", "broadcast", "reduce", "gather", "all_to_all",
                 "send_recv"] = "all_gather"
-    algorithm: Literal["ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
+    algorithm: Literal["ring", "flat_ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
                        "recursive_halving", "double_binary_tree", "hierarchical", "binomial_tree", "direct",
-                       "pxn", "multi_ring", "auto"] = Field("ring", description="auto: the least predicted time, per call")
+                       "pxn", "auto"] = Field("ring", description="auto: the least predicted time, per call")
     chunks: int = Field(1, ge=1, description="pipelined pieces each step is cut into (pipelined algorithms)")
+    channels: int = Field(0, ge=0, description="ring: rings at once (NCCL's channels); 0: as NCCL picks")
     root: int = Field(0, ge=0, description="broadcast, reduce and gather root; send_recv sender")
     protocol: Literal["none", "simple", "ll", "ll128"] = Field(
         "none", description="per-message software latency: NCCL's constants for this protocol")
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _alias(cls, value: object) -> object:
+        """``multi_ring``, the earlier name of the channelled ring, is ``ring``."""
+        return "ring" if value == "multi_ring" else value
 
     @model_validator(mode="after")
     def _check_algorithm(self) -> CollectiveSpec:

@@ -14,8 +14,10 @@ headers) and ``cable_latency``:
   every spine; a leaf's uplinks together carry its downlink capacity / ``oversubscription``;
 - ``rail_optimized``: NIC i of every host on rail switch i, the rails joined by the spines with
   (hosts x NIC rate) / ``oversubscription`` of uplink per rail.
-Routes are least-latency, so a GPU reaching another rail crosses NVLink to the GPU on that rail
-when that is quicker than the spines (as NCCL's PXN does).
+Between hosts, routes follow NCCL's path choice (``fabricsim.fabric.routing``): a GPU sends through its
+own NIC; on a rail-optimized fabric through the NIC on the destination's rail, one under its PCIe
+switch or else reached over NVLink through the GPU beside it (PXN); on a direct ring, routes are
+least-latency.
 
 Ranks: ``placement: host_first`` numbers all GPUs of host 0, then host 1, ...; ``rail_first``
 numbers GPU 0 of every host, then GPU 1 of every host, ...
@@ -37,6 +39,7 @@ def build_fabric(spec: FabricSpec) -> Fabric:
     for host in range(spec.hosts):
         _build_host(fabric, spec, host)
     _CABLING[spec.topology](fabric, spec)
+    fabric.nic_policy = _NIC_POLICY[spec.topology]
     if spec.placement == "rail_first":
         fabric.gpus.sort(key=lambda name: (int(name.rpartition("gpu")[2]), fabric.devices[name].host))
     fabric.description = (
@@ -62,6 +65,9 @@ def _build_host(fabric: Fabric, spec: FabricSpec, host: int) -> None:
         fabric.add_device(Device(gpu_name(host, local), "gpu", host))
         fabric.add_device(Device(nic_name(host, local), "nic", host, spec.nic.latency_ps))
         fabric.nic_of[gpu_name(host, local)] = nic_name(host, local)
+        fabric.nic_at[(host, local)] = nic_name(host, local)
+        fabric.nic_rail[nic_name(host, local)] = local
+        fabric.near_nics[gpu_name(host, local)] = (nic_name(host, local),)
     if spec.pcie_switches:
         _build_pcie_tree(fabric, spec, host)
     else:
@@ -86,9 +92,12 @@ def _build_pcie_tree(fabric: Fabric, spec: FabricSpec, host: int) -> None:
         switch = f"h{host}.pcie{index}"
         fabric.add_device(Device(switch, "pcie_switch", host, spec.switch.latency_ps))
         _pcie(fabric, spec, switch, root)
-        for local in range(index * per_switch, (index + 1) * per_switch):
+        locals_under = range(index * per_switch, (index + 1) * per_switch)
+        for local in locals_under:
             _pcie(fabric, spec, gpu_name(host, local), switch)
             _pcie(fabric, spec, nic_name(host, local), switch)
+            fabric.near_nics[gpu_name(host, local)] += tuple(nic_name(host, other) for other in locals_under
+                                                             if other != local)
 
 
 def _pcie(fabric: Fabric, spec: FabricSpec, a: str, b: str) -> None:
@@ -147,6 +156,8 @@ def _cable_spines(fabric: Fabric, spec: FabricSpec, leaves: list[str], downlink_
         for spine in spines:
             _roce(fabric, spec, leaf, spine, uplink_bps)
 
+
+_NIC_POLICY = {"single_switch": "nearest", "direct_ring": "", "leaf_spine": "nearest", "rail_optimized": "rail"}
 
 _CABLING = {
     "single_switch": _cable_single_switch,

@@ -8,6 +8,8 @@ algorithms on real machines").
 import pytest
 
 from fabricsim.fabric import Router, build_fabric
+from fabricsim.fabric.presets import HOST_PRESETS
+from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.stats import busbw_GBps
 from tests.conftest import make_scenario
@@ -68,3 +70,22 @@ def test_on_switched_fabrics_a_gpu_sends_through_its_own_nic_and_hashes_only_amo
     assert spines == {f"leaf0->spine{index}" for index in range(4)}
     direct = fabric_of(topology="direct_ring", hosts=3, gpus_per_host=2)
     assert Router(direct).waypoints("h0.gpu0", "h1.gpu1") == ("h0.gpu0", "h1.gpu1")  # least latency
+
+
+def test_summary_names_the_busiest_link_and_warns_of_a_nic_faster_than_its_pcie_path(tmp_path):
+    """400G NICs behind the default PCIe Gen4 path (32 GB/s) run at PCIe speed: the summary says so."""
+    scenario = make_scenario(fabric={"topology": "single_switch", "hosts": 2, "gpus_per_host": 2,
+                                     "nic": "roce_400g"},
+                             collective={"op": "all_reduce", "algorithm": "ring"},
+                             workload={"rule": "data_sizes", "data_sizes": ["64MiB"]})
+    summary = collect(Simulation(scenario), Simulation(scenario).run(), tmp_path / "out").summary
+    assert summary["bottleneck"]["link"] == "h0.gpu0->h0.nic0"  # the first of the equally busy GPU-NIC paths
+    assert summary["bottleneck"]["kind"] == "pcie" and summary["bottleneck"]["utilization"] > 0.95
+    (warning,) = summary["warnings"]
+    assert "400 Gbps NICs" in warning and "PCIe path (256 Gbps)" in warning
+    assert summary["busbw_GBps"] == pytest.approx(2 * 32, rel=0.02)  # two NICs per host, each at 32 GB/s
+
+
+@pytest.mark.parametrize("preset", sorted(HOST_PRESETS))
+def test_every_host_presets_pcie_path_keeps_up_with_its_nic(preset):
+    assert not fabric_of(preset=preset, hosts=2).warnings

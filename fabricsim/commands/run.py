@@ -53,4 +53,9 @@ def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) ->
     lines.append("latency (us) " + "".join(f"{key:>12}" for key in keys))
     lines.append(" " * 13 + "".join(f"{latency[key]:>12.2f}" for key in keys))
     lines.append(f"at p50: algbw {summary['algbw_GBps']:.2f} GB/s, busbw {summary['busbw_GBps']:.2f} GB/s")
+    if summary.get("bottleneck"):
+        busiest = summary["bottleneck"]
+        lines.append(f"bottleneck: {busiest['link']} ({busiest['kind']}, {busiest['capacity_Gbps']:.6g} Gbps), "
+                     f"{100 * busiest['utilization']:.1f}% utilized")
+    lines += [f"warning: {warning}" for warning in summary.get("warnings", ())]
     return "\n".join(lines + [tail_line] * bool(tail))

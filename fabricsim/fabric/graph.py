@@ -48,6 +48,7 @@ class Fabric:
     nic_at: dict[tuple[int, int], str] = field(default_factory=dict)
     nic_rail: dict[str, int] = field(default_factory=dict)
     nic_policy: str = ""
+    warnings: list[str] = field(default_factory=list)  # one line each, for the run's summary
     description: str = ""
     _out: dict[str, list[Link]] = field(default_factory=dict)
 

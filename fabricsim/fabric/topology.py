@@ -40,6 +40,11 @@ def build_fabric(spec: FabricSpec) -> Fabric:
         _build_host(fabric, spec, host)
     _CABLING[spec.topology](fabric, spec)
     fabric.nic_policy = _NIC_POLICY[spec.topology]
+    if spec.hosts > 1 and spec.nic.effective_bandwidth_bps > spec.pcie.bandwidth_bps:
+        fabric.warnings.append(
+            f"the {format_rate(spec.nic.bandwidth_bps)} NICs ({format_rate(spec.nic.effective_bandwidth_bps)} "
+            f"of payload) are faster than their host's PCIe path ({format_rate(spec.pcie.bandwidth_bps)}): "
+            "they run at PCIe speed (set fabric.pcie.bandwidth to the NIC's PCIe generation)")
     if spec.placement == "rail_first":
         fabric.gpus.sort(key=lambda name: (int(name.rpartition("gpu")[2]), fabric.devices[name].host))
     fabric.description = (

@@ -21,8 +21,7 @@ import numpy as np
 import simpy
 
 from fabricsim.collectives import algorithms_for, build_schedule
-from fabricsim.collectives.channels import Place, ring_orders
-from fabricsim.collectives.ring import Orders
+from fabricsim.collectives.channels import Layout, Place, channel_layout
 from fabricsim.collectives.protocol import with_software_latency
 from fabricsim.collectives.tuner import choose_for_routes
 from fabricsim.config import Scenario, ScenarioError
@@ -83,14 +82,14 @@ class Simulation:
         self.router = Router(self.fabric)
         self.plan: WorkloadPlan = plan_workload(scenario, len(self.fabric.gpus), source)
         self.schedule = lru_cache(maxsize=64)(self._build_schedule)
-        self.ring_orders = lru_cache(maxsize=64)(self._ring_orders)
+        self.layout = lru_cache(maxsize=64)(self._layout)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._check_routes(source)
         self._check_impairment_links(source)
 
-    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int, orders: Orders | None = None) -> Schedule:
+    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout | None = None) -> Schedule:
         """The call's schedule, by the scenario's algorithm, or the op's first one when it has no such;
-        ``orders``: ring's channels (``ring_orders``), the first ``ranks`` GPUs' if None."""
+        ``layout``: ring's and tree's channels, the first ``ranks`` GPUs' if None."""
         collective = self.scenario.collective
         known = algorithms_for(op)
         algorithm = collective.algorithm if collective.algorithm in known or not known else known[0]
@@ -99,22 +98,23 @@ class Simulation:
             algorithm = choose_for_routes(op, ranks, size, collective.chunks, collective.protocol,
                                           [self.route(0, rank) for rank in range(1, ranks)], self.fabric.links,
                                           self.scenario.fabric.gpus_per_host)
+        layout = layout or self.layout(tuple(range(ranks)))
         return build_schedule(op, algorithm, ranks, size, collective.chunks, root=collective.root,
-                              local_ranks=self.scenario.fabric.gpus_per_host,
-                              orders=orders or self.ring_orders(tuple(range(ranks))))
+                              local_ranks=self.scenario.fabric.gpus_per_host, orders=layout.orders,
+                              trees=layout.trees)
 
     def call_schedule(self, call: Call) -> Schedule:
-        return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.ring_orders(call.group))
+        return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
 
-    def _ring_orders(self, group: tuple[int, ...]) -> Orders:
-        """NCCL's channels for a ring over these GPUs (by rank): where each sits on the fabric."""
+    def _layout(self, group: tuple[int, ...]) -> Layout:
+        """NCCL's channels over these GPUs (by rank), from where each sits on the fabric."""
         fabric = self.fabric
         places = []
         for rank in group:
             gpu = fabric.gpus[rank]
             places.append(Place(fabric.devices[gpu].host, fabric.nic_rail[fabric.nic_of[gpu]],
                                 tuple(fabric.nic_rail[nic] for nic in fabric.near_nics[gpu])))
-        return ring_orders(places, self.scenario.collective.channels)
+        return channel_layout(places, self.scenario.collective.channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
         return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])

@@ -102,7 +102,7 @@ def test_counts_are_per_rank_where_nccl_tests_counts_per_rank(scenario_file, tmp
     (["-b", "1G", "-e", "8"], "-b/-e/-f: expected end >= start"),
     (["-b", "8", "-e", "64", "-f", "1"], "-b/-e/-f: expected a multiplicative step above 1"),
     (["-b", "lots"], "-b: expected a size such as"),
-    (["-a", "ring,tree"], "collective.algorithm: expected one of"),
+    (["-a", "ring,trees"], "collective.algorithm: expected one of"),
     (["-a", "binomial_tree"], "collective: expected algorithm auto or one of"),
     (["-b", "1", "-e", "3"], "sizes: expected at least one size of a whole float32 element"),
     (["-n", "0"], "-n: expected a positive number of iterations"),

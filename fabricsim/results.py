@@ -117,11 +117,13 @@ class RunResults:
             "warnings": list(simulation.fabric.warnings),
             "fabricsim_version": __version__,
         }
-        if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
+        if "auto" in (scenario.collective.algorithm, scenario.collective.protocol):  # auto's picks per size S
             calls = {call for shape in self.shapes for call in shape.calls if call.op == plan.op}
-            picks = {simulation.call_schedule(call).size_bytes: simulation.call_schedule(call).algorithm
-                     for call in calls}
-            summary["collective"]["picked"] = {str(size): picks[size] for size in sorted(picks)}
+            picks = {simulation.call_schedule(call).size_bytes: (simulation.call_schedule(call).algorithm,
+                                                                 simulation.call_pick(call)) for call in calls}
+            summary["collective"]["picked"] = {str(size): picks[size][0] for size in sorted(picks)}
+            summary["collective"]["picked_protocol"] = {str(size): picks[size][1].protocol for size in sorted(picks)}
+            summary["collective"]["why"] = {str(size): picks[size][1].reason for size in sorted(picks)}
         if ok.any():
             latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
             summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)

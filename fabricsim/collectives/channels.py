@@ -38,14 +38,16 @@ class Place:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """The channels of the ranks of one call: ``ring``'s rings and ``tree``'s trees."""
+    """The channels of the ranks of one call: ``ring``'s rings and ``tree``'s trees, and the hosts
+    the ranks span."""
 
     orders: Orders
     trees: Trees
+    hosts: int
 
 
 def channel_layout(places: Sequence[Place], channels: int = 0) -> Layout:
-    return Layout(ring_orders(places, channels), tree_parents(places, channels))
+    return Layout(ring_orders(places, channels), tree_parents(places, channels), len(_hosts(places)))
 
 
 def default_channels(places: Sequence[Place]) -> int:

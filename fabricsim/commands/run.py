@@ -39,7 +39,8 @@ def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) ->
         f"fabric: {simulation.fabric.description}",
     ]
     if "picked" in collective:
-        lines.append("auto picked: " + ", ".join(f"{name} for {format_bytes(int(size))}"
+        lines.append("auto picked: " + ", ".join(f"{name}/{collective['picked_protocol'][size]} for "
+                                                 f"{format_bytes(int(size))}"
                                                  for size, name in collective["picked"].items()))
     latency = summary["latency_us"]
     tail = [f"{label} trial {cause['trial']} ({cause['latency_us']:.2f} us): {cause['cause']} "

@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 from fabricsim.collectives import algorithms_for
 from fabricsim.config.base import Spec
 
+NOT_MODELLED = ("nvls", "nvlstree", "collnetdirect", "collnetchain", "collnet", "pat")  # NCCL_ALGO names
+
 
 class CollectiveSpec(Spec):
     op: Literal["all_gather", "reduce_scatter", "all_reduce", "broadcast", "reduce", "gather", "all_to_all",
@@ -19,14 +21,26 @@ class CollectiveSpec(Spec):
     chunks: int = Field(1, ge=1, description="pipelined pieces each step is cut into (pipelined algorithms)")
     channels: int = Field(0, ge=0, description="ring and tree: rings or trees at once (NCCL's channels); 0: as NCCL picks")
     root: int = Field(0, ge=0, description="broadcast, reduce and gather root; send_recv sender")
-    protocol: Literal["none", "simple", "ll", "ll128"] = Field(
-        "none", description="per-message software latency: NCCL's constants for this protocol")
+    protocol: Literal["none", "simple", "ll", "ll128", "auto"] = Field(
+        "none", description="per-message software latency: NCCL's constants for this protocol; auto: as NCCL picks")
 
     @field_validator("algorithm", mode="before")
     @classmethod
     def _alias(cls, value: object) -> object:
-        """``multi_ring``, the earlier name of the channelled ring, is ``ring``."""
-        return "ring" if value == "multi_ring" else value
+        """NCCL_ALGO's spellings in any case (Ring, Tree); ``multi_ring``, an earlier name of ``ring``."""
+        if not isinstance(value, str):
+            return value
+        name = value.lower()
+        if name in NOT_MODELLED:
+            raise ValueError(f"expected an algorithm fabricsim builds; NCCL's {value} is not modelled "
+                             "(Ring, Tree, auto are)")
+        return {"multi_ring": "ring", "ring": "ring", "tree": "tree", "auto": "auto"}.get(name, value)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_case(cls, value: object) -> object:
+        """NCCL_PROTO's spellings in any case (LL, LL128, Simple)."""
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_algorithm(self) -> CollectiveSpec:

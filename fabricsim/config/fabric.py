@@ -111,6 +111,8 @@ class FabricSpec(Spec):
     hosts: int = Field(4, ge=1)
     gpus_per_host: int = Field(1, ge=1)
     intra_host: Literal["nvlink", "pcie"] = "nvlink"
+    architecture: Literal["volta", "ampere", "hopper", "blackwell"] = Field(
+        "ampere", description="GPU generation: NCCL's tuning constants for algorithm auto")
     pcie_switches: int = Field(0, ge=0, description="per host; 0: each NIC cabled straight to its GPU")
     placement: Literal["host_first", "rail_first"] = Field(
         "host_first", description="rank order: all GPUs of a host, or GPU i of every host, first")

@@ -43,7 +43,7 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # with two GPUs and two of the eight ConnectX-6 NICs (GPUDirect RDMA stays under one switch).
     # PCIe Gen4 x16: 32 GB/s per direction raw (PCI-SIG).
     "dgx_a100": {
-        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4,
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "ampere",
         "nvlink": {"bandwidth": "240GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
         "pcie": {"bandwidth": "32GB/s", "latency": "250ns"}, "nic": {"preset": "roce_200g"},
     },
@@ -51,7 +51,7 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # (370.8 GB/s effective); PCIe Gen5 x16 64 GB/s per direction (PCI-SIG) through four PCIe
     # switches, two GPUs and two of the eight ConnectX-7 400G NICs on each.
     "dgx_h100": {
-        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4,
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "hopper",
         "nvlink": {"bandwidth": "370.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
         "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
     },
@@ -61,7 +61,7 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # 32 GB/s per direction (PCI-SIG). Four 100G NICs would be typical; one per GPU keeps the model's
     # GPU-NIC pairing.
     "pcie_8gpu": {
-        "gpus_per_host": 8, "intra_host": "pcie", "pcie_switches": 2,
+        "gpus_per_host": 8, "intra_host": "pcie", "pcie_switches": 2, "architecture": "ampere",
         "pcie": {"bandwidth": "32GB/s", "latency": "250ns"}, "nic": {"preset": "roce_100g"},
     },
 }

@@ -105,7 +105,7 @@ class ClosSpec(Spec):
 
 
 class FabricSpec(Spec):
-    preset: Literal["dgx_a100", "dgx_h100", "pcie_8gpu"] | None = Field(
+    preset: Literal["dgx_a100", "dgx_h100", "dgx_b200", "dgx_b300", "gb200_nvl72", "pcie_8gpu"] | None = Field(
         None, description="a server model that fills the keys not given (fabric/presets.py)")
     topology: Literal["single_switch", "direct_ring", "leaf_spine", "rail_optimized"] = "single_switch"
     hosts: int = Field(4, ge=1)

@@ -55,6 +55,29 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
         "nvlink": {"bandwidth": "370.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
         "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
     },
+    # NVIDIA DGX B200 (DGX B200 datasheet): 8x B200 on NVLink5 (1.8 TB/s per GPU both ways; NCCL's
+    # model: 18 links x 40.1 GB/s = 721.8 GB/s per direction, tuning.cc SM100), eight ConnectX-7
+    # 400G NICs behind PCIe Gen5 switches (64 GB/s per direction).
+    "dgx_b200": {
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "blackwell",
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
+    },
+    # NVIDIA DGX B300 (DGX B300 datasheet): 8x B300 on NVLink5 (as B200), eight ConnectX-8 800G
+    # SuperNICs on PCIe Gen6 x16 (128 GB/s per direction, PCI-SIG).
+    "dgx_b300": {
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "blackwell",
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "pcie": {"bandwidth": "128GB/s", "latency": "250ns"}, "nic": {"preset": "roce_800g"},
+    },
+    # NVIDIA GB200 NVL72 (GB200 NVL72 datasheet): one NVLink5 domain of 72 B200 GPUs through the
+    # rack's NVSwitch trays (one hub here, 721.8 GB/s per GPU as above), as one "host" of 72 GPUs;
+    # a ConnectX-7 400G NIC per GPU on PCIe Gen5 (64 GB/s).
+    "gb200_nvl72": {
+        "gpus_per_host": 72, "intra_host": "nvlink", "pcie_switches": 0, "architecture": "blackwell",
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
+    },
     # A PCIe-only 8-GPU server (e.g. 8x L40S or A100 PCIe without NVLink bridges, dual-socket with
     # two PCIe Gen4 switches of four GPUs and their NICs each): GPUs talk only over PCIe, across
     # switches through the host's PCIe root. NCCL models PCIe Gen3 x16 at 12 GB/s; Gen4 x16 raw is

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import yaml
 
-from fabricsim import __version__, breakdown, counters, plots, stats, usage
+from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, stats, usage
 from fabricsim.columns import TrialColumns
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.workload import Call, Trial
@@ -109,7 +109,7 @@ class RunResults:
             "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
                                         else call_size_bytes(calls_of[p][0]) for p in per_rank]),
             "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
-            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.parts_ps),
+            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
             "fabricsim_version": __version__,
         }
         if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
@@ -120,6 +120,7 @@ class RunResults:
         if ok.any():
             latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
             summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)
+            summary["percentiles_unsupported"] = stats.unsupported_percentiles(latency_ps.size)
             median_size = float(np.median(self._by_shape("size_bytes")[shape_ids]))
             compute_ps = self._by_shape("compute_ps")[shape_ids]
             compute_us = float(np.median(latency_ps / 1e6 - communication_us(latency_ps, compute_ps)))
@@ -220,17 +221,22 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
 def _write_plots(stage: Path, results: RunResults) -> None:
     title, subtitle = results.plot_titles()
     columns = results.columns
-    latency_us, failed = columns.latency_ps / 1e6, columns.failed
-    if not failed.all():
-        plots.plot_cdf(latency_us[~failed], stage / "cdf.png", title, subtitle)
-    plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
+    latency_us, failed, parts_ps = columns.latency_ps / 1e6, columns.failed, columns.parts_ps
+    reference = breakdown.median_row(columns.latency_ps, failed)
+    if reference is None:  # every trial failed: no median to measure against
+        plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
+        return
+    excess_ps = parts_ps - parts_ps[reference]
+    causes = np.where(excess_ps.max(axis=1) > 0, np.array(breakdown.PARTS)[excess_ps.argmax(axis=1)], "none")
+    ok = ~failed
+    plots.plot_cdf(latency_us[ok], stage / "cdf.png", title, subtitle, causes[ok], int(failed.sum()))
+    plots.plot_ccdf(latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))
+    plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle, causes)
     slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]  # ties in trial order
-    parts_us = columns.parts_ps[slowest].T / 1e6
-    plots.plot_breakdown(columns.trial[slowest].tolist(), dict(zip(breakdown.CAUSES, parts_us[1:])),
-                         stage / "breakdown.png", title,
-                         f"the {len(slowest)} slowest of {columns.count} trials, ideal "
-                         + "-".join(dict.fromkeys(f"{us:.6g}" for us in (parts_us[0].min(), parts_us[0].max())))
-                         + " us")
+    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / 1e6, columns.trial[slowest],
+                                  latency_us[slowest], excess_ps[slowest] / 1e6, failed[slowest],
+                                  stage / "breakdown.png", title,
+                                  f"the {len(slowest)} slowest of {columns.count} trials against the median trial")
 
 
 @contextmanager

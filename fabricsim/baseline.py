@@ -109,10 +109,19 @@ def baseline_sample(baseline: dict) -> Sample:
     return Sample("baseline", latency_ps, failed, baseline)
 
 
-def changed_keys(baseline: dict, scenario: Scenario) -> list[str]:
-    """Key paths whose values differ between the baseline's scenario shape and this scenario's."""
+def changed_keys(baseline: dict, scenario: Scenario) -> dict[str, tuple]:
+    """Key paths whose values differ between the baseline's scenario shape and this scenario's, each
+    with its (old, new) value (None where a key is missing on one side)."""
     old, new = _flatten(baseline["scenario_shape"]), _flatten(scenario_shape(scenario))
-    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    return {key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)}
+
+
+def baseline_scenario(baseline: dict) -> dict:
+    """The scenario a baseline was run from (its shape, seed and trial count), as a resolved scenario."""
+    scenario = json.loads(json.dumps(baseline["scenario_shape"]))
+    scenario["seed"] = baseline["seed"]
+    scenario["workload"]["trials"] = baseline["workload_trials"]
+    return scenario
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -21,7 +21,7 @@ from fabricsim.breakdown import PART_WORDS, PARTS
 from fabricsim.plots import FAILED_COLOR, OUTLIER_FACTOR, grid, new_figure, save_figure
 from fabricsim.units import TimeUnit
 
-PART_COLORS = dict(zip(PARTS, ("0.65", "tab:blue", "tab:orange", "tab:purple", "tab:red", "black")))
+PART_COLORS = dict(zip(PARTS, ("0.65", "tab:blue", "tab:orange", "tab:purple", "tab:red", "tab:brown")))
 
 
 def breakdown_figure(median_trial: int, median_parts_us: np.ndarray, trials, latency_us, excess_us,
@@ -50,8 +50,9 @@ def breakdown_figure(median_trial: int, median_parts_us: np.ndarray, trials, lat
             ax.set_title(name, fontsize=9)
             ax.set_ylabel(f"time beyond the median ({unit.name})")
         handles = [Patch(color=PART_COLORS[part], label=PART_WORDS[part]) for part in PARTS]
-        handles.append(axes[-1].lines[0] if groups else Patch(color="none"))
-        handles[-1].set_label("net beyond the median")
+        if groups:
+            handles.append(axes[-1].lines[0])
+            handles[-1].set_label("net beyond the median")
         if failed.any():
             handles.append(Patch(facecolor="white", edgecolor=FAILED_COLOR, hatch="//", label="failed trial"))
         for ax in axes[1:]:

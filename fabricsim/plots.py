@@ -313,17 +313,19 @@ def _extremes_by_bin(values: np.ndarray) -> np.ndarray:
 
 
 def draw_delay(ax: Axes, trial_index, latency, failed_mask, unit: TimeUnit | None = None,
-               failed_marks: bool = True) -> None:
+               failed_marks: bool = True, limit: float | None = None) -> None:
     """Each trial's completion time (in `unit`, default us) against its index on `ax`: a line with
-    markers, or small dots beyond MANY_TRIALS trials; the median dashed; failed trials (whose
-    latency is ignored) as crosses in FAILED_COLOR on the top edge unless `failed_marks` is False."""
+    markers, or small dots beyond MANY_TRIALS trials, left out above `limit` (drawn on another panel);
+    the median dashed; failed trials (whose latency is ignored) as crosses in FAILED_COLOR on the top
+    edge unless `failed_marks` is False."""
     trial_index, latency, failed_mask = _trial_columns(trial_index, latency, failed_mask)
     unit = unit or TimeUnit.for_typical(1.0)
     ok_index, ok_latency = trial_index[~failed_mask], latency[~failed_mask]
     if ok_latency.size:
         drawn = _extremes_by_bin(ok_latency)
         many = ok_latency.size > MANY_TRIALS
-        ax.plot(ok_index[drawn], ok_latency[drawn], color="tab:blue", linewidth=0 if many else 0.6,
+        shown = ok_latency[drawn] if limit is None else np.where(ok_latency[drawn] > limit, np.nan, ok_latency[drawn])
+        ax.plot(ok_index[drawn], shown, color="tab:blue", linewidth=0 if many else 0.6,
                 marker="." if many else "o", markersize=2 if many else 3, label=f"{ok_latency.size} completed")
         median = float(np.median(ok_latency))
         ax.axhline(median, color=_MARKER_COLORS["p50"], linestyle="--", linewidth=1,
@@ -367,17 +369,14 @@ def delay_figure(trial_index, latency_us, failed_mask, title: str, subtitle: str
         fig = new_figure(title, subtitle)
         axes = time_panels(fig, values[~failed_mask], "y")
         body, top = axes[0], axes[-1]
-        draw_delay(body, trial_index, values, failed_mask, unit, failed_marks=top is body)
+        limit = outlier_limit(values[~failed_mask])
+        draw_delay(body, trial_index, values, failed_mask, unit, failed_marks=top is body, limit=limit)
         if top is not body:
-            index = trial_index
-            limit = outlier_limit(values[~failed_mask])
             slow = ~failed_mask & (values > limit)
-            top.plot(index[slow], values[slow], linestyle="none", marker="o", markersize=4, color="tab:blue")
-            _failed_marks(top, index, failed_mask)
+            top.plot(trial_index[slow], values[slow], linestyle="none", marker="o", markersize=4, color="tab:blue")
+            _failed_marks(top, trial_index, failed_mask)
             if causes is not None:
-                _annotate_outliers(top, values, index.astype(float), np.asarray(causes), limit, unit, "y")
-        if len(axes) == 1 and use_log_scale(ok_us):
-            body.set_yscale("log")
+                _annotate_outliers(top, values, trial_index.astype(float), np.asarray(causes), limit, unit, "y")
         body.set_xlabel("trial index")
         _time_label(fig, axes, unit, "y")
         fig.legend(*_legend_entries(axes), loc="outside lower center", ncols=3, fontsize=9)

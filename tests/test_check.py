@@ -4,6 +4,7 @@ baseline."""
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -98,9 +99,21 @@ def test_tolerances_gate_only_the_metrics_named(scenario_path, baseline, monkeyp
 
 
 def test_a_changed_scenario_is_reported_not_compared(scenario_path, baseline, capsys):
-    assert main(["check", scenario_path, "--set", "fabric.nic.bandwidth=200Gbps"]) == 1
+    Path(scenario_path).write_text(SCENARIO_YAML.replace("fabric: {hosts: 4}", "fabric: {hosts: 4, nic: {bandwidth: 200Gbps}}"))
+    assert main(["check", scenario_path]) == 1
     output = capsys.readouterr().out
-    assert "CHANGED" in output and "fabric.nic.bandwidth" in output and "p50 (" not in output
+    assert "CHANGED" in output and "  fabric.nic.bandwidth: 100Gbps -> 200Gbps\n" in output and "p50 (" not in output
+    command = next(line for line in output.splitlines() if line.startswith("to see the difference: "))
+    assert command.endswith(f"fabricsim compare results/check/check_test.baseline.yaml {scenario_path} "
+                            "--seed 3 --trials 12")
+    assert main(command.removeprefix("to see the difference: fabricsim ").split() + ["-o", "cmp"]) == 0
+    old, new = read_csv_rows(Path("cmp/compare.csv"))
+    assert old["trials"] == new["trials"] == "12" and float(new["p50_us"]) < 0.6 * float(old["p50_us"])
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_statistical_mode_accepts_another_seed_and_catches_a_slowdown(scenario_path, baseline,

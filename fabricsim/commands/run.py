@@ -69,7 +69,11 @@ def tail_lines(summary: dict) -> list[str]:
     lines = []
     if median is not None:
         unit = TimeUnit.for_typical(median["latency_us"])
-        lines.append(f"beyond the median trial {median['trial']} ({unit.text(median['latency_us'])}):")
+        part = max(median["parts_us"], key=median["parts_us"].get)
+        lines.append(f"median trial {median['trial']}: {unit.text(median['latency_us'])}, mostly {PART_WORDS[part]} "
+                     f"({unit.text(median['parts_us'][part])})" + (f"; ideal {unit.text(median['parts_us']['ideal'])}"
+                                                                    if part != "ideal" else ""))
+        lines.append("beyond the median:")
         for label, name in (("p99", "p99 trial"), ("max", "slowest trial")):
             if label not in causes:
                 continue

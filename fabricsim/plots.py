@@ -130,14 +130,14 @@ def _break_marks(body: Axes, outliers: Axes, axis: str) -> None:
     if axis == "x":
         body.spines["right"].set_visible(False)
         outliers.spines["left"].set_visible(False)
-        outliers.tick_params(axis="y", left=False, labelleft=False)
+        outliers.tick_params(axis="y", which="both", left=False, labelleft=False)
         outliers.xaxis.set_major_locator(MaxNLocator(2))
         body.plot([1, 1], [0, 1], transform=body.transAxes, **marks)
         outliers.plot([0, 0], [0, 1], transform=outliers.transAxes, **marks)
     else:
         body.spines["top"].set_visible(False)
         outliers.spines["bottom"].set_visible(False)
-        outliers.tick_params(axis="x", bottom=False, labelbottom=False)
+        outliers.tick_params(axis="x", which="both", bottom=False, labelbottom=False)
         outliers.yaxis.set_major_locator(MaxNLocator(3))
         body.plot([0, 1], [1, 1], transform=body.transAxes, **marks)
         outliers.plot([0, 1], [0, 0], transform=outliers.transAxes, **marks)

@@ -55,8 +55,8 @@ def breakdown_figure(median_trial: int, median_parts_us: np.ndarray, trials, lat
             handles[-1].set_label("net beyond the median")
         if failed.any():
             handles.append(Patch(facecolor="white", edgecolor=FAILED_COLOR, hatch="//", label="failed trial"))
-        for ax in axes[1:]:
-            ax.set_xlabel("trial (slowest first)", fontsize=9)
+        for ax, (name, _) in zip(axes[1:], groups):
+            ax.set_xlabel("trial (slowest first)" if name == "slowest trials" else "trial", fontsize=9)
         fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
     return fig
 

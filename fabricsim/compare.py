@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fabricsim import stats
+from fabricsim import report, stats
 from fabricsim.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
 from fabricsim.results import staged_folder
 from fabricsim.sample import METRICS, Sample
@@ -158,7 +158,7 @@ def _notes(rows: list[Row]) -> list[str]:
 
 
 def write_comparison(out_dir: Path, samples: list[Sample], rows: list[Row], title: str, subtitle: str) -> None:
-    """compare.csv, compare.md and the three pictures, moved into out_dir in one rename."""
+    """compare.csv, compare.md, the three pictures and report.html, moved into out_dir in one rename."""
     ok_us = {sample.label: sample.ok_latency_us for sample in samples}
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "compare.csv", rows)
@@ -167,6 +167,11 @@ def write_comparison(out_dir: Path, samples: list[Sample], rows: list[Row], titl
         plot_compare_tail(ok_us, stage / "compare_tail.png", title, subtitle)
         plot_compare_delay({s.label: (s.trial_latency_ps / 1e6, s.failed) for s in samples},
                            stage / "compare_delay.png", title)
+        header, *body = _cells(rows)
+        (stage / "report.html").write_text(report.page(title, subtitle, [
+            ("Comparison", report.table(header, body) + report.preformatted("\n".join(_notes(rows)))),
+            ("Pictures", report.pictures([stage / f"compare_{name}.png" for name in ("cdf", "tail", "delay")])),
+        ]))
 
 
 def _write_csv(path: Path, rows: list[Row]) -> None:

@@ -25,11 +25,11 @@ from typing import Iterable, Iterator
 import numpy as np
 import yaml
 
-from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, stats, usage
+from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, report, stats, summary_text, usage
 from fabricsim.columns import TrialColumns
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.workload import Call, Trial
-from fabricsim.units import format_bytes
+from fabricsim.units import TimeUnit, format_bytes
 
 
 SLOWEST_TRIALS_PLOTTED = 20
@@ -165,6 +165,7 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
         if simulation.scenario.output.plots:
             _write_plots(stage, results)
+        (stage / "report.html").write_text(run_report(stage, results))
     return results
 
 
@@ -238,6 +239,26 @@ def _write_plots(stage: Path, results: RunResults) -> None:
                                   latency_us[slowest], excess_ps[slowest] / 1e6, failed[slowest],
                                   stage / "breakdown.png", title,
                                   f"the {len(slowest)} slowest of {columns.count} trials, against the median trial")
+
+
+def run_report(stage: Path, results: RunResults) -> str:
+    """report.html of a result folder being written in `stage` (its pictures inline)."""
+    title, subtitle = results.plot_titles()
+    summary, columns = results.summary, results.columns
+    words = summary_text.latency_table(summary) if summary["latency_us"] else ["every trial failed"]
+    slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]
+    unit = TimeUnit.for_typical(summary["latency_us"]["p50"] if summary["latency_us"] else 1.0)
+    rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / 1e6), "yes" if columns.failed[row] else "",
+             *(unit.number(part_ps / 1e6) for part_ps in columns.parts_ps[row])] for row in slowest]
+    return report.page(title, subtitle, [
+        ("Summary", report.preformatted("\n".join(words + summary_text.tail_lines(summary)))),
+        ("Pictures", report.pictures([stage / name for name in ("cdf.png", "ccdf.png", "delay.png", "breakdown.png")])),
+        (f"The {len(rows)} slowest trials",
+         report.table(["trial", f"latency ({unit.name})", "failed",
+                       *(f"{breakdown.PART_WORDS[part]} ({unit.name})" for part in breakdown.PARTS)],
+                      rows, [bool(columns.failed[row]) for row in slowest])),
+        ("Scenario", report.preformatted((stage / "scenario.resolved.yaml").read_text())),
+    ])
 
 
 @contextmanager

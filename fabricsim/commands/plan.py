@@ -27,9 +27,10 @@ SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "scenarios" / "models"
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("plan", help="how many tensor-parallel GPUs a model, device and link can use")
     parser.add_argument("model", help="config.json path, or a shipped model name such as llama-2-70b")
-    parser.add_argument("--device", choices=sorted(DEVICES), default="h100")
+    parser.add_argument("--device", choices=sorted(DEVICES), default="h100", help="the GPU")
     parser.add_argument("--link", choices=sorted(LINKS), help="default: the device's own NVLink")
-    parser.add_argument("--tp", type=_degrees, default=(1, 2, 4, 8), metavar="1,2,4,8", help="TP degrees")
+    parser.add_argument("--tp", type=_degrees, default=(1, 2, 4, 8), metavar="1,2,4,8",
+                        help="TP degrees to tabulate (default 1,2,4,8)")
     parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="sequences per step")
     parser.add_argument("--seq-len", type=positive_int, default=4096, metavar="N", help="tokens per sequence")
     parser.add_argument("--sparse", action="store_true",

@@ -26,7 +26,22 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
         if isinstance(ref, str):
             raw["workload"][key] = _read_reference(path, f"workload.{key}", ref)
     _read_sample_files(raw, path, "")
+    _read_preset_file(raw, path)
     return validate_scenario(raw, path)
+
+
+def _read_preset_file(raw: dict, path: Path) -> None:
+    """``fabric.preset_file``: fabric keys in a file (``fabricsim calibrate`` writes one) laid under the
+    scenario's own fabric keys, as a named preset is."""
+    fabric = raw.get("fabric")
+    if not isinstance(fabric, dict) or "preset_file" not in fabric:
+        return
+    reference = fabric.pop("preset_file")
+    if not isinstance(reference, str):
+        raise ScenarioError(f"{path}: fabric.preset_file: expected a file path relative to the scenario, "
+                            f"got {reference!r}")
+    from fabricsim.fabric.presets import merged
+    raw["fabric"] = merged(_read_reference(path, "fabric.preset_file", reference), fabric)
 
 
 def _read_sample_files(node: Any, path: Path, key_path: str) -> None:

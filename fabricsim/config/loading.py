@@ -27,6 +27,10 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
             raw["workload"][key] = _read_reference(path, f"workload.{key}", ref)
     _read_sample_files(raw, path, "")
     _read_preset_file(raw, path)
+    for key in ("infragraph", "infragraph_annotations"):
+        ref = raw.get("fabric", {}).get(key) if isinstance(raw.get("fabric"), dict) else None
+        if isinstance(ref, str):
+            raw["fabric"][key] = _read_reference(path, f"fabric.{key}", ref)
     return validate_scenario(raw, path)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from fabricsim.commands.common import EXIT_OK, positive_int
+from fabricsim.commands.common import EXIT_OK, positive_int, refuse_foreign_file
 from fabricsim.config import ScenarioError, load_scenario
 from fabricsim.formats.calibrate import Calibration, calibrate
 from fabricsim.formats.measured import format_errors, measured_run, regime_summary
@@ -38,9 +38,7 @@ def command_calibrate(args: argparse.Namespace) -> int:
         raise ScenarioError(f"--holdout: expected at least 2 (every K-th size held out), got {args.holdout}")
     scenario = load_scenario(args.scenario)
     out = Path(args.output or Path(args.scenario).with_name(f"{scenario.name}.calibrated.yaml"))
-    if out.is_dir() or (out.exists() and not _is_preset_file(out)):
-        raise ScenarioError(f"-o {out}: expected a new file or a preset file fabricsim calibrate wrote; "
-                            "refusing to replace it")
+    refuse_foreign_file(out, PRESET_HEADER, "-o")
     runs = [measured_run(log, scenario, args.scenario) for log in args.logs]
     dtypes = {row.dtype for run in runs for row in run.rows}
     if len(dtypes) > 1:
@@ -63,14 +61,6 @@ def _own_keys(scenario_path: str, preset: dict[str, dict[str, str]]) -> list[str
     fabric = yaml.safe_load(Path(scenario_path).read_text()).get("fabric") or {}
     return [f"fabric.{section}.{key}" for section, keys in preset.items() for key in keys
             if isinstance(fabric.get(section), dict) and key in fabric[section]]
-
-
-def _is_preset_file(path: Path) -> bool:
-    try:
-        with path.open() as handle:
-            return handle.readline().startswith(PRESET_HEADER)
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def format_calibration(result: Calibration, name: str, run: MeasuredRun) -> str:

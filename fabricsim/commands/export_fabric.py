@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from fabricsim.commands.common import EXIT_OK, scenario_overrides
+from fabricsim.commands.common import EXIT_OK, refuse_foreign_file, scenario_overrides
 from fabricsim.config import ScenarioError, load_scenario
 from fabricsim.fabric import build_fabric
 from fabricsim.fabric.infragraph import INFRAGRAPH_VERSION, InfraGraphError, infragraph_of
@@ -36,9 +36,7 @@ def command_export_fabric(args: argparse.Namespace) -> int:
     annotations_out = out.with_name(f"{out.stem}.annotations{out.suffix}")
     as_json = out.suffix.lower() == ".json"
     for path in (out, annotations_out):
-        if path.exists() and not _ours(path):
-            raise ScenarioError(f"-o {path}: expected a new file or one fabricsim export-fabric wrote; "
-                                "refusing to replace it")
+        refuse_foreign_file(path, HEADER, "-o")
     try:
         infrastructure, annotation = infragraph_of(build_fabric(scenario.fabric), scenario.name)
     except InfraGraphError as error:
@@ -49,11 +47,3 @@ def command_export_fabric(args: argparse.Namespace) -> int:
                         else header + yaml.safe_dump(document, sort_keys=False))
     print(f"InfraGraph: {out} ({len(infrastructure['edges'])} edges between instances), ranks: {annotations_out}")
     return EXIT_OK
-
-
-def _ours(path: Path) -> bool:
-    try:
-        with path.open() as handle:
-            return handle.readline().startswith(HEADER)
-    except (OSError, UnicodeDecodeError):
-        return False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from fabricsim.commands.common import EXIT_OK, positive_int, refuse_foreign_file
+from fabricsim.commands.common import EXIT_OK, positive_int, refuse_foreign_file, write_file
 from fabricsim.config import ScenarioError, load_scenario
 from fabricsim.formats.calibrate import Calibration, calibrate
 from fabricsim.formats.measured import format_errors, measured_run, regime_summary
@@ -47,7 +47,7 @@ def command_calibrate(args: argparse.Namespace) -> int:
                          tuple({row.size_bytes: row for run in runs for row in run.rows}.values()))
     result = calibrate(scenario, args.scenario, pooled, args.holdout)
     print(format_calibration(result, scenario.name, pooled))
-    out.write_text(preset_text(result, args.logs, args.scenario))
+    write_file(out, preset_text(result, args.logs, args.scenario), "-o")
     print(f"preset: {out} (name it in a scenario: fabric: {{preset_file: {out.name}}})")
     own = _own_keys(args.scenario, result.preset())
     if own:

@@ -48,8 +48,10 @@ def scenario_overrides(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def refuse_foreign_file(path: Path, header: str, flag: str) -> None:
-    """Refuse (ScenarioError) to write over anything at ``path`` but a file whose first line starts with
-    ``header``: one this command wrote."""
+    """Refuse (ScenarioError) a file path outside an existing folder, or anything at ``path`` but a file
+    whose first line starts with ``header``: one this command wrote."""
+    if not path.parent.is_dir():
+        raise ScenarioError(f"{flag} {path}: expected a file in an existing folder")
     if not path.exists():
         return
     try:
@@ -60,6 +62,14 @@ def refuse_foreign_file(path: Path, header: str, flag: str) -> None:
     if not ours:
         raise ScenarioError(f"{flag} {path}: expected a new file or one that {header.lstrip('# ')} wrote; "
                             "refusing to replace it")
+
+
+def write_file(path: Path, text: str, flag: str) -> None:
+    """Write a command's output file; a folder that refuses it is bad input (ScenarioError)."""
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise ScenarioError(f"{flag} {path}: cannot write the file ({error.strerror})") from None
 
 
 def default_result_dir(scenario: Scenario) -> Path:

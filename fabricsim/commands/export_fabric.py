@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from fabricsim.commands.common import EXIT_OK, refuse_foreign_file, scenario_overrides
+from fabricsim.commands.common import EXIT_OK, refuse_foreign_file, scenario_overrides, write_file
 from fabricsim.config import ScenarioError, load_scenario
 from fabricsim.fabric import build_fabric
 from fabricsim.fabric.infragraph import INFRAGRAPH_VERSION, InfraGraphError, infragraph_of
@@ -43,7 +43,7 @@ def command_export_fabric(args: argparse.Namespace) -> int:
         raise ScenarioError(f"{args.scenario}: fabric: {error}") from None
     header = f"{HEADER} {args.scenario} (InfraGraph {INFRAGRAPH_VERSION})\n"
     for path, document in ((out, infrastructure), (annotations_out, annotation)):
-        path.write_text(json.dumps(document, indent=1) + "\n" if as_json
-                        else header + yaml.safe_dump(document, sort_keys=False))
+        write_file(path, json.dumps(document, indent=1) + "\n" if as_json
+                   else header + yaml.safe_dump(document, sort_keys=False), "-o")
     print(f"InfraGraph: {out} ({len(infrastructure['edges'])} edges between instances), ranks: {annotations_out}")
     return EXIT_OK

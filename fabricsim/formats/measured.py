@@ -22,14 +22,16 @@ REGIMES = ("latency-bound", "bandwidth-bound")
 
 def measured_run(path: str | Path, scenario: Scenario, source: str | Path) -> MeasuredRun:
     """The run of the log at ``path`` that measured the scenario's collective: the only one, or the one
-    naming the scenario's op; refused (ScenarioError) when the log names another op or rank count."""
+    naming the scenario's op (or, in fabricsim's own table, its algorithm); refused (ScenarioError) when
+    the log names another op or rank count."""
     runs = read_log(path)
     op, ranks = scenario.collective.op, scenario.fabric.gpus
     matching = [run for run in runs if run.op in (op, None)]
     if not matching:
         raise ScenarioError(f"{path}: expected a run of {op} (the op of {source}), found "
                             + ", ".join(sorted({str(run.op) for run in runs})))
-    run = next((run for run in matching if run.op == op), matching[0])
+    run = next((run for run in matching if run.op == op or run.algorithm == scenario.collective.algorithm),
+               matching[0])
     if run.ranks is not None and run.ranks != ranks:
         raise ScenarioError(f"{run.source}: expected {ranks} ranks (fabric.hosts x fabric.gpus_per_host of "
                             f"{source}), the log lists {run.ranks}")

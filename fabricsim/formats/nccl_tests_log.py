@@ -79,8 +79,10 @@ def read_log(path: str | Path) -> list[MeasuredRun]:
     path = Path(path)
     try:
         text = path.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read the log ({getattr(error, 'strerror', None) or error})") from None
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read the log ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: expected an nccl-tests log in UTF-8 text, got bytes that are not") from None
     runs = _read_json(text, path) if text.lstrip().startswith("{") else _read_text(text, path)
     if not runs:
         raise ScenarioError(f"{path}: expected nccl-tests result rows (size count type redop root time algbw "

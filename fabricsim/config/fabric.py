@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from fabricsim.config.base import Bytes, KeyedValueError, RateBps, Spec, TimePs
 
@@ -134,6 +134,12 @@ class FabricSpec(Spec):
     @property
     def gpus(self) -> int:
         return self.hosts * self.gpus_per_host
+
+    @model_serializer(mode="wrap")
+    def _without_absent_infragraph(self, handler: Any) -> dict[str, Any]:
+        """The InfraGraph keys only when given, so that other fabrics resolve as they always have."""
+        return {key: value for key, value in handler(self).items()
+                if key not in ("infragraph", "infragraph_annotations") or value is not None}
 
     @model_validator(mode="before")
     @classmethod

@@ -12,8 +12,10 @@ route's bottleneck, or a latency that only adds to another on every route, stays
 value and is reported as held). A held bandwidth never becomes the bottleneck by the fit: it is raised
 to the largest fitted bandwidth when that passes it (the data could not see it, so it must not bind).
 The parameters are then chosen again at the fitted values and fitted again, until the choice holds
-(at most FIT_ROUNDS times). With an NCCL protocol the per-hop software latency stays NCCL's
-constant (``collectives.protocol``) and the fitted link latencies take up any difference.
+(at most FIT_ROUNDS times). With an NCCL protocol, its base and per-hop latencies
+(``collectives.protocol``) stay NCCL's constants: at one rank count they add the same time to every
+size, as the link latencies do, so the measurements cannot tell them apart and the fitted link
+latencies take up any difference.
 
 The fit is scipy.optimize.least_squares on log(time simulated) - log(time measured), in log
 parameters, so that every size weighs by its relative error and parameters stay positive. Every

@@ -41,7 +41,8 @@ from fabricsim.sweep import run_sweep, sweep_scenario
 LINK_SECTIONS = {"roce": "nic", "nvlink": "nvlink", "pcie": "pcie"}
 MIN_LATENCY_PS = 1_000  # a latency of zero starts the fit at 1 ns (log parameters stay positive)
 SENSITIVITY_STEP = 0.05  # relative change of a parameter when probing what it moves
-IDENTIFIABLE_RTOL = 1e-3  # singular values below this fraction of the largest add no direction
+NEGLIGIBLE_RTOL = 1e-3  # a parameter that moves the residuals less than this fraction of the most moves none
+COLLINEAR_RTOL = 1e-2  # a smallest singular value below this fraction of the largest: no new direction
 # the search stays within 1 Mb/s .. 10 Pb/s and 1 ps .. 1 ms (routing needs bounded latencies)
 BOUNDS = {"bandwidth": (1e6, 1e16), "latency": (1.0, 1e9)}
 FIT_ROUNDS = 4
@@ -197,10 +198,10 @@ def identifiable(start: dict[Parameter, float], residuals) -> list[Parameter]:
     largest = max((np.linalg.norm(column) for column in columns.values()), default=0.0)
     kept: list[Parameter] = []
     for parameter, column in columns.items():
-        if largest == 0 or np.linalg.norm(column) < IDENTIFIABLE_RTOL * largest:
+        if largest == 0 or np.linalg.norm(column) < NEGLIGIBLE_RTOL * largest:
             continue
         matrix = np.column_stack([columns[p] / np.linalg.norm(columns[p]) for p in kept + [parameter]])
         singular = np.linalg.svd(matrix, compute_uv=False)
-        if singular[-1] > IDENTIFIABLE_RTOL * singular[0] * 10:
+        if singular[-1] > COLLINEAR_RTOL * singular[0]:
             kept.append(parameter)
     return kept

@@ -74,6 +74,13 @@ def test_preset_file_keys_lie_under_the_scenario_own_keys(tmp_path):
     assert "preset_file" not in scenario.resolved()["fabric"]
 
 
+def test_a_nic_named_by_preset_takes_the_preset_file_values_over_its_preset(tmp_path):
+    _write(tmp_path / "cluster.yaml", {"nic": {"latency": "3us"}})
+    raw = {**NVLINK, "fabric": {"preset_file": "cluster.yaml", "nic": "roce_200g"}}
+    nic = load_scenario(_write(tmp_path / "s.yaml", raw)).fabric.nic
+    assert (nic.latency_ps, nic.bandwidth_bps, nic.header_bytes) == (3_000_000, 200e9, 82)
+
+
 def test_published_log_held_out_error_falls_by_calibration(capsys):
     """The published 2 x 8 H100 all-reduce (scenarios/measured): every other size, one round of fitting."""
     scenario_path = ROOT / "scenarios" / "measured" / "h100_2x8_allreduce.yaml"

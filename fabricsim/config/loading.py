@@ -45,7 +45,11 @@ def _read_preset_file(raw: dict, path: Path) -> None:
         raise ScenarioError(f"{path}: fabric.preset_file: expected a file path relative to the scenario, "
                             f"got {reference!r}")
     from fabricsim.fabric.presets import merged
-    raw["fabric"] = merged(_read_reference(path, "fabric.preset_file", reference), fabric)
+    keys = _read_reference(path, "fabric.preset_file", reference)
+    for key, value in fabric.items():  # nic: roce_400g names the preset of the mapping the file gives
+        if isinstance(value, str) and isinstance(keys.get(key), dict):
+            fabric[key] = {"preset": value}
+    raw["fabric"] = merged(keys, fabric)
 
 
 def _read_sample_files(node: Any, path: Path, key_path: str) -> None:

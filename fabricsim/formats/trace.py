@@ -9,8 +9,8 @@ rate, start, last bit sent and stall time in ``args`` (picoseconds exactly, as f
 flow that stalled on a link that was down gets an instant (``"ph": "i"``) where it ended; the trial's
 end is an instant named ``trial end`` or ``trial failed``, with the breakdown's parts (timeouts,
 retransmissions, failures) in its ``args``. Ranks are the collective's, as in flows.csv. Link
-failure times, NACKs and PFC pauses are not among the records a flow-model trial keeps, so they are
-not drawn; the packet model keeps no flows, so ``output.trace`` needs ``fabric.model: flow``.
+failure times, NACKs, PFC pauses and the start of each call after compute are not among the records a
+flow-model trial keeps, so they are not drawn; the packet model keeps no flows, so ``output.trace`` needs ``fabric.model: flow``.
 Trace-event format: "Trace Event Format", Google (docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU).
 """
 

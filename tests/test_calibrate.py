@@ -65,6 +65,22 @@ def test_calibration_recovers_the_constants_of_a_log_fabricsim_wrote(tmp_path, c
     assert errors and max(map(abs, errors)) < 0.5  # percent, on the sizes held out of the fit
 
 
+def test_several_logs_pool_their_sizes(tmp_path, capsys):
+    log = _measured_by_fabricsim(tmp_path, capsys, NVLINK)
+    lines = log.read_text().splitlines()
+    rows = [index for index, line in enumerate(lines) if line and not line.startswith("#")]
+    (tmp_path / "small.log").write_text("\n".join(lines[:rows[5]]) + "\n")  # header and the 5 smallest
+    (tmp_path / "large.log").write_text("\n".join(lines[rows[5]:]) + "\n")
+    scenario = _write(tmp_path / "start.yaml", {**NVLINK, "fabric": {"hosts": 1, "gpus_per_host": 4}})
+    preset = tmp_path / "pooled.yaml"
+    assert main(["calibrate", str(tmp_path / "small.log"), str(tmp_path / "large.log"), "--scenario", str(scenario),
+                 "-o", str(preset)]) == 0
+    assert "10 sizes from" in capsys.readouterr().out
+    nvlink = load_scenario(_write(tmp_path / "c.yaml", {**NVLINK, "fabric": {
+        "hosts": 1, "gpus_per_host": 4, "preset_file": "pooled.yaml"}})).fabric.nvlink
+    assert (nvlink.bandwidth_bps, nvlink.latency_ps) == (pytest.approx(1.6e12, rel=0.01), pytest.approx(500_000, rel=0.01))
+
+
 def test_preset_file_keys_lie_under_the_scenario_own_keys(tmp_path):
     _write(tmp_path / "cluster.yaml", {"nvlink": {"bandwidth": "123GB/s", "latency": "7ns"}, "hosts": 3})
     raw = {**NVLINK, "fabric": {"preset_file": "cluster.yaml", "hosts": 2, "nvlink": {"latency": "9ns"}}}

@@ -50,6 +50,13 @@ def test_two_runs_in_one_log_with_mpirun_prefixes_and_the_older_layout():
         (8, "sum", -1, 12.10), (16, "sum", -1, 12.30), (32, "sum", -1, 12.40)]
 
 
+def test_per_iteration_columns_and_timestamps_leave_the_times_in_place():
+    per_iteration, timestamped = read_log(FIXTURES / "nccl_tests_columns.log")
+    assert (per_iteration.op, timestamped.op) == ("all_reduce", "all_reduce")
+    assert [(row.time_us, row.in_place_time_us) for row in per_iteration.rows] == [(10.50, 10.20), (10.80, 10.60)]
+    assert [(row.time_us, row.in_place_time_us) for row in timestamped.rows] == [(10.40, 10.30), (10.90, 10.70)]
+
+
 def test_fabricsim_sweep_table_reads_back_per_algorithm(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({

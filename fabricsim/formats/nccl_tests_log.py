@@ -6,7 +6,7 @@ header names the test (``# Collective test starting: all_reduce_perf``, recent v
 the ranks (``#  Rank  0 Group  0 Pid ... device 0 [...] NVIDIA H100``); each data row is
 ``size count type redop root`` then an out-of-place group ``time algbw busbw #wrong`` and an in-place
 group of the same four (``#wrong`` may be ``N/A``; older versions have no ``root`` column, or no
-``redop``). The footer is ``# Out of bounds values`` and ``# Avg bus bandwidth``. A file may hold several
+``redop``; ``-I`` adds ``i_min i_max i_p99 i_cv%`` to each group, ``-T`` a timestamp to each row). The footer is ``# Out of bounds values`` and ``# Avg bus bandwidth``. A file may hold several
 runs one after another (several binaries, or one binary run twice): each header or footer closes
 the run before it. Lines prefixed by mpirun's ``[1,0]<stdout>:`` are read as the bare line.
 fabricsim's own table (``fabricsim sweep``) has one block per ``# algorithm: NAME`` and ends each row
@@ -46,6 +46,8 @@ _MPI_PREFIX = re.compile(r"^\[\d+,\d+\]<std(?:out|err)>:")
 _RANK_LINE = re.compile(r"^#?\s*Rank\s+(\d+)\s")
 _TEST_NAME = re.compile(r"Collective test (?:starting|concluded): (\S+)")
 _ALGORITHM_LINE = re.compile(r"^#\s*algorithm:\s*(\S+)")
+GROUP_COLUMNS = 4  # time algbw busbw #wrong
+PER_ITERATION_GROUP_COLUMNS = 8  # and i_min i_max i_p99 i_cv% (-I 1, nccl-tests 2.18+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class _TextRuns:
 
     def _new(self, op: str | None = None, algorithm: str | None = None) -> None:
         self.op, self.algorithm, self.ranks, self.rows = op, algorithm, set(), []
+        self.group = GROUP_COLUMNS  # numbers per placement group: 8 with per-iteration columns (-I)
 
     def close(self) -> None:
         """End the run being read (if it has rows); what follows belongs to the next."""
@@ -137,12 +140,14 @@ def _read_text(text: str, path: Path) -> list[MeasuredRun]:
                 runs.start()
         elif "Avg bus bandwidth" in line:
             runs.close()
+        elif line.startswith("#") and "i_min" in line:
+            runs.group = PER_ITERATION_GROUP_COLUMNS
         elif (rank := _RANK_LINE.match(line)):
             if runs.rows:
                 runs.start()
             runs.ranks.add(int(rank.group(1)))
         elif not line.startswith("#"):
-            row = _text_row(line.split())
+            row = _text_row(line.split(), runs.group)
             if row is not None and math.isfinite(row.time_us):
                 runs.rows.append(row)
     runs.close()
@@ -161,8 +166,9 @@ def _number(token: str) -> float | None:
         return None
 
 
-def _text_row(tokens: list[str]) -> MeasuredRow | None:
-    """A data row, or None for any other line (NCCL's own INFO lines, shell prompts)."""
+def _text_row(tokens: list[str], group: int = GROUP_COLUMNS) -> MeasuredRow | None:
+    """A data row, or None for any other line (NCCL's own INFO lines, shell prompts); ``group`` numbers
+    per placement (time algbw busbw #wrong, and i_min i_max i_p99 i_cv% with -I)."""
     if len(tokens) < 6 or not tokens[0].isdigit() or _number(tokens[1]) is None:
         return None
     words = []  # type, and redop when printed
@@ -171,18 +177,18 @@ def _text_row(tokens: list[str]) -> MeasuredRow | None:
         words.append(rest.pop(0))
     if not words or words[0] not in NCCL_DTYPES or len(words) > 2:
         return None
-    trailing_name = bool(rest) and _number(rest[-1]) is None
-    if trailing_name:  # fabricsim's table ends with the algorithm that ran
-        rest = rest[:-1]
-    numbers = [_number(token) for token in rest]
+    trailing = 0  # fabricsim's table ends with the algorithm that ran; -T adds a date and a time
+    while trailing < len(rest) and _number(rest[-1 - trailing]) is None:
+        trailing += 1
+    numbers = [_number(token) for token in rest[:len(rest) - trailing]]
     if any(value is None for value in numbers):
         return None
-    if len(numbers) % 4 == 1:  # root, then groups of time algbw busbw #wrong
-        root, groups = int(numbers[0]), [numbers[k:k + 3] for k in range(1, len(numbers), 4)]
-    elif trailing_name and len(numbers) == 4:  # fabricsim: root time algbw busbw
+    if len(numbers) % group == 1:  # root, then the placement groups
+        root, groups = int(numbers[0]), [numbers[k:k + 3] for k in range(1, len(numbers), group)]
+    elif trailing and len(numbers) == 4:  # fabricsim: root time algbw busbw
         root, groups = int(numbers[0]), [numbers[1:4]]
-    elif len(numbers) % 4 == 0 and numbers:  # older nccl-tests: no root column
-        root, groups = -1, [numbers[k:k + 3] for k in range(0, len(numbers), 4)]
+    elif len(numbers) % group == 0 and numbers:  # older nccl-tests: no root column
+        root, groups = -1, [numbers[k:k + 3] for k in range(0, len(numbers), group)]
     else:
         return None
     time_us, algbw, busbw = groups[0]

@@ -127,7 +127,7 @@ class _TextRuns:
 
 def _read_text(text: str, path: Path) -> list[MeasuredRun]:
     runs = _TextRuns(path)
-    for number, raw in enumerate(text.splitlines(), 1):
+    for raw in text.splitlines():
         line = _MPI_PREFIX.sub("", raw).strip()
         if not line:
             continue
@@ -136,15 +136,13 @@ def _read_text(text: str, path: Path) -> list[MeasuredRun]:
         elif (algorithm := _ALGORITHM_LINE.match(line)):
             runs.start(algorithm=algorithm.group(1))
         elif "nThread" in line and "minBytes" in line:
-            if runs.rows:
-                runs.start()
+            runs.close()
         elif "Avg bus bandwidth" in line:
             runs.close()
         elif line.startswith("#") and "i_min" in line:
             runs.group = PER_ITERATION_GROUP_COLUMNS
         elif (rank := _RANK_LINE.match(line)):
-            if runs.rows:
-                runs.start()
+            runs.close()
             runs.ranks.add(int(rank.group(1)))
         elif not line.startswith("#"):
             row = _text_row(line.split(), runs.group)

@@ -35,6 +35,10 @@ def test_hand_written_two_hosts_equal_the_same_fabric_as_a_scenario(tmp_path):
         "infragraph": str(FIXTURES / "two_hosts_four_gpus.yaml")}})
     expected = _latencies(scenario)
     assert _latencies(graph) == expected
+    assert main(["export-fabric", str(graph), "-o", str(tmp_path / "again.yaml")]) == 0  # and written back out
+    again = _write(tmp_path / "again_s.yaml", {"name": "a", "collective": ALL_GATHER, "workload": workload, "fabric": {
+        "infragraph": "again.yaml", "infragraph_annotations": "again.annotations.yaml"}})
+    assert _latencies(again) == expected
     simulation = Simulation(load_scenario(graph), str(graph))
     assert simulation.fabric.gpus == ["server.0.gpu.0", "server.0.gpu.1", "server.1.gpu.0", "server.1.gpu.1"]
     assert simulation.fabric.nic_of["server.1.gpu.1"] == "server.1.nic.1"

@@ -170,6 +170,12 @@ def _ranked(gpus: list[str], annotations: dict[str, Any] | None) -> list[str]:
 
 # --- out -----------------------------------------------------------------------------------------
 
+def _local_name(name: str) -> str:
+    """A host device's name within its host: "h0.gpu1" -> "gpu1", InfraGraph's "server.0.gpu.1" -> "gpu.1"."""
+    parts = name.split(".")
+    return ".".join(parts[2:] if len(parts) >= 4 and parts[1].isdigit() else parts[1:])
+
+
 def _split(name: str) -> tuple[str, int]:
     """A local device name as (component, index): "gpu3" -> ("gpu", 3), "nvswitch" -> ("nvswitch", 0)."""
     stem, index = _LOCAL.match(name).groups()
@@ -181,7 +187,7 @@ def infragraph_of(fabric: Fabric, name: str) -> tuple[dict[str, Any], dict[str, 
     endpoint, device_components, switch_groups = {}, {}, {}
     for device in fabric.devices.values():
         if device.host is not None:
-            component = _split(device.name.split(".", 1)[1])
+            component = _split(_local_name(device.name))
             endpoint[device.name] = (("host", device.host), component)
             if device.host == 0:
                 device_components.setdefault(component[0], [device.kind, 0])

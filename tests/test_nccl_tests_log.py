@@ -1,6 +1,8 @@
 """nccl-tests logs in: the published text log, a -J JSON file, several runs in one log with mpirun
 prefixes and the older layout, fabricsim's own sweep table, and `sweep --measured`."""
 
+import csv
+
 import pytest
 import yaml
 
@@ -67,8 +69,8 @@ def test_fabricsim_sweep_table_reads_back_per_algorithm(tmp_path, capsys):
     ring, halving = read_log(log)
     assert (ring.algorithm, halving.algorithm) == ("ring", "halving_doubling")
     assert ring.sizes_bytes() == [1024, 4096, 16384, 65536]
-    csv_rows = (tmp_path / "out" / "sweep.csv").read_text().splitlines()[1:]
-    assert [round(float(line.split(",")[7]), 2) for line in csv_rows[:4]] == [row.time_us for row in ring.rows]
+    csv_rows = _csv(tmp_path / "out" / "sweep.csv")
+    assert [round(float(row["time_us"]), 2) for row in csv_rows[:4]] == [row.time_us for row in ring.rows]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -92,6 +94,11 @@ def test_binaries_name_fabricsim_ops():
     assert op_of_program("hypercube_perf") is None
 
 
+def _csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
 def _scenario(tmp_path, **fabric):
     path = tmp_path / "h100.yaml"
     raw = yaml.safe_load((ROOT / "scenarios" / "measured" / "h100_2x8_allreduce.yaml").read_text())
@@ -109,8 +116,7 @@ def test_sweep_measured_sweeps_the_log_sizes_and_prints_the_error_per_size(tmp_p
     rows = [line.split() for line in table if line and not line.startswith(("#", "results"))]
     (run,) = read_log(PUBLISHED_LOG)
     assert [int(row[0]) for row in rows] == run.sizes_bytes()
-    sweep_csv = (out / "sweep.csv").read_text().splitlines()[1:]
-    simulated = {int(line.split(",")[2]): float(line.split(",")[7]) for line in sweep_csv}
+    simulated = {int(row["size_bytes"]): float(row["time_us"]) for row in _csv(out / "sweep.csv")}
     for (size, measured_us, simulated_us, error_pct, regime), row in zip(rows, run.rows):
         assert float(measured_us) == row.time_us
         assert float(simulated_us) == pytest.approx(simulated[int(size)], abs=0.006)

@@ -1,4 +1,4 @@
-"""Command line: ``fabricsim run | compare | check | sweep | plan``; ``fabricsim COMMAND -h`` for each.
+"""Command line: ``fabricsim run | compare | check | sweep | plan | calibrate | export-fabric``; ``fabricsim COMMAND -h`` for each.
 
 Exit codes: 0 success, 1 a check failed, 2 bad input. Bad input is reported as one line on stderr,
 naming the file, the key and what was expected; nothing is written.
@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from fabricsim import __version__
-from fabricsim.commands import check, compare, plan, run, sweep
+from fabricsim.commands import calibrate, check, compare, export_fabric, plan, run, sweep
 from fabricsim.commands.common import EXIT_BAD_INPUT
 from fabricsim.config import ScenarioError
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fabricsim", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"fabricsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (run, compare, check, sweep, plan):
+    for command in (run, compare, check, sweep, plan, calibrate, export_fabric):
         command.register(commands)
     return parser
 

@@ -1,5 +1,5 @@
 """Results: a run's records, as they arrive, turned into summary.json, trials.csv, links.csv, flows.csv,
-ports.csv, the resolved scenario and plots.
+ports.csv, the resolved scenario, plots and trace-<trial>.json timelines (fabricsim/formats/trace.py).
 
 Records stream through and are never held: each is written out at once (its rows of trials.csv,
 flows.csv and ports.csv; its link usage added to links.csv's totals) and kept only as a few numbers
@@ -27,6 +27,7 @@ import yaml
 
 from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, report, stats, summary_text, usage
 from fabricsim.columns import TrialColumns
+from fabricsim.formats.trace import write_traces
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.workload import Call, Trial
 from fabricsim.units import TimeUnit, format_bytes
@@ -165,6 +166,7 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
         if simulation.scenario.output.plots:
             _write_plots(stage, results)
+        write_traces(stage, simulation, results.columns.latency_ps, results.columns.trial)
         (stage / "report.html").write_text(run_report(stage, results))
     return results
 

@@ -27,15 +27,13 @@ import numpy as np
 from fabricsim import stats
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
 from fabricsim.collectives.verify import ROOTED_OPS
+from fabricsim.formats.nccl_tests_log import NCCL_DTYPES
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 
 PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")
-# nccl-tests' -d names and fabricsim's data types
-NCCL_TYPES = {"int8": "int8", "uint8": "uint8", "int32": "int32", "int64": "int64", "half": "float16",
-              "float": "float32", "double": "float64", "bfloat16": "bfloat16", "fp8_e4m3": "float8",
-              "fp8_e5m2": "float8"}
-NCCL_TYPE_NAMES = {"float32": "float", "float16": "half", "float64": "double", "float8": "fp8_e4m3"}
+# fabricsim's data types by nccl-tests' names, as the table prints them (the first name of each)
+NCCL_TYPE_NAMES = {dtype: name for name, dtype in reversed(NCCL_DTYPES.items())}
 REDOPS = ("sum", "prod", "max", "min", "avg")
 
 

@@ -9,6 +9,7 @@ import yaml
 
 from fabricsim import stats
 from fabricsim.cli import main
+from fabricsim.formats.nccl_tests_log import read_log
 from fabricsim.size_range import size_range
 from fabricsim.sweep import element_sizes
 from tests.conftest import ROOT
@@ -96,6 +97,10 @@ def test_flags_sweep_prints_the_nccl_tests_table_and_writes_csv_and_plot(scenari
     average = sum(float(row[key]) for row in table for key in ("busbw_GBps", "inplace_busbw_GBps")) / (2 * len(table))
     assert parsed["out_of_bounds"] == 0 and parsed["avg_busbw"] == pytest.approx(average, rel=1e-5)
     assert lines[-4:-1] == ["# Out of bounds values : 0 OK", f"# Avg bus bandwidth    : {parsed['avg_busbw']:g} ", "#"]
+    (log_file := tmp_path / "sweep.log").write_text(text)
+    (run,) = read_log(log_file)  # fabricsim's own nccl-tests log reader agrees, in-place times included
+    assert run.algorithm == "ring" and run.sizes_bytes() == [row["size"] for row in rows]
+    assert [row.in_place_time_us for row in run.rows] == [row["in"]["time"] for row in rows]
     last = table[-1]
     assert float(last["busbw_GBps"]) == pytest.approx(
         float(stats.busbw_GBps("all_reduce", 4, int(last["size_bytes"]), float(last["time_us"]))))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
 from fabricsim.config import Scenario, load_scenario
+from fabricsim.formats.trace import check_trace_trials
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.summary_text import latency_table, tail_lines
@@ -23,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def command_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, scenario_overrides(args))
     simulation = Simulation(scenario, source=args.scenario)
+    check_trace_trials(simulation, args.scenario)
     out_dir = Path(args.output or default_result_dir(scenario))
     results = collect(simulation, run_records(simulation, args), out_dir)
     print(format_summary(scenario, simulation, results.summary))

@@ -9,6 +9,8 @@ are swept. -a names the algorithms to compare, auto included (default: the scena
 nccl-tests' type names (float, half, bfloat16, ...) or fabricsim's (float32, ...); -o the reduction
 printed for reducing collectives; -c is accepted for nccl-tests' command lines: no data is checked,
 so ``#wrong`` is N/A.
+--measured LOG (nccl-tests text or -J JSON) draws the measurement on sweep.png, prints the error of
+every algorithm at each measured size, and sweeps the log's sizes and type unless -b/-e/-d say otherwise.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from pathlib import Path
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, non_negative_int,
                                       run_records, scenario_overrides)
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, load_scenario
+from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
+from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun
 from fabricsim.results import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
-from fabricsim.sweep import NCCL_TYPES, REDOPS, SweepRow, format_table, run_sweep
+from fabricsim.sweep import REDOPS, SweepRow, format_table, run_sweep
 from fabricsim.sweep_plot import plot_sweep
 from fabricsim.units import UnitError, parse_bytes
 
@@ -45,11 +49,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-w", "--warmup_iters", type=non_negative_int, default=0, metavar="N",
                         help="runs per size left out before the timed ones (default 0)")
     parser.add_argument("-a", "--algorithms", metavar="ALGO,...", help="algorithms to compare, auto included")
-    parser.add_argument("-d", "--datatype", default="float", type=_datatype, metavar="TYPE",
-                        help=f"element type: {', '.join(NCCL_TYPES)} or {', '.join(DTYPE_BYTES)} (default float)")
+    parser.add_argument("-d", "--datatype", type=_datatype, metavar="TYPE",
+                        help=f"element type: {', '.join(NCCL_DTYPES)} or {', '.join(DTYPE_BYTES)} "
+                             "(default: the measured log's, else float)")
     parser.add_argument("-o", "--op", default="sum", choices=REDOPS, help="reduction operation (default sum)")
     parser.add_argument("-c", "--check", type=int, choices=(0, 1), default=0, metavar="0|1",
                         help="accepted for nccl-tests' command lines; no data is checked (default 0)")
+    parser.add_argument("--measured", metavar="LOG", help="nccl-tests output (text or -J JSON) to compare with")
     parser.add_argument("--output", metavar="DIR", help="result folder (default results/<name>-sweep)")
     parser.set_defaults(handler=command_sweep)
 
@@ -60,7 +66,11 @@ def command_sweep(args: argparse.Namespace) -> int:
     if iterations < 1:
         raise ScenarioError(f"-n: expected a positive number of iterations, got {iterations}")
     algorithms = args.algorithms.split(",") if args.algorithms else [scenario.collective.algorithm]
-    rows = run_sweep(scenario, args.scenario, algorithms, _sizes(args, scenario), iterations, args.datatype,
+    measured = measured_run(args.measured, scenario, args.scenario) if args.measured else None
+    sizes = measured.sizes_bytes() if measured and args.minbytes is None and args.maxbytes is None \
+        else _sizes(args, scenario)
+    dtype = args.datatype or (log_dtype(measured) if measured else "float32")
+    rows = run_sweep(scenario, args.scenario, algorithms, sizes, iterations, dtype,
                      lambda simulation: list(run_records(simulation, args)), args.warmup_iters, args.op)
     out_dir = Path(args.output or f"{default_result_dir(scenario)}-sweep")
     with staged_folder(out_dir) as stage:
@@ -71,10 +81,20 @@ def command_sweep(args: argparse.Namespace) -> int:
                       for algorithm in algorithms}
             collective = scenario.collective
             plot_sweep(series, stage / "sweep.png", f"{scenario.name}: {collective.op.replace('_', ' ')}, "
-                       f"{scenario.fabric.gpus} ranks, {args.datatype}", f"protocol {collective.protocol}")
+                       f"{scenario.fabric.gpus} ranks, {dtype}", f"protocol {collective.protocol}",
+                       measured=_measured_series(measured, args.measured) if measured else None)
     print(format_table(rows, scenario.fabric.gpus, args.warmup_iters, bool(args.check)))
+    for algorithm in algorithms if measured else ():
+        simulated_us = {row.size_bytes: row.time_us for row in rows if row.algorithm == algorithm}
+        print(format_errors(size_errors(measured, simulated_us), f"{algorithm} ({measured.source})"))
     print(f"results: {out_dir}/")
     return EXIT_OK
+
+
+def _measured_series(run: MeasuredRun, path: str) -> tuple[str, tuple[list[int], list[float], list[float]]]:
+    rows = sorted(run.rows, key=lambda row: row.size_bytes)
+    return (f"measured: {Path(path).name}", ([row.size_bytes for row in rows], [row.time_us for row in rows],
+                                             [row.busbw_GBps for row in rows]))
 
 
 def _sizes(args: argparse.Namespace, scenario: Scenario) -> list[int]:
@@ -95,9 +115,9 @@ def _sizes(args: argparse.Namespace, scenario: Scenario) -> list[int]:
 
 def _datatype(text: str) -> str:
     """A data type by nccl-tests' name or fabricsim's, as fabricsim's."""
-    if text in NCCL_TYPES or text in DTYPE_BYTES:
-        return NCCL_TYPES.get(text, text)
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join(NCCL_TYPES)} or {', '.join(DTYPE_BYTES)}, "
+    if text in NCCL_DTYPES or text in DTYPE_BYTES:
+        return NCCL_DTYPES.get(text, text)
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(NCCL_DTYPES)} or {', '.join(DTYPE_BYTES)}, "
                                      f"got {text!r}")
 
 

@@ -183,6 +183,23 @@ def _annotate_outliers(ax: Axes, values: np.ndarray, heights: np.ndarray, causes
         note.set_in_layout(False)
 
 
+def _finish_curve(fig: Figure, axes: list[Axes], values: np.ndarray, unit: TimeUnit, causes, failed: int,
+                  complementary: bool) -> None:
+    """What a CDF (or, `complementary`, a CCDF) has besides its curve: the legend with the missing
+    percentiles and the failed trials, the axis labels, and the outliers labelled with their causes."""
+    _note_missing_percentiles(axes[0], values.size)
+    _note_failed(axes[0], failed)
+    axes[0].set_ylabel("fraction of trials at or above" if complementary else "cumulative fraction of trials")
+    _time_label(fig, axes, unit, "x")
+    axes[0].legend(loc="upper right" if complementary else "lower right", fontsize=8)
+    if causes is None or len(axes) < 2:
+        return
+    rank = np.empty(values.size)
+    rank[np.argsort(values, kind="stable")] = np.arange(1, values.size + 1)
+    fraction = (values.size + 1 - rank if complementary else rank) / values.size
+    _annotate_outliers(axes[1], values, fraction, causes, outlier_limit(values), unit, "x")
+
+
 def _time_label(fig: Figure, axes: list[Axes], unit: TimeUnit, axis: str) -> None:
     text = f"completion time ({unit.name})"
     if len(axes) == 1:
@@ -209,16 +226,7 @@ def cdf_figure(latency_us, title: str, subtitle: str, causes=None, failed: int =
                 ax.axvline(value_us / unit.us, color=_MARKER_COLORS[name], linestyle="--", linewidth=1,
                            label=f"{name} = {unit.text(value_us)}")
             ax.set_ylim(0, 1.02)
-        _note_missing_percentiles(axes[0], values.size)
-        _note_failed(axes[0], failed)
-        axes[0].set_ylabel("cumulative fraction of trials")
-        _time_label(fig, axes, unit, "x")
-        axes[0].legend(loc="lower right", fontsize=8)
-        if causes is not None and len(axes) > 1:
-            order = np.argsort(values, kind="stable")
-            fraction = np.empty(values.size)
-            fraction[order] = np.arange(1, values.size + 1) / values.size
-            _annotate_outliers(axes[1], values, fraction, causes, outlier_limit(values), unit, "x")
+        _finish_curve(fig, axes, values, unit, causes, failed, complementary=False)
     return fig
 
 
@@ -251,21 +259,12 @@ def ccdf_figure(latency_us, title: str, subtitle: str, causes=None, failed: int 
             ax.set_ylim(1 / trials / 3, 1.5)
             shade_unresolved(ax, trials)
         for percentile, fraction in _TAIL_GUIDES:
-            if trials >= trials_needed(percentile) and values.size:
+            if trials >= trials_needed(percentile):
                 value_us = float(np.percentile(latency_us, percentile))
                 for ax in axes:
                     ax.axhline(fraction, color=_MARKER_COLORS[f"p{percentile:g}"], linestyle="--", linewidth=0.9,
                                label=f"p{percentile:g} = {unit.text(value_us)}" if ax is axes[0] else None)
-        _note_missing_percentiles(axes[0], trials)
-        _note_failed(axes[0], failed)
-        axes[0].set_ylabel("fraction of trials at or above")
-        _time_label(fig, axes, unit, "x")
-        axes[0].legend(loc="upper right", fontsize=8)
-        if causes is not None and len(axes) > 1:
-            order = np.argsort(values, kind="stable")
-            fraction = np.empty(values.size)
-            fraction[order] = np.arange(values.size, 0, -1) / values.size
-            _annotate_outliers(axes[1], values, fraction, causes, outlier_limit(values), unit, "x")
+        _finish_curve(fig, axes, values, unit, causes, failed, complementary=True)
     return fig
 
 

@@ -113,7 +113,8 @@ def changed_keys(baseline: dict, scenario: Scenario) -> dict[str, tuple]:
     """Key paths whose values differ between the baseline's scenario shape and this scenario's, each
     with its (old, new) value (None where a key is missing on one side)."""
     old, new = _flatten(baseline["scenario_shape"]), _flatten(scenario_shape(scenario))
-    return {key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)}
+    return {key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)}
 
 
 def baseline_scenario(baseline: dict) -> dict:
@@ -166,8 +167,8 @@ def check_exact(baseline: dict, now: Sample, tolerances: dict[str, float] | None
         if moved:
             notes.append(f"{moved} of {old.trial_latency_ps.size} trials differ from the baseline")
     passed = not notes and all(m.status in _PASSING for m in metrics)
-    return CheckResult("exact" if tolerances is None else "tolerance", metrics, _unjudged_notes(metrics, old, now) + notes,
-                       passed)
+    return CheckResult("exact" if tolerances is None else "tolerance", metrics,
+                       _unjudged_notes(metrics, old, now) + notes, passed)
 
 
 def check_stat(baseline: dict, now: Sample, tolerances: dict[str, float] | None = None) -> CheckResult:
@@ -184,9 +185,10 @@ def check_stat(baseline: dict, now: Sample, tolerances: dict[str, float] | None 
         return CheckResult("statistical", metrics, ["no successful trial to compare on one side"], False)
     test = ks_2samp(old_us, now_us)
     same = test.pvalue >= KS_ALPHA
-    notes = _unjudged_notes(metrics, old, now) + [f"Kolmogorov-Smirnov: D = {test.statistic:.3f}, p = {test.pvalue:.3g} "
-             f"({'no evidence the distributions differ' if same else 'the distributions differ'} "
-             f"at alpha {KS_ALPHA:g}; {old_us.size} vs {now_us.size} trials)"]
+    notes = _unjudged_notes(metrics, old, now) + [
+        f"Kolmogorov-Smirnov: D = {test.statistic:.3f}, p = {test.pvalue:.3g} "
+        f"({'no evidence the distributions differ' if same else 'the distributions differ'} "
+        f"at alpha {KS_ALPHA:g}; {old_us.size} vs {now_us.size} trials)"]
     return CheckResult("statistical", metrics, notes, same and all(m.status in _PASSING for m in metrics))
 
 
@@ -215,7 +217,8 @@ def _relative_interval(label: str, old_us: np.ndarray, now_us: np.ndarray):
 def _metric(label: str, unit: str, base: float | None, current: float | None, interval,
             tolerances: dict[str, float] | None, trials: int) -> MetricCheck:
     if label in _PERCENTILE_OF and trials < stats.trials_needed(_PERCENTILE_OF[label]):
-        return MetricCheck(label, unit, base, current, None, None if tolerances is None else tolerances.get(label), "n/a")
+        tolerance = None if tolerances is None else tolerances.get(label)
+        return MetricCheck(label, unit, base, current, None, tolerance, "n/a")
     worse_sign = -1 if label == "busbw" else 1
     if base is None or current is None:
         change = None

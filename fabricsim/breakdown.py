@@ -163,9 +163,9 @@ def dominant_part(excess_ps: np.ndarray) -> str:
 def tail_causes(trial: np.ndarray, latency_ps: np.ndarray, failed: np.ndarray,
                 breakdown_ps: np.ndarray) -> dict[str, dict]:
     """What made the slow trials slower than the median trial: for the trial at the p99 (the first at
-    or above the interpolated p99, when there are the 100 successful trials that support it) and the slowest successful trial, the
-    time beyond the median trial and the part that added the most of it; for failed trials, their
-    count and the cause that took most of their time.
+    or above the interpolated p99, when there are the 100 successful trials that support it) and the
+    slowest successful trial, the time beyond the median trial and the part that added the most of it;
+    for failed trials, their count and the cause that took most of their time.
 
     Columns, one entry per trial: its index, its latency, whether it failed and its breakdown (a row
     in PARTS order). Only trials whose breakdown sums to their latency count; trials of equal latency

@@ -194,7 +194,8 @@ def _write_csv(path: Path, rows: list[Row]) -> None:
                 + [_number(bound) for p in percentiles for bound in row.ci_us.get(p, (None, None))]
                 + [_number(row.ratios[label]) for label, _ in METRICS]
                 + (["", "", "", "", "", ""] if verdict is None else
-                   [f"p{verdict.percentile:g}", int(verdict.distinguishable), _number(verdict.difference_us), *map(_number, verdict.ci_us),
+                   [f"p{verdict.percentile:g}", int(verdict.distinguishable), _number(verdict.difference_us),
+                    *map(_number, verdict.ci_us),
                     verdict.trials_to_separate or ""]))
 
 

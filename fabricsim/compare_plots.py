@@ -13,8 +13,8 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from fabricsim.plots import (DPI, FIGURE_SIZE_IN, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid, new_figure, save_figure,
-                             shade_unresolved, use_log_scale)
+from fabricsim.plots import (DPI, FIGURE_SIZE_IN, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid, new_figure,
+                             save_figure, shade_unresolved, use_log_scale)
 from fabricsim.stats import trials_needed
 from fabricsim.units import TimeUnit
 

@@ -236,7 +236,8 @@ def _write_plots(stage: Path, results: RunResults) -> None:
     plots.plot_ccdf(latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))
     plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle, causes)
     slower = np.flatnonzero((columns.latency_ps > columns.latency_ps[reference]) | failed)
-    slowest = slower[np.argsort(-columns.latency_ps[slower], kind="stable")][:SLOWEST_TRIALS_PLOTTED]  # ties: trial order
+    # the slowest of them, ties in trial order
+    slowest = slower[np.argsort(-columns.latency_ps[slower], kind="stable")][:SLOWEST_TRIALS_PLOTTED]
     breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / 1e6, columns.trial[slowest],
                                   latency_us[slowest], excess_ps[slowest] / 1e6, failed[slowest],
                                   stage / "breakdown.png", title,

@@ -21,7 +21,8 @@ def latency_table(summary: dict) -> list[str]:
                                 for key in _KEYS)]
     missing = summary.get("percentiles_unsupported", {})
     if missing:
-        table.append(" " * 13 + "n/a: " + "; ".join(f"{_LABELS.get(key, key)} {reason}" for key, reason in missing.items()))
+        table.append(" " * 13 + "n/a: " + "; ".join(f"{_LABELS.get(key, key)} {reason}"
+                                                    for key, reason in missing.items()))
     table.append(f"at p50: algbw {summary['algbw_GBps']:.2f} GB/s, busbw {summary['busbw_GBps']:.2f} GB/s")
     return table
 

@@ -98,7 +98,8 @@ def _report_changed(path: str, scenario: Scenario, baseline: dict, baseline_file
     changes = changed_keys(baseline, scenario)
     print(f"{scenario.name}: CHANGED since its baseline {baseline_file} was written; not compared:")
     for key, (old, new) in list(changes.items())[:_KEYS_SHOWN]:
-        print(f"  {key}: {'(none)' if old is None else yaml_text(old)} -> {'(none)' if new is None else yaml_text(new)}")
+        old_text, new_text = ("(none)" if value is None else yaml_text(value) for value in (old, new))
+        print(f"  {key}: {old_text} -> {new_text}")
     if len(changes) > _KEYS_SHOWN:
         print(f"  and {len(changes) - _KEYS_SHOWN} more")
     if not changes:

@@ -1,7 +1,8 @@
 """The plan's picture: time per step against the TP degree, compute and communication stacked.
 
-Bars whose TP degree the link cannot feed (seed 001) are hatched; the recommended degree is marked. Like ``fabricsim.plots``, it builds a
-Figure without pyplot under matplotlib's default style and writes one PNG.
+Bars whose TP degree the link cannot feed (seed 001) are hatched; the recommended degree is marked.
+Like ``fabricsim.plots``, it builds a Figure without pyplot under matplotlib's default style and writes
+one PNG.
 """
 
 from __future__ import annotations

@@ -13,13 +13,11 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from fabricsim.plots import (DPI, FIGURE_SIZE_IN, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid, new_figure,
-                             save_figure, shade_unresolved, use_log_scale)
+from fabricsim.plots import (DPI, FIGURE_SIZE_IN, TAIL_GUIDES, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid,
+                             new_figure, save_figure, shade_unresolved, use_log_scale)
 from fabricsim.stats import trials_needed
 from fabricsim.units import TimeUnit
 
-# the percentiles guided on the tail plot, where a CCDF crosses them: 1 - p/100
-_TAIL_GUIDES = ((99, 1e-2), (99.9, 1e-3))
 _PANEL_HEIGHT_IN = 2.2
 
 
@@ -81,9 +79,9 @@ def compare_tail_figure(latency_us_by_label: dict[str, np.ndarray], title: str, 
                 draw_ccdf(ax, np.asarray(latency_us, dtype=float) / unit.us, _color(index),
                           f"{label} ({np.size(latency_us)} trials)")
         ax.set_yscale("log")
-        ax.set_ylim(min(1 / most_trials, _TAIL_GUIDES[-1][1]) / 3, 1.5)
+        ax.set_ylim(min(1 / most_trials, TAIL_GUIDES[-1][1]) / 3, 1.5)
         shade_unresolved(ax, most_trials)
-        for percentile, fraction in _TAIL_GUIDES:
+        for percentile, fraction in TAIL_GUIDES:
             if most_trials >= trials_needed(percentile):
                 ax.axhline(fraction, color="0.4", linestyle="--", linewidth=0.8)
                 ax.annotate(f"p{percentile:g}", (1, fraction), xycoords=("axes fraction", "data"), xytext=(-3, 2),

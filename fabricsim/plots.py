@@ -43,7 +43,7 @@ DPI = 120
 FAILED_COLOR = "magenta"
 _MARKER_COLORS = {"p50": "tab:green", "p90": "tab:olive", "p99": "tab:orange", "p99.9": "tab:red",
                   "max": "tab:purple"}
-_TAIL_GUIDES = ((99, 1e-2), (99.9, 1e-3))  # the CCDF crosses a percentile at 1 - p/100
+TAIL_GUIDES = ((99, 1e-2), (99.9, 1e-3))  # the CCDF crosses a percentile at 1 - p/100
 _BODY_WIDTH = 4  # width of the body panel over the outliers' panel
 
 
@@ -258,7 +258,7 @@ def ccdf_figure(latency_us, title: str, subtitle: str, causes=None, failed: int 
             ax.set_yscale("log")
             ax.set_ylim(1 / trials / 3, 1.5)
             shade_unresolved(ax, trials)
-        for percentile, fraction in _TAIL_GUIDES:
+        for percentile, fraction in TAIL_GUIDES:
             if trials >= trials_needed(percentile):
                 value_us = float(np.percentile(latency_us, percentile))
                 for ax in axes:

@@ -29,7 +29,7 @@ def _write(path, raw):
 def _measured_by_fabricsim(tmp_path, capsys, truth):
     """The sweep table fabricsim prints for the true scenario, as a log file."""
     assert main(["sweep", str(_write(tmp_path / "truth.yaml", truth)), "-b", "1K", "-e", "256M", "-f", "4",
-                 "-o", str(tmp_path / "truth-sweep")]) == 0
+                 "--output", str(tmp_path / "truth-sweep")]) == 0
     log = tmp_path / "truth.log"
     log.write_text(capsys.readouterr().out)
     return log

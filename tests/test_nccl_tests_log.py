@@ -63,7 +63,7 @@ def test_fabricsim_sweep_table_reads_back_per_algorithm(tmp_path, capsys):
         "name": "t", "fabric": {"hosts": 1, "gpus_per_host": 4}, "collective": {"op": "all_reduce"},
         "workload": {"rule": "data_sizes", "data_sizes": [1024]}, "output": {"plots": False}}))
     assert main(["sweep", str(path), "-b", "1K", "-e", "64K", "-f", "4", "-a", "ring,halving_doubling",
-                 "-o", str(tmp_path / "out")]) == 0
+                 "--output", str(tmp_path / "out")]) == 0
     log = tmp_path / "sweep.log"
     log.write_text(capsys.readouterr().out)
     ring, halving = read_log(log)
@@ -110,7 +110,7 @@ def _scenario(tmp_path, **fabric):
 
 def test_sweep_measured_sweeps_the_log_sizes_and_prints_the_error_per_size(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["sweep", str(_scenario(tmp_path)), "--measured", str(PUBLISHED_LOG), "-o", str(out)]) == 0
+    assert main(["sweep", str(_scenario(tmp_path)), "--measured", str(PUBLISHED_LOG), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     table = printed[printed.index("# measured vs ring"):].splitlines()
     rows = [line.split() for line in table if line and not line.startswith(("#", "results"))]
@@ -131,7 +131,7 @@ def test_sweep_measured_draws_the_measurement(tmp_path, capsys):
     raw = yaml.safe_load(path.read_text())
     raw["output"] = {"plots": True}
     path.write_text(yaml.safe_dump(raw))
-    assert main(["sweep", str(path), "--measured", str(FIXTURES / "nccl_tests_two_runs.log"), "-o", str(out),
+    assert main(["sweep", str(path), "--measured", str(FIXTURES / "nccl_tests_two_runs.log"), "--output", str(out),
                  "--set", "fabric.hosts=2", "--set", "fabric.gpus_per_host=2", "--set", "fabric.pcie_switches=2"]) == 0
     printed = capsys.readouterr().out  # the log's second run: all-reduce of float on 4 ranks, 8..32 B
     assert "# measured vs ring (" in printed and printed.count("#2)") == 1
@@ -144,7 +144,7 @@ def test_sweep_measured_draws_the_measurement(tmp_path, capsys):
     (PUBLISHED_LOG, ["fabric.hosts=1"], "expected 8 ranks"),
 ])
 def test_sweep_measured_refuses_a_log_of_another_collective(tmp_path, capsys, log, sets, expected):
-    argv = ["sweep", str(_scenario(tmp_path)), "--measured", str(log), "-o", str(tmp_path / "out")]
+    argv = ["sweep", str(_scenario(tmp_path)), "--measured", str(log), "--output", str(tmp_path / "out")]
     for item in sets:
         argv += ["--set", item]
     assert main(argv) == 2

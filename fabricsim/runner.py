@@ -13,6 +13,7 @@ or where it runs.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -119,13 +120,18 @@ class Simulation:
         return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
 
     def _layout(self, group: tuple[int, ...]) -> Layout:
-        """NCCL's channels over these GPUs (by rank), from where each sits on the fabric."""
+        """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
+        NIC's rail and its nearest NICs' (a fabric that does not say, as an InfraGraph one may not,
+        gives each GPU the rail of its rank order within its host)."""
         fabric = self.fabric
-        places = []
+        places, seen = [], Counter()
         for rank in group:
             gpu = fabric.gpus[rank]
-            places.append(Place(fabric.devices[gpu].host, fabric.nic_rail[fabric.nic_of[gpu]],
-                                tuple(fabric.nic_rail[nic] for nic in fabric.near_nics[gpu])))
+            host = fabric.devices[gpu].host
+            rail = fabric.nic_rail.get(fabric.nic_of.get(gpu, ""), seen[host])
+            seen[host] += 1
+            places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
+                                or (rail,)))
         return channel_layout(places, self.scenario.collective.channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
 from fabricsim.config import Scenario, load_scenario
+from fabricsim.formats.trace import check_trace_trials
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
+from fabricsim.summary_text import latency_table, tail_lines
 from fabricsim.units import format_bytes
 
 
@@ -22,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def command_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, scenario_overrides(args))
     simulation = Simulation(scenario, source=args.scenario)
+    check_trace_trials(simulation, args.scenario)
     out_dir = Path(args.output or default_result_dir(scenario))
     results = collect(simulation, run_records(simulation, args), out_dir)
     print(format_summary(scenario, simulation, results.summary))
@@ -42,21 +45,16 @@ def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) ->
         lines.append("auto picked: " + ", ".join(f"{name}/{collective['picked_protocol'][size]} for "
                                                  f"{format_bytes(int(size))}"
                                                  for size, name in collective["picked"].items()))
-    latency = summary["latency_us"]
-    tail = [f"{label} trial {cause['trial']} ({cause['latency_us']:.2f} us): {cause['cause']} "
-            f"{100 * cause['share']:.1f}%, ideal {100 * cause['ideal_share']:.1f}%"
-            for label, cause in summary.get("tail_causes", {}).items()]
-    tail_line = "dominant cause: " + "; ".join(tail)
-    if latency is None:
-        lines.append("every trial failed")
-        return "\n".join(lines + [tail_line] * bool(tail))
-    keys = ("min", "p50", "p90", "p99", "p999", "max", "mean")
-    lines.append("latency (us) " + "".join(f"{key:>12}" for key in keys))
-    lines.append(" " * 13 + "".join(f"{latency[key]:>12.2f}" for key in keys))
-    lines.append(f"at p50: algbw {summary['algbw_GBps']:.2f} GB/s, busbw {summary['busbw_GBps']:.2f} GB/s")
+    if summary["latency_us"] is None:
+        return "\n".join(lines + ["every trial failed"] + bottleneck_lines(summary) + tail_lines(summary))
+    return "\n".join(lines + latency_table(summary) + bottleneck_lines(summary) + tail_lines(summary))
+
+
+def bottleneck_lines(summary: dict) -> list[str]:
+    """The busiest link of the run and the fabric's warnings."""
+    lines = []
     if summary.get("bottleneck"):
         busiest = summary["bottleneck"]
         lines.append(f"bottleneck: {busiest['link']} ({busiest['kind']}, {busiest['capacity_Gbps']:.6g} Gbps), "
                      f"{100 * busiest['utilization']:.1f}% utilized")
-    lines += [f"warning: {warning}" for warning in summary.get("warnings", ())]
-    return "\n".join(lines + [tail_line] * bool(tail))
+    return lines + [f"warning: {warning}" for warning in summary.get("warnings", ())]

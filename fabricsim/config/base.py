@@ -7,14 +7,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from fabricsim.units import parse_bytes, parse_rate_bps, parse_time_ps
+from fabricsim.units import exact_rate, exact_time, parse_bytes, parse_rate_bps, parse_time_ps
 
 
 Bytes = Annotated[int, BeforeValidator(parse_bytes)]
 # Rates and times always carry their unit, in the resolved scenario too (bare numbers are refused).
 RateBps = Annotated[float, BeforeValidator(parse_rate_bps), Field(gt=0),
-                    PlainSerializer(lambda bps: f"{bps:.12g}bps", return_type=str)]
-TimePs = Annotated[int, BeforeValidator(parse_time_ps), PlainSerializer(lambda ps: f"{ps}ps", return_type=str)]
+                    PlainSerializer(exact_rate, return_type=str)]
+TimePs = Annotated[int, BeforeValidator(parse_time_ps), PlainSerializer(exact_time, return_type=str)]
 
 
 

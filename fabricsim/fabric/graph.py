@@ -40,10 +40,9 @@ class Fabric:
     links: list[Link] = field(default_factory=list)
     gpus: list[str] = field(default_factory=list)
     nic_of: dict[str, str] = field(default_factory=dict)  # each GPU's own NIC (GPUDirect RDMA pairing)
-    # NCCL's path choice between hosts (fabric/routing.py): the NICs each GPU reaches without crossing
-    # another GPU or the PCIe root (its own first), each host's NIC on each rail (local index) and each
-    # NIC's rail, and the policy: "" least latency, "nearest" (own NIC) or "rail" (the destination's
-    # rail: a nearest NIC, or PXN)
+    # NCCL's path choice between hosts (fabric/routing.py), read from the graph (fabric/nic_paths.py):
+    # each GPU's nearest NICs (its own first), each host's NIC on each rail and each NIC's rail, and the
+    # policy: "" least latency, "nearest" (own NIC) or "rail" (the destination's rail: near, or PXN)
     near_nics: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nic_at: dict[tuple[int, int], str] = field(default_factory=dict)
     nic_rail: dict[str, int] = field(default_factory=dict)

@@ -19,6 +19,8 @@ own NIC; on a rail-optimized fabric through the NIC on the destination's rail, o
 switch or else reached over NVLink through the GPU beside it (PXN); on a direct ring, routes are
 least-latency.
 
+``fabric.infragraph`` (an InfraGraph document) replaces all of this: fabric/infragraph.py builds it.
+
 Ranks: ``placement: host_first`` numbers all GPUs of host 0, then host 1, ...; ``rail_first``
 numbers GPU 0 of every host, then GPU 1 of every host, ...
 """
@@ -28,6 +30,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fabricsim.fabric.graph import Device, Fabric
+from fabricsim.fabric.nic_paths import derive_nic_paths
+from fabricsim.fabric.infragraph import fabric_from_infragraph
 from fabricsim.units import format_rate
 
 if TYPE_CHECKING:  # config loads the presets of this package while it is being defined
@@ -35,11 +39,12 @@ if TYPE_CHECKING:  # config loads the presets of this package while it is being 
 
 
 def build_fabric(spec: FabricSpec) -> Fabric:
+    if spec.infragraph is not None:
+        return fabric_from_infragraph(spec)
     fabric = Fabric()
     for host in range(spec.hosts):
         _build_host(fabric, spec, host)
     _CABLING[spec.topology](fabric, spec)
-    fabric.nic_policy = _NIC_POLICY[spec.topology]
     if spec.hosts > 1 and spec.nic.effective_bandwidth_bps > spec.pcie.bandwidth_bps:
         fabric.warnings.append(
             f"the {format_rate(spec.nic.bandwidth_bps)} NICs ({format_rate(spec.nic.effective_bandwidth_bps)} "
@@ -47,6 +52,7 @@ def build_fabric(spec: FabricSpec) -> Fabric:
             "they run at PCIe speed (set fabric.pcie.bandwidth to the NIC's PCIe generation)")
     if spec.placement == "rail_first":
         fabric.gpus.sort(key=lambda name: (int(name.rpartition("gpu")[2]), fabric.devices[name].host))
+    derive_nic_paths(fabric)
     fabric.description = (
         (f"{spec.preset} x {spec.hosts}, " if spec.preset else f"{spec.hosts} host(s) x {spec.gpus_per_host} GPU, ")
         + f"{format_rate(spec.nic.bandwidth_bps)} RoCE, {spec.topology.replace('_', ' ')}"
@@ -70,9 +76,6 @@ def _build_host(fabric: Fabric, spec: FabricSpec, host: int) -> None:
         fabric.add_device(Device(gpu_name(host, local), "gpu", host))
         fabric.add_device(Device(nic_name(host, local), "nic", host, spec.nic.latency_ps))
         fabric.nic_of[gpu_name(host, local)] = nic_name(host, local)
-        fabric.nic_at[(host, local)] = nic_name(host, local)
-        fabric.nic_rail[nic_name(host, local)] = local
-        fabric.near_nics[gpu_name(host, local)] = (nic_name(host, local),)
     if spec.pcie_switches:
         _build_pcie_tree(fabric, spec, host)
     else:
@@ -97,12 +100,9 @@ def _build_pcie_tree(fabric: Fabric, spec: FabricSpec, host: int) -> None:
         switch = f"h{host}.pcie{index}"
         fabric.add_device(Device(switch, "pcie_switch", host, spec.switch.latency_ps))
         _pcie(fabric, spec, switch, root)
-        locals_under = range(index * per_switch, (index + 1) * per_switch)
-        for local in locals_under:
+        for local in range(index * per_switch, (index + 1) * per_switch):
             _pcie(fabric, spec, gpu_name(host, local), switch)
             _pcie(fabric, spec, nic_name(host, local), switch)
-            fabric.near_nics[gpu_name(host, local)] += tuple(nic_name(host, other) for other in locals_under
-                                                             if other != local)
 
 
 def _pcie(fabric: Fabric, spec: FabricSpec, a: str, b: str) -> None:
@@ -161,8 +161,6 @@ def _cable_spines(fabric: Fabric, spec: FabricSpec, leaves: list[str], downlink_
         for spine in spines:
             _roce(fabric, spec, leaf, spine, uplink_bps)
 
-
-_NIC_POLICY = {"single_switch": "nearest", "direct_ring": "", "leaf_spine": "nearest", "rail_optimized": "rail"}
 
 _CABLING = {
     "single_switch": _cable_single_switch,

@@ -98,7 +98,7 @@ def test_bad_input_exits_2_with_one_line(workdir, capsys, extra, message):
 def test_a_folder_of_other_files_is_not_replaced(workdir, capsys):
     slow, fast = write_scenario(workdir, "slow"), write_scenario(workdir, "fast", "400Gbps")
     assert main(["compare", slow, fast, "-o", "."]) == 2
-    assert "it would be replaced" in capsys.readouterr().err and (workdir / "slow.yaml").exists()
+    assert "the current folder" in capsys.readouterr().err and (workdir / "slow.yaml").exists()
 
 
 def sample(label: str, latency_us: np.ndarray) -> Sample:

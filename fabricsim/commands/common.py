@@ -11,6 +11,7 @@ from typing import Iterator
 
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.parallel import run_trials
+from fabricsim.result_folder import check_target
 from fabricsim.runner import Simulation, TrialRecord
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -49,6 +50,18 @@ def scenario_overrides(args: argparse.Namespace) -> tuple[str, ...]:
 
 def default_result_dir(scenario: Scenario) -> Path:
     return Path(scenario.output.dir or Path("results") / scenario.name)
+
+
+def result_folder(args: argparse.Namespace, scenario: Scenario, suffix: str = "") -> Path:
+    """The folder a command writes its results to (-o, else output.dir or results/<name>, plus suffix),
+    checked before any work: fabricsim replaces only a result folder it wrote itself."""
+    if args.output:
+        out_dir, where = Path(args.output), f"-o {args.output}"
+    else:
+        key = "output.dir" if scenario.output.dir else "name"
+        out_dir, where = Path(f"{default_result_dir(scenario)}{suffix}"), f"{args.scenario}: {key}"
+    check_target(out_dir, where, [args.scenario])
+    return out_dir
 
 
 def positive_int(text: str) -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
+from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, result_folder, run_records, scenario_overrides
 from fabricsim.config import Scenario, load_scenario
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
@@ -21,8 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, scenario_overrides(args))
+    out_dir = result_folder(args, scenario)
     simulation = Simulation(scenario, source=args.scenario)
-    out_dir = Path(args.output or default_result_dir(scenario))
     results = collect(simulation, run_records(simulation, args), out_dir)
     print(format_summary(scenario, simulation, results.summary))
     print(f"results: {out_dir}/")

@@ -15,9 +15,9 @@ import dataclasses
 import re
 from pathlib import Path
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
+from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, result_folder, run_records, scenario_overrides
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, load_scenario
-from fabricsim.results import staged_folder
+from fabricsim.result_folder import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
 from fabricsim.sweep import SweepRow, format_table, run_sweep
@@ -49,9 +49,9 @@ def command_sweep(args: argparse.Namespace) -> int:
     if iterations < 1:
         raise ScenarioError(f"-n: expected a positive number of iterations, got {iterations}")
     algorithms = args.algorithms.split(",") if args.algorithms else [scenario.collective.algorithm]
+    out_dir = result_folder(args, scenario, "-sweep")
     rows = run_sweep(scenario, args.scenario, algorithms, _sizes(args, scenario), iterations, args.datatype,
                      lambda simulation: list(run_records(simulation, args)))
-    out_dir = Path(args.output or f"{default_result_dir(scenario)}-sweep")
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "sweep.csv", rows)
         if scenario.output.plots:

@@ -20,7 +20,7 @@ class OutputSpec(Spec):
 
 
 class Scenario(Spec):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="a plain file name: results/<name>/")
     seed: int = Field(0, ge=0)
     fabric: FabricSpec = FabricSpec()
     collective: CollectiveSpec = CollectiveSpec()
@@ -29,6 +29,13 @@ class Scenario(Spec):
     output: OutputSpec = OutputSpec()
     matrix: dict[str, list[Any]] = Field(
         default_factory=dict, description="key path -> values; `fabricsim compare` runs each combination")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if name in (".", ".."):
+            raise ValueError(f"a plain file name such as tp4_ring (letters, digits, _ . -), got {name!r}")
+        return name
 
     @field_validator("matrix")
     @classmethod

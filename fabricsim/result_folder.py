@@ -6,12 +6,15 @@ marker file, ``.fabricsim``, naming the tool, its version and the files it wrote
 anything else (a file, a folder without the marker or with files the marker does not name, the current
 folder or one above it, a folder holding an input file, a path under a file or in a folder that cannot
 be written) is refused with one ScenarioError line before any work is done, and nothing is written.
+A stage left by a killed run (SIGKILL leaves no time to clean up) is removed by the next run into the
+same folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -85,7 +88,8 @@ def staged_folder(out_dir: str | Path, where: str | None = None) -> Iterator[Pat
     stage = None
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        _remove_stale_stages(out_dir)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.stage-{os.getpid()}-", dir=out_dir.parent))
         stage.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; results follow the user's umask
         yield stage
         _write_marker(stage)
@@ -100,6 +104,26 @@ def staged_folder(out_dir: str | Path, where: str | None = None) -> Iterator[Pat
             except OSError:
                 break
         raise
+
+
+def _remove_stale_stages(out_dir: Path) -> None:
+    """Remove the stages of out_dir left by runs that were killed (SIGKILL leaves no time to clean up):
+    those whose process is gone."""
+    pattern = re.compile(rf"^\.{re.escape(out_dir.name)}\.stage-([0-9]+)-")
+    for entry in out_dir.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and entry.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_marker(stage: Path) -> None:

@@ -1,11 +1,13 @@
 """What the commands share: exit codes, the scenario arguments, overrides, and running the trials.
 
-Exit codes: 0 success, 1 a check failed, 2 bad input.
+Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error, 130 interrupted,
+143 terminated.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +16,9 @@ from fabricsim.parallel import run_trials
 from fabricsim.result_folder import check_target
 from fabricsim.runner import Simulation, TrialRecord
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
 
 
 def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:
@@ -35,6 +39,9 @@ def run_records(simulation: Simulation, args: argparse.Namespace, source: str | 
     come; `source` names the scenario file when the command takes several (default args.scenario)."""
     if args.executor == "dask" and not args.scheduler:
         raise ScenarioError("--executor dask: expected --scheduler tcp://HOST:PORT")
+    if args.executor == "dask" and not _SCHEDULER_ADDRESS.match(args.scheduler):
+        raise ScenarioError(f"--scheduler: expected a Dask scheduler address such as tcp://HOST:PORT, "
+                            f"got {args.scheduler!r}")
     scheduler = args.scheduler if args.executor == "dask" else None
     return run_trials(simulation, source or args.scenario, args.workers, scheduler)
 

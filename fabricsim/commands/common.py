@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from fabricsim.config import Scenario, ScenarioError
+from fabricsim.config import Scenario, ScenarioError, load_scenario
 from fabricsim.parallel import run_trials
 from fabricsim.result_folder import check_target
 from fabricsim.runner import Simulation, TrialRecord
+from fabricsim.work_limits import check_work
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 _SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
@@ -32,6 +33,15 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = 
     parser.add_argument("--executor", choices=("local", "dask"), default="local",
                         help="where trials run: local processes, or a Dask distributed cluster")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler (--executor dask)")
+    parser.add_argument("--allow-large", action="store_true",
+                        help="run work past fabricsim's size limits (GPUs, trials, transfers, flaps)")
+
+
+def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str, ...] = ()) -> Scenario:
+    """The scenario at path with the command line's overrides, its work within limits unless --allow-large."""
+    scenario = load_scenario(path, scenario_overrides(args) + extra_overrides)
+    check_work(scenario, path, args.allow_large)
+    return scenario
 
 
 def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> Iterator[TrialRecord]:

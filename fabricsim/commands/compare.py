@@ -22,6 +22,7 @@ from fabricsim.config import Scenario, ScenarioError
 from fabricsim.matrix import Variant, load_variants
 from fabricsim.result_folder import check_target
 from fabricsim.sample import Sample, identity, read_sample, run_sample, sha256_of
+from fabricsim.work_limits import check_work
 
 RUNS_DIR = Path("results") / "runs"
 
@@ -36,6 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def command_compare(args: argparse.Namespace) -> int:
     variants = load_variants(args.scenario, scenario_overrides(args))
+    for variant in variants:
+        check_work(variant.scenario, variant.source, args.allow_large)
     if len(variants) < 2:
         raise ScenarioError(f"{args.scenario[0]}: matrix: expected two or more scenarios to compare, "
                             "or one scenario with a matrix: of overrides")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, result_folder, run_records, scenario_overrides
-from fabricsim.config import Scenario, load_scenario
+from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
+from fabricsim.config import Scenario
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.units import format_bytes
@@ -19,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, scenario_overrides(args))
+    scenario = load_checked(args.scenario, args)
     out_dir = result_folder(args, scenario)
     simulation = Simulation(scenario, source=args.scenario)
     results = collect(simulation, run_records(simulation, args), out_dir)

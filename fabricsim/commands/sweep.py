@@ -15,14 +15,15 @@ import dataclasses
 import re
 from pathlib import Path
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, result_folder, run_records, scenario_overrides
-from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, load_scenario
+from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
+from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
 from fabricsim.result_folder import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
 from fabricsim.sweep import SweepRow, format_table, run_sweep
 from fabricsim.sweep_plot import plot_sweep
 from fabricsim.units import UnitError, parse_bytes
+from fabricsim.work_limits import MAX_TRIALS
 
 _NCCL_SIZE = re.compile(r"^([0-9]+)([KMGkmg]?)$")
 
@@ -44,10 +45,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, scenario_overrides(args))
+    scenario = load_checked(args.scenario, args)
     iterations = args.iters if args.iters is not None else args.trials or 1
     if iterations < 1:
         raise ScenarioError(f"-n: expected a positive number of iterations, got {iterations}")
+    if iterations > MAX_TRIALS and not args.allow_large:
+        raise ScenarioError(f"-n: expected at most {MAX_TRIALS} iterations per size, got {iterations}; "
+                            "--allow-large runs it anyway")
     algorithms = args.algorithms.split(",") if args.algorithms else [scenario.collective.algorithm]
     out_dir = result_folder(args, scenario, "-sweep")
     rows = run_sweep(scenario, args.scenario, algorithms, _sizes(args, scenario), iterations, args.datatype,

@@ -48,6 +48,20 @@ class Scenario(Spec):
         return matrix
 
     @model_validator(mode="after")
+    def _check_collective(self) -> Scenario:
+        """The collective keys the workload uses: megatron names each call's op and group itself."""
+        collective, defaults = self.collective, CollectiveSpec()
+        if self.workload.rule == "megatron":
+            for key in ("op", "root"):
+                if getattr(collective, key) != getattr(defaults, key):
+                    raise KeyedValueError(f"collective.{key}", f"expected no collective.{key} under workload rule "
+                                                               "megatron, which names each call's op and group")
+        elif collective.root >= self.fabric.gpus:
+            raise KeyedValueError("collective.root", f"expected a rank below the fabric's {self.fabric.gpus} GPUs, "
+                                                     f"got {collective.root}")
+        return self
+
+    @model_validator(mode="after")
     def _check_packet_model(self) -> Scenario:
         """fabric.model packet runs the collective alone on its routes: refuse what it would ignore."""
         if self.fabric.model != "packet":

@@ -1,0 +1,65 @@
+"""Work limits: a scenario's work estimated before anything is built, in well under a second, and refused
+past the limits below unless the command line says ``--allow-large``.
+
+The estimate counts GPUs, trials (about BYTES_PER_TRIAL of memory each, kept for exact percentiles),
+link flaps, and transfers: a collective call of n ranks in c chunks is taken as at most 2 n^2 c transfers
+(a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1)).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fabricsim.config import Scenario, ScenarioError
+from fabricsim.workload import plan_workload
+
+MAX_GPUS = 16_384
+MAX_TRIALS = 10_000_000
+MAX_TRANSFERS_PER_TRIAL = 100_000_000
+MAX_TRANSFERS = 10**11  # over the whole run
+MAX_FLAPS = 100_000  # link failures per trial, over all cables
+MAX_CALLS_PER_STEP = 1_000_000  # megatron: layers x micro-batches
+BYTES_PER_TRIAL = 70
+
+
+def check_work(scenario: Scenario, source: str | Path, allow_large: bool = False) -> None:
+    """Raise ScenarioError naming the key when the scenario's work is past a limit (unless allow_large)."""
+    if not allow_large:
+        problem = work_problem(scenario, source)
+        if problem:
+            key, text = problem
+            raise ScenarioError(f"{source}: {key}: expected {text}; --allow-large runs it anyway")
+
+
+def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | None:
+    """(key, what was expected and what was found) for the first limit the scenario passes, or None."""
+    fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
+    if fabric.gpus > MAX_GPUS:
+        return "fabric.hosts", f"at most {MAX_GPUS} GPUs (hosts x gpus_per_host), got {fabric.gpus}"
+    flaps = sum(failure.flaps for failure in scenario.impairments.failures)
+    if flaps > MAX_FLAPS:
+        return "impairments.failures", f"at most {MAX_FLAPS} flaps per trial over all cables, got {flaps}"
+    if workload.rule == "megatron" and workload.transformer is not None:
+        calls = workload.transformer.layers * workload.parallelism.micro_batches
+        if calls > MAX_CALLS_PER_STEP:
+            return ("workload.parallelism.micro_batches",
+                    f"at most {MAX_CALLS_PER_STEP} layers x micro-batches per step, got {calls}")
+    plan = plan_workload(scenario, fabric.gpus, str(source))
+    trials = len(plan.trials)
+    trials_key = "workload.trials" if workload.trials else "workload"
+    if trials > MAX_TRIALS:
+        return trials_key, (f"at most {MAX_TRIALS} trials (each keeps about {BYTES_PER_TRIAL} bytes: "
+                            f"{_gib(trials * BYTES_PER_TRIAL)} here), got {trials}")
+    per_trial = max(sum(2 * len(call.group) ** 2 * collective.chunks for call in shape.calls)
+                    for shape in plan.trials.shapes)
+    if per_trial > MAX_TRANSFERS_PER_TRIAL:
+        key = "collective.chunks" if collective.chunks > 1 else "fabric.hosts"
+        return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {per_trial}"
+    total = per_trial * plan.trials.repeats * len(plan.trials.shapes)
+    if total > MAX_TRANSFERS:
+        return trials_key, f"at most {MAX_TRANSFERS} transfers in all, got about {total} ({trials} trials)"
+    return None
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"

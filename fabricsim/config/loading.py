@@ -13,7 +13,7 @@ from fabricsim.config.base import KeyedValueError, ScenarioError
 from fabricsim.config.workload import TransformerSpec
 from fabricsim.config.scenario import Scenario
 from fabricsim.config.yaml_text import (MAX_DEPTH, MAX_FILE_BYTES, YamlProblem, load_yaml_text, read_yaml_file,
-                                       utf8_text, without_quotes)
+                                       utf8_text)
 
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
@@ -81,7 +81,8 @@ def _read_reference(scenario_path: Path, key_path: str, reference: str) -> dict:
     try:
         data = read_yaml_file(target)
     except YamlProblem as problem:
-        raise ScenarioError(f"{where}{reference}: {without_quotes(str(problem))}") from None
+        # the position, not PyYAML's problem, which may quote the file (a key file, a password file)
+        raise ScenarioError(f"{where}{reference}: {str(problem).partition(': ')[0]}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}{reference}: expected a mapping of keys, got {type(data).__name__}")
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args, get_origin
 
 from pydantic import Field, field_validator, model_validator
@@ -13,6 +14,9 @@ from fabricsim.config.workload import WorkloadSpec
 from fabricsim.config.impairments import ImpairmentsSpec
 
 
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
 class OutputSpec(Spec):
     dir: str | None = Field(None, description="default results/<name>")
     plots: bool = True
@@ -20,7 +24,7 @@ class OutputSpec(Spec):
 
 
 class Scenario(Spec):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="a plain file name: results/<name>/")
+    name: str = Field(description="a plain file name (letters, digits, _ . -): results/<name>/")
     seed: int = Field(0, ge=0)
     fabric: FabricSpec = FabricSpec()
     collective: CollectiveSpec = CollectiveSpec()
@@ -33,7 +37,7 @@ class Scenario(Spec):
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
-        if name in (".", ".."):
+        if name in (".", "..") or not _PLAIN_NAME.match(name):
             raise ValueError(f"a plain file name such as tp4_ring (letters, digits, _ . -), got {name!r}")
         return name
 

@@ -118,7 +118,12 @@ class TransformerSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _accept_hf_config(cls, data: Any) -> Any:
-        return transformer_keys(data)
+        data = transformer_keys(data)
+        if isinstance(data, dict) and "head_dim" not in data and type(data.get("hidden_size")) is int \
+                and type(data.get("heads")) is int and data["heads"] > 0:
+            raise KeyedValueError("heads", f"heads dividing hidden_size {data['hidden_size']} (num_attention_heads "
+                                           f"in a config.json), or a head_dim; got {data['heads']}")
+        return data
 
     @model_validator(mode="after")
     def _check_heads(self) -> TransformerSpec:

@@ -1,8 +1,8 @@
 """Reading YAML safely: UTF-8 text only, bounded in size, nesting and alias expansion, duplicate keys
 refused, and no YAML 1.1 base-60 numbers (``2:1`` stays the text "2:1" instead of the number 121).
 
-Errors are ``YamlProblem``s saying what is wrong without quoting the file's content, so a file that is
-not a scenario (a key file, a password file) is never echoed.
+Errors are ``YamlProblem``s: "malformed YAML at line L, column C: <PyYAML's problem>", or one line
+saying which bound was passed; the part after the position may quote the file.
 """
 
 from __future__ import annotations
@@ -79,23 +79,16 @@ def load_yaml_text(text: str) -> object:
         data = yaml.load(text, Loader=_StrictLoader)
     except RecursionError:
         raise YamlProblem(f"expected at most {MAX_DEPTH} levels of nesting") from None
+    except yaml.reader.ReaderError as error:
+        raise YamlProblem(f"malformed YAML: a control character at character {error.position} is not allowed") \
+            from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "not YAML"
-        raise YamlProblem(f"malformed YAML{at}: {_plain(problem)}") from None
+        raise YamlProblem(f"malformed YAML{at}: {problem}") from None
     _check_bounds(data)
     return data
-
-
-def _plain(problem: str) -> str:
-    """PyYAML's problem text without the quoted characters or names it may carry (a duplicate key is named)."""
-    return problem if problem.startswith("duplicate key") else without_quotes(problem)
-
-
-def without_quotes(text: str) -> str:
-    """A message with what it quotes of a file left out."""
-    return re.sub(r"\s*'[^']*'", "", text)
 
 
 def _check_bounds(data: object) -> None:

@@ -121,3 +121,22 @@ def test_p99_of_distant_fabrics_is_distinguishable():
     rows = compare_samples([a, b])
     assert rows[1].p99.distinguishable and rows[1].ratios["p50"] == pytest.approx(2, rel=0.05)
     assert "), distinguishable at 30 trials" in format_table(rows)
+
+
+def test_the_run_cache_is_keyed_by_version_and_reused_only_when_whole(workdir, capsys, monkeypatch):
+    slow, fast = write_scenario(workdir, "slow"), write_scenario(workdir, "fast", "400Gbps")
+    assert main(["compare", slow, fast, "-o", "cmp"]) == 0
+    runs = sorted((workdir / "results" / "runs").iterdir())
+    assert len(runs) == 2 and all((run / ".fabricsim").is_file() for run in runs)
+    fast_run = next(run for run in runs if run.name.startswith("fast-"))
+    (fast_run / "summary.json").write_text("{\"latency_us\": ")  # damaged: run again, into the same folder
+    capsys.readouterr()
+    assert main(["compare", slow, fast, "-o", "cmp"]) == 0
+    output = capsys.readouterr().out
+    assert "slow: reusing" in output and f"fast: running into results/runs/{fast_run.name}/" in output
+    assert "latency_us" in (fast_run / "summary.json").read_text() and len(list(fast_run.parent.iterdir())) == 2
+
+    monkeypatch.setattr("fabricsim.commands.compare.__version__", "99.0")  # another version: other folders
+    assert main(["compare", slow, fast, "-o", "cmp"]) == 0
+    assert capsys.readouterr().out.count("running into results/runs/") == 2
+    assert len(list(fast_run.parent.iterdir())) == 4

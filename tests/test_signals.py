@@ -13,7 +13,7 @@ from fabricsim.cli import main
 from tests.conftest import ROOT
 from tests.folder_snapshot import TINY, snapshot
 
-LONG_RUN = TINY.replace("trials: 2", "trials: 100000000")  # far longer than a test waits
+LONG_RUN = TINY.replace("trials: 2", "trials: 1000000")  # far longer than a test waits
 
 
 def _children(pid: int) -> set[int]:
@@ -72,6 +72,7 @@ def test_a_signal_leaves_no_result_folder_and_no_process(tmp_path, monkeypatch, 
     while pending and time.monotonic() < deadline:  # signal each run once it writes and its workers are up
         for run in list(pending):
             signum, _, workers, folder, _, process = run
+            assert process.poll() is None, process.communicate()[1]  # still running
             if (any(entry.name.startswith(".run.stage-") for entry in (folder / "out").iterdir())
                     and len(_children(process.pid)) >= (workers if workers > 1 else 0)):
                 children[process.pid] = _children(process.pid)

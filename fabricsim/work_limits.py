@@ -2,8 +2,9 @@
 past the limits below unless the command line says ``--allow-large``.
 
 The estimate counts GPUs, trials (about BYTES_PER_TRIAL of memory each, kept for exact percentiles),
-link flaps, and transfers: a collective call of n ranks in c chunks is taken as at most 2 n^2 c transfers
-(a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1)).
+link flaps, and transfers: a collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers
+over k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
+bidirectional_ring, the GPUs per host for multi_ring, 1 otherwise).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.workload import plan_workload
+from fabricsim.workload import WorkloadPlan, plan_workload
 
 MAX_GPUS = 16_384
 MAX_TRIALS = 10_000_000
 MAX_TRANSFERS_PER_TRIAL = 100_000_000
 MAX_TRANSFERS = 10**11  # over the whole run
 MAX_FLAPS = 100_000  # link failures per trial, over all cables
-MAX_CALLS_PER_STEP = 1_000_000  # megatron: layers x micro-batches
+MAX_CALLS_PER_STEP = 100_000  # megatron: layers x micro-batches, what the estimate builds in under a second
 BYTES_PER_TRIAL = 70
 
 
@@ -50,8 +51,7 @@ def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | No
     if trials > MAX_TRIALS:
         return trials_key, (f"at most {MAX_TRIALS} trials (each keeps about {BYTES_PER_TRIAL} bytes: "
                             f"{_gib(trials * BYTES_PER_TRIAL)} here), got {trials}")
-    per_trial = max(sum(2 * len(call.group) ** 2 * collective.chunks for call in shape.calls)
-                    for shape in plan.trials.shapes)
+    per_trial = transfers_per_trial(scenario, plan)
     if per_trial > MAX_TRANSFERS_PER_TRIAL:
         key = "collective.chunks" if collective.chunks > 1 else "fabric.hosts"
         return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {per_trial}"
@@ -59,6 +59,20 @@ def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | No
     if total > MAX_TRANSFERS:
         return trials_key, f"at most {MAX_TRANSFERS} transfers in all, got about {total} ({trials} trials)"
     return None
+
+
+def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
+    """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
+    collective = scenario.collective
+    channels = _channels(collective.algorithm, scenario.fabric.gpus_per_host)
+    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels for call in shape.calls)
+               for shape in plan.trials.shapes)
+
+
+def _channels(algorithm: str, gpus_per_host: int) -> int:
+    """Rings an all-reduce runs at once: two for bidirectional_ring, one per GPU of a host for multi_ring
+    (and for auto, which may pick either)."""
+    return {"bidirectional_ring": 2, "multi_ring": gpus_per_host, "auto": max(2, gpus_per_host)}.get(algorithm, 1)
 
 
 def _gib(nbytes: int) -> str:

@@ -18,8 +18,8 @@ from fabricsim.runner import Simulation, TrialRecord
 from fabricsim.work_limits import check_work
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
-_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 
 
 def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:

@@ -12,8 +12,7 @@ from pydantic import ValidationError
 from fabricsim.config.base import KeyedValueError, ScenarioError
 from fabricsim.config.workload import TransformerSpec
 from fabricsim.config.scenario import Scenario
-from fabricsim.config.yaml_text import (MAX_DEPTH, MAX_FILE_BYTES, YamlProblem, load_yaml_text, read_yaml_file,
-                                       utf8_text)
+from fabricsim.config.yaml_text import MAX_DEPTH, YamlProblem, load_yaml_text, read_text_file, read_yaml_file
 
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
@@ -40,14 +39,9 @@ def _read_sample_files(node: Any, path: Path, key_path: str, referenced: list[st
     if isinstance(node, dict) and node.get("distribution") == "empirical" and isinstance(node.get("file"), str):
         where = f"{key_path}file"
         try:
-            lines = utf8_text((path.parent / node.pop("file")).read_bytes()[:MAX_FILE_BYTES + 1]).split()
-        except OSError as error:
-            raise ScenarioError(f"{path}: {where}: cannot read the sample file ({error.strerror})") from None
+            node["samples"] = read_text_file(path.parent / node.pop("file")).split()
         except YamlProblem as problem:
             raise ScenarioError(f"{path}: {where}: {problem}") from None
-        if len(lines) > MAX_FILE_BYTES // 2:
-            raise ScenarioError(f"{path}: {where}: expected a file of at most {MAX_FILE_BYTES // 2**20} MiB")
-        node["samples"] = lines
         referenced.append(f"{key_path}samples")
 
 

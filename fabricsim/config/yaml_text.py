@@ -55,6 +55,11 @@ _StrictLoader.yaml_implicit_resolvers = {
 
 def read_yaml_file(path: Path) -> object:
     """The YAML document in a file, checked as the module says."""
+    return load_yaml_text(read_text_file(path))
+
+
+def read_text_file(path: Path) -> str:
+    """A file's text: UTF-8, at most MAX_FILE_BYTES."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
@@ -62,10 +67,6 @@ def read_yaml_file(path: Path) -> object:
         raise YamlProblem(f"cannot read the file ({error.strerror})") from None
     if len(data) > MAX_FILE_BYTES:
         raise YamlProblem(f"expected a file of at most {MAX_FILE_BYTES // 2**20} MiB")
-    return load_yaml_text(utf8_text(data))
-
-
-def utf8_text(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -69,26 +69,23 @@ def _read_reference(scenario_path: Path, key_path: str, reference: str) -> dict:
     """A file the scenario names by a path relative to itself; errors name the scenario and the key, and
     quote nothing of the file."""
     target = scenario_path.parent / reference
-    where = f"{scenario_path}: {key_path}: "
+    where = f"{scenario_path}: {key_path}"
     if not target.is_file():
-        raise ScenarioError(f"{where}expected a file path relative to the scenario, {target} does not exist")
-    try:
-        data = read_yaml_file(target)
-    except YamlProblem as problem:
-        # the position, not PyYAML's problem, which may quote the file (a key file, a password file)
-        raise ScenarioError(f"{where}{reference}: {str(problem).partition(': ')[0]}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{where}{reference}: expected a mapping of keys, got {type(data).__name__}")
-    return data
+        raise ScenarioError(f"{where}: expected a file path relative to the scenario, {target} does not exist")
+    return _read_yaml(target, f"{where}: {reference}")
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path, named_as: str | None = None) -> dict:
+    """A YAML file's top-level mapping. ``named_as`` (scenario: key: file) names a file the scenario points
+    at: its errors say where reading stopped, not PyYAML's problem, which may quote the file (a key file,
+    a password file)."""
     try:
         data = read_yaml_file(path)
     except YamlProblem as problem:
-        raise ScenarioError(f"{path}: {problem}") from None
+        text = str(problem) if named_as is None else str(problem).partition(": ")[0]
+        raise ScenarioError(f"{named_as or path}: {text}") from None
     if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+        raise ScenarioError(f"{named_as or path}: expected a mapping of keys at the top level, got {type(data).__name__}")
     return data
 
 

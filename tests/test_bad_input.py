@@ -8,6 +8,7 @@ import pytest
 
 import fabricsim.commands.run as run_command
 from fabricsim.cli import main
+from fabricsim.config import load_scenario
 from tests.conftest import SCENARIOS
 
 GOOD = """\
@@ -116,3 +117,13 @@ def _register_with(handler, register):
         register(commands)
         commands.choices["run"].set_defaults(handler=handler)
     return registered
+
+
+def test_an_n_to_1_oversubscription_is_n_not_a_base_60_number(tmp_path):
+    """YAML 1.1 reads 2:1 as 2 x 60 + 1 = 121; fabricsim reads it as the ratio it means."""
+    text = GOOD.replace("hosts: 4,", "hosts: 4, topology: leaf_spine, clos: {hosts_per_leaf: 2, oversubscription: 2:1},")
+    path = tmp_path / "ratio.yaml"
+    path.write_text(text)
+    assert load_scenario(path).fabric.clos.oversubscription == 2.0
+    assert load_scenario(path, ("fabric.clos.oversubscription=3:2",)).fabric.clos.oversubscription == 1.5
+    assert load_scenario(path, ("fabric.clos.oversubscription=4",)).fabric.clos.oversubscription == 4.0

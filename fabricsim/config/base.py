@@ -30,8 +30,9 @@ SizeWithUnit = Annotated[int, BeforeValidator(_size_with_unit)]
 # Rates and times always carry their unit, in the resolved scenario too (bare numbers are refused).
 RateBps = Annotated[float, BeforeValidator(parse_rate_bps), Field(gt=0),
                     PlainSerializer(lambda bps: f"{bps:.12g}bps", return_type=str)]
-TimePs = Annotated[int, BeforeValidator(parse_time_ps), PlainSerializer(lambda ps: f"{ps}ps", return_type=str)]
-LinkLatencyPs = Annotated[int, BeforeValidator(_link_latency_ps), PlainSerializer(lambda ps: f"{ps}ps", return_type=str)]
+_AS_PS = PlainSerializer(lambda ps: f"{ps}ps", return_type=str)
+TimePs = Annotated[int, BeforeValidator(parse_time_ps), _AS_PS]
+LinkLatencyPs = Annotated[int, BeforeValidator(_link_latency_ps), _AS_PS]
 
 
 

@@ -85,7 +85,8 @@ def _read_yaml(path: Path, named_as: str | None = None) -> dict:
         text = str(problem) if named_as is None else str(problem).partition(": ")[0]
         raise ScenarioError(f"{named_as or path}: {text}") from None
     if not isinstance(data, dict):
-        raise ScenarioError(f"{named_as or path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+        raise ScenarioError(f"{named_as or path}: expected a mapping of keys at the top level, "
+                            f"got {type(data).__name__}")
     return data
 
 

@@ -197,4 +197,5 @@ def _refuse_unused(spec: Spec, used: set[str], prefix: str, rule: str) -> None:
     for name, field in type(spec).model_fields.items():
         if name not in used and name != "rule" and getattr(spec, name) != field.get_default(call_default_factory=True):
             key = field.alias or name
-            raise KeyedValueError(f"{prefix}{key}", f"expected no {prefix}{key} under rule {rule}, which does not use it")
+            raise KeyedValueError(f"{prefix}{key}",
+                                  f"expected no {prefix}{key} under rule {rule}, which does not use it")

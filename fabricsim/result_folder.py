@@ -55,11 +55,17 @@ def _target_problem(out_dir: Path, inputs: list[Path]) -> str | None:
         others = sorted(entry.name for entry in target.iterdir() if entry.name not in written)
         if others:
             return f"{out_dir}, a result folder holding files fabricsim did not write ({', '.join(others[:3])})"
-    existing = next(parent for parent in target.parents if parent.exists())
+    return unwritable(out_dir)
+
+
+def unwritable(path: str | Path) -> str | None:
+    """Why a file or folder could not be made at path (its nearest existing folder is a file, or cannot
+    be written), or None."""
+    existing = next(parent for parent in Path(path).resolve().parents if parent.exists())
     if not existing.is_dir():
-        return f"{out_dir}, a path under the file {existing}"
+        return f"{path}, a path under the file {existing}"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{out_dir}, in {existing} which cannot be written"
+        return f"{path}, in {existing} which cannot be written"
     return None
 
 

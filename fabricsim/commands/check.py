@@ -20,6 +20,7 @@ from fabricsim.baseline import (baseline_path, changed_keys, check_exact, check_
 from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments,
                                       load_checked, run_records)
 from fabricsim.config import ScenarioError
+from fabricsim.result_folder import unwritable
 from fabricsim.sample import run_sample, sha256_of
 
 _KEYS_SHOWN = 4
@@ -56,6 +57,8 @@ def _check_one(path: str, args: argparse.Namespace) -> int:
     baseline_file = Path(args.baseline) if args.baseline else baseline_path(scenario)
     run = partial(run_records, args=args, source=path)
     baseline = None if args.update and not baseline_file.exists() else read_baseline(baseline_file, args.update)
+    if baseline is None and (problem := unwritable(baseline_file)):
+        raise ScenarioError(f"--baseline {baseline_file}: expected a path a baseline can be written to, got {problem}")
     if args.trials is None and baseline is not None and baseline["workload_trials"] is not None:
         scenario = load_checked(path, args, (f"workload.trials={baseline['workload_trials']}",))
     if args.update:

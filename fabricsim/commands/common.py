@@ -47,6 +47,8 @@ def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str
 def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> Iterator[TrialRecord]:
     """The simulation's trials, run where the command line says, their records in trial order as they
     come; `source` names the scenario file when the command takes several (default args.scenario)."""
+    if args.scheduler and args.executor != "dask":
+        raise ScenarioError("--scheduler: expected --executor dask with it (trials run locally otherwise)")
     if args.executor == "dask" and not args.scheduler:
         raise ScenarioError("--executor dask: expected --scheduler tcp://HOST:PORT")
     if args.executor == "dask" and not _SCHEDULER_ADDRESS.match(args.scheduler):

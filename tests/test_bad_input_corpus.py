@@ -133,8 +133,6 @@ CASES = {
                                  ["s.yaml: workload.seq_len: expected no seq_len"]),
     "bucket_without_unit": ({"s.yaml": _with(MEGATRON, "{tp: 4}", "{tp: 4, bucket: 25}")}, ["run", "s.yaml"],
                             ["s.yaml: workload.parallelism.bucket: expected a size with its unit such as 25MiB"]),
-    "root_of_an_op_without_one": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_gather, root: 2}")},
-                                  ["run", "s.yaml"], ["s.yaml: collective.root: expected no root for op all_gather"]),
     "root_outside_the_ranks": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: broadcast, root: 9}")},
                                ["run", "s.yaml"], ["s.yaml: collective.root: expected a rank below the fabric's 4 GPUs"]),
     "name_dot_dot": ({"s.yaml": _with(GOOD, "name: bad", "name: '..'")}, ["run", "s.yaml"], ["s.yaml: name: expected a plain file name"]),

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fabricsim.collectives import ALGORITHMS, algorithms_for
-from fabricsim.config.base import KeyedValueError, Spec
+from fabricsim.collectives import algorithms_for
+from fabricsim.config.base import Spec
 
 
 class CollectiveSpec(Spec):
@@ -26,8 +26,4 @@ class CollectiveSpec(Spec):
         known = algorithms_for(self.op)
         if self.algorithm != "auto" and self.algorithm not in known:
             raise ValueError(f"expected algorithm auto or one of {known} for op {self.op}, got {self.algorithm!r}")
-        rooted = [name for name in known if "root" in ALGORITHMS[(self.op, name)].options]
-        if self.root and (self.algorithm not in rooted if self.algorithm != "auto" else not rooted):
-            raise KeyedValueError("root", f"expected no root for op {self.op} by {self.algorithm} (broadcast, reduce, "
-                                          f"gather and send_recv have one), got {self.root}")
         return self

@@ -1,23 +1,29 @@
 """Work limits: a scenario's work estimated before anything is built, in well under a second, and refused
 past the limits below unless the command line says ``--allow-large``.
 
-The estimate counts GPUs, trials (about BYTES_PER_TRIAL of memory each, kept for exact percentiles),
-link flaps, and transfers: a collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers
-over k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the GPUs per host for multi_ring, 1 otherwise).
+The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory each, kept for exact
+percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
+qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
+k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
+bidirectional_ring, the GPUs per host for multi_ring, 1 otherwise), putting at most n S max(2, log2 n)
+bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.workload import WorkloadPlan, plan_workload
+from fabricsim.runner import size_bytes_of
+from fabricsim.workload import Call, WorkloadPlan, plan_workload
 
 MAX_GPUS = 16_384
+MAX_WORKERS = 256  # local worker processes (--workers)
 MAX_TRIALS = 10_000_000
 MAX_TRANSFERS_PER_TRIAL = 100_000_000
 MAX_TRANSFERS = 10**11  # over the whole run
+MAX_PACKETS_PER_TRIAL = 100_000_000  # fabric.model packet: wire bytes / MTU
 MAX_FLAPS = 100_000  # link failures per trial, over all cables
 MAX_CALLS_PER_STEP = 100_000  # megatron: layers x micro-batches, what the estimate builds in under a second
 BYTES_PER_TRIAL = 70
@@ -37,6 +43,8 @@ def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | No
     fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
     if fabric.gpus > MAX_GPUS:
         return "fabric.hosts", f"at most {MAX_GPUS} GPUs (hosts x gpus_per_host), got {fabric.gpus}"
+    if fabric.clos.spines > MAX_GPUS:
+        return "fabric.clos.spines", f"at most {MAX_GPUS} spines, got {fabric.clos.spines}"
     flaps = sum(failure.flaps for failure in scenario.impairments.failures)
     if flaps > MAX_FLAPS:
         return "impairments.failures", f"at most {MAX_FLAPS} flaps per trial over all cables, got {flaps}"
@@ -46,18 +54,27 @@ def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | No
             return ("workload.parallelism.micro_batches",
                     f"at most {MAX_CALLS_PER_STEP} layers x micro-batches per step, got {calls}")
     plan = plan_workload(scenario, fabric.gpus, str(source))
-    trials = len(plan.trials)
+    trials = plan.trials.repeats * len(plan.trials.shapes)  # len() stops at sys.maxsize
     trials_key = "workload.trials" if workload.trials else "workload"
     if trials > MAX_TRIALS:
         return trials_key, (f"at most {MAX_TRIALS} trials (each keeps about {BYTES_PER_TRIAL} bytes: "
                             f"{_gib(trials * BYTES_PER_TRIAL)} here), got {trials}")
-    per_trial = transfers_per_trial(scenario, plan)
-    if per_trial > MAX_TRANSFERS_PER_TRIAL:
+    transfers = transfers_per_trial(scenario, plan)
+    if transfers > MAX_TRANSFERS_PER_TRIAL:
         key = "collective.chunks" if collective.chunks > 1 else "fabric.hosts"
-        return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {per_trial}"
-    total = per_trial * plan.trials.repeats * len(plan.trials.shapes)
+        return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {transfers}"
+    flows = transfers * fabric.qps_per_rankpair
+    if flows > MAX_TRANSFERS_PER_TRIAL:
+        return "fabric.qps_per_rankpair", (f"at most {MAX_TRANSFERS_PER_TRIAL} flows per trial (transfers x "
+                                           f"qps_per_rankpair), got about {flows}")
+    if fabric.model == "packet":
+        packets = max(sum(map(wire_bytes, shape.calls)) for shape in plan.trials.shapes) // fabric.nic.mtu_bytes
+        if packets > MAX_PACKETS_PER_TRIAL:
+            return "fabric.model", (f"at most {MAX_PACKETS_PER_TRIAL} packets per trial in the packet model "
+                                    f"(bytes on the wire / fabric.nic.mtu), got about {packets}")
+    total = flows * trials
     if total > MAX_TRANSFERS:
-        return trials_key, f"at most {MAX_TRANSFERS} transfers in all, got about {total} ({trials} trials)"
+        return trials_key, f"at most {MAX_TRANSFERS} flows in all, got about {total} ({trials} trials)"
     return None
 
 
@@ -67,6 +84,13 @@ def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     channels = _channels(collective.algorithm, scenario.fabric.gpus_per_host)
     return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels for call in shape.calls)
                for shape in plan.trials.shapes)
+
+
+def wire_bytes(call: Call) -> int:
+    """At least the bytes a collective call puts on the wire: n S max(2, log2 n) for n ranks and size S
+    (a ring all-reduce sends 2 (n - 1) S, recursive doubling n S log2 n)."""
+    ranks = len(call.group)
+    return ranks * size_bytes_of(call.op, ranks, call.per_rank_bytes) * max(2, math.ceil(math.log2(ranks)))
 
 
 def _channels(algorithm: str, gpus_per_host: int) -> int:

@@ -5,7 +5,8 @@ import pytest
 
 from fabricsim.collectives import ALGORITHMS, build_schedule
 from fabricsim.config import ScenarioError
-from fabricsim.work_limits import MAX_GPUS, MAX_TRIALS, check_work, transfers_per_trial, work_problem
+from fabricsim.work_limits import (MAX_GPUS, MAX_TRIALS, check_work, transfers_per_trial, wire_bytes,
+                                  work_problem)
 from fabricsim.workload import plan_workload
 from tests.conftest import make_scenario
 
@@ -44,3 +45,4 @@ def test_every_schedule_has_at_most_the_transfers_the_estimate_counts(op, algori
     schedule = build_schedule(op, algorithm, hosts * gpus_per_host, 3 * 2**20, chunks, local_ranks=gpus_per_host)
     plan = plan_workload(scenario, hosts * gpus_per_host, "s.yaml")
     assert len(schedule.transfers.src) <= transfers_per_trial(scenario, plan)
+    assert schedule.transfers.nbytes.sum() <= wire_bytes(plan.trials[0].calls[0])

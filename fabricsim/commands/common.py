@@ -15,7 +15,7 @@ from fabricsim.config import Scenario, ScenarioError, load_scenario
 from fabricsim.parallel import run_trials
 from fabricsim.result_folder import check_target
 from fabricsim.runner import Simulation, TrialRecord
-from fabricsim.work_limits import check_work
+from fabricsim.work_limits import MAX_WORKERS, check_work
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
@@ -54,6 +54,9 @@ def run_records(simulation: Simulation, args: argparse.Namespace, source: str | 
     if args.executor == "dask" and not _SCHEDULER_ADDRESS.match(args.scheduler):
         raise ScenarioError(f"--scheduler: expected a Dask scheduler address such as tcp://HOST:PORT, "
                             f"got {args.scheduler!r}")
+    if args.workers > MAX_WORKERS and not args.allow_large:
+        raise ScenarioError(f"--workers: expected at most {MAX_WORKERS} local worker processes, got {args.workers}; "
+                            "--allow-large runs it anyway")
     scheduler = args.scheduler if args.executor == "dask" else None
     return run_trials(simulation, source or args.scenario, args.workers, scheduler)
 

@@ -21,7 +21,7 @@ from fabricsim.workload import Call, WorkloadPlan, plan_workload
 MAX_GPUS = 16_384
 MAX_WORKERS = 256  # local worker processes (--workers)
 MAX_TRIALS = 10_000_000
-MAX_TRANSFERS_PER_TRIAL = 100_000_000
+MAX_TRANSFERS_PER_TRIAL = 2**25  # a 4096-rank ring all-reduce, counted as 2 n^2
 MAX_TRANSFERS = 10**11  # over the whole run
 MAX_PACKETS_PER_TRIAL = 100_000_000  # fabric.model packet: wire bytes / MTU
 MAX_FLAPS = 100_000  # link failures per trial, over all cables

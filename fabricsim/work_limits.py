@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import size_bytes_of
+from fabricsim.units import format_rate
 from fabricsim.workload import Call, WorkloadPlan, plan_workload
 
 MAX_GPUS = 16_384
@@ -23,19 +24,24 @@ MAX_WORKERS = 256  # local worker processes (--workers)
 MAX_TRIALS = 10_000_000
 MAX_TRANSFERS_PER_TRIAL = 2**25  # a 4096-rank ring all-reduce, counted as 2 n^2
 MAX_TRANSFERS = 10**11  # over the whole run
-MAX_PACKETS_PER_TRIAL = 100_000_000  # fabric.model packet: wire bytes / MTU
+MAX_PACKET_EVENTS = 100_000_000  # fabric.model packet: packets and DCQCN timer events per trial
 MAX_FLAPS = 100_000  # link failures per trial, over all cables
 MAX_CALLS_PER_STEP = 100_000  # megatron: layers x micro-batches, what the estimate builds in under a second
 BYTES_PER_TRIAL = 70
+MAX_TRIAL_PS = 2**62  # half of int64: sums of a trial's times keep room
+PS_PER_S, PS_PER_DAY = 10**12, 86_400 * 10**12
+MAX_HOPS = 16  # links a route crosses, at most (GPU, PCIe switch, NIC, leaf, spine and back)
 
 
 def check_work(scenario: Scenario, source: str | Path, allow_large: bool = False) -> None:
-    """Raise ScenarioError naming the key when the scenario's work is past a limit (unless allow_large)."""
-    if not allow_large:
-        problem = work_problem(scenario, source)
-        if problem:
-            key, text = problem
-            raise ScenarioError(f"{source}: {key}: expected {text}; --allow-large runs it anyway")
+    """Raise ScenarioError naming the key when the scenario's work is past a limit (unless allow_large),
+    or when a trial could outlast the picosecond clock (whatever allow_large says)."""
+    if not allow_large and (problem := work_problem(scenario, source)):
+        key, text = problem
+        raise ScenarioError(f"{source}: {key}: expected {text}; --allow-large runs it anyway")
+    if problem := clock_problem(scenario, plan_workload(scenario, scenario.fabric.gpus, str(source))):
+        key, text = problem
+        raise ScenarioError(f"{source}: {key}: expected {text}")
 
 
 def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | None:
@@ -68,14 +74,65 @@ def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | No
         return "fabric.qps_per_rankpair", (f"at most {MAX_TRANSFERS_PER_TRIAL} flows per trial (transfers x "
                                            f"qps_per_rankpair), got about {flows}")
     if fabric.model == "packet":
-        packets = max(sum(map(wire_bytes, shape.calls)) for shape in plan.trials.shapes) // fabric.nic.mtu_bytes
-        if packets > MAX_PACKETS_PER_TRIAL:
-            return "fabric.model", (f"at most {MAX_PACKETS_PER_TRIAL} packets per trial in the packet model "
-                                    f"(bytes on the wire / fabric.nic.mtu), got about {packets}")
+        events = packet_events(scenario, plan)
+        if events > MAX_PACKET_EVENTS:
+            return "fabric.model", (f"at most {MAX_PACKET_EVENTS} packets and DCQCN timer events per trial in the "
+                                    f"packet model, got about {events}")
     total = flows * trials
     if total > MAX_TRANSFERS:
         return trials_key, f"at most {MAX_TRANSFERS} flows in all, got about {total} ({trials} trials)"
     return None
+
+
+def clock_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | None:
+    """(key, text) when a trial's bytes at the slowest link rate, and its transfers' latencies over
+    MAX_HOPS links each, could take longer than MAX_TRIAL_PS; None otherwise (drawn delays, capped
+    per draw, are left out)."""
+    rate_bps, key = slowest_rate(scenario)
+    fabric = scenario.fabric
+    latency_ps = max(fabric.cable_latency_ps, fabric.nic.latency_ps, fabric.switch.latency_ps,
+                     fabric.nvswitch.latency_ps, fabric.nvlink.latency_ps, fabric.pcie.latency_ps)
+    bound_ps = (_largest_trial_wire_bytes(plan) * 8 * PS_PER_S / rate_bps
+                + transfers_per_trial(scenario, plan) * MAX_HOPS * latency_ps)
+    if bound_ps <= MAX_TRIAL_PS:
+        return None
+    return key, (f"a trial that 64-bit picoseconds can time (at most {MAX_TRIAL_PS / PS_PER_DAY:.0f} days): its "
+                 f"bytes at {format_rate(rate_bps)} and its latencies could take {bound_ps / PS_PER_DAY:.3g} days")
+
+
+def slowest_rate(scenario: Scenario, dcqcn: bool = True) -> tuple[float, str]:
+    """The lowest rate a flow may get, in bits/s, with the key that sets it: the slowest link (a leaf's
+    uplink share under oversubscription), less background load; DCQCN's floor in the packet model
+    (with ``dcqcn``)."""
+    fabric = scenario.fabric
+    rates = [(fabric.nic.effective_bandwidth_bps, "fabric.nic.bandwidth"),
+             (fabric.nvlink.bandwidth_bps, "fabric.nvlink.bandwidth"),
+             (fabric.pcie.bandwidth_bps, "fabric.pcie.bandwidth")]
+    if fabric.clos.oversubscription > 1:
+        rates.append((fabric.nic.bandwidth_bps / fabric.clos.oversubscription, "fabric.clos.oversubscription"))
+    if dcqcn and fabric.model == "packet" and fabric.packet.dcqcn.enabled:
+        rates.append((fabric.packet.dcqcn.min_rate_bps, "fabric.packet.dcqcn.min_rate"))
+    rate_bps, key = min(rates, key=lambda pair: pair[0])
+    return rate_bps * (1 - scenario.impairments.background.load), key
+
+
+def packet_events(scenario: Scenario, plan: WorkloadPlan) -> int:
+    """The packet model's work in a trial: its packets (bytes on the wire / MTU), plus with DCQCN the
+    alpha timer of each rank's sending queue pairs, every alpha_resume_interval for as long as each
+    call's size S takes at the slowest link's rate."""
+    fabric = scenario.fabric
+    events = _largest_trial_wire_bytes(plan) // fabric.nic.mtu_bytes
+    if fabric.packet.dcqcn.enabled:
+        rate_bps, _ = slowest_rate(scenario, dcqcn=False)
+        ticks_per_byte = 8 * PS_PER_S / rate_bps / fabric.packet.dcqcn.alpha_resume_interval_ps
+        events += int(max(sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes) * len(call.group)
+                              for call in shape.calls) for shape in plan.trials.shapes)
+                      * fabric.qps_per_rankpair * ticks_per_byte)
+    return events
+
+
+def _largest_trial_wire_bytes(plan: WorkloadPlan) -> int:
+    return max(sum(map(wire_bytes, shape.calls)) for shape in plan.trials.shapes)
 
 
 def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:

@@ -11,6 +11,10 @@ Two ways to check:
 - statistical: two independent samples (seeds may differ). The completion-time distributions
   must pass a two-sample Kolmogorov-Smirnov test at KS_ALPHA, and the bootstrap interval of each
   gated percentile's relative change must not lie wholly beyond its tolerance (default: p99, 0%).
+
+A percentile that the smaller sample's trial count does not support (``stats.trials_needed``: p99
+needs 100 successful trials, p99.9 1000) is not judged in either mode: its status is "n/a" and a
+note says what it needs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fabricsim import stats
 from fabricsim.compare import CONFIDENCE, GUARDED_PERCENTILE
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.sample import LATENCY_METRICS, METRICS, Sample, identity, sha256_of
+from fabricsim.units import TimeUnit
 
 BASELINE_DIR = Path("results") / "baselines"
 KS_ALPHA = 0.01
@@ -122,10 +127,12 @@ def _baseline_problem(baseline: object) -> tuple[str, str] | None:
         ("failed_trial_indices", f"a list of trial indices below {trials}",
          isinstance(baseline.get("failed_trial_indices"), list)
          and all(whole(i) and 0 <= i < trials for i in baseline["failed_trial_indices"])),
-        ("latency_us", "null or the percentiles " + ", ".join(key for _, key in LATENCY_METRICS),
+        ("latency_us", "null or the percentiles " + ", ".join(key for _, key in LATENCY_METRICS) + " (each a number or null)",
          baseline.get("latency_us") is None or (isinstance(baseline.get("latency_us"), dict)
-                                                and all(number(baseline["latency_us"].get(key))
-                                                        for _, key in LATENCY_METRICS))),
+                                                and all(key in baseline["latency_us"] and (
+                                                    baseline["latency_us"][key] is None
+                                                    or number(baseline["latency_us"][key]))
+                                                    for _, key in LATENCY_METRICS))),
         ("busbw_GBps", "a number or null", baseline.get("busbw_GBps") is None or number(baseline.get("busbw_GBps"))),
         ("scenario_sha256", "a SHA-256 in hex", isinstance(baseline.get("scenario_sha256"), str)),
         ("scenario_shape", "the scenario's shape, a mapping of keys", isinstance(baseline.get("scenario_shape"), dict)),
@@ -148,10 +155,20 @@ def baseline_sample(baseline: dict) -> Sample:
     return Sample("baseline", latency_ps, failed, baseline)
 
 
-def changed_keys(baseline: dict, scenario: Scenario) -> list[str]:
-    """Key paths whose values differ between the baseline's scenario shape and this scenario's."""
+def changed_keys(baseline: dict, scenario: Scenario) -> dict[str, tuple]:
+    """Key paths whose values differ between the baseline's scenario shape and this scenario's, each
+    with its (old, new) value (None where a key is missing on one side)."""
     old, new = _flatten(baseline["scenario_shape"]), _flatten(scenario_shape(scenario))
-    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    return {key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)}
+
+
+def baseline_scenario(baseline: dict) -> dict:
+    """The scenario a baseline was run from (its shape, seed and trial count), as a resolved scenario."""
+    scenario = json.loads(json.dumps(baseline["scenario_shape"]))
+    scenario["seed"] = baseline["seed"]
+    scenario["workload"]["trials"] = baseline["workload_trials"]
+    return scenario
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -187,14 +204,17 @@ def check_exact(baseline: dict, now: Sample, tolerances: dict[str, float] | None
     tolerances, any trial whose completion time moved fails the check too."""
     old = baseline_sample(baseline)
     old_values, now_values = old.metric_values(), now.metric_values()
-    metrics = [_metric(label, unit, old_values[label], now_values[label], None, tolerances) for label, unit in METRICS]
+    trials = min(old.ok_latency_us.size, now.ok_latency_us.size)
+    metrics = [_metric(label, unit, old_values[label], now_values[label], None, tolerances, trials)
+               for label, unit in METRICS]
     notes = []
     if tolerances is None:
         moved = int(np.sum((old.trial_latency_ps != now.trial_latency_ps) | (old.failed != now.failed)))
         if moved:
             notes.append(f"{moved} of {old.trial_latency_ps.size} trials differ from the baseline")
-    passed = not notes and all(m.status in ("ok", "-") for m in metrics)
-    return CheckResult("exact" if tolerances is None else "tolerance", metrics, notes, passed)
+    passed = not notes and all(m.status in _PASSING for m in metrics)
+    return CheckResult("exact" if tolerances is None else "tolerance", metrics,
+                       _unjudged_notes(metrics, old, now) + notes, passed)
 
 
 def check_stat(baseline: dict, now: Sample, tolerances: dict[str, float] | None = None) -> CheckResult:
@@ -203,22 +223,37 @@ def check_stat(baseline: dict, now: Sample, tolerances: dict[str, float] | None 
     tolerances = tolerances if tolerances is not None else {f"p{GUARDED_PERCENTILE:g}": 0.0}
     old_us, now_us = old.ok_latency_us, now.ok_latency_us
     old_values, now_values = old.metric_values(), now.metric_values()
+    trials = min(old_us.size, now_us.size)
     metrics = [_metric(label, unit, old_values[label], now_values[label], _relative_interval(label, old_us, now_us),
-                       tolerances)
+                       tolerances, trials)
                for label, unit in METRICS]
     if not old_us.size or not now_us.size:
         return CheckResult("statistical", metrics, ["no successful trial to compare on one side"], False)
     test = ks_2samp(old_us, now_us)
     same = test.pvalue >= KS_ALPHA
-    notes = [f"Kolmogorov-Smirnov: D = {test.statistic:.3f}, p = {test.pvalue:.3g} "
-             f"({'no evidence the distributions differ' if same else 'the distributions differ'} "
-             f"at alpha {KS_ALPHA:g}; {old_us.size} vs {now_us.size} trials)"]
-    return CheckResult("statistical", metrics, notes, same and all(m.status in ("ok", "-") for m in metrics))
+    notes = _unjudged_notes(metrics, old, now) + [
+        f"Kolmogorov-Smirnov: D = {test.statistic:.3f}, p = {test.pvalue:.3g} "
+        f"({'no evidence the distributions differ' if same else 'the distributions differ'} "
+        f"at alpha {KS_ALPHA:g}; {old_us.size} vs {now_us.size} trials)"]
+    return CheckResult("statistical", metrics, notes, same and all(m.status in _PASSING for m in metrics))
+
+
+_PASSING = ("ok", "-", "n/a")
+
+
+def _unjudged_notes(metrics: list[MetricCheck], old: Sample, now: Sample) -> list[str]:
+    """One line naming the percentiles too few trials could not judge, and what they need."""
+    unjudged = [m.label for m in metrics if m.status == "n/a"]
+    if not unjudged:
+        return []
+    needs = ", ".join(f"{label} needs {stats.trials_needed(_PERCENTILE_OF[label])}" for label in unjudged)
+    return [f"not judged: {needs} successful trials on each side, got {old.ok_latency_us.size} (baseline) "
+            f"and {now.ok_latency_us.size} (now)"]
 
 
 def _relative_interval(label: str, old_us: np.ndarray, now_us: np.ndarray):
     """Bootstrap interval of a percentile's relative change, or None for max and busbw."""
-    if label not in _PERCENTILE_OF or not old_us.size or not now_us.size:
+    if label not in _PERCENTILE_OF or min(old_us.size, now_us.size) < stats.trials_needed(_PERCENTILE_OF[label]):
         return None
     base_us = float(np.percentile(old_us, _PERCENTILE_OF[label]))
     low_us, high_us = stats.bootstrap_difference_ci(old_us, now_us, _PERCENTILE_OF[label], CONFIDENCE)
@@ -226,7 +261,10 @@ def _relative_interval(label: str, old_us: np.ndarray, now_us: np.ndarray):
 
 
 def _metric(label: str, unit: str, base: float | None, current: float | None, interval,
-            tolerances: dict[str, float] | None) -> MetricCheck:
+            tolerances: dict[str, float] | None, trials: int) -> MetricCheck:
+    if label in _PERCENTILE_OF and trials < stats.trials_needed(_PERCENTILE_OF[label]):
+        tolerance = None if tolerances is None else tolerances.get(label)
+        return MetricCheck(label, unit, base, current, None, tolerance, "n/a")
     worse_sign = -1 if label == "busbw" else 1
     if base is None or current is None:
         change = None
@@ -257,17 +295,17 @@ def format_check(result: CheckResult, title: str) -> str:
     """The check as a table: each metric's baseline, value now, change, tolerance and verdict."""
     header = ["metric", "baseline", "now", "change (worse +)", "tolerance", "status"]
     rows = [header]
+    p50 = next((m.baseline for m in result.metrics if m.label == "p50" and m.baseline is not None), 1.0)
+    time = TimeUnit.for_typical(p50)
     for m in result.metrics:
-        rows.append([f"{m.label} ({m.unit})", _text(m.baseline), _text(m.now), _change_text(m.change),
+        text = time.number if m.unit == "us" else "{:.2f}".format
+        rows.append([f"{m.label} ({time.name if m.unit == 'us' else m.unit})",
+                     *("-" if value is None else text(value) for value in (m.baseline, m.now)), _change_text(m.change),
                      "not gated" if m.tolerance is None else f"{m.tolerance * 100:g}%", m.status])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [title] + ["  ".join(cell.ljust(w) if i in (0, 5) else cell.rjust(w)
                                  for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
     return "\n".join(lines + result.notes)
-
-
-def _text(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def _change_text(change: tuple[float, float] | None) -> str:

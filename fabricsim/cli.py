@@ -1,4 +1,4 @@
-"""Command line: ``fabricsim run | compare | check | sweep | plan``; ``fabricsim COMMAND -h`` for each.
+"""Command line: ``fabricsim run | compare | check | sweep | plan | calibrate | export-fabric``; ``fabricsim COMMAND -h`` for each.
 
 Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error (a bug: one line, the
 traceback with --debug), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Bad input is reported as
@@ -15,9 +15,23 @@ import threading
 import traceback
 
 from fabricsim import __version__
-from fabricsim.commands import check, compare, plan, run, sweep
+from fabricsim.commands import calibrate, check, compare, export_fabric, plan, run, sweep
 from fabricsim.commands.common import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
 from fabricsim.config import ScenarioError
+
+
+DESCRIPTION = ("Emulate a GPU cluster's network fabric for collective communication. "
+               "Commands: run, compare, check, sweep, plan; fabricsim COMMAND -h for each.")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless the help already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default %(default)s)"
 
 
 class Terminated(BaseException):
@@ -25,17 +39,21 @@ class Terminated(BaseException):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not usage + message
         print(f"fabricsim: {message}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fabricsim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="fabricsim", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"fabricsim {__version__}")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (run, compare, check, sweep, plan):
+    for command in (run, compare, check, sweep, plan, calibrate, export_fabric):
         command.register(commands)
     for subparser in commands.choices.values():  # also after the command: fabricsim run x.yaml --debug
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -36,13 +36,13 @@ def _file_variants(path: str, overrides: tuple[str, ...], name_labels: bool) -> 
         return [Variant(scenario.name, scenario, path)]
     variants = []
     for values in itertools.product(*scenario.matrix.values()):
-        settings = [(key, _yaml_text(value)) for key, value in zip(scenario.matrix, values)]
+        settings = [(key, yaml_text(value)) for key, value in zip(scenario.matrix, values)]
         variant = load_scenario(path, overrides + tuple(f"{key}={text}" for key, text in settings) + ("matrix={}",))
         label = ", ".join(f"{key.partition('.')[2] or key}={text}" for key, text in settings)
         variants.append(Variant(f"{scenario.name}: {label}" if name_labels else label, variant, path))
     return variants
 
 
-def _yaml_text(value: object) -> str:
+def yaml_text(value: object) -> str:
     """One line of YAML that loads back to `value` (as a --set override does)."""
     return yaml.safe_dump(value, default_flow_style=True, width=float("inf")).removesuffix("\n...\n").strip()

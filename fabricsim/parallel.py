@@ -7,6 +7,9 @@ builds the scenario's Simulation once and keeps it for the batches that follow. 
 trial order, and only a few batches per worker are submitted ahead of the one being read, so a run
 of any length holds a bounded number of records. Workers end with their parent: on an error, Ctrl-C or
 SIGTERM the parent ends them, and a worker whose parent was killed ends on its own.
+
+Progress goes to stderr: a bar on a terminal; elsewhere (a log, CI) a line every PROGRESS_STEP of the
+trials with the rate and the time left, once a run has lasted PROGRESS_AFTER_S.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ BATCHES_PER_WORKER = 8  # enough batches to even out the load, few enough to kee
 MAX_BATCH_TRIALS = 500  # records a batch brings back at once
 BATCHES_IN_FLIGHT_PER_WORKER = 2  # submitted ahead of the batch being read: enough to keep workers busy
 PARENT_POLL_S = 0.2  # how often a worker looks whether its parent is still there
+PROGRESS_STEP = 0.05  # fraction of the trials between two progress lines when not on a terminal
+PROGRESS_AFTER_S = 2.0  # runs shorter than this print no progress lines
 
 _SIMULATIONS: dict[str, Simulation] = {}
 
@@ -65,10 +70,34 @@ def run_trials(simulation: Simulation, source: str, workers: int = 1, scheduler:
     processes, or on the Dask scheduler at ``scheduler`` (``tcp://host:port``)."""
     count = len(simulation.plan.trials)
     show = sys.stderr.isatty() if progress is None else progress
+    lines = ProgressLines(count, simulation.scenario.name) if progress is None and not show else None
     with tqdm(total=count, unit="trial", disable=not show, file=sys.stderr, smoothing=0.1) as bar:
         for batch in _batch_results(simulation, source, workers, scheduler):
             bar.update(len(batch))
+            if lines is not None:
+                lines.update(len(batch))
             yield from batch
+
+
+class ProgressLines:
+    """Progress as plain lines on stderr, for logs: one each time another PROGRESS_STEP of `count`
+    trials is done, with the rate and the time left, from PROGRESS_AFTER_S into the run."""
+
+    def __init__(self, count: int, name: str, clock: Callable[[], float] = time.monotonic, stream=None) -> None:
+        self.count, self.name, self.clock = count, name, clock
+        self.stream = stream or sys.stderr
+        self.start_s, self.done, self.next_report = clock(), 0, 0
+
+    def update(self, trials: int) -> None:
+        self.done += trials
+        elapsed_s = self.clock() - self.start_s
+        if self.done < self.next_report or elapsed_s < PROGRESS_AFTER_S or self.done >= self.count:
+            return
+        step = max(1, math.ceil(PROGRESS_STEP * self.count))
+        self.next_report = (self.done // step + 1) * step
+        rate = self.done / elapsed_s
+        print(f"{self.name}: {self.done}/{self.count} trials ({100 * self.done / self.count:.0f}%), "
+              f"{rate:.0f} trials/s, about {(self.count - self.done) / rate:.0f} s left", file=self.stream, flush=True)
 
 
 def _batch_results(simulation: Simulation, source: str, workers: int, scheduler: str | None) -> Iterable[list]:

@@ -1,5 +1,5 @@
 """Results: a run's records, as they arrive, turned into summary.json, trials.csv, links.csv, flows.csv,
-ports.csv, the resolved scenario and plots.
+ports.csv, the resolved scenario, plots and trace-<trial>.json timelines (fabricsim/formats/trace.py).
 
 Records stream through and are never held: each is written out at once (its rows of trials.csv,
 flows.csv and ports.csv; its link usage added to links.csv's totals) and kept only as a few numbers
@@ -20,12 +20,13 @@ from typing import Iterable
 import numpy as np
 import yaml
 
-from fabricsim import __version__, breakdown, counters, plots, stats, usage
+from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, report, stats, summary_text, usage
 from fabricsim.columns import TrialColumns
+from fabricsim.formats.trace import write_traces
 from fabricsim.result_folder import staged_folder
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.workload import Call, Trial
-from fabricsim.units import format_bytes
+from fabricsim.units import TimeUnit, format_bytes
 
 
 SLOWEST_TRIALS_PLOTTED = 20
@@ -105,7 +106,7 @@ class RunResults:
             "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
                                         else call_size_bytes(calls_of[p][0]) for p in per_rank]),
             "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
-            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.parts_ps),
+            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
             "fabricsim_version": __version__,
         }
         if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
@@ -116,6 +117,7 @@ class RunResults:
         if ok.any():
             latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
             summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)
+            summary["percentiles_unsupported"] = stats.unsupported_percentiles(latency_ps.size)
             median_size = float(np.median(self._by_shape("size_bytes")[shape_ids]))
             compute_ps = self._by_shape("compute_ps")[shape_ids]
             compute_us = float(np.median(latency_ps / 1e6 - communication_us(latency_ps, compute_ps)))
@@ -160,6 +162,8 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
         if simulation.scenario.output.plots:
             _write_plots(stage, results)
+        write_traces(stage, simulation, results.columns.latency_ps, results.columns.trial)
+        (stage / "report.html").write_text(run_report(stage, results))
     return results
 
 
@@ -216,14 +220,42 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
 def _write_plots(stage: Path, results: RunResults) -> None:
     title, subtitle = results.plot_titles()
     columns = results.columns
-    latency_us, failed = columns.latency_ps / 1e6, columns.failed
-    if not failed.all():
-        plots.plot_cdf(latency_us[~failed], stage / "cdf.png", title, subtitle)
-    plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
-    slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]  # ties in trial order
-    parts_us = columns.parts_ps[slowest].T / 1e6
-    plots.plot_breakdown(columns.trial[slowest].tolist(), dict(zip(breakdown.CAUSES, parts_us[1:])),
-                         stage / "breakdown.png", title,
-                         f"the {len(slowest)} slowest of {columns.count} trials, ideal "
-                         + "-".join(dict.fromkeys(f"{us:.6g}" for us in (parts_us[0].min(), parts_us[0].max())))
-                         + " us")
+    latency_us, failed, parts_ps = columns.latency_ps / 1e6, columns.failed, columns.parts_ps
+    reference = breakdown.median_row(columns.latency_ps, failed)
+    if reference is None:  # every trial failed: no median to measure against
+        plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
+        return
+    excess_ps = parts_ps - parts_ps[reference]
+    causes = np.where(excess_ps.max(axis=1) > 0, np.array(breakdown.PARTS)[excess_ps.argmax(axis=1)], "none")
+    ok = ~failed
+    plots.plot_cdf(latency_us[ok], stage / "cdf.png", title, subtitle, causes[ok], int(failed.sum()))
+    plots.plot_ccdf(latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))
+    plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle, causes)
+    slower = np.flatnonzero((columns.latency_ps > columns.latency_ps[reference]) | failed)
+    # the slowest of them, ties in trial order
+    slowest = slower[np.argsort(-columns.latency_ps[slower], kind="stable")][:SLOWEST_TRIALS_PLOTTED]
+    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / 1e6, columns.trial[slowest],
+                                  latency_us[slowest], excess_ps[slowest] / 1e6, failed[slowest],
+                                  stage / "breakdown.png", title,
+                                  f"the {len(slowest)} slowest of {columns.count} trials, against the median trial")
+
+
+def run_report(stage: Path, results: RunResults) -> str:
+    """report.html of a result folder being written in `stage` (its pictures inline)."""
+    title, subtitle = results.plot_titles()
+    summary, columns = results.summary, results.columns
+    words = summary_text.latency_table(summary) if summary["latency_us"] else ["every trial failed"]
+    slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]
+    unit = TimeUnit.for_typical(summary["latency_us"]["p50"] if summary["latency_us"] else 1.0)
+    rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / 1e6), "yes" if columns.failed[row] else "",
+             *(unit.number(part_ps / 1e6) for part_ps in columns.parts_ps[row])] for row in slowest]
+    return report.page(title, subtitle, [
+        ("Summary", report.preformatted("\n".join(words + summary_text.tail_lines(summary)))),
+        ("Pictures", report.pictures([stage / name for name in ("cdf.png", "ccdf.png", "delay.png", "breakdown.png")])),
+        (f"The {len(rows)} slowest trials",
+         report.table(["trial", f"latency ({unit.name})", "failed",
+                       *(f"{breakdown.PART_WORDS[part]} ({unit.name})" for part in breakdown.PARTS)],
+                      rows, [bool(columns.failed[row]) for row in slowest])),
+        ("Scenario", report.preformatted((stage / "scenario.resolved.yaml").read_text())),
+    ])
+

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from fabricsim.config import Scenario
+from fabricsim.formats.trace import check_trace_trials
 from fabricsim.result_folder import written_files
 from fabricsim.results import collect
 from fabricsim.runner import Simulation, TrialRecord
@@ -66,6 +67,7 @@ def run_sample(scenario: Scenario, source: str, label: str,
     """Run the scenario's trials with `run_records` (the command line's executor); write its result
     folder to out_dir when one is given."""
     simulation = Simulation(scenario, source=source)
+    check_trace_trials(simulation, source)
     results = collect(simulation, run_records(simulation), out_dir)
     columns = results.columns
     return Sample(label, columns.latency_ps.copy(), columns.failed.copy(), results.summary)

@@ -32,8 +32,21 @@ def percentile_key(percentile: float) -> str:
     return "p" + f"{percentile:g}".replace(".", "")
 
 
-def latency_summary(latency_us: np.ndarray) -> dict[str, float]:
-    """Min, mean, the PERCENTILES and max of the completion times of the successful trials.
+def trials_needed(percentile: float) -> int:
+    """Trials for one of them, on average, to lie beyond the percentile: 10 for p90, 100 for p99,
+    1000 for p99.9; the median (and below) of any trial count."""
+    return 1 if percentile <= 50 else math.ceil(round(100 / (100 - percentile), 9))
+
+
+def unsupported_percentiles(trials: int) -> dict[str, str]:
+    """The PERCENTILES that `trials` trials cannot support, by summary key, each with its reason."""
+    return {percentile_key(p): f"needs {trials_needed(p)} trials, got {trials}"
+            for p in PERCENTILES if trials < trials_needed(p)}
+
+
+def latency_summary(latency_us: np.ndarray) -> dict[str, float | None]:
+    """Min, mean, the PERCENTILES and max of the completion times of the successful trials; a
+    percentile the trial count does not support (see ``trials_needed``) is None.
 
     Percentiles use numpy's default "linear" method: the p-th percentile of n sorted values sits at
     position p/100 x (n - 1), interpolated linearly between its two neighbours (so 1..100 gives
@@ -48,7 +61,8 @@ def latency_summary(latency_us: np.ndarray) -> dict[str, float]:
     percentile_values_us = np.percentile(latency_us, PERCENTILES)
     summary = {"min": float(latency_us.min()), "mean": float(latency_us.mean())}
     for percentile, value_us in zip(PERCENTILES, percentile_values_us):
-        summary[percentile_key(percentile)] = float(value_us)
+        supported = latency_us.size >= trials_needed(percentile)
+        summary[percentile_key(percentile)] = float(value_us) if supported else None
     summary["max"] = float(latency_us.max())
     return summary
 
@@ -77,6 +91,14 @@ def ecdf(values) -> tuple[np.ndarray, np.ndarray]:
     values_sorted = np.sort(np.asarray(values, dtype=float))
     fraction = np.arange(1, values_sorted.size + 1) / values_sorted.size
     return values_sorted, fraction
+
+
+def ccdf(values) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical complementary CDF, the fraction of values at or above each sorted value: the
+    i-th of n (i = 1..n) at (n - i + 1) / n, so the fastest at 1 and the slowest at 1 / n. As a
+    function of x it holds each level up to and including its value (a "pre" step)."""
+    values_sorted = np.sort(np.asarray(values, dtype=float))
+    return values_sorted, np.arange(values_sorted.size, 0, -1) / values_sorted.size
 
 
 def bootstrap_percentile_ci(values, percentile: float, confidence: float = 0.95,
@@ -108,8 +130,7 @@ def trials_to_separate(trials: int, difference: float, ci_low: float, ci_high: f
     if difference == 0:
         return None
     reach = difference - ci_low if difference > 0 else ci_high - difference
-    beyond_percentile = math.ceil(100 / (100 - percentile))
-    return max(trials, beyond_percentile, math.ceil(trials * (reach / abs(difference)) ** 2))
+    return max(trials, trials_needed(percentile), math.ceil(trials * (reach / abs(difference)) ** 2))
 
 
 def _bootstrap_percentiles(values, percentile: float, resamples: int, rng: np.random.Generator) -> np.ndarray:

@@ -21,8 +21,9 @@ FIGURE_SIZE_IN = (12, 5)
 
 
 def plot_sweep(series: dict[str, tuple[list[int], list[float], list[float]]], path: Path, title: str,
-               subtitle: str) -> None:
-    """``series`` maps a line's label to (sizes in bytes, times in us, busbw in GB/s)."""
+               subtitle: str, measured: tuple[str, tuple[list[int], list[float], list[float]]] | None = None) -> None:
+    """``series`` maps a line's label to (sizes in bytes, times in us, busbw in GB/s); ``measured``, a
+    label and the same three lists, is drawn over them as black crosses."""
     with matplotlib.style.context("default"):
         fig = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
         fig.suptitle(f"{title}\n{subtitle}", fontsize=12)
@@ -30,6 +31,10 @@ def plot_sweep(series: dict[str, tuple[list[int], list[float], list[float]]], pa
         for label, (sizes_bytes, times_us, busbw_GBps) in series.items():
             busbw_ax.plot(sizes_bytes, busbw_GBps, marker="o", markersize=3, label=label)
             time_ax.plot(sizes_bytes, times_us, marker="o", markersize=3, label=label)
+        if measured is not None:
+            label, (sizes_bytes, times_us, busbw_GBps) = measured
+            for ax, values in ((busbw_ax, busbw_GBps), (time_ax, times_us)):
+                ax.plot(sizes_bytes, values, linestyle="none", marker="x", markersize=6, color="black", label=label)
         for ax, ylabel in ((busbw_ax, "bus bandwidth (GB/s)"), (time_ax, "time (us)")):
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda nbytes, _pos: format_bytes(int(nbytes))))

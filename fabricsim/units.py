@@ -7,11 +7,17 @@ as in nccl-tests and the IEC standard. A bare number is a size in bytes; rates a
 their unit, since a bare "5" could as well mean 5 us as 5 ps. Quantities are finite and within
 ranges that keep integer picoseconds in 64 bits: sizes up to 1 PiB, rates from 1 kbps to 1 Pbps,
 times up to one day.
+
+Going the other way, completion times are shown in one unit chosen by magnitude (us, ms or s: see
+``TimeUnit``), and the resolved scenario writes rates and times in the largest unit that keeps them
+exact (``100Gbps``, ``600ns``), so they load back to the same numbers.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -78,16 +84,8 @@ def parse_time_ps(value: object) -> int:
 def time_within(time_ps: float, max_ps: int, value: object) -> int:
     """A time in whole picoseconds, refused (UnitError) beyond max_ps."""
     if not time_ps <= max_ps:
-        raise UnitError(f"a time from 0ps to {format_time(max_ps)}, got {value!r}")
+        raise UnitError(f"a time from 0ps to {exact_time(max_ps)}, got {value!r}")
     return round(time_ps)
-
-
-def format_time(time_ps: int) -> str:
-    """86400000000000000 -> '86400s', 1500000 -> '1.5us' (for messages)."""
-    for unit in ("s", "ms", "us", "ns"):
-        if time_ps >= _TIME_PS[unit]:
-            return f"{time_ps / _TIME_PS[unit]:g}{unit}"
-    return f"{time_ps}ps"
 
 
 def format_bytes(nbytes: int) -> str:
@@ -104,3 +102,54 @@ def format_rate(bandwidth_bps: float) -> str:
         if bandwidth_bps >= scale:
             return f"{bandwidth_bps / scale:.4g} {unit}"
     return f"{bandwidth_bps:.4g} bps"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeUnit:
+    """The unit a set of completion times is shown in, with the decimals that give its typical value
+    four significant digits: every axis, legend, table and line of one result uses one of these."""
+
+    name: str  # "us", "ms" or "s"
+    us: float  # microseconds in one unit
+    decimals: int
+
+    @classmethod
+    def for_typical(cls, typical_us: float) -> TimeUnit:
+        """The unit of a result whose typical (median) completion time is ``typical_us``."""
+        name, us = next(((name, us) for name, us in _TIME_UNITS_US if typical_us >= us), _TIME_UNITS_US[-1])
+        in_unit = typical_us / us
+        return cls(name, us, max(0, 3 - math.floor(math.log10(in_unit))) if in_unit > 0 else 2)
+
+    def number(self, time_us: float) -> str:
+        """``time_us`` in this unit, without the unit: 1599.11 us in ms -> '1.599'."""
+        return f"{time_us / self.us:.{self.decimals}f}"
+
+    def text(self, time_us: float) -> str:
+        """``time_us`` in this unit, with it: '1.599 ms'."""
+        return f"{self.number(time_us)} {self.name}"
+
+
+_TIME_UNITS_US = (("s", 1e6), ("ms", 1e3), ("us", 1.0))
+
+
+def format_time_us(time_us: float) -> str:
+    """One duration in the unit that reads best, to four significant digits: 812.0 us, 14.20 ms, 4.295 s."""
+    name, us = next(((name, us) for name, us in _TIME_UNITS_US if time_us >= us), _TIME_UNITS_US[-1])
+    return f"{time_us / us:#.4g} {name}"
+
+
+def exact_rate(bandwidth_bps: float) -> str:
+    """A rate in the largest unit that keeps it exact for parse_rate_bps: 1e11 -> '100Gbps'."""
+    for prefix in (p for p in ("T", "G", "M", "k") if bandwidth_bps >= _PREFIX[p]):
+        number = f"{bandwidth_bps / _PREFIX[prefix]:.12g}"
+        if float(number) * _PREFIX[prefix] == bandwidth_bps:
+            return f"{number}{prefix}bps"
+    return f"{bandwidth_bps!r}bps"
+
+
+def exact_time(time_ps: int) -> str:
+    """A time in the largest unit that divides it: 600000 -> '600ns', 4096000 -> '4096ns', 0 -> '0ps'."""
+    for unit in ("s", "ms", "us", "ns"):
+        if time_ps and time_ps % _TIME_PS[unit] == 0:
+            return f"{time_ps // _TIME_PS[unit]}{unit}"
+    return f"{time_ps}ps"

@@ -196,7 +196,7 @@ CASES = {
                                      ["--baseline notes.txt/b.json: expected a path a baseline can be written to",
                                       "under the file"]),
     "run_under_a_file": ({"s.yaml": GOOD}, ["run", "s.yaml", "-o", "notes.txt/out"], ["-o notes.txt/out: ", "under the file"]),
-    "sweep_onto_a_file": ({"s.yaml": GOOD}, ["sweep", "s.yaml", "-b", "8", "-o", "notes.txt"], ["-o notes.txt: ", "existing file"]),
+    "sweep_onto_a_file": ({"s.yaml": GOOD}, ["sweep", "s.yaml", "-b", "8", "--output", "notes.txt"], ["--output notes.txt: ", "existing file"]),
     "plan_infinite_tflops": ({}, ["plan", "llama-2-7b", "--tflops", "inf"], ["--tflops", "expected a positive finite number"]),
     "plan_nan_tflops": ({}, ["plan", "llama-2-7b", "--tflops", "nan"], ["--tflops", "expected a positive finite number"]),
     "plan_plot_onto_a_folder": ({}, ["plan", "llama-2-7b", "--plot", "docs"], ["--plot docs: ", "a folder"]),
@@ -296,8 +296,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(name, tmp_path, monkey
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     monkeypatch.chdir(root)
     before = snapshot(tmp_path)
-    writes_to_out = argv[0] in ("run", "sweep", "compare") and "-o" not in argv
-    assert main(argv + (["-o", "out"] if writes_to_out else [])) == 2
+    writes_to_out = argv[0] in ("run", "sweep", "compare") and not {"-o", "--output"} & set(argv)
+    assert main(argv + (["--output", "out"] if writes_to_out else [])) == 2
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("fabricsim: "), captured.err

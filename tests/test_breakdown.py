@@ -85,16 +85,36 @@ def test_scaling_keeps_the_sum_exact():
     assert (failed.ideal_ps, failed.failure_ps, failed.contention_ps) == (700, 300, 0)
 
 
-def test_tail_causes_name_the_p99_and_max_trials():
+def test_tail_causes_measure_the_slowest_trial_against_the_median_trial():
     scenario = make_scenario(impairments={"jitter": {"distribution": "exponential", "mean": "20us"}},
                              workload={"rule": "data_sizes", "data_sizes": ["64KiB"], "trials": 10})
     records = Simulation(scenario).run()
     report = tail_causes(np.array([r.trial for r in records]), np.array([r.latency_ps for r in records]),
-                         np.array([parts_ps(r) for r in records]))
-    slowest = max(records, key=lambda r: r.latency_ps)
-    assert report["max"]["trial"] == slowest.trial == report["p99"]["trial"]  # 10 trials: p99 is the max
-    assert report["max"]["cause"] == "jitter"
-    assert report["max"]["share"] == pytest.approx(slowest.jitter_ps / slowest.latency_ps)
+                         np.zeros(len(records), dtype=bool), np.array([parts_ps(r) for r in records]))
+    by_latency = sorted(records, key=lambda r: r.latency_ps)
+    median, slowest = by_latency[4], by_latency[-1]  # the lower middle of 10
+    assert report["median"]["trial"] == median.trial and "p99" not in report  # 10 trials cannot name a p99
+    assert report["max"]["trial"] == slowest.trial and report["max"]["cause"] == "jitter"
+    assert report["max"]["beyond_median_us"] == (slowest.latency_ps - median.latency_ps) / 1e6
+    assert report["max"]["cause_us"] == (slowest.jitter_ps - median.jitter_ps) / 1e6
+
+
+def test_the_p99_trial_is_a_completed_one_and_failed_trials_are_told_apart():
+    """300 trials of 1 ms, their jitter growing with the index; 3 failed at 4.3 s (a timeout)."""
+    count = 300
+    parts = np.zeros((count, len(PARTS)), dtype=np.int64)
+    parts[:, 0] = 10**9
+    parts[:, PARTS.index("jitter")] = np.arange(count) * 10**6
+    failed = np.zeros(count, dtype=bool)
+    failed[[10, 20, 30]] = True
+    parts[failed, PARTS.index("timeout")] = 43 * 10**11
+    parts[failed, PARTS.index("jitter")] = 0
+    report = tail_causes(np.arange(count), parts.sum(axis=1), failed, parts)
+    ok = np.flatnonzero(~failed)
+    assert report["median"]["trial"] == ok[(ok.size - 1) // 2]
+    assert report["p99"]["trial"] == ok[int(np.ceil(0.99 * (ok.size - 1)))] and report["p99"]["cause"] == "jitter"
+    assert report["max"]["trial"] == 299
+    assert report["failed"] == {"trials": 3, "first_trial": 10, "cause": "timeout"}
 
 
 def test_run_writes_the_breakdown_links_and_flows(tmp_path, capsys):
@@ -106,7 +126,8 @@ def test_run_writes_the_breakdown_links_and_flows(tmp_path, capsys):
     args[-1] = str(scenario_path)
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "dominant cause: p99 trial" in printed and "jitter" in printed
+    assert "median trial" in printed and "beyond the median:" in printed and "slowest trial" in printed
+    assert "p99 trial: needs 100" in printed
     with (out / "trials.csv").open() as handle:
         for row in csv.DictReader(handle):
             parts_us = sum(float(row[f"{part}_us"]) for part in PARTS)
@@ -118,4 +139,6 @@ def test_run_writes_the_breakdown_links_and_flows(tmp_path, capsys):
     flows = list(csv.DictReader((out / "flows.csv").open()))
     assert len(flows) == 3 * 12 and all(float(row["rate_Gbps"]) <= 100 for row in flows)
     assert (out / "breakdown.png").stat().st_size > 0
-    assert json.loads((out / "summary.json").read_text())["tail_causes"]["max"]["cause"] == "jitter"
+    causes = json.loads((out / "summary.json").read_text())["tail_causes"]
+    assert causes["median"]["parts_us"]["jitter"] > 0  # constant jitter: in the median trial, not beyond it
+    assert causes["max"]["cause"] == "none" and causes["max"]["beyond_median_us"] == 0

@@ -4,6 +4,7 @@ baseline."""
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -74,9 +75,10 @@ def test_a_slowed_engine_fails_naming_the_regressed_percentiles(scenario_path, b
     slow_engine(monkeypatch, 1.10)
     assert main(["check", scenario_path]) == 1
     output = capsys.readouterr().out
-    for label in ("p50", "p99", "max"):
+    for label in ("p50", "p90", "max"):
         assert metric_line(output, label).endswith("regressed")
-    assert "+10.000%" in metric_line(output, "p99")
+    assert "+10.000%" in metric_line(output, "p90")
+    assert metric_line(output, "p99").endswith("n/a") and "not judged: p99 needs 100" in output  # 12 trials
     assert metric_line(output, "busbw").endswith("regressed")
     assert "FAILED" in output and "--update" in output
 
@@ -85,7 +87,7 @@ def test_a_faster_engine_is_reported_as_improved_and_fails_until_reblessed(scena
                                                                             monkeypatch, capsys):
     slow_engine(monkeypatch, 0.9)
     assert main(["check", scenario_path]) == 1
-    assert metric_line(capsys.readouterr().out, "p99").endswith("improved")
+    assert metric_line(capsys.readouterr().out, "p90").endswith("improved")
 
 
 def test_tolerances_gate_only_the_metrics_named(scenario_path, baseline, monkeypatch, capsys):
@@ -97,9 +99,21 @@ def test_tolerances_gate_only_the_metrics_named(scenario_path, baseline, monkeyp
 
 
 def test_a_changed_scenario_is_reported_not_compared(scenario_path, baseline, capsys):
-    assert main(["check", scenario_path, "--set", "fabric.nic.bandwidth=200Gbps"]) == 1
+    Path(scenario_path).write_text(SCENARIO_YAML.replace("fabric: {hosts: 4}", "fabric: {hosts: 4, nic: {bandwidth: 200Gbps}}"))
+    assert main(["check", scenario_path]) == 1
     output = capsys.readouterr().out
-    assert "CHANGED" in output and "fabric.nic.bandwidth" in output and "p50 (" not in output
+    assert "CHANGED" in output and "  fabric.nic.bandwidth: 100Gbps -> 200Gbps\n" in output and "p50 (" not in output
+    command = next(line for line in output.splitlines() if line.startswith("to see the difference: "))
+    assert command.endswith(f"fabricsim compare results/check/check_test.baseline.yaml {scenario_path} "
+                            "--seed 3 --trials 12")
+    assert main(command.removeprefix("to see the difference: fabricsim ").split() + ["-o", "cmp"]) == 0
+    old, new = read_csv_rows(Path("cmp/compare.csv"))
+    assert old["trials"] == new["trials"] == "12" and float(new["p50_us"]) < 0.6 * float(old["p50_us"])
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_statistical_mode_accepts_another_seed_and_catches_a_slowdown(scenario_path, baseline,
@@ -109,7 +123,10 @@ def test_statistical_mode_accepts_another_seed_and_catches_a_slowdown(scenario_p
     slow_engine(monkeypatch, 1.5)
     assert main(["check", scenario_path, "--stat", "--seed", "11"]) == 1
     output = capsys.readouterr().out
-    assert "the distributions differ" in output and metric_line(output, "p99").endswith("regressed")
+    assert "the distributions differ" in output and metric_line(output, "p99").endswith("n/a")
+    assert "not judged: p99 needs 100, p99.9 needs 1000 successful trials on each side, got 12" in output
+    assert main(["check", scenario_path, "--stat", "--seed", "11", "--tolerance", "p90=0%"]) == 1
+    assert metric_line(capsys.readouterr().out, "p90").endswith("regressed")
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -140,8 +157,8 @@ def test_exact_check_fails_when_trials_move_but_percentiles_do_not(scenario_path
     baseline = make_baseline(scenario, Sample("then", latency_ps, np.zeros(10, dtype=bool), summary))
     swapped = latency_ps[[1, 0, *range(2, 10)]]
     result = check_exact(baseline, Sample("now", swapped, np.zeros(10, dtype=bool), summary))
-    assert not result.passed and result.notes == ["2 of 10 trials differ from the baseline"]
-    assert all(metric.status == "ok" for metric in result.metrics)
+    assert not result.passed and result.notes[-1] == "2 of 10 trials differ from the baseline"
+    assert [metric.status for metric in result.metrics] == ["ok", "ok", "n/a", "n/a", "ok", "ok"]
 
 
 def test_every_shipped_scenario_has_a_baseline():

@@ -49,12 +49,14 @@ def test_two_files_make_the_table_the_pictures_and_reuse_their_runs(workdir, cap
     assert main(["compare", slow, fast, "-o", "cmp"]) == 0
     output = capsys.readouterr().out
     assert output.count("running into results/runs/") == 2 and "p99 (us) [95% CI]" in output
+    assert "p99 of fast vs slow: needs 100 successful trials each, got 10" in output
     assert all((workdir / "cmp" / name).stat().st_size > 0 for name in OUTPUTS)
     assert matplotlib.image.imread(workdir / "cmp" / "compare_delay.png").shape[0] > 600  # one panel each
     slow_row, fast_row = read_rows(workdir / "cmp" / "compare.csv")
     assert (slow_row["fabric"], fast_row["fabric"]) == ("slow", "fast")
     assert float(slow_row["p50_ratio"]) == 1 and float(fast_row["p50_ratio"]) < 0.6
-    assert float(fast_row["busbw_ratio"]) > 1.5 and fast_row["p99_distinguishable"] == "1"
+    assert float(fast_row["busbw_ratio"]) > 1.5 and fast_row["distinguishable"] == "1"
+    assert fast_row["verdict_percentile"] == "p90" and slow_row["p99_us"] == ""  # 10 trials: p90, no p99
     assert "| fast |" in (workdir / "cmp" / "compare.md").read_text()
 
     assert main(["compare", slow, fast, "-o", "cmp"]) == 0
@@ -108,19 +110,30 @@ def sample(label: str, latency_us: np.ndarray) -> Sample:
 
 
 def test_p99_of_close_fabrics_is_not_distinguishable_and_a_trial_count_is_suggested():
-    latency_us = np.random.default_rng(0).normal(1000, 50, 30)
+    latency_us = np.random.default_rng(0).normal(1000, 50, 150)
     a, b = sample("a", latency_us), sample("b", latency_us + 2)  # b: a copy 2 us slower
     rows = compare_samples([a, b])
-    assert not rows[1].p99.distinguishable and rows[1].p99.trials_to_separate > 100
-    assert f"about {rows[1].p99.trials_to_separate} trials each would tell them apart" in format_table(rows)
+    verdict = rows[1].verdict
+    assert verdict.percentile == 99 and not verdict.distinguishable and verdict.trials_to_separate > 150
+    assert f"about {verdict.trials_to_separate} trials each would tell them apart" in format_table(rows)
 
 
 def test_p99_of_distant_fabrics_is_distinguishable():
     rng = np.random.default_rng(0)
+    a, b = sample("a", rng.normal(1000, 50, 150)), sample("b", rng.normal(2000, 50, 150))
+    rows = compare_samples([a, b])
+    assert rows[1].verdict.distinguishable and rows[1].ratios["p50"] == pytest.approx(2, rel=0.05)
+    assert "p99 of b vs a: +" in format_table(rows) and "), distinguishable at 150 trials" in format_table(rows)
+
+
+def test_too_few_trials_for_a_p99_compare_the_highest_supported_percentile():
+    rng = np.random.default_rng(0)
     a, b = sample("a", rng.normal(1000, 50, 30)), sample("b", rng.normal(2000, 50, 30))
     rows = compare_samples([a, b])
-    assert rows[1].p99.distinguishable and rows[1].ratios["p50"] == pytest.approx(2, rel=0.05)
-    assert "), distinguishable at 30 trials" in format_table(rows)
+    table = format_table(rows)
+    assert rows[1].verdict.percentile == 90 and rows[1].values["p99"] is None and "p99" not in rows[1].ci_us
+    assert "p99 of b vs a: needs 100 successful trials each, got 30" in table
+    assert "p90 of b vs a: +" in table and "n/a" in table
 
 
 def test_the_run_cache_is_keyed_by_version_and_reused_only_when_whole(workdir, capsys, monkeypatch):

@@ -1,10 +1,12 @@
 """Trials give the same records however they are split: one process, a pool, a Dask cluster."""
 
+import io
+
 import pytest
 
 from fabricsim.cli import main
 from fabricsim.config import load_scenario
-from fabricsim.parallel import batches, run_trials
+from fabricsim.parallel import ProgressLines, batches, run_trials
 from fabricsim.runner import Simulation
 from tests.conftest import SCENARIOS
 
@@ -43,3 +45,21 @@ def test_dask_cluster_gives_the_serial_records(simulation, serial):
 def test_dask_without_a_scheduler_is_bad_input(capsys):
     assert main(["run", str(MAIN), "--executor", "dask"]) == 2
     assert "expected --scheduler" in capsys.readouterr().err
+
+
+def test_progress_lines_come_every_few_percent_with_rate_and_time_left():
+    """Not on a terminal: nothing for a short run, then one line per 5% of the trials."""
+    now = [0.0]
+    stream = io.StringIO()
+    lines = ProgressLines(1000, "tp4", clock=lambda: now[0], stream=stream)
+    for _ in range(10):  # 100 trials in 1 s: too early to speak
+        now[0] += 0.1
+        lines.update(10)
+    assert stream.getvalue() == ""
+    for _ in range(89):
+        now[0] += 0.1
+        lines.update(10)
+    printed = stream.getvalue().splitlines()
+    assert len(printed) == 16  # at 200, 250, ..., 950 of 1000 trials: every 50 from 2 s on
+    assert printed[0] == "tp4: 200/1000 trials (20%), 100 trials/s, about 8 s left"
+    assert printed[-1].startswith("tp4: 950/1000 trials (95%), 100 trials/s, about 0 s left")

@@ -8,6 +8,8 @@ import pytest
 from fabricsim.cli import main
 from fabricsim.config import load_transformer
 from fabricsim.models.devices import DEVICES, LINKS
+from fabricsim.models.transformer import parameter_count
+from fabricsim.planner.memory import memory_per_gpu
 from fabricsim.planner.sizing import recommend
 from fabricsim.planner.simulate import simulated_comm_s
 from fabricsim.planner.tp_cost import plan_tp
@@ -93,8 +95,33 @@ def test_plan_command_prints_the_table_and_recommendation(capsys, tmp_path):
                  "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "feeds at most 5.59 TP GPUs" in out
-    assert "recommendation (seed 000): TP 4, weight mode" in out
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "recommended: TP 4, split the weights (tensor parallel)" in out
+    assert "seed 0" not in out and "mode" not in out  # plain words
+    assert "sizing one training step (forward and backward) of batch 1 x 4096 tokens" in out
+    assert "no TP degree up to 8 fits: add pipeline stages" in out  # 69B with Adam needs more than 8 x 80 GB
+    assert f"plot: {plot}" in out and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_per_gpu_by_hand():
+    """LLaMA-2 7B (6.74e9 parameters, h 4096, 32 heads, 32 layers), batch 1 x 4096 at TP 4: 16-bit weights
+    and gradients, 12 B of Adam state a parameter, and Korthikanti et al.'s s b h (10 + 24/t + 5 a s / (h t))
+    bytes of activations per layer."""
+    model = load_transformer(SCENARIOS / "models" / "llama-2-7b.json")
+    parameters = parameter_count(model)
+    use = memory_per_gpu(model, parameters, 4, 1, 4096)
+    assert use.weights_bytes == use.gradients_bytes == parameters * 2 // 4
+    assert use.optimizer_bytes == parameters * 12 // 4
+    assert use.activations_bytes == 32 * 4096 * 4096 * (10 + 6 + 5 * 32 / 4)  # 56 B per element and layer
+    assert use.total_bytes == pytest.approx(57.1e9, rel=0.01)
+
+
+def test_recommendation_raises_tp_until_a_training_step_fits():
+    model = load_transformer(SCENARIOS / "models" / "llama-2-7b.json")
+    parameters = parameter_count(model)
+    assert recommend(model, parameters, 1, 4096, 5.6).tp == 1  # by size alone
+    fitted = recommend(model, parameters, 1, 4096, 5.6, memory_bytes=80 * 10**9)
+    assert fitted.tp == 4 and "TP 4, not 1: a training step needs 57 GB per GPU at TP 4" in " ".join(fitted.reasons)
+    assert recommend(model, parameters, 1, 4096, 5.6, memory_bytes=250 * 10**9).tp == 1  # TP 1 needs 212 GB
 
 
 def test_plan_command_json(capsys):

@@ -22,11 +22,11 @@ REFUSED = {
     "output_dir_results": (["run", "tiny.yaml", "--set", "output.dir=results"], "tiny.yaml: output.dir: ",
                            "fabricsim did not write"),
     "run_onto_a_file": (["run", "tiny.yaml", "-o", "notes.txt"], "-o notes.txt: ", "an existing file"),
-    "sweep_onto_a_file": (["sweep", "tiny.yaml", "-o", "notes.txt"], "-o notes.txt: ", "an existing file"),
+    "sweep_onto_a_file": (["sweep", "tiny.yaml", "--output", "notes.txt"], "--output notes.txt: ", "an existing file"),
     "compare_onto_a_file": (["compare", "tiny.yaml", "other.yaml", "-o", "notes.txt"], "-o notes.txt: ",
                             "an existing file"),
     "run_onto_a_folder": (["run", "tiny.yaml", "-o", "docs"], "-o docs: ", "fabricsim did not write"),
-    "sweep_onto_a_folder": (["sweep", "tiny.yaml", "-o", "docs"], "-o docs: ", "fabricsim did not write"),
+    "sweep_onto_a_folder": (["sweep", "tiny.yaml", "--output", "docs"], "--output docs: ", "fabricsim did not write"),
     "compare_onto_a_folder": (["compare", "tiny.yaml", "other.yaml", "-o", "docs"], "-o docs: ",
                               "fabricsim did not write"),
     "run_under_a_file": (["run", "tiny.yaml", "-o", "notes.txt/out"], "-o notes.txt/out: ", "under the file"),
@@ -85,8 +85,8 @@ def test_a_result_folder_fabricsim_wrote_is_replaced_and_marked(tmp_path, monkey
     assert main(["run", str(scenario), "-o", "out/run", "--seed", "3"]) == 0
     assert "seed: 3" in (tmp_path / "out" / "run" / "scenario.resolved.yaml").read_text()
     assert [entry.name for entry in (tmp_path / "out").iterdir()] == ["run"]  # no stage or old folder left
-    assert main(["sweep", str(scenario), "-b", "1K", "-e", "2K", "-o", "out/sweep"]) == 0
-    assert main(["sweep", str(scenario), "-b", "1K", "-e", "4K", "-o", "out/sweep"]) == 0
+    assert main(["sweep", str(scenario), "-b", "1K", "-e", "2K", "--output", "out/sweep"]) == 0
+    assert main(["sweep", str(scenario), "-b", "1K", "-e", "4K", "--output", "out/sweep"]) == 0
     assert len((tmp_path / "out" / "sweep" / "sweep.csv").read_text().splitlines()) == 4
 
 

@@ -8,24 +8,47 @@ from fabricsim.stats import (
     algbw_GBps,
     busbw_factor,
     busbw_GBps,
+    ccdf,
     ecdf,
     latency_summary,
     percentile_key,
+    trials_needed,
+    unsupported_percentiles,
 )
 
 
-def test_summary_of_1_to_100_matches_linear_interpolation_by_hand():
-    # Position p/100 x (n - 1) in the sorted values: p90 -> 89.1, between 90 and 91.
-    summary = latency_summary(np.arange(1, 101))
+def test_summary_of_1_to_1000_matches_linear_interpolation_by_hand():
+    # Position p/100 x (n - 1) in the sorted values: p90 -> 899.1, between 900 and 901.
+    summary = latency_summary(np.arange(1, 1001))
     assert summary == pytest.approx(
-        {"min": 1.0, "mean": 50.5, "p50": 50.5, "p90": 90.1, "p99": 99.01, "p999": 99.901, "max": 100.0}
+        {"min": 1.0, "mean": 500.5, "p50": 500.5, "p90": 900.1, "p99": 990.01, "p999": 999.001, "max": 1000.0}
     )
     assert all(type(value) is float for value in summary.values())
 
 
 def test_summary_ignores_input_order_and_handles_one_trial():
     assert latency_summary(np.array([30.0, 10.0, 20.0]))["p50"] == 20.0
-    assert set(latency_summary(np.array([7.0])).values()) == {7.0}
+    assert latency_summary(np.array([7.0])) == {"min": 7.0, "mean": 7.0, "p50": 7.0, "p90": None, "p99": None,
+                                                "p999": None, "max": 7.0}
+
+
+@pytest.mark.parametrize(("trials", "missing"), [
+    (8, {"p90": "needs 10 trials, got 8", "p99": "needs 100 trials, got 8", "p999": "needs 1000 trials, got 8"}),
+    (100, {"p999": "needs 1000 trials, got 100"}),
+    (999, {"p999": "needs 1000 trials, got 999"}),
+    (1000, {}),
+])
+def test_a_percentile_needs_one_trial_beyond_it_on_average(trials, missing):
+    assert [trials_needed(p) for p in PERCENTILES] == [1, 10, 100, 1000]
+    assert unsupported_percentiles(trials) == missing
+    summary = latency_summary(np.arange(trials, dtype=float))
+    assert {key for key, value in summary.items() if value is None} == set(missing)
+
+
+def test_ccdf_puts_the_slowest_of_n_at_one_over_n():
+    x_sorted, at_or_above = ccdf(np.array([3.0, 1.0, 2.0, 2.0]))
+    np.testing.assert_array_equal(x_sorted, [1.0, 2.0, 2.0, 3.0])
+    np.testing.assert_allclose(at_or_above, [1.0, 0.75, 0.5, 0.25])  # the slowest of 4 at 1/4
 
 
 def test_summary_keys_follow_percentiles():

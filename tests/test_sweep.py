@@ -9,6 +9,7 @@ import yaml
 
 from fabricsim import stats
 from fabricsim.cli import main
+from fabricsim.formats.nccl_tests_log import read_log
 from fabricsim.size_range import size_range
 from fabricsim.sweep import element_sizes
 from tests.conftest import ROOT
@@ -40,39 +41,88 @@ def read_csv(path):
         return list(csv.DictReader(handle))
 
 
+# nccl-tests' own header lines (NVIDIA/nccl-tests, as all_reduce_perf prints them), trailing blanks cut
+NCCL_TESTS_HEADER = [
+    "#                                                              out-of-place                       in-place",
+    "#       size         count      type   redop    root     time   algbw   busbw #wrong     time   algbw   busbw #wrong",
+    "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)  (GB/s)  (GB/s)",
+]
+
+
+def parse_nccl_tests(text: str) -> dict:
+    """A log parser in the style of those written for nccl-tests: rows are the lines that start with
+    a number and hold 13 fields (size, count, type, redop, root, then time, algbw, busbw and #wrong out
+    of place and in place); the footer gives the out-of-bounds count and the average bus bandwidth."""
+    rows, footer = [], {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0].isdigit():
+            assert len(fields) == 13, line
+            size, count, dtype, redop, root = fields[:5]
+            sides = [dict(zip(("time", "algbw", "busbw", "wrong"), fields[start:start + 4])) for start in (5, 9)]
+            rows.append({"size": int(size), "count": int(count), "type": dtype, "redop": redop, "root": int(root),
+                         "out": {k: v if k == "wrong" else float(v) for k, v in sides[0].items()},
+                         "in": {k: v if k == "wrong" else float(v) for k, v in sides[1].items()}})
+        elif line.startswith("# Out of bounds values :"):
+            footer["out_of_bounds"] = int(line.split(":")[1].split()[0])
+        elif line.startswith("# Avg bus bandwidth    :"):
+            footer["avg_busbw"] = float(line.split(":")[1])
+    return {"rows": rows, **footer}
+
+
 def test_flags_sweep_prints_the_nccl_tests_table_and_writes_csv_and_plot(scenario_file, tmp_path, capsys):
     out = tmp_path / "out"
     path = scenario_file(output={"plots": True})
-    assert main(["sweep", str(path), "-b", "8", "-e", "1M", "-f", "2", "-n", "2", "-o", str(out)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    header = lines[1].split()
-    assert header[1:] == ["size", "count", "type", "redop", "root", "time", "algbw", "busbw", "algorithm"]
-    rows = [line.split() for line in lines if line and not line.startswith(("#", "results"))]
-    assert [int(row[0]) for row in rows] == size_range(8, 2**20, 2)  # nccl-tests -e 1M is 1048576
-    for size, count, dtype, redop, root, time_us, algbw, busbw, algorithm in rows:
-        assert (int(count), dtype, redop, root, algorithm) == (int(size) // 4, "float", "sum", "-1", "ring")
-        assert float(busbw) == pytest.approx(float(algbw) * 2 * 3 / 4, abs=0.02)
-    small_us, large_us = float(rows[0][5]), float(rows[-1][5])
+    argv = ["sweep", str(path), "-b", "8", "-e", "1M", "-f", "2", "-n", "2", "-w", "1", "-o", "max", "-c", "1",
+            "--output", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[1] == ("# nThread 1 nGpus 4 minBytes 8 maxBytes 1048576 step: 2(factor) warmup iters: 1 iters: 2 "
+                        "agg iters: 1 validation: 1 graph: 0")
+    assert [line.rstrip() for line in lines[3:6]] == NCCL_TESTS_HEADER
+    parsed = parse_nccl_tests(text)
+    rows = parsed["rows"]
+    assert [row["size"] for row in rows] == size_range(8, 2**20, 2)  # nccl-tests -e 1M is 1048576
+    for row in rows:
+        assert (row["count"], row["type"], row["redop"], row["root"]) == (row["size"] // 4, "float", "max", -1)
+        assert row["out"]["wrong"] == row["in"]["wrong"] == "N/A"
+        assert row["out"] == row["in"]  # no impairment: in place takes what out of place takes
+        assert row["out"]["busbw"] == pytest.approx(row["out"]["algbw"] * 2 * 3 / 4, abs=0.02)
+    small_us, large_us = rows[0]["out"]["time"], rows[-1]["out"]["time"]
     assert small_us == pytest.approx(6.6 + 6 * (0.6 + 0.3), abs=0.01)  # LL: latency-bound, not zero
     assert large_us > 2 * small_us
-    footer = lines[-2]
-    average = sum(float(row[7]) for row in rows) / len(rows)
-    assert footer.startswith("# Avg bus bandwidth : ")
-    assert float(footer.split(":")[1]) == pytest.approx(average, abs=1e-3)
     table = read_csv(out / "sweep.csv")
     assert len(table) == len(rows) and {row["iterations"] for row in table} == {"2"}
+    average = sum(float(row[key]) for row in table for key in ("busbw_GBps", "inplace_busbw_GBps")) / (2 * len(table))
+    assert parsed["out_of_bounds"] == 0 and parsed["avg_busbw"] == pytest.approx(average, rel=1e-5)
+    assert lines[-4:-1] == ["# Out of bounds values : 0 OK", f"# Avg bus bandwidth    : {parsed['avg_busbw']:g} ", "#"]
+    (log_file := tmp_path / "sweep.log").write_text(text)
+    (run,) = read_log(log_file)  # fabricsim's own nccl-tests log reader agrees, in-place times included
+    assert run.algorithm == "ring" and run.sizes_bytes() == [row["size"] for row in rows]
+    assert [row.in_place_time_us for row in run.rows] == [row["in"]["time"] for row in rows]
     last = table[-1]
     assert float(last["busbw_GBps"]) == pytest.approx(
         float(stats.busbw_GBps("all_reduce", 4, int(last["size_bytes"]), float(last["time_us"]))))
     assert (out / "sweep.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("name, dtype, element_bytes", [("half", "half", 2), ("bfloat16", "bfloat16", 2),
+                                                        ("double", "double", 8), ("float16", "half", 2)])
+def test_data_types_by_their_nccl_tests_names(scenario_file, tmp_path, capsys, name, dtype, element_bytes):
+    argv = ["sweep", str(scenario_file()), "-b", "64", "-e", "256", "-d", name, "--output", str(tmp_path / "out")]
+    assert main(argv) == 0
+    rows = parse_nccl_tests(capsys.readouterr().out)["rows"]
+    assert [(row["size"], row["count"], row["type"]) for row in rows] == [
+        (size, size // element_bytes, dtype) for size in (64, 128, 256)]
+
+
 def test_yaml_range_and_several_algorithms_give_one_block_and_one_line_each(scenario_file, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["sweep", str(scenario_file()), "-a", "ring,halving_doubling,auto", "-o", str(out)]
+    argv = ["sweep", str(scenario_file()), "-a", "ring,halving_doubling,auto", "--output", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert printed.count("# Avg bus bandwidth : ") == 3
+    assert printed.count("# Avg bus bandwidth    : ") == 3 and printed.count("# Out of bounds values : 0 OK") == 3
     table = read_csv(out / "sweep.csv")
     assert [row["algorithm"] for row in table] == ["ring"] * 6 + ["halving_doubling"] * 6 + ["auto"] * 6
     assert [int(row["size_bytes"]) for row in table[:6]] == [4**k * 1024 for k in range(6)]
@@ -87,7 +137,7 @@ def test_yaml_range_and_several_algorithms_give_one_block_and_one_line_each(scen
 def test_counts_are_per_rank_where_nccl_tests_counts_per_rank(scenario_file, tmp_path, capsys, op, per_rank_count):
     algorithm = {"all_gather": "ring", "broadcast": "binomial_tree", "all_to_all": "direct"}[op]
     path = scenario_file(collective={"op": op, "algorithm": algorithm, "root": 2})
-    assert main(["sweep", str(path), "-b", "100", "-e", "4096", "-f", "4", "-o", str(tmp_path / "out")]) == 0
+    assert main(["sweep", str(path), "-b", "100", "-e", "4096", "-f", "4", "--output", str(tmp_path / "out")]) == 0
     table = read_csv(tmp_path / "out" / "sweep.csv")
     for row in table:
         size = int(row["size_bytes"])
@@ -106,10 +156,12 @@ def test_counts_are_per_rank_where_nccl_tests_counts_per_rank(scenario_file, tmp
     (["-a", "binomial_tree"], "collective: expected algorithm auto or one of"),
     (["-b", "1", "-e", "3"], "sizes: expected at least one size of a whole float32 element"),
     (["-n", "0"], "-n: expected a positive number of iterations"),
+    (["-d", "float33"], "expected one of int8"),
+    (["-o", "xor"], "invalid choice: 'xor'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(scenario_file, tmp_path, capsys, argv_tail, message):
     out = tmp_path / "out"
-    assert main(["sweep", str(scenario_file()), "-o", str(out), *argv_tail]) == 2
+    assert main(["sweep", str(scenario_file()), "--output", str(out), *argv_tail]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert message in captured.err

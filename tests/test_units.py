@@ -1,8 +1,13 @@
 """Unit strings parse to base units, and anything else is refused with what was expected."""
 
-import pytest
+from pathlib import Path
 
-from fabricsim.units import UnitError, format_bytes, parse_bytes, parse_rate_bps, parse_time_ps
+import pytest
+import yaml
+
+from fabricsim.config import load_scenario
+from fabricsim.units import (TimeUnit, UnitError, exact_rate, exact_time, format_bytes, parse_bytes, parse_rate_bps,
+                             parse_time_ps)
 
 
 @pytest.mark.parametrize("text, nbytes", [
@@ -40,3 +45,32 @@ def test_refused(parse, text):
 def test_format_bytes():
     assert format_bytes(6438912) == "6.14 MiB"
     assert format_bytes(512) == "512 B"
+
+
+@pytest.mark.parametrize("bps, text", [(1e11, "100Gbps"), (2.4e12, "2.4Tbps"), (3.90625e6, "3.90625Mbps"),
+                                       (1e11 / 3, "33333333333.333332bps")])
+def test_rates_write_in_the_largest_exact_unit(bps, text):
+    assert exact_rate(bps) == text and parse_rate_bps(text) == bps
+
+
+@pytest.mark.parametrize("ps, text", [(600_000, "600ns"), (10**6, "1us"), (4_096_000, "4096ns"), (0, "0ps"),
+                                      (4 * 10**12, "4s"), (1_500_001, "1500001ps")])
+def test_times_write_in_the_largest_unit_that_divides_them(ps, text):
+    assert exact_time(ps) == text and parse_time_ps(text) == ps
+
+
+def test_resolved_scenario_reads_in_human_units_and_loads_to_the_same_numbers(tmp_path):
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "tp4_ring_allgather.yaml")
+    text = yaml.safe_dump(scenario.resolved(), sort_keys=False)
+    assert "bandwidth: 100Gbps" in text and "latency: 600ns" in text and "000000bps" not in text
+    path = tmp_path / "scenario.resolved.yaml"
+    path.write_text(text)
+    assert load_scenario(path) == scenario
+
+
+@pytest.mark.parametrize("typical_us, value_us, text", [
+    (812.0, 812.0, "812.0 us"), (1599.11, 4296541.86, "4296.542 ms"), (104_000, 104_000, "104.0 ms"),
+    (4.2e6, 4296541.86, "4.297 s"),
+])
+def test_one_unit_by_magnitude_for_a_whole_result(typical_us, value_us, text):
+    assert TimeUnit.for_typical(typical_us).text(value_us) == text

@@ -15,15 +15,19 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from fabricsim.baseline import (baseline_path, changed_keys, check_exact, check_stat, format_check,
+import yaml
+
+from fabricsim.baseline import (baseline_path, baseline_scenario, changed_keys, check_exact, check_stat, format_check,
                                 make_baseline, parse_tolerances, read_baseline, scenario_shape, write_baseline)
 from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments,
                                       load_checked, run_records)
-from fabricsim.config import ScenarioError
+from fabricsim.config import Scenario, ScenarioError
+from fabricsim.matrix import yaml_text
 from fabricsim.result_folder import unwritable
 from fabricsim.sample import run_sample, sha256_of
 
-_KEYS_SHOWN = 4
+_KEYS_SHOWN = 8
+CHANGED_DIR = Path("results") / "check"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,11 +71,7 @@ def _check_one(path: str, args: argparse.Namespace) -> int:
         print(f"{scenario.name}: baseline of {sample.summary['trials']} trials written to {baseline_file}")
         return EXIT_OK
     if sha256_of(scenario_shape(scenario)) != baseline["scenario_sha256"]:
-        keys = changed_keys(baseline, scenario)
-        named = ", ".join(keys[:_KEYS_SHOWN]) + (f" and {len(keys) - _KEYS_SHOWN} more" if keys[_KEYS_SHOWN:] else "")
-        print(f"{scenario.name}: CHANGED since its baseline {baseline_file} was written "
-              f"({named or 'scenario hash'}); not compared. "
-              f"If intended, re-bless: fabricsim check {path} --update")
+        _report_changed(path, scenario, baseline, baseline_file)
         return EXIT_CHECK_FAILED
     if not args.stat and (scenario.seed, scenario.workload.trials) != (baseline["seed"], baseline["workload_trials"]):
         raise ScenarioError(f"{path}: seed, workload.trials: expected the baseline's seed {baseline['seed']} and "
@@ -93,6 +93,26 @@ def _check_one(path: str, args: argparse.Namespace) -> int:
     print(f"{scenario.name}: FAILED ({', '.join(verdicts) or 'trials differ'}). "
           f"If intended, re-bless: fabricsim check {path} --update")
     return EXIT_CHECK_FAILED
+
+
+def _report_changed(path: str, scenario: Scenario, baseline: dict, baseline_file: Path) -> None:
+    """What changed since the baseline, key by key, and the comparison that shows what it does: the
+    baseline's scenario is written beside the comparisons (results/check/) for it."""
+    changes = changed_keys(baseline, scenario)
+    print(f"{scenario.name}: CHANGED since its baseline {baseline_file} was written; not compared:")
+    for key, (old, new) in list(changes.items())[:_KEYS_SHOWN]:
+        old_text, new_text = ("(none)" if value is None else yaml_text(value) for value in (old, new))
+        print(f"  {key}: {old_text} -> {new_text}")
+    if len(changes) > _KEYS_SHOWN:
+        print(f"  and {len(changes) - _KEYS_SHOWN} more")
+    if not changes:
+        print("  (the scenario hash differs)")
+    old_file = CHANGED_DIR / f"{scenario.name}.baseline.yaml"
+    old_file.parent.mkdir(parents=True, exist_ok=True)
+    old_file.write_text(yaml.safe_dump(baseline_scenario(baseline), sort_keys=False))
+    print(f"to see the difference: fabricsim compare {old_file} {path} "
+          f"--seed {baseline['seed']} --trials {baseline['workload_trials'] or baseline['trials']}")
+    print(f"if intended, re-bless: fabricsim check {path} --update")
 
 
 def _tolerances(text: str) -> dict[str, float]:

@@ -70,15 +70,41 @@ def scenario_overrides(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(args.overrides) + tuple(extra)
 
 
+def refuse_foreign_file(path: Path, header: str, flag: str) -> None:
+    """Refuse (ScenarioError) a file path outside an existing folder, or anything at ``path`` but a file
+    whose first line starts with ``header``: one this command wrote."""
+    if not path.parent.is_dir():
+        raise ScenarioError(f"{flag} {path}: expected a file in an existing folder")
+    if not path.exists():
+        return
+    try:
+        with path.open() as handle:
+            ours = path.is_file() and handle.readline().startswith(header)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise ScenarioError(f"{flag} {path}: expected a new file or one that {header.lstrip('# ')} wrote; "
+                            "refusing to replace it")
+
+
+def write_file(path: Path, text: str, flag: str) -> None:
+    """Write a command's output file; a folder that refuses it is bad input (ScenarioError)."""
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise ScenarioError(f"{flag} {path}: cannot write the file ({error.strerror})") from None
+
+
 def default_result_dir(scenario: Scenario) -> Path:
     return Path(scenario.output.dir or Path("results") / scenario.name)
 
 
-def result_folder(args: argparse.Namespace, scenario: Scenario, suffix: str = "") -> Path:
-    """The folder a command writes its results to (-o, else output.dir or results/<name>, plus suffix),
-    checked before any work: fabricsim replaces only a result folder it wrote itself."""
+def result_folder(args: argparse.Namespace, scenario: Scenario, suffix: str = "", flag: str = "-o") -> Path:
+    """The folder a command writes its results to (its ``flag``, -o or --output, else output.dir or
+    results/<name>, plus suffix), checked before any work: fabricsim replaces only a result folder it
+    wrote itself."""
     if args.output:
-        out_dir, where = Path(args.output), f"-o {args.output}"
+        out_dir, where = Path(args.output), f"{flag} {args.output}"
     else:
         key = "output.dir" if scenario.output.dir else "name"
         out_dir, where = Path(f"{default_result_dir(scenario)}{suffix}"), f"{args.scenario}: {key}"

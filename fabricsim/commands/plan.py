@@ -17,6 +17,7 @@ from pathlib import Path
 from fabricsim.commands.common import EXIT_OK, positive_int
 from fabricsim.config import ScenarioError, TransformerSpec, load_transformer
 from fabricsim.models.devices import DEVICES, LINKS
+from fabricsim.planner.memory import gigabytes
 from fabricsim.planner.plot import plot_plan
 from fabricsim.planner.simulate import simulated_comm_s
 from fabricsim.planner.sizing import Recommendation, recommend
@@ -30,9 +31,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("plan", help="how many tensor-parallel GPUs a model, device and link can use")
     parser.add_argument("model", help="config.json path, or a shipped model name such as llama-2-70b")
-    parser.add_argument("--device", choices=sorted(DEVICES), default="h100")
+    parser.add_argument("--device", choices=sorted(DEVICES), default="h100", help="the GPU")
     parser.add_argument("--link", choices=sorted(LINKS), help="default: the device's own NVLink")
-    parser.add_argument("--tp", type=_degrees, default=(1, 2, 4, 8), metavar="1,2,4,8", help="TP degrees")
+    parser.add_argument("--tp", type=_degrees, default=(1, 2, 4, 8), metavar="1,2,4,8",
+                        help="TP degrees to tabulate (default 1,2,4,8)")
     parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="sequences per step")
     parser.add_argument("--seq-len", type=positive_int, default=4096, metavar="N", help="tokens per sequence")
     parser.add_argument("--sparse", action="store_true",
@@ -52,7 +54,7 @@ def command_plan(args: argparse.Namespace) -> int:
     link = LINKS[args.link or device.link]
     peak_flops = args.tflops * 1e12 if args.tflops else device.peak_flops(sparse=args.sparse)
     plan = plan_tp(model, device, link, args.tp, args.batch_size, args.seq_len, peak_flops)
-    recommendation = recommend(model, plan.parameters, args.batch_size, args.seq_len, plan.max_tp)
+    recommendation = recommend(model, plan.parameters, args.batch_size, args.seq_len, plan.max_tp, device.memory_bytes)
     simulated = simulated_comm_s(plan) if args.simulate else None
     if args.json:
         print(json.dumps(plan_json(plan, recommendation, simulated), indent=2))
@@ -61,7 +63,8 @@ def command_plan(args: argparse.Namespace) -> int:
     if args.plot:
         comm_s, label = (simulated, "communication (simulated)") if simulated else (
             tuple(row.comm_s for row in plan.rows), "communication (estimated)")
-        plot_plan(plan, comm_s, label, args.plot)
+        plot_plan(plan, comm_s, label, args.plot, recommendation.tp)
+        print(f"plot: {args.plot}")
     return EXIT_OK
 
 
@@ -70,26 +73,32 @@ def format_plan(plan: TpPlan, recommendation: Recommendation, simulated: tuple[f
     lines = [
         f"{model.name}: {plan.parameters / 1e9:.2f}B parameters, hidden {model.hidden_size}, {model.layers} layers, "
         f"{model.heads} heads / {model.kv_heads} KV heads, {model.dtype}",
-        f"{plan.device.name} at {plan.peak_flops / 1e12:.0f} TFLOPS over {link.name} ({link.bidirectional_GBps:g} GB/s "
-        f"both ways, {link.one_way_Bps / 1e9:g} GB/s one way); batch {plan.batch_size} x {plan.seq_len} tokens",
-        f"seed 001: the link keeps up while 6 h / (tp B) >= peak / one-way bandwidth = "
-        f"{plan.needed_flop_per_byte:.0f} FLOP/B, so it feeds at most {plan.max_tp:.2f} TP GPUs",
+        f"{plan.device.name} at {plan.peak_flops / 1e12:.0f} TFLOPS with {gigabytes(plan.device.memory_bytes)}, "
+        f"over {link.name} ({link.bidirectional_GBps:g} GB/s both ways, {link.one_way_Bps / 1e9:g} GB/s one way)",
+        f"sizing one training step (forward and backward) of batch {plan.batch_size} x {plan.seq_len} tokens, "
+        "per GPU of the tensor-parallel group",
+        f"the link keeps up while the GPU computes at least peak / one-way bandwidth = "
+        f"{plan.needed_flop_per_byte:.0f} FLOP per byte it receives (6 h / (tp B) for Q, K and V), "
+        f"so it feeds at most {plan.max_tp:.2f} TP GPUs",
         "",
     ]
     header = ["tp", "heads/GPU", "compute ms", "wire/GPU", "comm ms"]
     header += ["sim comm ms"] if simulated else []
-    header += ["comm/compute", "FLOP/B", "keeps up"]
+    header += ["comm/compute", "FLOP/B", "link keeps up", "memory/GPU", "fits"]
     table = [header]
     for i, row in enumerate(plan.rows):
         comm_s = simulated[i] if simulated else row.comm_s
         cells = [str(row.tp), str(row.heads_per_gpu), f"{row.compute_s * 1e3:.1f}", format_bytes(row.wire_bytes),
                  f"{row.comm_s * 1e3:.1f}"]
         cells += [f"{simulated[i] * 1e3:.1f}"] if simulated else []
-        cells += [f"{comm_s / row.compute_s:.3f}", f"{row.flop_per_byte:.0f}", "yes" if row.keeps_up else "no"]
+        cells += [f"{comm_s / row.compute_s:.3f}", f"{row.flop_per_byte:.0f}", "yes" if row.keeps_up else "no",
+                  gigabytes(row.memory_bytes), "yes" if row.fits else "no"]
         table.append(cells)
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
     lines += ["  ".join(cell.rjust(width) for cell, width in zip(r, widths)) for r in table]
-    lines += ["", f"recommendation (seed 000): TP {recommendation.tp}, {recommendation.mode} mode"]
+    split = "split the weights (tensor parallel)" if recommendation.mode == "weight" else \
+        "split the batch (data parallel)"
+    lines += ["", f"recommended: TP {recommendation.tp}, {split}"]
     lines += [f"  - {reason}" for reason in recommendation.reasons]
     return "\n".join(lines)
 

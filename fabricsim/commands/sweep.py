@@ -1,10 +1,16 @@
-"""``fabricsim sweep SCENARIO [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-a ALGO,...] [-d TYPE] [-o DIR]``:
-run the scenario's collective over a range of sizes, as nccl-tests does, print its table and write
-sweep.csv and sweep.png (busbw and time against size, one line per algorithm).
+"""``fabricsim sweep SCENARIO [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [-d TYPE] [-o OP] [-c 0|1]
+[-a ALGO,...] [--output DIR]``: run the scenario's collective over a range of sizes, as nccl-tests does,
+print its table (nccl-tests' own layout, for its log parsers) and write sweep.csv and sweep.png (busbw
+and time against size, one line per algorithm).
 
 -b/-e take nccl-tests sizes (8, 64K, 1G: K, M, G are powers of 1024) or fabricsim ones (1.5MB, 64MiB);
 without them the scenario's ``workload.data_sizes`` (per-rank sizes, a list or a start/end/step range)
-are swept. -a names the algorithms to compare, auto included (default: the scenario's).
+are swept. -a names the algorithms to compare, auto included (default: the scenario's). -d takes
+nccl-tests' type names (float, half, bfloat16, ...) or fabricsim's (float32, ...); -o the reduction
+printed for reducing collectives; -c is accepted for nccl-tests' command lines: no data is checked,
+so ``#wrong`` is N/A.
+--measured LOG (nccl-tests text or -J JSON) draws the measurement on sweep.png, prints the error of
+every algorithm at each measured size, and sweeps the log's sizes and type unless -b/-e/-d say otherwise.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import dataclasses
 import re
 from pathlib import Path
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
+from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, load_checked, non_negative_int,
+                                      result_folder, run_records)
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
+from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
+from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun
 from fabricsim.result_folder import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
-from fabricsim.sweep import SweepRow, format_table, run_sweep
+from fabricsim.sweep import REDOPS, SweepRow, format_table, run_sweep
 from fabricsim.sweep_plot import plot_sweep
 from fabricsim.units import UnitError, parse_bytes
 from fabricsim.work_limits import MAX_TRIALS
@@ -36,11 +45,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-f", "--stepfactor", type=float, default=2.0, metavar="F",
                         help="multiplicative step between sizes (default 2)")
     parser.add_argument("-n", "--iters", type=int, metavar="N",
-                        help="runs per size (default --trials, else 1; runs differ only under impairments)")
+                        help="runs per size, out of place and again in place (default --trials, else 1; "
+                             "runs differ only under impairments)")
+    parser.add_argument("-w", "--warmup_iters", type=non_negative_int, default=0, metavar="N",
+                        help="runs per size left out before the timed ones (default 0)")
     parser.add_argument("-a", "--algorithms", metavar="ALGO,...", help="algorithms to compare, auto included")
-    parser.add_argument("-d", "--datatype", default="float32", choices=sorted(DTYPE_BYTES),
-                        help="element type (default float32)")
-    parser.add_argument("-o", "--output", metavar="DIR", help="result folder (default results/<name>-sweep)")
+    parser.add_argument("-d", "--datatype", type=_datatype, metavar="TYPE",
+                        help=f"element type: {', '.join(NCCL_DTYPES)} or {', '.join(DTYPE_BYTES)} "
+                             "(default: the measured log's, else float)")
+    parser.add_argument("-o", "--op", default="sum", choices=REDOPS, help="reduction operation (default sum)")
+    parser.add_argument("-c", "--check", type=int, choices=(0, 1), default=0, metavar="0|1",
+                        help="accepted for nccl-tests' command lines; no data is checked (default 0)")
+    parser.add_argument("--measured", metavar="LOG", help="nccl-tests output (text or -J JSON) to compare with")
+    parser.add_argument("--output", metavar="DIR", help="result folder (default results/<name>-sweep)")
     parser.set_defaults(handler=command_sweep)
 
 
@@ -53,9 +70,13 @@ def command_sweep(args: argparse.Namespace) -> int:
         raise ScenarioError(f"-n: expected at most {MAX_TRIALS} iterations per size, got {iterations}; "
                             "--allow-large runs it anyway")
     algorithms = args.algorithms.split(",") if args.algorithms else [scenario.collective.algorithm]
-    out_dir = result_folder(args, scenario, "-sweep")
-    rows = run_sweep(scenario, args.scenario, algorithms, _sizes(args, scenario), iterations, args.datatype,
-                     lambda simulation: list(run_records(simulation, args)))
+    out_dir = result_folder(args, scenario, "-sweep", "--output")
+    measured = measured_run(args.measured, scenario, args.scenario) if args.measured else None
+    sizes = measured.sizes_bytes() if measured and args.minbytes is None and args.maxbytes is None \
+        else _sizes(args, scenario)
+    dtype = args.datatype or (log_dtype(measured) if measured else "float32")
+    rows = run_sweep(scenario, args.scenario, algorithms, sizes, iterations, dtype,
+                     lambda simulation: list(run_records(simulation, args)), args.warmup_iters, args.op)
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "sweep.csv", rows)
         if scenario.output.plots:
@@ -64,10 +85,20 @@ def command_sweep(args: argparse.Namespace) -> int:
                       for algorithm in algorithms}
             collective = scenario.collective
             plot_sweep(series, stage / "sweep.png", f"{scenario.name}: {collective.op.replace('_', ' ')}, "
-                       f"{scenario.fabric.gpus} ranks, {args.datatype}", f"protocol {collective.protocol}")
-    print(format_table(rows))
+                       f"{scenario.fabric.gpus} ranks, {dtype}", f"protocol {collective.protocol}",
+                       measured=_measured_series(measured, args.measured) if measured else None)
+    print(format_table(rows, scenario.fabric.gpus, args.warmup_iters, bool(args.check)))
+    for algorithm in algorithms if measured else ():
+        simulated_us = {row.size_bytes: row.time_us for row in rows if row.algorithm == algorithm}
+        print(format_errors(size_errors(measured, simulated_us), f"{algorithm} ({measured.source})"))
     print(f"results: {out_dir}/")
     return EXIT_OK
+
+
+def _measured_series(run: MeasuredRun, path: str) -> tuple[str, tuple[list[int], list[float], list[float]]]:
+    rows = sorted(run.rows, key=lambda row: row.size_bytes)
+    return (f"measured: {Path(path).name}", ([row.size_bytes for row in rows], [row.time_us for row in rows],
+                                             [row.busbw_GBps for row in rows]))
 
 
 def _sizes(args: argparse.Namespace, scenario: Scenario) -> list[int]:
@@ -84,6 +115,14 @@ def _sizes(args: argparse.Namespace, scenario: Scenario) -> list[int]:
         return size_range(start, end, args.stepfactor)
     except ValueError as error:
         raise ScenarioError(f"-b/-e/-f: {error}") from None
+
+
+def _datatype(text: str) -> str:
+    """A data type by nccl-tests' name or fabricsim's, as fabricsim's."""
+    if text in NCCL_DTYPES or text in DTYPE_BYTES:
+        return NCCL_DTYPES.get(text, text)
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(NCCL_DTYPES)} or {', '.join(DTYPE_BYTES)}, "
+                                     f"got {text!r}")
 
 
 def _nccl_size(text: str, flag: str) -> int:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from fabricsim.units import UnitError, parse_bytes, parse_rate_bps, parse_time_ps, time_within
+from fabricsim.units import (UnitError, exact_rate, exact_time, parse_bytes, parse_rate_bps, parse_time_ps,
+                             time_within)
 
 MAX_LINK_LATENCY_PS = 10**12  # 1 s: a cable, NIC, switch or link latency
 BARE_SIZE_FROM_BYTES = 2**20  # a bare number below this, where sizes are MiB-scale, surely lacks its unit
@@ -29,10 +30,10 @@ Bytes = Annotated[int, BeforeValidator(parse_bytes)]
 SizeWithUnit = Annotated[int, BeforeValidator(_size_with_unit)]
 # Rates and times always carry their unit, in the resolved scenario too (bare numbers are refused).
 RateBps = Annotated[float, BeforeValidator(parse_rate_bps), Field(gt=0),
-                    PlainSerializer(lambda bps: f"{bps:.12g}bps", return_type=str)]
-_AS_PS = PlainSerializer(lambda ps: f"{ps}ps", return_type=str)
-TimePs = Annotated[int, BeforeValidator(parse_time_ps), _AS_PS]
-LinkLatencyPs = Annotated[int, BeforeValidator(_link_latency_ps), _AS_PS]
+                    PlainSerializer(exact_rate, return_type=str)]
+_EXACT_TIME = PlainSerializer(exact_time, return_type=str)
+TimePs = Annotated[int, BeforeValidator(parse_time_ps), _EXACT_TIME]
+LinkLatencyPs = Annotated[int, BeforeValidator(_link_latency_ps), _EXACT_TIME]
 
 
 

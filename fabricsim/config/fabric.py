@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_serializer, model_validator
 
-from fabricsim.config.base import Bytes, LinkLatencyPs, RateBps, Spec, TimePs
+from fabricsim.config.base import Bytes, KeyedValueError, LinkLatencyPs, RateBps, Spec, TimePs
 
 
 class LinkSpec(Spec):
@@ -138,16 +138,42 @@ class FabricSpec(Spec):
     pcie: LinkSpec = LinkSpec(bandwidth="32GB/s", latency="250ns")
     model: Literal["flow", "packet"] = Field("flow", description="max-min flows, or RoCE packets on queues")
     packet: PacketSpec = Field(PacketSpec(), description="used by model: packet")
+    infragraph: dict[str, Any] | None = Field(
+        None, description="an InfraGraph Infrastructure (in YAML: its file) instead of topology (fabric/infragraph.py)")
+    infragraph_annotations: dict[str, Any] | None = Field(
+        None, description="an InfraGraph Annotation (in YAML: its file): rank of each xpu node")
 
     @property
     def gpus(self) -> int:
         return self.hosts * self.gpus_per_host
+
+    @model_serializer(mode="wrap")
+    def _without_absent_infragraph(self, handler: Any) -> dict[str, Any]:
+        """The InfraGraph keys only when given, so that other fabrics resolve as they always have."""
+        return {key: value for key, value in handler(self).items()
+                if key not in ("infragraph", "infragraph_annotations") or value is not None}
 
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
         from fabricsim.fabric.presets import HOST_PRESETS, with_preset
         return with_preset(data, HOST_PRESETS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infragraph_shape(cls, data: Any) -> Any:
+        """hosts and gpus_per_host of an InfraGraph fabric are its own."""
+        if not isinstance(data, dict) or not isinstance(data.get("infragraph"), dict):
+            return data
+        from fabricsim.fabric.infragraph import InfraGraphError, shape
+        try:
+            hosts, gpus_per_host = shape(data["infragraph"])
+        except InfraGraphError as error:
+            raise KeyedValueError("infragraph", str(error)) from None
+        for key, value in (("hosts", hosts), ("gpus_per_host", gpus_per_host)):
+            if data.get(key, value) != value:
+                raise KeyedValueError(key, f"expected {value} as in the InfraGraph fabric, or no {key}")
+        return {**data, "hosts": hosts, "gpus_per_host": gpus_per_host}
 
     @model_validator(mode="after")
     def _check_shape(self) -> FabricSpec:

@@ -28,7 +28,31 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
             raw["workload"][key] = _read_reference(path, f"workload.{key}", ref)
             referenced.append(f"workload.{key}")
     _read_sample_files(raw, path, "", referenced)
+    _read_preset_file(raw, path)
+    for key in ("infragraph", "infragraph_annotations"):
+        ref = raw.get("fabric", {}).get(key) if isinstance(raw.get("fabric"), dict) else None
+        if isinstance(ref, str):
+            raw["fabric"][key] = _read_reference(path, f"fabric.{key}", ref)
+            referenced.append(f"fabric.{key}")
     return validate_scenario(raw, path, tuple(referenced))
+
+
+def _read_preset_file(raw: dict, path: Path) -> None:
+    """``fabric.preset_file``: fabric keys in a file (``fabricsim calibrate`` writes one) laid under the
+    scenario's own fabric keys, as a named preset is."""
+    fabric = raw.get("fabric")
+    if not isinstance(fabric, dict) or "preset_file" not in fabric:
+        return
+    reference = fabric.pop("preset_file")
+    if not isinstance(reference, str):
+        raise ScenarioError(f"{path}: fabric.preset_file: expected a file path relative to the scenario, "
+                            f"got {reference!r}")
+    from fabricsim.fabric.presets import merged
+    keys = _read_reference(path, "fabric.preset_file", reference)
+    for key, value in fabric.items():  # nic: roce_400g names the preset of the mapping the file gives
+        if isinstance(value, str) and isinstance(keys.get(key), dict):
+            fabric[key] = {"preset": value}
+    raw["fabric"] = merged(keys, fabric)
 
 
 def _read_sample_files(node: Any, path: Path, key_path: str, referenced: list[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,6 +21,8 @@ class OutputSpec(Spec):
     dir: str | None = Field(None, description="default results/<name>")
     plots: bool = True
     flows: bool = Field(False, description="write flows.csv, one row per flow of every trial")
+    trace: Literal["slowest"] | list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="write trace-<trial>.json (Chrome trace events) of the slowest trial or these trials")
 
 
 class Scenario(Spec):
@@ -74,7 +76,8 @@ class Scenario(Spec):
         ignored = [key for key, used in (
             ("impairments.background", impairments.background.load > 0),
             ("impairments.failures", bool(impairments.failures)),
-            ("impairments.launch_skew", impairments.launch_skew.distribution != "none")) if used]
+            ("impairments.launch_skew", impairments.launch_skew.distribution != "none"),
+            ("output.trace", self.output.trace is not None)) if used]
         if ignored:
             raise KeyedValueError(ignored[0], "expected fabric.model flow to use it (the packet model does not play it)")
         return self

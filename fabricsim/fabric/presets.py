@@ -71,12 +71,13 @@ def with_preset(data: Any, presets: dict[str, dict[str, Any]]) -> Any:
     """The keys of ``data`` laid over its named preset; anything else is returned unchanged."""
     if not isinstance(data, dict) or data.get("preset") not in presets:
         return data
-    return _merged(presets[data["preset"]], data)
+    return merged(presets[data["preset"]], data)
 
 
-def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``over`` laid over ``base``, mapping by mapping."""
+    result = dict(base)
     for key, value in over.items():
-        merged[key] = (_merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+        result[key] = (merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
                        else value)
-    return merged
+    return result

@@ -17,6 +17,8 @@ headers) and ``cable_latency``:
 Routes are least-latency, so a GPU reaching another rail crosses NVLink to the GPU on that rail
 when that is quicker than the spines (as NCCL's PXN does).
 
+``fabric.infragraph`` (an InfraGraph document) replaces all of this: fabric/infragraph.py builds it.
+
 Ranks: ``placement: host_first`` numbers all GPUs of host 0, then host 1, ...; ``rail_first``
 numbers GPU 0 of every host, then GPU 1 of every host, ...
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fabricsim.fabric.graph import Device, Fabric
+from fabricsim.fabric.infragraph import fabric_from_infragraph
 from fabricsim.units import format_rate
 
 if TYPE_CHECKING:  # config loads the presets of this package while it is being defined
@@ -33,6 +36,8 @@ if TYPE_CHECKING:  # config loads the presets of this package while it is being 
 
 
 def build_fabric(spec: FabricSpec) -> Fabric:
+    if spec.infragraph is not None:
+        return fabric_from_infragraph(spec)
     fabric = Fabric()
     for host in range(spec.hosts):
         _build_host(fabric, spec, host)

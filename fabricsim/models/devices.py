@@ -18,6 +18,7 @@ class Device:
     bf16_dense_tflops: float
     link: str  # the scale-up link it ships with
     source: str
+    memory_bytes: int  # HBM per GPU
 
     def peak_flops(self, sparse: bool = False) -> float:
         return self.bf16_dense_tflops * 1e12 * (SPARSITY_SPEEDUP if sparse else 1)
@@ -35,10 +36,14 @@ class Link:
 
 
 DEVICES = {device.name: device for device in (
-    Device("a100", 312, "nvlink3", "NVIDIA A100 Tensor Core GPU datasheet: BF16 312 TFLOPS (624 with sparsity)"),
-    Device("h100", 989.4, "nvlink4", "NVIDIA H100 Tensor Core GPU datasheet, SXM: BF16 1979 TFLOPS with sparsity"),
-    Device("h800", 989.4, "nvlink4-h800", "NVIDIA H800 SXM5: H100 compute (BF16 1979 TFLOPS with sparsity)"),
-    Device("b200", 2250, "nvlink5", "NVIDIA HGX B200 datasheet: FP16/BF16 36 PFLOPS with sparsity per 8 GPUs"),
+    Device("a100", 312, "nvlink3", "NVIDIA A100 Tensor Core GPU datasheet: BF16 312 TFLOPS (624 with sparsity); "
+           "80 GB HBM2e (SXM 80GB)", 80 * 10**9),
+    Device("h100", 989.4, "nvlink4", "NVIDIA H100 Tensor Core GPU datasheet, SXM: BF16 1979 TFLOPS with sparsity; "
+           "80 GB HBM3", 80 * 10**9),
+    Device("h800", 989.4, "nvlink4-h800", "NVIDIA H800 SXM5: H100 compute (BF16 1979 TFLOPS with sparsity); "
+           "80 GB HBM3", 80 * 10**9),
+    Device("b200", 2250, "nvlink5", "NVIDIA HGX B200 datasheet: FP16/BF16 36 PFLOPS with sparsity per 8 GPUs; "
+           "1,440 GB of HBM3e per 8 GPUs", 180 * 10**9),
 )}
 
 LINKS = {link.name: link for link in (

@@ -1,7 +1,8 @@
 """The plan's picture: time per step against the TP degree, compute and communication stacked.
 
-Bars whose TP degree the link cannot feed (seed 001) are hatched. Like ``fabricsim.plots``, it builds a
-Figure without pyplot under matplotlib's default style and writes one PNG.
+Bars whose TP degree the link cannot feed (seed 001) are hatched; the recommended degree is marked.
+Like ``fabricsim.plots``, it builds a Figure without pyplot under matplotlib's default style and writes
+one PNG.
 """
 
 from __future__ import annotations
@@ -10,29 +11,33 @@ from pathlib import Path
 
 import matplotlib.style
 import numpy as np
-from matplotlib.figure import Figure
 
 from fabricsim.planner.tp_cost import TpPlan
-from fabricsim.plots import DPI, FIGURE_SIZE_IN
+from fabricsim.plots import DPI, new_figure
 
 
-def plot_plan(plan: TpPlan, comm_s: tuple[float, ...], comm_label: str, path: str | Path) -> None:
-    """Stacked bars per TP degree: compute and ``comm_s`` (estimated or simulated), in milliseconds."""
+def plot_plan(plan: TpPlan, comm_s: tuple[float, ...], comm_label: str, path: str | Path,
+              recommended_tp: int | None = None) -> None:
+    """Stacked bars per TP degree: compute and ``comm_s`` (estimated or simulated), in milliseconds,
+    with ``recommended_tp`` marked when it is among them."""
     x = np.arange(len(plan.rows))
     compute_ms = np.array([row.compute_s for row in plan.rows]) * 1e3
     comm_ms = np.array(comm_s) * 1e3
     hatches = ["" if row.keeps_up else "//" for row in plan.rows]
     with matplotlib.style.context("default"):
-        fig = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
+        fig = new_figure(f"{plan.model.name}: time per training step vs TP degree",
+                         f"{plan.device.name} ({plan.peak_flops / 1e12:.0f} TFLOPS) over {plan.link.name} "
+                         f"({plan.link.bidirectional_GBps:g} GB/s); batch {plan.batch_size} x {plan.seq_len}\n"
+                         f"the link feeds at most {plan.max_tp:.1f} TP GPUs (hatched: it cannot)")
         ax = fig.add_subplot()
-        fig.suptitle(f"{plan.model.name}: time per step vs TP degree", fontsize=13)
-        ax.set_title(f"{plan.device.name} ({plan.peak_flops / 1e12:.0f} TFLOPS) over {plan.link.name} "
-                     f"({plan.link.bidirectional_GBps:g} GB/s); batch {plan.batch_size} x {plan.seq_len}; "
-                     f"the link feeds at most {plan.max_tp:.1f} TP GPUs (hatched: it cannot)",
-                     fontsize=9, color="0.35", pad=10)
         ax.bar(x, compute_ms, color="tab:blue", label="compute", hatch=hatches)
         ax.bar(x, comm_ms, bottom=compute_ms, color="tab:orange", label=comm_label, hatch=hatches)
         ax.set_xticks(x, [str(row.tp) for row in plan.rows])
+        for index, row in enumerate(plan.rows):
+            if row.tp == recommended_tp:
+                ax.annotate("recommended", (index, compute_ms[index] + comm_ms[index]), xytext=(0, 4),
+                            textcoords="offset points", ha="center", fontsize=9, fontweight="bold")
+                ax.get_xticklabels()[index].set_fontweight("bold")
         ax.set_xlabel("TP degree")
         ax.set_ylabel("time per step per GPU (ms)")
         ax.grid(True, axis="y", alpha=0.4)

@@ -19,6 +19,7 @@ from fabricsim.collectives import build_schedule
 from fabricsim.config import DTYPE_BYTES, ParallelismSpec, ScenarioError, TransformerSpec, WorkloadSpec
 from fabricsim.models.devices import Device, Link
 from fabricsim.models.transformer import parameter_count, tp_degree_problem, training_flops
+from fabricsim.planner.memory import memory_per_gpu
 from fabricsim.runner import size_bytes_of
 from fabricsim.workload.megatron import megatron_step
 from fabricsim.workload.placement import Mesh
@@ -37,6 +38,8 @@ class TpCost:
     comm_s: float
     flop_per_byte: float  # seed 001's 6 h / (tp B)
     keeps_up: bool
+    memory_bytes: int  # weights, gradients, optimizer state and activations (planner.memory)
+    fits: bool  # in the device's memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +81,16 @@ def plan_tp(model: TransformerSpec, device: Device, link: Link, tps: tuple[int, 
     check_tp_degrees(model, tps)
     needed = needed_flop_per_byte(peak_flops, link)
     step_flops = training_flops(model, batch_size * seq_len, seq_len)
+    parameters = parameter_count(model)
     rows = []
     for tp in tps:
         wire_bytes = tp_wire_bytes(model, tp, batch_size, seq_len)
         ratio = seed_flop_per_byte(model, tp)
+        memory_bytes = memory_per_gpu(model, parameters, tp, batch_size, seq_len).total_bytes
         rows.append(TpCost(tp, model.heads // tp, step_flops / tp / peak_flops, wire_bytes,
-                           wire_bytes / link.one_way_Bps, ratio, ratio >= needed))
-    return TpPlan(model, parameter_count(model), device, link, peak_flops, batch_size, seq_len, needed,
+                           wire_bytes / link.one_way_Bps, ratio, ratio >= needed, memory_bytes,
+                           memory_bytes <= device.memory_bytes))
+    return TpPlan(model, parameters, device, link, peak_flops, batch_size, seq_len, needed,
                   max_tp_degree(model, needed), tuple(rows))
 
 

@@ -36,17 +36,30 @@ MAX_HOPS = 16  # links a route crosses, at most (GPU, PCIe switch, NIC, leaf, sp
 def check_work(scenario: Scenario, source: str | Path, allow_large: bool = False) -> None:
     """Raise ScenarioError naming the key when the scenario's work is past a limit (unless allow_large),
     or when a trial could outlast the picosecond clock (whatever allow_large says)."""
-    if not allow_large and (problem := work_problem(scenario, source)):
+    overridable = "; --allow-large runs it anyway"
+    if not allow_large:
+        _refuse(_scale_problem(scenario), source, overridable)
+    plan = plan_workload(scenario, scenario.fabric.gpus, str(source))
+    if not allow_large:
+        _refuse(_plan_problem(scenario, plan), source, overridable)
+    _refuse(clock_problem(scenario, plan), source)
+
+
+def _refuse(problem: tuple[str, str] | None, source: str | Path, hint: str = "") -> None:
+    if problem:
         key, text = problem
-        raise ScenarioError(f"{source}: {key}: expected {text}; --allow-large runs it anyway")
-    if problem := clock_problem(scenario, plan_workload(scenario, scenario.fabric.gpus, str(source))):
-        key, text = problem
-        raise ScenarioError(f"{source}: {key}: expected {text}")
+        raise ScenarioError(f"{source}: {key}: expected {text}{hint}")
 
 
 def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | None:
     """(key, what was expected and what was found) for the first limit the scenario passes, or None."""
-    fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
+    return _scale_problem(scenario) or _plan_problem(scenario, plan_workload(scenario, scenario.fabric.gpus,
+                                                                             str(source)))
+
+
+def _scale_problem(scenario: Scenario) -> tuple[str, str] | None:
+    """The limits checked before the workload is planned (planning would take too long past them)."""
+    fabric, workload = scenario.fabric, scenario.workload
     if fabric.gpus > MAX_GPUS:
         return "fabric.hosts", f"at most {MAX_GPUS} GPUs (hosts x gpus_per_host), got {fabric.gpus}"
     if fabric.clos.spines > MAX_GPUS:
@@ -59,7 +72,12 @@ def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | No
         if calls > MAX_CALLS_PER_STEP:
             return ("workload.parallelism.micro_batches",
                     f"at most {MAX_CALLS_PER_STEP} layers x micro-batches per step, got {calls}")
-    plan = plan_workload(scenario, fabric.gpus, str(source))
+    return None
+
+
+def _plan_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | None:
+    """The limits on the planned trials: their count, transfers, flows and packets."""
+    fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
     trials = plan.trials.repeats * len(plan.trials.shapes)  # len() stops at sys.maxsize
     trials_key = "workload.trials" if workload.trials else "workload"
     if trials > MAX_TRIALS:

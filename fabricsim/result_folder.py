@@ -127,8 +127,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process
+        pass
     return True
 
 
@@ -144,7 +144,7 @@ def _move_into_place(stage: Path, out_dir: Path) -> None:
     if not out_dir.exists():
         os.replace(stage, out_dir)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.stage-{os.getpid()}-old-", dir=out_dir.parent))
     try:
         os.replace(out_dir, old / out_dir.name)
         try:

@@ -18,7 +18,7 @@ MAX_DEPTH = 64  # levels of nesting
 
 
 class YamlProblem(ValueError):
-    """Why a YAML file or text cannot be read, in words that quote none of its content."""
+    """Why a YAML file or text cannot be read, in one line."""
 
 
 class _StrictLoader(yaml.SafeLoader):

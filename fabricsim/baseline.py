@@ -30,7 +30,7 @@ from scipy.stats import ks_2samp
 from fabricsim import stats
 from fabricsim.compare import CONFIDENCE, GUARDED_PERCENTILE
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.sample import METRICS, Sample, identity, sha256_of
+from fabricsim.sample import LATENCY_METRICS, METRICS, Sample, identity, sha256_of
 from fabricsim.units import TimeUnit
 
 BASELINE_DIR = Path("results") / "baselines"
@@ -86,20 +86,66 @@ def write_baseline(path: Path, baseline: dict) -> None:
     """Write the file whole or not at all (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(baseline, indent=1) + "\n")
-    os.replace(temporary, path)
-
-
-def read_baseline(path: Path) -> dict:
     try:
-        baseline = json.loads(path.read_text())
-        baseline_sample(baseline)
+        temporary.write_text(json.dumps(baseline, indent=1) + "\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_baseline(path: Path, replacing: bool = False) -> dict:
+    """A baseline file, checked key by key; ``replacing``: read by --update, to keep its trial count."""
+    fix = ("--update keeps the trial count of the baseline it replaces, so it replaces only one it can read: "
+           "remove the file to write a new baseline" if replacing else
+           "write one with fabricsim check SCENARIO --update")
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ScenarioError(f"{path}: cannot read the baseline ({error.strerror}); "
-                            "write one with fabricsim check SCENARIO --update") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ScenarioError(f"{path}: expected a baseline written by fabricsim check --update") from None
+        raise ScenarioError(f"{path}: cannot read the baseline ({error.strerror}); {fix}") from None
+    except ValueError:
+        raise ScenarioError(f"{path}: expected a baseline written by fabricsim check --update (JSON); {fix}") from None
+    problem = _baseline_problem(baseline)
+    if problem:
+        raise ScenarioError(f"{path}: {problem[0]}: expected {problem[1]} (the file has been edited or damaged); {fix}")
     return baseline
+
+
+def _baseline_problem(baseline: object) -> tuple[str, str] | None:
+    """(key, what was expected) for the first key of a baseline that is missing or malformed, or None."""
+    if not isinstance(baseline, dict):
+        return "(top level)", "a mapping of keys"
+    whole, number = _is_whole, _is_number
+    latency = baseline.get("trial_latency_ps")
+    trials = baseline.get("trials")
+    checks = (
+        ("trials", "a whole number of trials", whole(trials) and trials >= 0),
+        ("seed", "a whole number", whole(baseline.get("seed"))),
+        ("workload_trials", "a whole number or null",
+         baseline.get("workload_trials") is None or whole(baseline.get("workload_trials"))),
+        ("trial_latency_ps", f"a list of {trials} whole picosecond times",
+         isinstance(latency, list) and len(latency) == trials and all(whole(v) and 0 <= v < 2**63 for v in latency)),
+        ("failed_trial_indices", f"a list of trial indices below {trials}",
+         isinstance(baseline.get("failed_trial_indices"), list)
+         and all(whole(i) and 0 <= i < trials for i in baseline["failed_trial_indices"])),
+        ("latency_us", "null or the percentiles " + ", ".join(key for _, key in LATENCY_METRICS) + " (each a number or null)",
+         baseline.get("latency_us") is None or (isinstance(baseline.get("latency_us"), dict)
+                                                and all(key in baseline["latency_us"] and (
+                                                    baseline["latency_us"][key] is None
+                                                    or number(baseline["latency_us"][key]))
+                                                    for _, key in LATENCY_METRICS))),
+        ("busbw_GBps", "a number or null", baseline.get("busbw_GBps") is None or number(baseline.get("busbw_GBps"))),
+        ("scenario_sha256", "a SHA-256 in hex", isinstance(baseline.get("scenario_sha256"), str)),
+        ("scenario_shape", "the scenario's shape, a mapping of keys", isinstance(baseline.get("scenario_shape"), dict)),
+    )
+    return next(((key, expected) for key, expected, ok in checks if not ok), None)
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def baseline_sample(baseline: dict) -> Sample:

@@ -1,17 +1,22 @@
 """Command line: ``fabricsim run | compare | check | sweep | plan | calibrate | export-fabric``; ``fabricsim COMMAND -h`` for each.
 
-Exit codes: 0 success, 1 a check failed, 2 bad input. Bad input is reported as one line on stderr,
-naming the file, the key and what was expected; nothing is written.
+Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error (a bug: one line, the
+traceback with --debug), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Bad input is reported as
+one line on stderr, naming the file, the key and what was expected; nothing is written. An interrupted
+or terminated run stops its workers and leaves no result folder and no partial one.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import traceback
 
 from fabricsim import __version__
 from fabricsim.commands import calibrate, check, compare, export_fabric, plan, run, sweep
-from fabricsim.commands.common import EXIT_BAD_INPUT
+from fabricsim.commands.common import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
 from fabricsim.config import ScenarioError
 
 
@@ -29,6 +34,10 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default %(default)s)"
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the main thread is, so that it unwinds as Ctrl-C does."""
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
@@ -42,9 +51,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fabricsim", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"fabricsim {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command in (run, compare, check, sweep, plan, calibrate, export_fabric):
         command.register(commands)
+    for subparser in commands.choices.values():  # also after the command: fabricsim run x.yaml --debug
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -54,11 +66,33 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:
         return stop.code
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         return args.handler(args)
     except ScenarioError as error:
-        print(f"fabricsim: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(f"{error}", EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted; no result folder was written", EXIT_INTERRUPTED)
+    except Terminated:
+        return _fail("terminated; no result folder was written", EXIT_TERMINATED)
+    except Exception as error:  # a bug: never exit 1, which means "a check failed"
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug else " (--debug prints the traceback)"
+        return _fail(f"internal error: {type(error).__name__}: {error}{hint}".replace("\n", " "), EXIT_INTERNAL_ERROR)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"fabricsim: {message}", file=sys.stderr)
+    return code
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 if __name__ == "__main__":

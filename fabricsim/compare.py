@@ -19,7 +19,7 @@ import numpy as np
 
 from fabricsim import report, stats
 from fabricsim.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
-from fabricsim.results import staged_folder
+from fabricsim.result_folder import staged_folder
 from fabricsim.sample import METRICS, Sample
 from fabricsim.units import TimeUnit
 

@@ -28,6 +28,7 @@ from fabricsim.config import DistributionSpec, LossSpec
 from fabricsim.schedule import Schedule
 
 RTO_BASE_PS = 4_096_000  # 4.096 us
+MAX_DELAY_PS = 86_400 * 10**12  # one day: a drawn delay is capped there, so picoseconds stay in int64
 
 
 def rto_ps(timeout_exponent: int) -> int:
@@ -45,7 +46,8 @@ class TransferImpairments:
 
 
 def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` non-negative delays in integer picoseconds from the named distribution."""
+    """``count`` non-negative delays in integer picoseconds from the named distribution, each capped
+    at MAX_DELAY_PS (a heavy lognormal tail could otherwise overflow)."""
     match spec.distribution:
         case "none":
             return np.zeros(count, dtype=np.int64)
@@ -61,7 +63,7 @@ def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator)
             values = rng.uniform(spec.low_ps, spec.high_ps, count)
         case "empirical":
             values = rng.choice(np.array(spec.samples_ps, dtype=float), count)
-    return np.rint(values).astype(np.int64)
+    return np.rint(np.minimum(values, MAX_DELAY_PS)).astype(np.int64)
 
 
 def draw_impairments(jitter: DistributionSpec, loss: LossSpec, nbytes: np.ndarray, mtu_bytes: int,

@@ -5,7 +5,8 @@ index-th child of the scenario's SeedSequence), so any split of the trials over 
 same records. Trials travel in batches of at most MAX_BATCH_TRIALS, one task each; a worker process
 builds the scenario's Simulation once and keeps it for the batches that follow. Records come back in
 trial order, and only a few batches per worker are submitted ahead of the one being read, so a run
-of any length holds a bounded number of records.
+of any length holds a bounded number of records. Workers end with their parent: on an error, Ctrl-C or
+SIGTERM the parent ends them, and a worker whose parent was killed ends on its own.
 
 Progress goes to stderr: a bar on a terminal; elsewhere (a log, CI) a line every PROGRESS_STEP of the
 trials with the rate and the time left, once a run has lasted PROGRESS_AFTER_S.
@@ -14,7 +15,10 @@ trials with the rate and the time left, once a run has lasted PROGRESS_AFTER_S.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +33,7 @@ from fabricsim.runner import Simulation, TrialRecord
 BATCHES_PER_WORKER = 8  # enough batches to even out the load, few enough to keep the overhead small
 MAX_BATCH_TRIALS = 500  # records a batch brings back at once
 BATCHES_IN_FLIGHT_PER_WORKER = 2  # submitted ahead of the batch being read: enough to keep workers busy
+PARENT_POLL_S = 0.2  # how often a worker looks whether its parent is still there
 PROGRESS_STEP = 0.05  # fraction of the trials between two progress lines when not on a terminal
 PROGRESS_AFTER_S = 2.0  # runs shorter than this print no progress lines
 
@@ -104,9 +109,38 @@ def _batch_results(simulation: Simulation, source: str, workers: int, scheduler:
         for indices in plan:
             yield _run_indices(simulation, indices)
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_follow_parent,
+                                   initargs=(os.getpid(),))
+        try:
             yield from _in_order(lambda indices: pool.submit(run_batch, scenario, source, indices), plan,
                                  BATCHES_IN_FLIGHT_PER_WORKER * workers)
+        except BaseException:  # an error, Ctrl-C, SIGTERM or a reader that stopped: end the workers now
+            _stop_workers(pool)
+            raise
+        pool.shutdown()
+
+
+def _follow_parent(parent_pid: int) -> None:
+    """In each worker: leave Ctrl-C to the parent (which stops the workers), and end when the parent
+    is gone, whatever signal ended it (SIGKILL included)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and end the worker processes without waiting for their batches."""
+    processes = list((pool._processes or {}).values())  # the executor has no public way to end them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _in_order(submit: Callable, plan: Iterable[range], in_flight: int) -> Iterator[list]:
@@ -127,7 +161,7 @@ def _on_dask(scenario: Scenario, source: str, plan: Iterable[range], scheduler: 
         raise ScenarioError("--executor dask: expected the dask extra, pip install 'fabricsim[dask]'") from None
     try:
         client = Client(scheduler, timeout="10s")
-    except OSError as error:
+    except (OSError, ValueError, TypeError) as error:
         raise ScenarioError(f"--scheduler {scheduler}: expected a reachable Dask scheduler ({error})") from None
     with client:
         scenario_future = client.scatter(scenario, broadcast=True)

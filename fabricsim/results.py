@@ -4,23 +4,18 @@ ports.csv, the resolved scenario, plots and trace-<trial>.json timelines (fabric
 Records stream through and are never held: each is written out at once (its rows of trials.csv,
 flows.csv and ports.csv; its link usage added to links.csv's totals) and kept only as a few numbers
 in ``TrialColumns``, so a run of any length holds a bounded amount of memory per trial and its
-percentiles stay exact. The folder is assembled under a temporary name beside its destination and
-moved into place in one rename once complete, so an interrupted or failed run never leaves a
-half-written result folder.
+percentiles stay exact. The folder is written whole or not at all (``fabricsim.result_folder``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import yaml
@@ -28,6 +23,7 @@ import yaml
 from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, report, stats, summary_text, usage
 from fabricsim.columns import TrialColumns
 from fabricsim.formats.trace import write_traces
+from fabricsim.result_folder import staged_folder
 from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
 from fabricsim.workload import Call, Trial
 from fabricsim.units import TimeUnit, format_bytes
@@ -267,22 +263,3 @@ def run_report(stage: Path, results: RunResults) -> str:
         ("Scenario", report.preformatted((stage / "scenario.resolved.yaml").read_text())),
     ])
 
-
-@contextmanager
-def staged_folder(out_dir: Path) -> Iterator[Path]:
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    stage.chmod(out_dir.parent.stat().st_mode & 0o777)  # mkdtemp's folder is private; results are not
-    try:
-        yield stage
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, old / out_dir.name)
-            os.replace(stage, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(stage, out_dir)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage)

@@ -20,6 +20,7 @@ import yaml
 
 from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
+from fabricsim.result_folder import written_files
 from fabricsim.results import collect
 from fabricsim.runner import Simulation, TrialRecord
 from fabricsim.stats import PERCENTILES, percentile_key
@@ -73,8 +74,10 @@ def run_sample(scenario: Scenario, source: str, label: str,
 
 
 def read_sample(run_dir: Path, scenario: Scenario, label: str) -> Sample | None:
-    """The sample stored in a result folder, or None when the folder is missing, incomplete or
-    holds a run of another scenario, seed or trial count."""
+    """The sample stored in a result folder, or None when the folder is missing, incomplete, not
+    marked as fabricsim's, or holds a run of another scenario, seed or trial count."""
+    if written_files(run_dir) is None:
+        return None
     try:
         resolved = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text())
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -84,6 +87,8 @@ def read_sample(run_dir: Path, scenario: Scenario, label: str) -> Sample | None:
             return None
         latency_ps = np.array([round(float(row["latency_us"]) * 1e6) for row in rows], dtype=np.int64)
         failed = np.array([row["failed"] == "1" for row in rows], dtype=bool)
+        sample = Sample(label, latency_ps, failed, summary)
+        sample.metric_values()
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
         return None
-    return Sample(label, latency_ps, failed, summary)
+    return sample

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fabricsim.units import parse_bytes
 
 RANGE_KEYS = ("start", "end", "step")
+MAX_SIZES = 100_000
 
 
 def size_range(start_bytes: int, end_bytes: int, factor: float) -> list[int]:
@@ -18,11 +19,14 @@ def size_range(start_bytes: int, end_bytes: int, factor: float) -> list[int]:
         raise ValueError(f"expected a start of at least 1 byte, got {start_bytes}")
     if end_bytes < start_bytes:
         raise ValueError(f"expected end >= start, got start {start_bytes} and end {end_bytes}")
-    if not factor > 1:
-        raise ValueError(f"expected a multiplicative step above 1, got {factor}")
+    if not 1 < factor < float("inf"):
+        raise ValueError(f"expected a finite multiplicative step above 1, got {factor}")
     sizes = [start_bytes]
     while (following := int(sizes[-1] * factor)) <= end_bytes:
         sizes.append(max(following, sizes[-1] + 1))
+        if len(sizes) > MAX_SIZES:
+            raise ValueError(f"expected a range of at most {MAX_SIZES} sizes, got more from {start_bytes} "
+                             f"to {end_bytes} by {factor}")
     return sizes
 
 

@@ -4,7 +4,9 @@ Every quantity inside fabricsim is an integer or float in a base unit named by i
 bytes (``nbytes``), bits per second (``bandwidth_bps``) and picoseconds (``latency_ps``).
 Decimal prefixes (k, M, G, T) are powers of 1000 and binary ones (Ki, Mi, Gi, Ti) powers of 1024,
 as in nccl-tests and the IEC standard. A bare number is a size in bytes; rates and times must say
-their unit, since a bare "5" could as well mean 5 us as 5 ps.
+their unit, since a bare "5" could as well mean 5 us as 5 ps. Quantities are finite and within
+ranges that keep integer picoseconds in 64 bits: sizes up to 1 PiB, rates from 1 kbps to 1 Pbps,
+times up to one day.
 
 Going the other way, completion times are shown in one unit chosen by magnitude (us, ms or s: see
 ``TimeUnit``), and the resolved scenario writes rates and times in the largest unit that keeps them
@@ -21,6 +23,9 @@ _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 _TIME_PS = {"ps": 1, "ns": 10**3, "us": 10**6, "µs": 10**6, "ms": 10**9, "s": 10**12}
+MAX_BYTES = 2**50
+MIN_RATE_BPS, MAX_RATE_BPS = 1e3, 1e15
+MAX_TIME_PS = 86_400 * 10**12
 
 _SIZE_RE = re.compile(rf"^{_NUMBER}\s*(|k|K|M|G|T|Ki|Mi|Gi|Ti)B?$")
 _RATE_RE = re.compile(rf"^{_NUMBER}\s*(|k|K|M|G|T)(bps|bit/s|B/s|Bps)$")
@@ -44,6 +49,8 @@ def parse_bytes(value: object) -> int:
         raise UnitError(f"a size such as 4096, 64KiB or 1.5MB, got {value!r}")
     number, prefix = match.groups()
     quantity = float(number) * _PREFIX[prefix]
+    if not quantity <= MAX_BYTES:
+        raise UnitError(f"a size from 0 to 1PiB, got {value!r}")
     nbytes = round(quantity)
     if abs(quantity - nbytes) > 1e-9 * max(1.0, quantity):
         raise UnitError(f"a whole number of bytes, got {value!r}")
@@ -58,7 +65,10 @@ def parse_rate_bps(value: object) -> float:
         raise UnitError(f"a rate such as 100Gbps or 25GB/s, got {value!r}")
     number, prefix, unit = match.groups()
     bits = 8 if unit in ("B/s", "Bps") else 1
-    return float(number) * _PREFIX[prefix] * bits
+    bandwidth_bps = float(number) * _PREFIX[prefix] * bits
+    if not MIN_RATE_BPS <= bandwidth_bps <= MAX_RATE_BPS:
+        raise UnitError(f"a rate from 1kbps to 1Pbps, got {value!r}")
+    return bandwidth_bps
 
 
 def parse_time_ps(value: object) -> int:
@@ -68,7 +78,14 @@ def parse_time_ps(value: object) -> int:
     if not match:
         raise UnitError(f"a time such as 600ns, 1.5us or 4ms, got {value!r}")
     number, unit = match.groups()
-    return round(float(number) * _TIME_PS[unit])
+    return time_within(float(number) * _TIME_PS[unit], MAX_TIME_PS, value)
+
+
+def time_within(time_ps: float, max_ps: int, value: object) -> int:
+    """A time in whole picoseconds, refused (UnitError) beyond max_ps."""
+    if not time_ps <= max_ps:
+        raise UnitError(f"a time from 0ps to {exact_time(max_ps)}, got {value!r}")
+    return round(time_ps)
 
 
 def format_bytes(nbytes: int) -> str:

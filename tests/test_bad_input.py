@@ -6,7 +6,9 @@ import textwrap
 
 import pytest
 
+import fabricsim.commands.run as run_command
 from fabricsim.cli import main
+from fabricsim.config import load_scenario
 from tests.conftest import SCENARIOS
 
 GOOD = """\
@@ -93,3 +95,35 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_an_internal_error_is_exit_3_in_one_line_and_debug_adds_the_traceback(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("an invariant broke")
+
+    monkeypatch.setattr(run_command, "register", _register_with(broken, run_command.register))
+    argv = ["run", str(SCENARIOS / "tp4_ring_allgather.yaml")]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["fabricsim: internal error: RuntimeError: an invariant broke "
+                                "(--debug prints the traceback)"]
+    assert main(argv + ["--debug"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1] == "fabricsim: internal error: RuntimeError: an invariant broke"
+
+
+def _register_with(handler, register):
+    def registered(commands):
+        register(commands)
+        commands.choices["run"].set_defaults(handler=handler)
+    return registered
+
+
+def test_an_n_to_1_oversubscription_is_n_not_a_base_60_number(tmp_path):
+    """YAML 1.1 reads 2:1 as 2 x 60 + 1 = 121; fabricsim reads it as the ratio it means."""
+    text = GOOD.replace("hosts: 4,", "hosts: 4, topology: leaf_spine, clos: {hosts_per_leaf: 2, oversubscription: 2:1},")
+    path = tmp_path / "ratio.yaml"
+    path.write_text(text)
+    assert load_scenario(path).fabric.clos.oversubscription == 2.0
+    assert load_scenario(path, ("fabric.clos.oversubscription=3:2",)).fabric.clos.oversubscription == 1.5
+    assert load_scenario(path, ("fabric.clos.oversubscription=4",)).fabric.clos.oversubscription == 4.0

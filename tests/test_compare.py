@@ -100,7 +100,7 @@ def test_bad_input_exits_2_with_one_line(workdir, capsys, extra, message):
 def test_a_folder_of_other_files_is_not_replaced(workdir, capsys):
     slow, fast = write_scenario(workdir, "slow"), write_scenario(workdir, "fast", "400Gbps")
     assert main(["compare", slow, fast, "-o", "."]) == 2
-    assert "it would be replaced" in capsys.readouterr().err and (workdir / "slow.yaml").exists()
+    assert "the current folder" in capsys.readouterr().err and (workdir / "slow.yaml").exists()
 
 
 def sample(label: str, latency_us: np.ndarray) -> Sample:
@@ -134,3 +134,22 @@ def test_too_few_trials_for_a_p99_compare_the_highest_supported_percentile():
     assert rows[1].verdict.percentile == 90 and rows[1].values["p99"] is None and "p99" not in rows[1].ci_us
     assert "p99 of b vs a: needs 100 successful trials each, got 30" in table
     assert "p90 of b vs a: +" in table and "n/a" in table
+
+
+def test_the_run_cache_is_keyed_by_version_and_reused_only_when_whole(workdir, capsys, monkeypatch):
+    slow, fast = write_scenario(workdir, "slow"), write_scenario(workdir, "fast", "400Gbps")
+    assert main(["compare", slow, fast, "-o", "cmp"]) == 0
+    runs = sorted((workdir / "results" / "runs").iterdir())
+    assert len(runs) == 2 and all((run / ".fabricsim").is_file() for run in runs)
+    fast_run = next(run for run in runs if run.name.startswith("fast-"))
+    (fast_run / "summary.json").write_text("{\"latency_us\": ")  # damaged: run again, into the same folder
+    capsys.readouterr()
+    assert main(["compare", slow, fast, "-o", "cmp"]) == 0
+    output = capsys.readouterr().out
+    assert "slow: reusing" in output and f"fast: running into results/runs/{fast_run.name}/" in output
+    assert "latency_us" in (fast_run / "summary.json").read_text() and len(list(fast_run.parent.iterdir())) == 2
+
+    monkeypatch.setattr("fabricsim.commands.compare.__version__", "99.0")  # another version: other folders
+    assert main(["compare", slow, fast, "-o", "cmp"]) == 0
+    assert capsys.readouterr().out.count("running into results/runs/") == 2
+    assert len(list(fast_run.parent.iterdir())) == 4

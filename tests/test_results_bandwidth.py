@@ -16,7 +16,6 @@ def _rows(tmp_path, name, *sets):
     path.write_text(f"""\
 name: sp
 fabric: {{hosts: 1, gpus_per_host: 4}}
-collective: {{op: all_reduce}}
 workload:
   rule: megatron
   transformer: {TRANSFORMER}

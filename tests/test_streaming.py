@@ -94,15 +94,6 @@ def test_an_interrupted_run_leaves_no_folder_and_the_old_one_in_place(lossy_run,
     assert (out / "trials.csv").read_text() == before
 
 
-def test_the_folder_is_as_open_as_its_parent(lossy_run, tmp_path):
-    simulation, records = lossy_run
-    parent = tmp_path / "results"
-    parent.mkdir()
-    parent.chmod(0o755)
-    collect(simulation, iter(records[:3]), parent / "run")
-    assert (parent / "run").stat().st_mode & 0o777 == 0o755
-
-
 def test_columns_grow_beyond_the_trials_expected(lossy_run):
     _, records = lossy_run
     columns = TrialColumns(expected_trials=4)

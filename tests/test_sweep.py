@@ -150,7 +150,7 @@ def test_counts_are_per_rank_where_nccl_tests_counts_per_rank(scenario_file, tmp
 
 @pytest.mark.parametrize("argv_tail, message", [
     (["-b", "1G", "-e", "8"], "-b/-e/-f: expected end >= start"),
-    (["-b", "8", "-e", "64", "-f", "1"], "-b/-e/-f: expected a multiplicative step above 1"),
+    (["-b", "8", "-e", "64", "-f", "1"], "-b/-e/-f: expected a finite multiplicative step above 1"),
     (["-b", "lots"], "-b: expected a size such as"),
     (["-a", "ring,trees"], "collective.algorithm: expected one of"),
     (["-a", "binomial_tree"], "collective: expected algorithm auto or one of"),

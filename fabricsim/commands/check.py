@@ -19,10 +19,11 @@ import yaml
 
 from fabricsim.baseline import (baseline_path, baseline_scenario, changed_keys, check_exact, check_stat, format_check,
                                 make_baseline, parse_tolerances, read_baseline, scenario_shape, write_baseline)
-from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments, run_records,
-                           scenario_overrides)
-from fabricsim.config import Scenario, ScenarioError, load_scenario
+from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments,
+                                      load_checked, run_records)
+from fabricsim.config import Scenario, ScenarioError
 from fabricsim.matrix import yaml_text
+from fabricsim.result_folder import unwritable
 from fabricsim.sample import run_sample, sha256_of
 
 _KEYS_SHOWN = 8
@@ -56,12 +57,14 @@ def command_check(args: argparse.Namespace) -> int:
 
 
 def _check_one(path: str, args: argparse.Namespace) -> int:
-    scenario = load_scenario(path, scenario_overrides(args))
+    scenario = load_checked(path, args)
     baseline_file = Path(args.baseline) if args.baseline else baseline_path(scenario)
     run = partial(run_records, args=args, source=path)
-    baseline = None if args.update and not baseline_file.exists() else read_baseline(baseline_file)
+    baseline = None if args.update and not baseline_file.exists() else read_baseline(baseline_file, args.update)
+    if baseline is None and (problem := unwritable(baseline_file)):
+        raise ScenarioError(f"--baseline {baseline_file}: expected a path a baseline can be written to, got {problem}")
     if args.trials is None and baseline is not None and baseline["workload_trials"] is not None:
-        scenario = load_scenario(path, scenario_overrides(args) + (f"workload.trials={baseline['workload_trials']}",))
+        scenario = load_checked(path, args, (f"workload.trials={baseline['workload_trials']}",))
     if args.update:
         sample = run_sample(scenario, path, scenario.name, run)
         write_baseline(baseline_file, make_baseline(scenario, sample))

@@ -1,19 +1,25 @@
 """What the commands share: exit codes, the scenario arguments, overrides, and running the trials.
 
-Exit codes: 0 success, 1 a check failed, 2 bad input.
+Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error, 130 interrupted,
+143 terminated.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Iterator
 
-from fabricsim.config import Scenario, ScenarioError
+from fabricsim.config import Scenario, ScenarioError, load_scenario
 from fabricsim.parallel import run_trials
+from fabricsim.result_folder import check_target
 from fabricsim.runner import Simulation, TrialRecord
+from fabricsim.work_limits import MAX_WORKERS, check_work
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 
 
 def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:
@@ -27,13 +33,30 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = 
     parser.add_argument("--executor", choices=("local", "dask"), default="local",
                         help="where trials run: local processes, or a Dask distributed cluster")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler (--executor dask)")
+    parser.add_argument("--allow-large", action="store_true",
+                        help="run work past fabricsim's size limits (GPUs, trials, transfers, flaps)")
+
+
+def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str, ...] = ()) -> Scenario:
+    """The scenario at path with the command line's overrides, its work within limits unless --allow-large."""
+    scenario = load_scenario(path, scenario_overrides(args) + extra_overrides)
+    check_work(scenario, path, args.allow_large)
+    return scenario
 
 
 def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> Iterator[TrialRecord]:
     """The simulation's trials, run where the command line says, their records in trial order as they
     come; `source` names the scenario file when the command takes several (default args.scenario)."""
+    if args.scheduler and args.executor != "dask":
+        raise ScenarioError("--scheduler: expected --executor dask with it (trials run locally otherwise)")
     if args.executor == "dask" and not args.scheduler:
         raise ScenarioError("--executor dask: expected --scheduler tcp://HOST:PORT")
+    if args.executor == "dask" and not _SCHEDULER_ADDRESS.match(args.scheduler):
+        raise ScenarioError(f"--scheduler: expected a Dask scheduler address such as tcp://HOST:PORT, "
+                            f"got {args.scheduler!r}")
+    if args.workers > MAX_WORKERS and not args.allow_large:
+        raise ScenarioError(f"--workers: expected at most {MAX_WORKERS} local worker processes, got {args.workers}; "
+                            "--allow-large runs it anyway")
     scheduler = args.scheduler if args.executor == "dask" else None
     return run_trials(simulation, source or args.scenario, args.workers, scheduler)
 
@@ -74,6 +97,19 @@ def write_file(path: Path, text: str, flag: str) -> None:
 
 def default_result_dir(scenario: Scenario) -> Path:
     return Path(scenario.output.dir or Path("results") / scenario.name)
+
+
+def result_folder(args: argparse.Namespace, scenario: Scenario, suffix: str = "", flag: str = "-o") -> Path:
+    """The folder a command writes its results to (its ``flag``, -o or --output, else output.dir or
+    results/<name>, plus suffix), checked before any work: fabricsim replaces only a result folder it
+    wrote itself."""
+    if args.output:
+        out_dir, where = Path(args.output), f"{flag} {args.output}"
+    else:
+        key = "output.dir" if scenario.output.dir else "name"
+        out_dir, where = Path(f"{default_result_dir(scenario)}{suffix}"), f"{args.scenario}: {key}"
+    check_target(out_dir, where, [args.scenario])
+    return out_dir
 
 
 def positive_int(text: str) -> int:

@@ -2,8 +2,10 @@
 ``matrix:``: run every variant (or reuse a result folder of the same resolved scenario and seed),
 then write compare.csv, compare.md and the comparison pictures, and print the table.
 
-Fresh runs are kept in results/runs/<name>-<hash>/, so a second comparison reuses them; a result
-folder written by ``fabricsim run`` (results/<name>/) is reused too when it matches.
+Fresh runs are kept in results/runs/<name>-<hash>/ (the hash covers the resolved scenario and the
+fabricsim version), so a second comparison reuses them; a result folder written by ``fabricsim run``
+(results/<name>/) is reused too when it matches. A folder is reused only when fabricsim's marker is in
+it and its files read back whole.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import argparse
 from functools import partial
 from pathlib import Path
 
+from fabricsim import __version__
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, run_records,
                                       scenario_overrides)
 from fabricsim.compare import compare_samples, format_table, write_comparison
-from fabricsim.config import ScenarioError
+from fabricsim.config import Scenario, ScenarioError
 from fabricsim.matrix import Variant, load_variants
+from fabricsim.result_folder import check_target
 from fabricsim.sample import Sample, identity, read_sample, run_sample, sha256_of
+from fabricsim.work_limits import check_work
 
 RUNS_DIR = Path("results") / "runs"
 
@@ -32,15 +37,24 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def command_compare(args: argparse.Namespace) -> int:
     variants = load_variants(args.scenario, scenario_overrides(args))
+    for variant in variants:
+        check_work(variant.scenario, variant.source, args.allow_large)
     if len(variants) < 2:
         raise ScenarioError(f"{args.scenario[0]}: matrix: expected two or more scenarios to compare, "
                             "or one scenario with a matrix: of overrides")
     names = list(dict.fromkeys(variant.scenario.name for variant in variants))
     out_dir = Path(args.output or Path("results") / "compare" / "_vs_".join(names))
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "compare.csv").exists():
-        raise ScenarioError(f"-o {out_dir}: expected a new folder or an earlier comparison's, "
-                            "got a folder of other files (it would be replaced)")
-    samples = [_sample(variant, args) for variant in variants]
+    check_target(out_dir, f"-o {args.output}" if args.output else f"{args.scenario[0]}: name",
+                 [variant.source for variant in variants])
+    stored = [_stored_sample(variant) for variant in variants]
+    for variant, found in zip(variants, stored):
+        if found is None:
+            check_target(_run_dir(variant.scenario), f"{variant.source}: name (the run cache)", [variant.source])
+    samples = []
+    for variant, found in zip(variants, stored):
+        if found is not None:
+            print(f"{variant.label}: reusing {found[0]}/")
+        samples.append(found[1] if found else _fresh_sample(variant, args))
     rows = compare_samples(samples)
     collectives = dict.fromkeys(f"{s.summary['collective']['op']} ({s.summary['collective']['algorithm']}), "
                                 f"{s.summary['collective']['ranks']} ranks" for s in samples)
@@ -50,15 +64,25 @@ def command_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sample(variant: Variant, args: argparse.Namespace) -> Sample:
-    """The variant's sample from a matching result folder on disk, or from a fresh run."""
-    scenario = variant.scenario
-    run_dir = RUNS_DIR / f"{scenario.name}-{sha256_of(identity(scenario.resolved()))[:12]}"
-    for candidate in (default_result_dir(scenario), run_dir):
-        sample = read_sample(candidate, scenario, variant.label)
+def _run_dir(scenario: Scenario) -> Path:
+    """The run cache's folder for a scenario: its name, and a hash of its identity and of the version
+    of fabricsim that ran it."""
+    key = {"fabricsim_version": __version__, **identity(scenario.resolved())}
+    return RUNS_DIR / f"{scenario.name}-{sha256_of(key)[:12]}"
+
+
+def _stored_sample(variant: Variant) -> tuple[Path, Sample] | None:
+    """The variant's sample from a matching result folder on disk (results/<name>/ or the run cache),
+    with that folder."""
+    for candidate in (default_result_dir(variant.scenario), _run_dir(variant.scenario)):
+        sample = read_sample(candidate, variant.scenario, variant.label)
         if sample is not None:
-            print(f"{variant.label}: reusing {candidate}/")
-            return sample
+            return candidate, sample
+    return None
+
+
+def _fresh_sample(variant: Variant, args: argparse.Namespace) -> Sample:
+    run_dir = _run_dir(variant.scenario)
     print(f"{variant.label}: running into {run_dir}/")
     run = partial(run_records, args=args, source=variant.source)
-    return run_sample(scenario, variant.source, variant.label, run, run_dir)
+    return run_sample(variant.scenario, variant.source, variant.label, run, run_dir)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from fabricsim.planner.tp_cost import TpPlan, plan_tp
 from fabricsim.units import format_bytes
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "scenarios" / "models"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -44,6 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_plan(args: argparse.Namespace) -> int:
+    if args.plot:
+        _check_plot_target(Path(args.plot))
     model = _load_model(args.model)
     device = DEVICES[args.device]
     link = LINKS[args.link or device.link]
@@ -121,6 +126,23 @@ def _load_model(text: str) -> TransformerSpec:
     return load_transformer(path)
 
 
+def _check_plot_target(path: Path) -> None:
+    """--plot writes a new PNG or replaces one: never a folder or another kind of file."""
+    problem = None
+    if path.is_dir():
+        problem = "a folder"
+    elif path.exists():
+        with path.open("rb") as handle:
+            if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                problem = "an existing file that is not a PNG"
+    elif not path.parent.resolve().is_dir():
+        problem = f"a path whose folder {path.parent} does not exist"
+    elif not os.access(path.parent.resolve(), os.W_OK | os.X_OK):
+        problem = f"a path in {path.parent}, which cannot be written"
+    if problem:
+        raise ScenarioError(f"--plot {path}: expected a new PNG file or one to replace, got {problem}")
+
+
 def _degrees(text: str) -> tuple[int, ...]:
     try:
         degrees = tuple(int(part) for part in text.split(","))
@@ -136,6 +158,6 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, default_result_dir, run_records, scenario_overrides
-from fabricsim.config import Scenario, load_scenario
+from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
+from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
@@ -22,10 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, scenario_overrides(args))
+    scenario = load_checked(args.scenario, args)
+    out_dir = result_folder(args, scenario)
     simulation = Simulation(scenario, source=args.scenario)
     check_trace_trials(simulation, args.scenario)
-    out_dir = Path(args.output or default_result_dir(scenario))
     results = collect(simulation, run_records(simulation, args), out_dir)
     print(format_summary(scenario, simulation, results.summary))
     print(f"results: {out_dir}/")

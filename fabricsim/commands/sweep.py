@@ -21,17 +21,18 @@ import dataclasses
 import re
 from pathlib import Path
 
-from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, non_negative_int,
-                                      run_records, scenario_overrides)
-from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, load_scenario
+from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, load_checked, non_negative_int,
+                                      result_folder, run_records)
+from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
 from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun
-from fabricsim.results import staged_folder
+from fabricsim.result_folder import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
 from fabricsim.sweep import REDOPS, SweepRow, format_table, run_sweep
 from fabricsim.sweep_plot import plot_sweep
 from fabricsim.units import UnitError, parse_bytes
+from fabricsim.work_limits import MAX_TRIALS
 
 _NCCL_SIZE = re.compile(r"^([0-9]+)([KMGkmg]?)$")
 
@@ -61,18 +62,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, scenario_overrides(args))
+    scenario = load_checked(args.scenario, args)
     iterations = args.iters if args.iters is not None else args.trials or 1
     if iterations < 1:
         raise ScenarioError(f"-n: expected a positive number of iterations, got {iterations}")
+    if iterations > MAX_TRIALS and not args.allow_large:
+        raise ScenarioError(f"-n: expected at most {MAX_TRIALS} iterations per size, got {iterations}; "
+                            "--allow-large runs it anyway")
     algorithms = args.algorithms.split(",") if args.algorithms else [scenario.collective.algorithm]
+    out_dir = result_folder(args, scenario, "-sweep", "--output")
     measured = measured_run(args.measured, scenario, args.scenario) if args.measured else None
     sizes = measured.sizes_bytes() if measured and args.minbytes is None and args.maxbytes is None \
         else _sizes(args, scenario)
     dtype = args.datatype or (log_dtype(measured) if measured else "float32")
     rows = run_sweep(scenario, args.scenario, algorithms, sizes, iterations, dtype,
                      lambda simulation: list(run_records(simulation, args)), args.warmup_iters, args.op)
-    out_dir = Path(args.output or f"{default_result_dir(scenario)}-sweep")
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "sweep.csv", rows)
         if scenario.output.plots:

@@ -7,14 +7,33 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from fabricsim.units import exact_rate, exact_time, parse_bytes, parse_rate_bps, parse_time_ps
+from fabricsim.units import (UnitError, exact_rate, exact_time, parse_bytes, parse_rate_bps, parse_time_ps,
+                             time_within)
+
+MAX_LINK_LATENCY_PS = 10**12  # 1 s: a cable, NIC, switch or link latency
+BARE_SIZE_FROM_BYTES = 2**20  # a bare number below this, where sizes are MiB-scale, surely lacks its unit
+
+
+def _link_latency_ps(value: object) -> int:
+    return time_within(parse_time_ps(value), MAX_LINK_LATENCY_PS, value)
+
+
+def _size_with_unit(value: object) -> int:
+    nbytes = parse_bytes(value)
+    if nbytes < BARE_SIZE_FROM_BYTES and str(value).strip().isdigit():
+        raise UnitError(f"a size with its unit such as 25MiB (a bare number is bytes), got {value!r}")
+    return nbytes
 
 
 Bytes = Annotated[int, BeforeValidator(parse_bytes)]
+# where a size is MiB-scale, a small bare number is refused: "bucket: 25" is not meant as 25 bytes
+SizeWithUnit = Annotated[int, BeforeValidator(_size_with_unit)]
 # Rates and times always carry their unit, in the resolved scenario too (bare numbers are refused).
 RateBps = Annotated[float, BeforeValidator(parse_rate_bps), Field(gt=0),
                     PlainSerializer(exact_rate, return_type=str)]
-TimePs = Annotated[int, BeforeValidator(parse_time_ps), PlainSerializer(exact_time, return_type=str)]
+_EXACT_TIME = PlainSerializer(exact_time, return_type=str)
+TimePs = Annotated[int, BeforeValidator(parse_time_ps), _EXACT_TIME]
+LinkLatencyPs = Annotated[int, BeforeValidator(_link_latency_ps), _EXACT_TIME]
 
 
 
@@ -31,4 +50,4 @@ class KeyedValueError(ValueError):
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)

@@ -3,16 +3,16 @@ queues, ECN, PFC and DCQCN settings."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import BeforeValidator, Field, model_serializer, model_validator
 
-from fabricsim.config.base import Bytes, KeyedValueError, RateBps, Spec, TimePs
+from fabricsim.config.base import Bytes, KeyedValueError, LinkLatencyPs, RateBps, Spec, TimePs
 
 
 class LinkSpec(Spec):
     bandwidth_bps: RateBps = Field(alias="bandwidth")
-    latency_ps: TimePs = Field(alias="latency")
+    latency_ps: LinkLatencyPs = Field(alias="latency")
 
 
 class NicSpec(Spec):
@@ -20,7 +20,7 @@ class NicSpec(Spec):
 
     preset: Literal["roce_100g", "roce_200g", "roce_400g", "roce_800g"] | None = None
     bandwidth_bps: RateBps = Field(100e9, alias="bandwidth", description="line rate")
-    latency_ps: TimePs = Field(1_000_000, alias="latency", description="NIC processing, per traversal")
+    latency_ps: LinkLatencyPs = Field(1_000_000, alias="latency", description="NIC processing, per traversal")
     mtu_bytes: Bytes = Field(4096, alias="mtu", gt=0)
     header_bytes: Bytes = Field(0, alias="header", ge=0, description="wire bytes added to each MTU packet")
 
@@ -37,7 +37,7 @@ class NicSpec(Spec):
 
 
 class SwitchSpec(Spec):
-    latency_ps: TimePs = Field(600_000, alias="latency", description="port-to-port, per hop")
+    latency_ps: LinkLatencyPs = Field(600_000, alias="latency", description="port-to-port, per hop")
 
 
 class EcnSpec(Spec):
@@ -94,12 +94,24 @@ class PacketSpec(Spec):
     pfc: PfcSpec = PfcSpec()
 
 
+def _ratio(value: Any) -> Any:
+    """'3:1' -> 3.0 (YAML 1.1 would have read 3:1 as the base-60 number 181); other values pass through."""
+    if isinstance(value, str) and ":" in value:
+        over, _, under = value.partition(":")
+        try:
+            return float(over) / float(under)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"a ratio such as 2 or 2:1, got {value!r}") from None
+    return value
+
+
 class ClosSpec(Spec):
     """The switch tiers above the NICs: leaves (or rail switches) joined by spines."""
 
     hosts_per_leaf: int = Field(4, ge=1, description="leaf_spine: hosts cabled to each leaf")
     spines: int = Field(2, ge=1)
-    oversubscription: float = Field(1.0, gt=0, description="a leaf's downlink over uplink capacity")
+    oversubscription: Annotated[float, BeforeValidator(_ratio)] = Field(
+        1.0, gt=0, le=1000, description="a leaf's downlink over uplink capacity: 2 or 2:1")
     ecmp: Literal["hash", "spray", "adaptive"] = Field(
         "hash", description="per-flow 5-tuple hash, per-packet spraying, or least-loaded next hop")
 
@@ -118,7 +130,7 @@ class FabricSpec(Spec):
         "host_first", description="rank order: all GPUs of a host, or GPU i of every host, first")
     clos: ClosSpec = ClosSpec()
     qps_per_rankpair: int = Field(1, ge=1, description="flows (queue pairs) each transfer is split over")
-    cable_latency_ps: TimePs = Field(10_000, alias="cable_latency")
+    cable_latency_ps: LinkLatencyPs = Field(10_000, alias="cable_latency")
     nic: NicSpec = NicSpec()
     switch: SwitchSpec = SwitchSpec()
     # NVLink3 through NVSwitch: 300 GB/s per GPU per direction (NVIDIA A100 datasheet).

@@ -34,7 +34,7 @@ class DistributionSpec(Spec):
     mean_ps: TimePs | None = Field(None, alias="mean")
     std_ps: TimePs | None = Field(None, alias="std")
     median_ps: TimePs | None = Field(None, alias="median")
-    sigma: float | None = Field(None, gt=0)
+    sigma: float | None = Field(None, gt=0, le=20)
     low_ps: TimePs | None = Field(None, alias="low")
     high_ps: TimePs | None = Field(None, alias="high")
     samples_ps: tuple[TimePs, ...] | None = Field(None, alias="samples", min_length=1)

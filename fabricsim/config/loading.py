@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from fabricsim.config.base import KeyedValueError, ScenarioError
 from fabricsim.config.workload import TransformerSpec
 from fabricsim.config.scenario import Scenario
+from fabricsim.config.yaml_text import MAX_DEPTH, YamlProblem, load_yaml_text, read_text_file, read_yaml_file
 
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
@@ -21,17 +21,20 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
     raw = _read_yaml(path)
     for override in overrides:
         _apply_override(raw, override, path)
+    referenced = []  # keys whose values came from other files: their errors quote none of it
     for key in ("model", "transformer"):
         ref = raw.get("workload", {}).get(key) if isinstance(raw.get("workload"), dict) else None
         if isinstance(ref, str):
             raw["workload"][key] = _read_reference(path, f"workload.{key}", ref)
-    _read_sample_files(raw, path, "")
+            referenced.append(f"workload.{key}")
+    _read_sample_files(raw, path, "", referenced)
     _read_preset_file(raw, path)
     for key in ("infragraph", "infragraph_annotations"):
         ref = raw.get("fabric", {}).get(key) if isinstance(raw.get("fabric"), dict) else None
         if isinstance(ref, str):
             raw["fabric"][key] = _read_reference(path, f"fabric.{key}", ref)
-    return validate_scenario(raw, path)
+            referenced.append(f"fabric.{key}")
+    return validate_scenario(raw, path, tuple(referenced))
 
 
 def _read_preset_file(raw: dict, path: Path) -> None:
@@ -52,25 +55,29 @@ def _read_preset_file(raw: dict, path: Path) -> None:
     raw["fabric"] = merged(keys, fabric)
 
 
-def _read_sample_files(node: Any, path: Path, key_path: str) -> None:
+def _read_sample_files(node: Any, path: Path, key_path: str, referenced: list[str]) -> None:
     """Replace each empirical distribution's ``file`` by its ``samples``, one time per line."""
     children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, child in list(children):
-        _read_sample_files(child, path, f"{key_path}{key}.")
+        _read_sample_files(child, path, f"{key_path}{key}.", referenced)
     if isinstance(node, dict) and node.get("distribution") == "empirical" and isinstance(node.get("file"), str):
         where = f"{key_path}file"
         try:
-            lines = (path.parent / node.pop("file")).read_text().split()
-        except OSError as error:
-            raise ScenarioError(f"{path}: {where}: cannot read the sample file ({error.strerror})") from None
-        node["samples"] = lines
+            node["samples"] = read_text_file(path.parent / node.pop("file")).split()
+        except YamlProblem as problem:
+            raise ScenarioError(f"{path}: {where}: {problem}") from None
+        referenced.append(f"{key_path}samples")
 
 
-def validate_scenario(raw: object, path: str | Path) -> Scenario:
+def validate_scenario(raw: object, path: str | Path, referenced: tuple[str, ...] = ()) -> Scenario:
+    """The Scenario of a raw mapping; errors under a key in ``referenced`` (read from another file)
+    name the key but quote none of the value."""
     try:
         return Scenario.model_validate(raw)
     except ValidationError as error:
-        raise ScenarioError(_first_error_line(error, path)) from None
+        raise ScenarioError(_first_error_line(error, path, referenced)) from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: expected at most {MAX_DEPTH} levels of nesting") from None
 
 
 def load_transformer(path: str | Path) -> TransformerSpec:
@@ -83,28 +90,27 @@ def load_transformer(path: str | Path) -> TransformerSpec:
 
 
 def _read_reference(scenario_path: Path, key_path: str, reference: str) -> dict:
-    """A file the scenario names by a path relative to itself; errors inside it name that file."""
+    """A file the scenario names by a path relative to itself; errors name the scenario and the key, and
+    quote nothing of the file."""
     target = scenario_path.parent / reference
+    where = f"{scenario_path}: {key_path}"
     if not target.is_file():
-        raise ScenarioError(f"{scenario_path}: {key_path}: expected a file path relative to the scenario, "
-                            f"{target} does not exist")
-    return _read_yaml(target)
+        raise ScenarioError(f"{where}: expected a file path relative to the scenario, {target} does not exist")
+    return _read_yaml(target, f"{where}: {reference}")
 
 
-def _read_yaml(path: Path) -> dict:
-    where = f"{path}: "
+def _read_yaml(path: Path, named_as: str | None = None) -> dict:
+    """A YAML file's top-level mapping. ``named_as`` (scenario: key: file) names a file the scenario points
+    at: its errors say where reading stopped, not PyYAML's problem, which may quote the file (a key file,
+    a password file)."""
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise ScenarioError(f"{where}cannot read the file ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{where}malformed YAML{at}: {getattr(error, 'problem', error)}") from None
+        data = read_yaml_file(path)
+    except YamlProblem as problem:
+        text = str(problem) if named_as is None else str(problem).partition(": ")[0]
+        raise ScenarioError(f"{named_as or path}: {text}") from None
     if not isinstance(data, dict):
-        raise ScenarioError(f"{where}expected a mapping of keys at the top level, got {type(data).__name__}")
+        raise ScenarioError(f"{named_as or path}: expected a mapping of keys at the top level, "
+                            f"got {type(data).__name__}")
     return data
 
 
@@ -121,19 +127,22 @@ def _apply_override(raw: dict, override: str, path: Path) -> None:
             raise ScenarioError(f"{path}: --set {key_path}: {where} holds a value, not a mapping of keys")
         node = child
     try:
-        node[keys[-1]] = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ScenarioError(f"{path}: --set {key_path}: the value {text!r} is not valid YAML") from None
+        node[keys[-1]] = load_yaml_text(text)
+    except YamlProblem as problem:
+        raise ScenarioError(f"{path}: --set {key_path}: the value {text!r} is not valid YAML ({problem})") from None
 
 
-def _first_error_line(error: ValidationError, path: str | Path) -> str:
+def _first_error_line(error: ValidationError, path: str | Path, referenced: tuple[str, ...] = ()) -> str:
     detail = error.errors()[0]
     loc = [str(part) for part in detail["loc"]]
     key_path = ".".join(part for part in loc if not part.startswith("function-"))
     cause = detail.get("ctx", {}).get("error")
     if isinstance(cause, KeyedValueError):
         key_path = ".".join(filter(None, (key_path, cause.key_path)))
-    return f"{path}: {key_path or '(top level)'}: {_expected(detail)}"
+    expected = _expected(detail)
+    if any(f"{key_path}.".startswith(f"{key}.") for key in referenced):
+        expected = expected.split(", got ")[0]  # the value came from another file: quote none of it
+    return f"{path}: {key_path or '(top level)'}: {expected}"
 
 
 def _expected(detail: dict) -> str:

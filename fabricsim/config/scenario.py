@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import Field, field_validator, model_validator
@@ -13,6 +14,9 @@ from fabricsim.config.workload import WorkloadSpec
 from fabricsim.config.impairments import ImpairmentsSpec
 
 
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
 class OutputSpec(Spec):
     dir: str | None = Field(None, description="default results/<name>")
     plots: bool = True
@@ -22,7 +26,7 @@ class OutputSpec(Spec):
 
 
 class Scenario(Spec):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(description="a plain file name (letters, digits, _ . -): results/<name>/")
     seed: int = Field(0, ge=0)
     fabric: FabricSpec = FabricSpec()
     collective: CollectiveSpec = CollectiveSpec()
@@ -31,6 +35,13 @@ class Scenario(Spec):
     output: OutputSpec = OutputSpec()
     matrix: dict[str, list[Any]] = Field(
         default_factory=dict, description="key path -> values; `fabricsim compare` runs each combination")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if name in (".", "..") or not _PLAIN_NAME.match(name):
+            raise ValueError(f"a plain file name such as tp4_ring (letters, digits, _ . -), got {name!r}")
+        return name
 
     @field_validator("matrix")
     @classmethod
@@ -41,6 +52,20 @@ class Scenario(Spec):
             if not values:
                 raise ValueError(f"expected a non-empty list of values for {key_path}")
         return matrix
+
+    @model_validator(mode="after")
+    def _check_collective(self) -> Scenario:
+        """The collective keys the workload uses: megatron names each call's op and group itself."""
+        collective, defaults = self.collective, CollectiveSpec()
+        if self.workload.rule == "megatron":
+            for key in ("op", "root"):
+                if getattr(collective, key) != getattr(defaults, key):
+                    raise KeyedValueError(f"collective.{key}", f"expected no collective.{key} under workload rule "
+                                                               "megatron, which names each call's op and group")
+        elif collective.root >= self.fabric.gpus:
+            raise KeyedValueError("collective.root", f"expected a rank below the fabric's {self.fabric.gpus} GPUs, "
+                                                     f"got {collective.root}")
+        return self
 
     @model_validator(mode="after")
     def _check_packet_model(self) -> Scenario:

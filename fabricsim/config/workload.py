@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from fabricsim.models.devices import DEVICES
 from fabricsim.models.hf_config import transformer_keys
 from fabricsim.size_range import expand_size_range
-from fabricsim.config.base import Bytes, Spec
+from fabricsim.config.base import Bytes, KeyedValueError, SizeWithUnit, Spec
 
 
 # bytes per element (torch.Tensor.element_size)
@@ -113,10 +113,23 @@ class TransformerSpec(Spec):
     tied_embeddings: bool = False
     dtype: Dtype = "bfloat16"
 
+    model_config = ConfigDict(strict=True)  # a config.json's "32" or true is not a head count
+
     @model_validator(mode="before")
     @classmethod
     def _accept_hf_config(cls, data: Any) -> Any:
-        return transformer_keys(data)
+        data = transformer_keys(data)
+        if isinstance(data, dict) and "head_dim" not in data and type(data.get("hidden_size")) is int \
+                and type(data.get("heads")) is int and data["heads"] > 0:
+            raise KeyedValueError("heads", f"heads dividing hidden_size {data['hidden_size']} (num_attention_heads "
+                                           f"in a config.json), or a head_dim; got {data['heads']}")
+        return data
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> TransformerSpec:
+        if self.heads % self.kv_heads:
+            raise KeyedValueError("kv_heads", f"expected KV heads dividing the {self.heads} heads, got {self.kv_heads}")
+        return self
 
 
 class ParallelismSpec(Spec):
@@ -126,7 +139,7 @@ class ParallelismSpec(Spec):
     sequence_parallel: bool = False
     micro_batches: int = Field(1, ge=1, description="per step, per pipeline")
     dp_mode: Literal["ddp", "fsdp"] = "ddp"
-    bucket_bytes: Bytes = Field(25 * 2**20, alias="bucket", gt=0, description="DDP gradient bucket")
+    bucket_bytes: SizeWithUnit = Field(25 * 2**20, alias="bucket", gt=0, description="DDP gradient bucket")
 
 
 class WorkloadSpec(Spec):
@@ -141,12 +154,14 @@ class WorkloadSpec(Spec):
     batch_size: int | None = Field(None, ge=1)
     epochs: int = Field(1, ge=1)
     parallelism: ParallelismSpec = ParallelismSpec()
-    data_sizes: Annotated[tuple[Bytes, ...], BeforeValidator(expand_size_range)] = Field(
+    data_sizes: Annotated[tuple[Annotated[Bytes, Field(ge=1)], ...], BeforeValidator(expand_size_range)] = Field(
         (), description="per-rank sizes: a list, or a range {start, end, step} (step multiplies)")
     trials: int | None = Field(None, ge=1, description="overrides batch_count x epochs")
 
     @model_validator(mode="after")
     def _check_rule_inputs(self) -> WorkloadSpec:
+        _refuse_unused(self, RULE_KEYS[self.rule], "", self.rule)
+        _refuse_unused(self.parallelism, RULE_PARALLELISM_KEYS[self.rule], "parallelism.", self.rule)
         if self.rule == "data_sizes":
             if not self.data_sizes:
                 raise ValueError("rule data_sizes needs a non-empty data_sizes list")
@@ -161,3 +176,26 @@ class WorkloadSpec(Spec):
                 if getattr(self, key) is None:
                     raise ValueError(f"rule {self.rule} needs workload.{key}")
         return self
+
+
+_KCCB_KEYS = {"model", "dataset_samples", "batch_size", "epochs", "trials", "parallelism"}
+# the workload keys (and parallelism keys) each rule uses; any other given a value of its own is refused
+RULE_KEYS = {
+    "data_sizes": {"data_sizes", "trials"},
+    "tensor_parallel": _KCCB_KEYS, "data_parallel": _KCCB_KEYS, "data_parallel_layerwise": _KCCB_KEYS,
+    "megatron": {"transformer", "seq_len", "device", "dataset_samples", "dataset_tokens", "batch_size", "epochs",
+                 "trials", "parallelism"},
+}
+RULE_PARALLELISM_KEYS = {
+    "data_sizes": set(), "tensor_parallel": {"tp"}, "data_parallel": {"dp"}, "data_parallel_layerwise": {"dp"},
+    "megatron": set(ParallelismSpec.model_fields),
+}
+
+
+def _refuse_unused(spec: Spec, used: set[str], prefix: str, rule: str) -> None:
+    """A key the rule ignores, set to a value other than its default, is an error rather than a no-op."""
+    for name, field in type(spec).model_fields.items():
+        if name not in used and name != "rule" and getattr(spec, name) != field.get_default(call_default_factory=True):
+            key = field.alias or name
+            raise KeyedValueError(f"{prefix}{key}",
+                                  f"expected no {prefix}{key} under rule {rule}, which does not use it")

@@ -38,7 +38,7 @@ def transformer_keys(data: Any) -> Any:
     heads, hidden_size = data.get("heads"), data.get("hidden_size")
     if isinstance(heads, int) and heads > 0:  # anything else is left for validation to refuse
         data.setdefault("kv_heads", heads)
-        if isinstance(hidden_size, int):
+        if isinstance(hidden_size, int) and not hidden_size % heads:  # else head_dim must be given
             data.setdefault("head_dim", hidden_size // heads)
     return data
 

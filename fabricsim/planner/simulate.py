@@ -23,7 +23,7 @@ def _simulate(plan: TpPlan, tp: int) -> float:
         "name": f"plan_tp{tp}",
         "fabric": {"hosts": 1, "gpus_per_host": tp, "intra_host": intra_host,
                    intra_host: {"bandwidth": f"{plan.link.one_way_Bps:.0f}B/s", "latency": f"{latency_ps}ps"}},
-        "collective": {"op": "all_reduce", "algorithm": "ring"},
+        "collective": {"algorithm": "ring"},
         "workload": {"rule": "megatron", "transformer": plan.model.model_dump(), "batch_size": plan.batch_size,
                      "seq_len": plan.seq_len, "trials": 1, "parallelism": {"tp": tp}},
     }

@@ -1,0 +1,181 @@
+"""Work limits: a scenario's work estimated before anything is built, in well under a second, and refused
+past the limits below unless the command line says ``--allow-large``.
+
+The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory each, kept for exact
+percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
+qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
+k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
+bidirectional_ring, the channels of ring and tree, 1 otherwise), putting at most n S max(2, log2 n)
+bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from fabricsim.config import Scenario, ScenarioError
+from fabricsim.runner import size_bytes_of
+from fabricsim.units import format_rate
+from fabricsim.workload import Call, WorkloadPlan, plan_workload
+
+MAX_GPUS = 16_384
+MAX_WORKERS = 256  # local worker processes (--workers)
+MAX_TRIALS = 10_000_000
+MAX_TRANSFERS_PER_TRIAL = 2**25  # a 4096-rank ring all-reduce, counted as 2 n^2
+MAX_TRANSFERS = 10**11  # over the whole run
+MAX_PACKET_EVENTS = 100_000_000  # fabric.model packet: packets and DCQCN timer events per trial
+MAX_FLAPS = 100_000  # link failures per trial, over all cables
+MAX_CALLS_PER_STEP = 100_000  # megatron: layers x micro-batches, what the estimate builds in under a second
+BYTES_PER_TRIAL = 70
+MAX_TRIAL_PS = 2**62  # half of int64: sums of a trial's times keep room
+PS_PER_S, PS_PER_DAY = 10**12, 86_400 * 10**12
+MAX_HOPS = 16  # links a route crosses, at most (GPU, PCIe switch, NIC, leaf, spine and back)
+
+
+def check_work(scenario: Scenario, source: str | Path, allow_large: bool = False) -> None:
+    """Raise ScenarioError naming the key when the scenario's work is past a limit (unless allow_large),
+    or when a trial could outlast the picosecond clock (whatever allow_large says)."""
+    overridable = "; --allow-large runs it anyway"
+    if not allow_large:
+        _refuse(_scale_problem(scenario), source, overridable)
+    plan = plan_workload(scenario, scenario.fabric.gpus, str(source))
+    if not allow_large:
+        _refuse(_plan_problem(scenario, plan), source, overridable)
+    _refuse(clock_problem(scenario, plan), source)
+
+
+def _refuse(problem: tuple[str, str] | None, source: str | Path, hint: str = "") -> None:
+    if problem:
+        key, text = problem
+        raise ScenarioError(f"{source}: {key}: expected {text}{hint}")
+
+
+def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | None:
+    """(key, what was expected and what was found) for the first limit the scenario passes, or None."""
+    return _scale_problem(scenario) or _plan_problem(scenario, plan_workload(scenario, scenario.fabric.gpus,
+                                                                             str(source)))
+
+
+def _scale_problem(scenario: Scenario) -> tuple[str, str] | None:
+    """The limits checked before the workload is planned (planning would take too long past them)."""
+    fabric, workload = scenario.fabric, scenario.workload
+    if fabric.gpus > MAX_GPUS:
+        return "fabric.hosts", f"at most {MAX_GPUS} GPUs (hosts x gpus_per_host), got {fabric.gpus}"
+    if fabric.clos.spines > MAX_GPUS:
+        return "fabric.clos.spines", f"at most {MAX_GPUS} spines, got {fabric.clos.spines}"
+    flaps = sum(failure.flaps for failure in scenario.impairments.failures)
+    if flaps > MAX_FLAPS:
+        return "impairments.failures", f"at most {MAX_FLAPS} flaps per trial over all cables, got {flaps}"
+    if workload.rule == "megatron" and workload.transformer is not None:
+        calls = workload.transformer.layers * workload.parallelism.micro_batches
+        if calls > MAX_CALLS_PER_STEP:
+            return ("workload.parallelism.micro_batches",
+                    f"at most {MAX_CALLS_PER_STEP} layers x micro-batches per step, got {calls}")
+    return None
+
+
+def _plan_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | None:
+    """The limits on the planned trials: their count, transfers, flows and packets."""
+    fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
+    trials = plan.trials.repeats * len(plan.trials.shapes)  # len() stops at sys.maxsize
+    trials_key = "workload.trials" if workload.trials else "workload"
+    if trials > MAX_TRIALS:
+        return trials_key, (f"at most {MAX_TRIALS} trials (each keeps about {BYTES_PER_TRIAL} bytes: "
+                            f"{_gib(trials * BYTES_PER_TRIAL)} here), got {trials}")
+    transfers = transfers_per_trial(scenario, plan)
+    if transfers > MAX_TRANSFERS_PER_TRIAL:
+        key = "collective.chunks" if collective.chunks > 1 else "fabric.hosts"
+        return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {transfers}"
+    flows = transfers * fabric.qps_per_rankpair
+    if flows > MAX_TRANSFERS_PER_TRIAL:
+        return "fabric.qps_per_rankpair", (f"at most {MAX_TRANSFERS_PER_TRIAL} flows per trial (transfers x "
+                                           f"qps_per_rankpair), got about {flows}")
+    if fabric.model == "packet":
+        events = packet_events(scenario, plan)
+        if events > MAX_PACKET_EVENTS:
+            return "fabric.model", (f"at most {MAX_PACKET_EVENTS} packets and DCQCN timer events per trial in the "
+                                    f"packet model, got about {events}")
+    total = flows * trials
+    if total > MAX_TRANSFERS:
+        return trials_key, f"at most {MAX_TRANSFERS} flows in all, got about {total} ({trials} trials)"
+    return None
+
+
+def clock_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | None:
+    """(key, text) when a trial's bytes at the slowest link rate, and its transfers' latencies over
+    MAX_HOPS links each, could take longer than MAX_TRIAL_PS; None otherwise (drawn delays, capped
+    per draw, are left out)."""
+    rate_bps, key = slowest_rate(scenario)
+    fabric = scenario.fabric
+    latency_ps = max(fabric.cable_latency_ps, fabric.nic.latency_ps, fabric.switch.latency_ps,
+                     fabric.nvswitch.latency_ps, fabric.nvlink.latency_ps, fabric.pcie.latency_ps)
+    bound_ps = (_largest_trial_wire_bytes(plan) * 8 * PS_PER_S / rate_bps
+                + transfers_per_trial(scenario, plan) * MAX_HOPS * latency_ps)
+    if bound_ps <= MAX_TRIAL_PS:
+        return None
+    return key, (f"a trial that 64-bit picoseconds can time (at most {MAX_TRIAL_PS / PS_PER_DAY:.0f} days): its "
+                 f"bytes at {format_rate(rate_bps)} and its latencies could take {bound_ps / PS_PER_DAY:.3g} days")
+
+
+def slowest_rate(scenario: Scenario, dcqcn: bool = True) -> tuple[float, str]:
+    """The lowest rate a flow may get, in bits/s, with the key that sets it: the slowest link (a leaf's
+    uplink share under oversubscription), less background load; DCQCN's floor in the packet model
+    (with ``dcqcn``)."""
+    fabric = scenario.fabric
+    rates = [(fabric.nic.effective_bandwidth_bps, "fabric.nic.bandwidth"),
+             (fabric.nvlink.bandwidth_bps, "fabric.nvlink.bandwidth"),
+             (fabric.pcie.bandwidth_bps, "fabric.pcie.bandwidth")]
+    if fabric.clos.oversubscription > 1:
+        rates.append((fabric.nic.bandwidth_bps / fabric.clos.oversubscription, "fabric.clos.oversubscription"))
+    if dcqcn and fabric.model == "packet" and fabric.packet.dcqcn.enabled:
+        rates.append((fabric.packet.dcqcn.min_rate_bps, "fabric.packet.dcqcn.min_rate"))
+    rate_bps, key = min(rates, key=lambda pair: pair[0])
+    return rate_bps * (1 - scenario.impairments.background.load), key
+
+
+def packet_events(scenario: Scenario, plan: WorkloadPlan) -> int:
+    """The packet model's work in a trial: its packets (bytes on the wire / MTU), plus with DCQCN the
+    alpha timer of each rank's sending queue pairs, every alpha_resume_interval for as long as each
+    call's size S takes at the slowest link's rate."""
+    fabric = scenario.fabric
+    events = _largest_trial_wire_bytes(plan) // fabric.nic.mtu_bytes
+    if fabric.packet.dcqcn.enabled:
+        rate_bps, _ = slowest_rate(scenario, dcqcn=False)
+        ticks_per_byte = 8 * PS_PER_S / rate_bps / fabric.packet.dcqcn.alpha_resume_interval_ps
+        events += int(max(sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes) * len(call.group)
+                              for call in shape.calls) for shape in plan.trials.shapes)
+                      * fabric.qps_per_rankpair * ticks_per_byte)
+    return events
+
+
+def _largest_trial_wire_bytes(plan: WorkloadPlan) -> int:
+    return max(sum(map(wire_bytes, shape.calls)) for shape in plan.trials.shapes)
+
+
+def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
+    """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
+    collective = scenario.collective
+    channels = _channels(collective.algorithm, collective.channels, scenario.fabric.gpus_per_host)
+    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels for call in shape.calls)
+               for shape in plan.trials.shapes)
+
+
+def wire_bytes(call: Call) -> int:
+    """At least the bytes a collective call puts on the wire: n S max(2, log2 n) for n ranks and size S
+    (a ring all-reduce sends 2 (n - 1) S, recursive doubling n S log2 n)."""
+    ranks = len(call.group)
+    return ranks * size_bytes_of(call.op, ranks, call.per_rank_bytes) * max(2, math.ceil(math.log2(ranks)))
+
+
+def _channels(algorithm: str, channels: int, gpus_per_host: int) -> int:
+    """Rings or trees an all-reduce runs at once: two for bidirectional_ring; for ring and tree (and
+    auto, which picks one of them) the ``channels`` given, else at most one per GPU of a host, and two
+    trees at least."""
+    if algorithm in ("ring", "tree", "auto"):
+        return channels or max(2, gpus_per_host)
+    return 2 if algorithm == "bidirectional_ring" else 1
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"

@@ -17,7 +17,8 @@ import simpy
 from fabricsim.config import LossSpec, Scenario
 from fabricsim.engine.background import start_background
 from fabricsim.engine.failures import LinkFailures
-from fabricsim.engine.flows import FlowNetwork, LinkUsage, max_min_rates
+from fabricsim.engine.flows import FlowNetwork, LinkUsage
+from fabricsim.engine.maxmin import max_min_rates
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash

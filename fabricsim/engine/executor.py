@@ -63,6 +63,8 @@ class ScheduleRun:
         self._src, self._dst, self._nbytes = transfers.src.tolist(), transfers.dst.tolist(), transfers.nbytes.tolist()
         self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self.impairments = impairments
+        self._delay_ps, self._gaps = impairments.start_delay_ps.tolist(), impairments.gap_losses.tolist()
+        self._timeouts, self._fails = impairments.tail_timeouts.tolist(), impairments.failed.tolist()
         # the part of each start delay that is not jitter (software latency): ideal time
         self.fixed_delay_ps = np.zeros(len(transfers), dtype=np.int64) if fixed_delay_ps is None \
             else fixed_delay_ps
@@ -92,7 +94,7 @@ class ScheduleRun:
     # --- running ------------------------------------------------------------------------------
 
     def _ready(self, tid: int) -> None:
-        delay_ps = int(self.impairments.start_delay_ps[tid])
+        delay_ps = self._delay_ps[tid]
         if delay_ps:
             self.env.timeout(delay_ps).callbacks.append(lambda _event: self._inject(tid))
         else:
@@ -100,10 +102,9 @@ class ScheduleRun:
 
     def _inject(self, tid: int) -> None:
         flows = self.flows_of(tid)
-        gaps = int(self.impairments.gap_losses[tid])
-        timeouts = int(self.impairments.tail_timeouts[tid])
-        resent_bytes = (2 * gaps + min(timeouts, self.retry_count)) * self.mtu_bytes
-        self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+        resent_bytes = (2 * self._gaps[tid] + min(self._timeouts[tid], self.retry_count)) * self.mtu_bytes
+        if resent_bytes:
+            self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
         transfer_bytes = self._nbytes[tid]
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
         started: list[Flow] = []  # the flows, once start_all() has returned them
@@ -129,19 +130,20 @@ class ScheduleRun:
 
     def _after_flow_sent(self, tid: int, route: Route) -> None:
         causes = self.causes
-        if self.impairments.failed[tid]:
+        if self._fails[tid]:
             causes.timeout_ps[tid] = timeout_ps = (self.retry_count + 1) * self.rto_ps
             self.env.timeout(timeout_ps).callbacks.append(lambda _event: self._fail(tid))
             return
-        gaps, timeouts = int(self.impairments.gap_losses[tid]), int(self.impairments.tail_timeouts[tid])
-        causes.nack_ps[tid] = nack_ps = gaps * 2 * route.latency_ps
-        causes.timeout_ps[tid] = timeout_ps = timeouts * self.rto_ps
+        nack_ps, timeout_ps = self._gaps[tid] * 2 * route.latency_ps, self._timeouts[tid] * self.rto_ps
+        if nack_ps or timeout_ps:
+            causes.nack_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
         wait_ps = route.latency_ps + nack_ps + timeout_ps
         self.env.timeout(wait_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""
-        self.causes.stalled_ps[tid] = max(self.causes.stalled_ps[tid], flow.stalled_ps)
+        if flow.stalled_ps > self.causes.stalled_ps[tid]:
+            self.causes.stalled_ps[tid] = flow.stalled_ps
         if self.flow_records is not None:
             self.flow_records.append(FlowRecord(tid, qp, self._src[tid], self._dst[tid], nbytes, flow.links,
                                                 flow.start_ps, self.env.now, flow.stalled_ps))

@@ -24,6 +24,7 @@ import simpy
 from fabricsim.engine.maxmin import max_min_rates_of
 from fabricsim.schedule_times import PS_PER_S, serialisation_ps
 
+INFINITE = float("inf")
 END_OF_INSTANT = 2  # a priority after SimPy's NORMAL (1): runs once the instant's other events are done
 
 
@@ -101,7 +102,9 @@ class FlowNetwork:
         self.flows_on: list[dict[Flow, None]] = [{} for _ in capacity_bps]
         self.usage = LinkUsage(len(capacity_bps))
         self._started = 0
+        self._fabric_links = len(capacity_bps)  # links with usage; private links come after them
         self._marked: set[int] = set()  # links whose flows or capacity changed at this instant
+        self._rerate_pending = False
         self._ends: list[tuple[int, int, Flow]] = []  # completion heap: (end_ps, entry number, flow)
         self._entries = 0  # entry numbers handed out
         self._live = 0  # entries in the heap that are their flow's live one
@@ -135,13 +138,13 @@ class FlowNetwork:
     def set_capacity(self, links: tuple[int, ...], capacity_bps: float) -> None:
         for link in links:
             self.capacity_bps[link] = capacity_bps
-        self._mark(links)
+        self._marked.update(links)
+        self._rerate_at_end_of_instant()
 
     def move(self, flow: Flow, links: tuple[int, ...]) -> None:
         """Re-route a running flow: it keeps the bits it has sent and continues on ``links``."""
         self._settle(flow, self.env.now)
         self._leave(flow)
-        self._mark(flow.links)
         self._drop_end(flow)
         flow.rate_bps = 0.0
         flow.links = links
@@ -151,30 +154,34 @@ class FlowNetwork:
     # --- flows on links -------------------------------------------------------------------------
 
     def _join(self, flow: Flow) -> None:
-        usage, now, flows_on = self.usage, self.env.now, self.flows_on
+        busy_since_ps, now, flows_on = self.usage.busy_since_ps, self.env.now, self.flows_on
         for link in flow.links:
             flows = flows_on[link]
-            if not flows and link < len(usage.busy_since_ps):
-                usage.busy_since_ps[link] = now
+            if not flows and link < self._fabric_links:
+                busy_since_ps[link] = now
             flows[flow] = None
-        self._mark(flow.links)
+        self._marked.update(flow.links)
+        self._rerate_at_end_of_instant()
 
     def _leave(self, flow: Flow) -> None:
-        usage, now = self.usage, self.env.now
-        carried_bits = flow.path_bits - flow.remaining_bits if flow.nbits != float("inf") else 0.0
+        """Take the flow off its links, marking those that keep other flows (they may speed up)."""
+        usage, now, flows_on, marked = self.usage, self.env.now, self.flows_on, self._marked
+        carried_bits = flow.path_bits - flow.remaining_bits if flow.nbits != INFINITE else 0.0
         for link in flow.links:
-            flows = self.flows_on[link]
+            flows = flows_on[link]
             del flows[flow]
-            if link < len(usage.busy_ps):
+            if flows:
+                marked.add(link)
+            if link < self._fabric_links:
                 usage.carried_bits[link] += carried_bits
                 if not flows:
                     usage.busy_ps[link] += now - usage.busy_since_ps[link]
+        self._rerate_at_end_of_instant()
 
-    def _mark(self, links: tuple[int, ...]) -> None:
-        """Note links to re-rate at the end of this instant."""
-        if links and not self._marked:
+    def _rerate_at_end_of_instant(self) -> None:
+        if self._marked and not self._rerate_pending:
+            self._rerate_pending = True
             _EndOfInstant(self.env).callbacks.append(self._rerate)
-        self._marked.update(links)
 
     def _reachable(self, links: set[int]) -> list[Flow]:
         """Every active flow that shares a link, directly or through other flows, with ``links``,
@@ -196,10 +203,10 @@ class FlowNetwork:
     def _rerate(self, _event: simpy.Event) -> None:
         """The end of an instant: re-rate what its changes reached, note peaks, arm the timer."""
         now, marked = self.env.now, self._marked
-        self._marked = set()
+        self._marked, self._rerate_pending = set(), False
         peak_flows, flows_on = self.usage.peak_flows, self.flows_on
         for link in marked:
-            if link < len(peak_flows) and len(flows_on[link]) > peak_flows[link]:
+            if link < self._fabric_links and len(flows_on[link]) > peak_flows[link]:
                 peak_flows[link] = len(flows_on[link])
         flows = self._reachable(marked)
         for flow, rate in zip(flows, max_min_rates_of([flow.links for flow in flows], self.capacity_bps)):
@@ -207,7 +214,7 @@ class FlowNetwork:
                 continue
             self._settle(flow, now)
             flow.rate_bps = rate
-            if rate == 0 or flow.remaining_bits == float("inf"):
+            if rate == 0 or flow.remaining_bits == INFINITE:
                 self._drop_end(flow)
             else:
                 self._set_end(flow, now + serialisation_ps(flow.remaining_bits, rate))
@@ -255,11 +262,11 @@ class FlowNetwork:
             _, entry, flow = heapq.heappop(ends)
             if flow.entry != entry:
                 continue
-            self._drop_end(flow)
+            flow.entry = -1
+            self._live -= 1
             flow.remaining_bits = 0.0
             flow.updated_ps = now
             self._leave(flow)
-            self._mark(tuple(link for link in flow.links if self.flows_on[link]))  # its neighbours speed up
             flow.on_sent()
         self._arm()
 

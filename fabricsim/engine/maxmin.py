@@ -13,22 +13,23 @@ alone: a round subtracts nothing from the links of a component whose level it is
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 
+Capacities = Union[Sequence[float], Mapping[int, float]]  # by link index
 SMALL_FLOWS = 48  # below this many flows the plain kernel is the faster
 
 
-def max_min_rates_of(links_of: Sequence[tuple[int, ...]], capacity_bps: Sequence[float]) -> list[float]:
-    """The max-min fair rate of each flow (its links ``links_of[i]``) given the links' capacities;
-    a flow over a link of capacity 0 gets 0."""
+def max_min_rates_of(links_of: Sequence[tuple[int, ...]], capacity_bps: Capacities) -> list[float]:
+    """The max-min fair rate of each flow (its links ``links_of[i]``) given the links' capacities
+    (indexed by link); a flow over a link of capacity 0 gets 0."""
     if len(links_of) < SMALL_FLOWS:
         return _filled_plainly(links_of, capacity_bps)
     return _filled_in_numpy(links_of, capacity_bps)
 
 
-def _filled_plainly(links_of: Sequence[tuple[int, ...]], capacity_bps: Sequence[float]) -> list[float]:
+def _filled_plainly(links_of: Sequence[tuple[int, ...]], capacity_bps: Capacities) -> list[float]:
     remaining: dict[int, float] = {}
     flows_on: dict[int, list[int]] = {}
     for flow, links in enumerate(links_of):
@@ -57,12 +58,12 @@ def _filled_plainly(links_of: Sequence[tuple[int, ...]], capacity_bps: Sequence[
     return rates  # type: ignore[return-value]
 
 
-def _filled_in_numpy(links_of: Sequence[tuple[int, ...]], capacity_bps: Sequence[float]) -> list[float]:
+def _filled_in_numpy(links_of: Sequence[tuple[int, ...]], capacity_bps: Capacities) -> list[float]:
     counts = np.fromiter((len(links) for links in links_of), dtype=np.int64, count=len(links_of))
     pair_flow = np.repeat(np.arange(len(links_of)), counts)
     used, pair_link = np.unique(np.fromiter((link for links in links_of for link in links), dtype=np.int64,
                                             count=int(counts.sum())), return_inverse=True)
-    remaining = np.asarray(capacity_bps, dtype=np.float64)[used]
+    remaining = np.array([capacity_bps[link] for link in used.tolist()], dtype=np.float64)
     unfixed = np.bincount(pair_link, minlength=len(used))
     rates = np.zeros(len(links_of))
     while len(pair_flow):
@@ -81,6 +82,6 @@ def _filled_in_numpy(links_of: Sequence[tuple[int, ...]], capacity_bps: Sequence
     return rates.tolist()
 
 
-def max_min_rates(flows: Sequence, capacity_bps: Sequence[float]) -> dict:
+def max_min_rates(flows: Sequence, capacity_bps: Capacities) -> dict:
     """``max_min_rates_of`` keyed by the flows (anything with ``links``)."""
     return dict(zip(flows, max_min_rates_of([flow.links for flow in flows], capacity_bps)))

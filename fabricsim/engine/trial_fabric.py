@@ -125,5 +125,6 @@ def ideal_route(router: Router, src: str, dst: str, qps: int, spray: bool) -> Ro
     routes = router.equal_cost_routes(src, dst)
     flows = [_IdealFlow(route.links) for route in routes for _ in range(qps)] if spray else \
         [_IdealFlow(routes[qp % len(routes)].links) for qp in range(qps)]
-    rates = max_min_rates(flows, [link.bandwidth_bps for link in router.fabric.links])
+    links = router.fabric.links
+    rates = max_min_rates(flows, {link: links[link].bandwidth_bps for flow in flows for link in flow.links})
     return Route(routes[0].links, routes[0].latency_ps, sum(rates.values()))

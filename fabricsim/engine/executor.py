@@ -79,12 +79,13 @@ class ScheduleRun:
         self._after_sending = _children(transfers.after_sent)
         # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
         # sent / delivered, and the time its own causes added before it was sent and after
-        self._released_by: list[tuple[int, str] | None] = [None] * len(transfers)
+        self._released_by: list[tuple[int, bool, int] | None] = [None] * len(transfers)  # (time, delivered, parent)
         self._unsent = [0] * len(transfers)
         self._undelivered_flows = [0] * len(transfers)
         self.causes = TransferCauses.zeros(len(transfers))
         self.causes.jitter_ps[:] = impairments.start_delay_ps - self.fixed_delay_ps
         self._last = (-1, "delivered")
+        self._latest_delivery = (-1, -1)  # (time, transfer): of transfers delivered at one time, the highest id
         self._undelivered = len(transfers)
         if not len(transfers):
             self.done.succeed()
@@ -153,16 +154,22 @@ class ScheduleRun:
         if self._undelivered_flows[tid] or self.done.triggered:
             return
         self._undelivered -= 1
+        self._latest_delivery = max(self._latest_delivery, (self.env.now, tid))
         self._release(tid, "delivered", self._after_delivery[tid])
         if self._undelivered == 0:
-            self._last = (tid, "delivered")
+            self._last = (self._latest_delivery[1], "delivered")
             self.done.succeed()
 
     def _release(self, tid: int, kind: str, children: list[int]) -> None:
+        """Count the dependency off each child; note which released it last (of dependencies done at
+        one moment: a delivery, then the highest id, as ``schedule_times.released_by``)."""
+        key = (self.env.now, kind == "delivered", tid)
+        released_by = self._released_by
         for child in children:
+            if released_by[child] is None or key > released_by[child]:
+                released_by[child] = key
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
-                self._released_by[child] = (tid, kind)
                 self._ready(child)
 
     def _fail(self, tid: int) -> None:
@@ -179,7 +186,11 @@ class ScheduleRun:
 
     def critical_causes(self) -> Causes:
         """The time each cause added along the chain of transfers that ended the run."""
-        return critical_path_causes(self._last, self._released_by.__getitem__, self.causes)
+        return critical_path_causes(self._last, self._released_by_of, self.causes)
+
+    def _released_by_of(self, tid: int) -> tuple[int, str] | None:
+        key = self._released_by[tid]
+        return None if key is None else (key[2], "delivered" if key[1] else "sent")
 
 
 def _children(dependencies: Dependencies) -> list[list[int]]:

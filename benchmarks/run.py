@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+SIMGRID_PYTHON = "/usr/bin/python3"  # the interpreter Debian's python3-simgrid installs into
 
 
 def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
@@ -39,6 +40,66 @@ def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
     transfers = 2 * (hosts - 1) * hosts
     return {"transfers": transfers, "build_s": built - started, "run_s": ran - built,
             "transfers_per_s": transfers / (ran - built), "simulated_us": record.latency_ps / 1e6}
+
+
+def _all_to_all(hosts: int) -> dict:
+    """A direct all-to-all of 1 MiB per pair on one switch: every flow shares its hosts' links with
+    the others, so all of them run on the event loop at once. Then SimGrid on the same flows."""
+    from fabricsim.config import validate_scenario
+    from fabricsim.runner import Simulation
+
+    scenario = validate_scenario({
+        "name": f"bench_all_to_all_{hosts}", "fabric": {"hosts": hosts},
+        "collective": {"op": "all_to_all", "algorithm": "direct"},
+        "workload": {"rule": "data_sizes", "data_sizes": [f"{hosts}MiB"]},  # a rank's buffer: 1 MiB per peer
+    }, "<benchmark>")
+    started = time.perf_counter()
+    simulation = Simulation(scenario)
+    built = time.perf_counter()
+    (record,) = simulation.run()
+    ran = time.perf_counter()
+    flows = hosts * (hosts - 1)
+    return {"flows": flows, "build_s": built - started, "run_s": ran - built,
+            "us_per_flow": (ran - built) / flows * 1e6, "simulated_us": record.latency_ps / 1e6,
+            **_simgrid(simulation, record.latency_ps)}
+
+
+def _simgrid(simulation, latency_ps: int) -> dict:
+    """SimGrid's flow model on the simulation's first call (benchmarks/simgrid_flows.py), if installed."""
+    import tempfile
+
+    if subprocess.run([SIMGRID_PYTHON, "-c", "import simgrid"], capture_output=True).returncode:
+        return {"simgrid": "skipped, not installed (apt-get install python3-simgrid)"}
+    call = simulation.plan.trials[0].calls[0]
+    transfers = simulation.call_schedule(call).transfers
+    flows = []
+    for src, dst, nbytes in zip(transfers.src.tolist(), transfers.dst.tolist(), transfers.nbytes.tolist()):
+        route = simulation.route(call.group[src], call.group[dst])
+        flows.append([call.group[src], call.group[dst], list(route.links), route.latency_ps, nbytes])
+    spec = {"hosts": len(simulation.fabric.gpus), "flows": flows,
+            "links": [[link.bandwidth_bps, link.latency_ps] for link in simulation.fabric.links]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(spec, file)
+        file.flush()
+        result = subprocess.run([SIMGRID_PYTHON, str(Path(__file__).parent / "simgrid_flows.py"), file.name],
+                                capture_output=True, text=True)
+    if result.returncode:
+        return {"simgrid": f"failed: {result.stderr.strip().splitlines()[-1]}"}
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return {"simgrid_wall_s": figures["wall_s"], "simgrid_simulated_us": figures["simulated_ps"] / 1e6,
+            "simulated_difference_ps": figures["simulated_ps"] - latency_ps}
+
+
+def _cli_run(name: str, trials: int) -> dict:
+    """The whole ``fabricsim run`` command as a user types it: interpreter start, imports, run, output."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "fabricsim.cli", "run", str(SCENARIOS / name), "--trials",
+                                 str(trials), "-o", f"{out}/run"], capture_output=True)
+        ran = time.perf_counter()
+    return {"trials": trials, "exit_code": result.returncode, "command_s": ran - started}
 
 
 def _naive_simpy(ranks: int) -> dict:
@@ -92,6 +153,8 @@ CASES = {
     "ring_allreduce_1024_ranks_event_loop": lambda: _ring_all_reduce(1024, "1GiB", event_loop=True),
     "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),
     "naive_simpy_ring_allreduce_1024_ranks": lambda: _naive_simpy(1024),
+    **{f"all_to_all_{hosts}_hosts": lambda hosts=hosts: _all_to_all(hosts) for hosts in (16, 32, 64, 128)},
+    "cli_run_1000_trials": lambda: _cli_run("tp4_ring_allgather.yaml", 1000),
     "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
 }
 

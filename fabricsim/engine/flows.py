@@ -132,7 +132,7 @@ class FlowNetwork:
                 self._join(flow)
         for flow in flows:
             if not (flow.nbits > 0 and flow.links):
-                flow.on_sent()
+                _sent(flow)
         return flows
 
     def set_capacity(self, links: tuple[int, ...], capacity_bps: float) -> None:
@@ -267,8 +267,15 @@ class FlowNetwork:
             flow.remaining_bits = 0.0
             flow.updated_ps = now
             self._leave(flow)
-            flow.on_sent()
+            _sent(flow)
         self._arm()
+
+
+def _sent(flow: Flow) -> None:
+    """Call the flow's ``on_sent`` and let go of it: an owner's callback that holds its flows is then
+    no reference cycle, freed at once rather than by the garbage collector."""
+    on_sent, flow.on_sent = flow.on_sent, None
+    on_sent()
 
 
 def _start_order(flow: Flow) -> int:

@@ -123,6 +123,8 @@ def ideal_route(router: Router, src: str, dst: str, qps: int, spray: bool) -> Ro
     """The route latency and the total max-min rate of a transfer's flows alone, each queue pair on
     its own equal-cost route (round robin), or on every one when spraying."""
     routes = router.equal_cost_routes(src, dst)
+    if qps == 1 and (len(routes) == 1 or not spray):  # one flow alone: its route's bottleneck
+        return routes[0]
     flows = [_IdealFlow(route.links) for route in routes for _ in range(qps)] if spray else \
         [_IdealFlow(routes[qp % len(routes)].links) for qp in range(qps)]
     links = router.fabric.links

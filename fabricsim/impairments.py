@@ -44,6 +44,14 @@ class TransferImpairments:
     failed: np.ndarray  # bool, more tail losses than retries: the QP fails
 
 
+def loss_costs(gap_losses, tail_timeouts, latency_ps, mtu_bytes: int, rto_ps: int, retry_count: int):
+    """What go-back-N adds to a transfer (ints) or to each transfer (arrays), by the rules above:
+    the bytes resent (2 MTU a gap, 1 MTU a timeout up to ``retry_count``), the NACK round trips and
+    the timeouts waited, both in picoseconds, over a path of ``latency_ps``."""
+    resent_bytes = (2 * gap_losses + np.minimum(tail_timeouts, retry_count)) * mtu_bytes
+    return resent_bytes, gap_losses * 2 * latency_ps, tail_timeouts * rto_ps
+
+
 def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` non-negative delays in integer picoseconds from the named distribution."""
     match spec.distribution:

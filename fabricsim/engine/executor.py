@@ -26,7 +26,7 @@ import simpy
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.fabric.routing import Route
-from fabricsim.impairments import TransferImpairments
+from fabricsim.impairments import TransferImpairments, loss_costs
 from fabricsim.schedule import Dependencies, Schedule
 
 
@@ -103,8 +103,9 @@ class ScheduleRun:
 
     def _inject(self, tid: int) -> None:
         flows = self.flows_of(tid)
-        resent_bytes = (2 * self._gaps[tid] + min(self._timeouts[tid], self.retry_count)) * self.mtu_bytes
-        if resent_bytes:
+        resent_bytes = 0
+        if self._gaps[tid] or self._timeouts[tid]:
+            resent_bytes = int(self._loss_costs(tid, flows[0][0])[0])
             self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
         transfer_bytes = self._nbytes[tid]
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
@@ -135,11 +136,17 @@ class ScheduleRun:
             causes.timeout_ps[tid] = timeout_ps = (self.retry_count + 1) * self.rto_ps
             self.env.timeout(timeout_ps).callbacks.append(lambda _event: self._fail(tid))
             return
-        nack_ps, timeout_ps = self._gaps[tid] * 2 * route.latency_ps, self._timeouts[tid] * self.rto_ps
-        if nack_ps or timeout_ps:
+        wait_ps = route.latency_ps
+        if self._gaps[tid] or self._timeouts[tid]:
+            _, nack_ps, timeout_ps = self._loss_costs(tid, route)
             causes.nack_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
-        wait_ps = route.latency_ps + nack_ps + timeout_ps
+            wait_ps += int(nack_ps + timeout_ps)
         self.env.timeout(wait_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
+
+    def _loss_costs(self, tid: int, route: Route) -> tuple:
+        """Resent bytes, NACK round trips and timeouts of the transfer's losses on its lossy flow's route."""
+        return loss_costs(self._gaps[tid], self._timeouts[tid], route.latency_ps, self.mtu_bytes, self.rto_ps,
+                          self.retry_count)
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""

@@ -25,7 +25,7 @@ import numpy as np
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import FlowNetwork
 from fabricsim.fabric.routing import Route, route_columns
-from fabricsim.impairments import TransferImpairments
+from fabricsim.impairments import TransferImpairments, loss_costs
 from fabricsim.schedule import Schedule
 from fabricsim.schedule_times import dag_times, released_by, serialisation_ps_each
 
@@ -68,13 +68,13 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     route_of, route_list = routes
     rate_bps, latency_ps = route_columns(route_list, route_of)
     on_links = np.array([bool(route.links) for route in route_list])[route_of]
-    gaps, timeouts = impairments.gap_losses, impairments.tail_timeouts
-    resent_bytes = (2 * gaps + np.minimum(timeouts, retry_count)) * mtu_bytes
+    resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts, latency_ps,
+                                                   mtu_bytes, rto_ps, retry_count)
     nbits = 8.0 * (transfers.nbytes + resent_bytes)
     flowing = on_links & (nbits > 0)
     wire_ps = np.where(flowing, serialisation_ps_each(nbits, rate_bps), 0)
     causes = TransferCauses(impairments.start_delay_ps - fixed_delay_ps, serialisation_ps_each(8.0 * resent_bytes, rate_bps),
-                            np.zeros(len(transfers), dtype=np.int64), gaps * 2 * latency_ps, timeouts * rto_ps)
+                            np.zeros(len(transfers), dtype=np.int64), nack_ps, timeout_ps)
     times = dag_times(transfers.waves, start_ps, impairments.start_delay_ps + wire_ps,
                       latency_ps + causes.nack_ps + causes.timeout_ps)
     sent_ps = times[:len(transfers)]

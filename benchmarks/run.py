@@ -23,9 +23,10 @@ def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
     """One ring all-reduce on a single switch; ``event_loop`` runs it on the event loop even though
     no flows meet (the runner would time it as a longest path): the flow engine's own throughput."""
     from fabricsim.config import validate_scenario
-    from fabricsim.runner import Simulation, _FlowTrial
+    from fabricsim.engine.models import FlowModel
+    from fabricsim.runner import Simulation
 
-    _FlowTrial.uncontended_shortcut = not event_loop
+    FlowModel.uncontended_shortcut = not event_loop
 
     scenario = validate_scenario({
         "name": f"bench_ring_{hosts}", "fabric": {"hosts": hosts},

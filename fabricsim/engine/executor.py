@@ -26,7 +26,7 @@ import simpy
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.fabric.routing import Route
-from fabricsim.impairments import TransferImpairments, loss_costs
+from fabricsim.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.schedule import Dependencies, Schedule
 
 
@@ -50,7 +50,7 @@ class ScheduleRun:
 
     def __init__(self, env: simpy.Environment, network: FlowNetwork, schedule: Schedule,
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
-                 mtu_bytes: int, rto_ps: int, retry_count: int,
+                 transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
                  fixed_delay_ps: np.ndarray | None = None, record_flows: bool = False,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
@@ -68,9 +68,7 @@ class ScheduleRun:
         # the part of each start delay that is not jitter (software latency): ideal time
         self.fixed_delay_ps = np.zeros(len(transfers), dtype=np.int64) if fixed_delay_ps is None \
             else fixed_delay_ps
-        self.mtu_bytes = mtu_bytes
-        self.rto_ps = rto_ps
-        self.retry_count = retry_count
+        self.transport = transport
         self.done = env.event()
         self.failed = False
         self.flow_records: list[FlowRecord] | None = [] if record_flows else None
@@ -133,7 +131,7 @@ class ScheduleRun:
     def _after_flow_sent(self, tid: int, route: Route) -> None:
         causes = self.causes
         if self._fails[tid]:
-            causes.timeout_ps[tid] = timeout_ps = (self.retry_count + 1) * self.rto_ps
+            causes.timeout_ps[tid] = timeout_ps = (self.transport.retry_count + 1) * self.transport.rto_ps
             self.env.timeout(timeout_ps).callbacks.append(lambda _event: self._fail(tid))
             return
         wait_ps = route.latency_ps
@@ -145,8 +143,7 @@ class ScheduleRun:
 
     def _loss_costs(self, tid: int, route: Route) -> tuple:
         """Resent bytes, NACK round trips and timeouts of the transfer's losses on its lossy flow's route."""
-        return loss_costs(self._gaps[tid], self._timeouts[tid], route.latency_ps, self.mtu_bytes, self.rto_ps,
-                          self.retry_count)
+        return loss_costs(self._gaps[tid], self._timeouts[tid], route.latency_ps, self.transport)
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""

@@ -11,7 +11,7 @@ the link before it puts the second on). If the check passes, the times are exact
 loop's; if not, ``run_uncontended`` returns None and the call runs on the event loop.
 
 It applies to calls with one flow per transfer on routes fixed in advance, nothing else on the
-network, no link failures and no failed queue pair (``_FlowTrial`` checks the rest). The checked
+network, no link failures and no failed queue pair (``engine.models.FlowModel`` checks the rest). The checked
 rows are one per transfer and route (which covers the links only that route uses) plus one per
 transfer and link shared with other routes, sorted by start.
 """
@@ -25,7 +25,7 @@ import numpy as np
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import FlowNetwork
 from fabricsim.fabric.routing import Route, route_columns
-from fabricsim.impairments import TransferImpairments, loss_costs
+from fabricsim.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.schedule import Schedule
 from fabricsim.schedule_times import dag_times, released_by, serialisation_ps_each
 
@@ -58,8 +58,8 @@ class UncontendedRun:
 
 
 def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
-                    routes: tuple[np.ndarray, list[Route]], impairments: TransferImpairments, mtu_bytes: int,
-                    rto_ps: int, retry_count: int, fixed_delay_ps: np.ndarray,
+                    routes: tuple[np.ndarray, list[Route]], impairments: TransferImpairments, transport: Transport,
+                    fixed_delay_ps: np.ndarray,
                     ideal_route_of: Callable[[int, int], Route]) -> UncontendedRun | None:
     """The call's run from ``start_ps`` with each transfer on ``routes`` (route index per transfer,
     routes), or None if two of its flows would share a link. On success the network's link usage
@@ -69,7 +69,7 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     rate_bps, latency_ps = route_columns(route_list, route_of)
     on_links = np.array([bool(route.links) for route in route_list])[route_of]
     resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts, latency_ps,
-                                                   mtu_bytes, rto_ps, retry_count)
+                                                   transport)
     nbits = 8.0 * (transfers.nbytes + resent_bytes)
     flowing = on_links & (nbits > 0)
     wire_ps = np.where(flowing, serialisation_ps_each(nbits, rate_bps), 0)

@@ -1,7 +1,9 @@
 """fabricsim benchmarks: print wall time, peak memory and engine throughput for the reference cases.
 
 Figures only, never a pass/fail on time. Each case runs in its own process so its peak resident
-memory is its own. Usage: ``python benchmarks/run.py [CASE ...]`` (default: all cases).
+memory and its CPU time are its own. The all-to-all cases also run SimGrid's flow model on the same
+flows (``benchmarks/simgrid_flows.py``, under ``/usr/bin/python3``) when it is installed, and say so
+when it is not. Usage: ``python benchmarks/run.py [CASE ...]`` (default: all cases).
 """
 
 from __future__ import annotations
@@ -22,46 +24,37 @@ SIMGRID_PYTHON = "/usr/bin/python3"  # the interpreter Debian's python3-simgrid 
 def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
     """One ring all-reduce on a single switch; ``event_loop`` runs it on the event loop even though
     no flows meet (the runner would time it as a longest path): the flow engine's own throughput."""
-    from fabricsim.config import validate_scenario
     from fabricsim.engine.models import FlowModel
-    from fabricsim.runner import Simulation
 
     FlowModel.uncontended_shortcut = not event_loop
+    _, record, figures = _one_call(f"bench_ring_{hosts}", hosts, {"op": "all_reduce", "algorithm": "ring"}, size)
+    transfers = 2 * (hosts - 1) * hosts
+    return {"transfers": transfers, **figures, "transfers_per_s": transfers / figures["run_s"]}
 
-    scenario = validate_scenario({
-        "name": f"bench_ring_{hosts}", "fabric": {"hosts": hosts},
-        "collective": {"op": "all_reduce", "algorithm": "ring"},
-        "workload": {"rule": "data_sizes", "data_sizes": [size]},
-    }, "<benchmark>")
+
+def _one_call(name: str, hosts: int, collective: dict, size: str) -> tuple:
+    """One call on a single switch of ``hosts`` hosts: the simulation, its record, build and run times."""
+    from fabricsim.config import validate_scenario
+    from fabricsim.runner import Simulation
+
+    scenario = validate_scenario({"name": name, "fabric": {"hosts": hosts}, "collective": collective,
+                                  "workload": {"rule": "data_sizes", "data_sizes": [size]}}, "<benchmark>")
     started = time.perf_counter()
     simulation = Simulation(scenario)
     built = time.perf_counter()
     (record,) = simulation.run()
     ran = time.perf_counter()
-    transfers = 2 * (hosts - 1) * hosts
-    return {"transfers": transfers, "build_s": built - started, "run_s": ran - built,
-            "transfers_per_s": transfers / (ran - built), "simulated_us": record.latency_ps / 1e6}
+    return simulation, record, {"build_s": built - started, "run_s": ran - built,
+                                "simulated_us": record.latency_ps / 1e6}
 
 
 def _all_to_all(hosts: int) -> dict:
     """A direct all-to-all of 1 MiB per pair on one switch: every flow shares its hosts' links with
     the others, so all of them run on the event loop at once. Then SimGrid on the same flows."""
-    from fabricsim.config import validate_scenario
-    from fabricsim.runner import Simulation
-
-    scenario = validate_scenario({
-        "name": f"bench_all_to_all_{hosts}", "fabric": {"hosts": hosts},
-        "collective": {"op": "all_to_all", "algorithm": "direct"},
-        "workload": {"rule": "data_sizes", "data_sizes": [f"{hosts}MiB"]},  # a rank's buffer: 1 MiB per peer
-    }, "<benchmark>")
-    started = time.perf_counter()
-    simulation = Simulation(scenario)
-    built = time.perf_counter()
-    (record,) = simulation.run()
-    ran = time.perf_counter()
+    simulation, record, figures = _one_call(f"bench_all_to_all_{hosts}", hosts,  # a rank's buffer: 1 MiB a peer
+                                            {"op": "all_to_all", "algorithm": "direct"}, f"{hosts}MiB")
     flows = hosts * (hosts - 1)
-    return {"flows": flows, "build_s": built - started, "run_s": ran - built,
-            "us_per_flow": (ran - built) / flows * 1e6, "simulated_us": record.latency_ps / 1e6,
+    return {"flows": flows, **figures, "us_per_flow": figures["run_s"] / flows * 1e6,
             **_simgrid(simulation, record.latency_ps)}
 
 
@@ -164,7 +157,9 @@ def _child(case: str) -> None:
     started = time.perf_counter()
     figures = CASES[case]()
     figures["wall_s"] = time.perf_counter() - started
-    figures["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures["cpu_s"] = usage.ru_utime + usage.ru_stime  # steadier than wall time on a shared machine
+    figures["peak_rss_MiB"] = usage.ru_maxrss / 1024
     print(json.dumps(figures))
 
 

@@ -168,3 +168,14 @@ def test_both_kernels_give_the_textbook_rates_and_each_others_to_the_bit(case):
     assert plain == vectorised
     exact = textbook_max_min(links_of, {link: Fraction(bps) for link, bps in enumerate(capacity)})
     assert plain == pytest.approx([float(rate) for rate in exact], rel=1e-12, abs=1e-3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(incidences(), incidences())
+def test_components_rated_together_get_their_rates_alone_to_the_bit(first, second):
+    """One instant may touch several components: rating them at once changes no bit of any."""
+    (links_a, capacity_a), (links_b, capacity_b) = first, second
+    shifted = [tuple(link + len(capacity_a) for link in links) for links in links_b]
+    together = capacity_a + capacity_b
+    for kernel in (_filled_plainly, _filled_in_numpy):
+        assert kernel(links_a + shifted, together) == kernel(links_a, capacity_a) + kernel(links_b, capacity_b)

@@ -208,8 +208,7 @@ class FlowNetwork:
         for link in marked:
             if link < self._fabric_links and len(flows_on[link]) > peak_flows[link]:
                 peak_flows[link] = len(flows_on[link])
-        flows = self._reachable(marked)
-        for flow, rate in zip(flows, max_min_rates_of([flow.links for flow in flows], self.capacity_bps)):
+        for flow, rate in self._rates(self._reachable(marked)):
             if rate == flow.rate_bps:
                 continue
             self._settle(flow, now)
@@ -219,6 +218,21 @@ class FlowNetwork:
             else:
                 self._set_end(flow, now + serialisation_ps(flow.remaining_bits, rate))
         self._arm()
+
+    def _rates(self, flows: list[Flow]) -> list[tuple[Flow, float]]:
+        """Each flow's max-min rate, in the order given. A flow alone on its links is its own
+        component: its rate is its least capacity, as progressive filling gives it, to the bit."""
+        capacity_bps, flows_on = self.capacity_bps, self.flows_on
+        rated, shared = [], []
+        for flow in flows:
+            if all(len(flows_on[link]) == 1 for link in flow.links):
+                rated.append((flow, min(capacity_bps[link] for link in flow.links)))
+            else:
+                shared.append(flow)
+        if not shared:
+            return rated
+        rated.extend(zip(shared, max_min_rates_of([flow.links for flow in shared], capacity_bps)))
+        return sorted(rated, key=_rated_start_order) if len(rated) > len(shared) else rated
 
     @staticmethod
     def _settle(flow: Flow, now: int) -> None:
@@ -280,3 +294,7 @@ def _sent(flow: Flow) -> None:
 
 def _start_order(flow: Flow) -> int:
     return flow.seq
+
+
+def _rated_start_order(rated: tuple[Flow, float]) -> int:
+    return rated[0].seq

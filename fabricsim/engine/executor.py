@@ -73,8 +73,8 @@ class ScheduleRun:
         self.failed = False
         self.flow_records: list[FlowRecord] | None = [] if record_flows else None
         self._waiting = (transfers.after.counts() + transfers.after_sent.counts()).tolist()
-        self._after_delivery = _children(transfers.after)
-        self._after_sending = _children(transfers.after_sent)
+        self._after_delivery = _Children(transfers.after)
+        self._after_sending = _Children(transfers.after_sent)
         # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
         # sent / delivered, and the time its own causes added before it was sent and after
         self._released_by: list[tuple[int, bool, int] | None] = [None] * len(transfers)  # (time, delivered, parent)
@@ -197,8 +197,15 @@ class ScheduleRun:
         return None if key is None else (key[2], "delivered" if key[1] else "sent")
 
 
-def _children(dependencies: Dependencies) -> list[list[int]]:
-    """For each transfer, the transfers that name it in ``dependencies``."""
-    dependents = dependencies.dependents()
-    ids, starts = dependents.ids.tolist(), dependents.starts.tolist()
-    return [ids[first:last] for first, last in zip(starts, starts[1:])]
+class _Children:
+    """``children[tid]``: the transfers that name ``tid`` in ``dependencies``; two flat lists, not a
+    list per transfer (millions of small lists would weigh on memory and on the garbage collector)."""
+
+    __slots__ = ("ids", "starts")
+
+    def __init__(self, dependencies: Dependencies) -> None:
+        dependents = dependencies.dependents()
+        self.ids, self.starts = dependents.ids.tolist(), dependents.starts.tolist()
+
+    def __getitem__(self, tid: int) -> list[int]:
+        return self.ids[self.starts[tid]:self.starts[tid + 1]]

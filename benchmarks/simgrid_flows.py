@@ -33,9 +33,9 @@ def main(spec_path: str) -> None:
         link.set_latency(latency_ps / 1e12)
         links.append(link.seal())
     extra: dict[int, simgrid.Link] = {}
-    routes = {}
+    routed = set()
     for src, dst, route, route_latency_ps, _ in spec["flows"]:
-        if (src, dst) in routes:
+        if (src, dst) in routed:
             continue
         extra_ps = route_latency_ps - sum(spec["links"][link][1] for link in route)
         if extra_ps not in extra:
@@ -43,8 +43,9 @@ def main(spec_path: str) -> None:
             pipe.set_latency(extra_ps / 1e12)
             pipe.set_sharing_policy(simgrid.Link.SharingPolicy.FATPIPE, None)
             extra[extra_ps] = pipe.seal()
-        routes[(src, dst)] = [simgrid.LinkInRoute(links[link]) for link in route] + [simgrid.LinkInRoute(extra[extra_ps])]
-        zone.add_route(hosts[src].netpoint, hosts[dst].netpoint, None, None, routes[(src, dst)], False)
+        routed.add((src, dst))
+        hops = [simgrid.LinkInRoute(links[link]) for link in route] + [simgrid.LinkInRoute(extra[extra_ps])]
+        zone.add_route(hosts[src].netpoint, hosts[dst].netpoint, None, None, hops, False)
     zone.seal()
     sending: dict[int, list] = {}
     receiving: dict[int, list] = {}

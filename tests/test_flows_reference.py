@@ -32,7 +32,8 @@ def textbook_max_min(links_of: list[tuple[int, ...]], capacity: dict[int, Fracti
     while any(rate is None for rate in rates):
         unfixed = {link: [f for f, links in enumerate(links_of) if rates[f] is None and link in links]
                    for link in left}
-        link = min((link for link in unfixed if unfixed[link]), key=lambda link: (left[link] / len(unfixed[link]), link))
+        link = min((link for link in unfixed if unfixed[link]),
+                   key=lambda link: (left[link] / len(unfixed[link]), link))
         share = left[link] / len(unfixed[link])
         for flow in unfixed[link]:
             rates[flow] = share

@@ -75,9 +75,9 @@ class ScheduleRun:
         self._waiting = (transfers.after.counts() + transfers.after_sent.counts()).tolist()
         self._after_delivery = _Children(transfers.after)
         self._after_sending = _Children(transfers.after_sent)
-        # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
+        # per transfer: the (time, by delivery, parent) that released it last, flows not yet
         # sent / delivered, and the time its own causes added before it was sent and after
-        self._released_by: list[tuple[int, bool, int] | None] = [None] * len(transfers)  # (time, delivered, parent)
+        self._released_by: list[tuple[int, bool, int] | None] = [None] * len(transfers)
         self._unsent = [0] * len(transfers)
         self._undelivered_flows = [0] * len(transfers)
         self.causes = TransferCauses.zeros(len(transfers))

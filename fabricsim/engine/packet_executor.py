@@ -49,10 +49,9 @@ class _PacketDag(ScheduleRun):
         flows = self.flows_of(tid)
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
         ack_latency_ps = self.route_of(self._dst[tid], self._src[tid]).latency_ps
-        transfer_bytes = self._nbytes[tid]
+        transfer_bytes, transport = self._nbytes[tid], self.transport
         for index, (route, _tag) in enumerate(flows):
             nbytes = transfer_bytes // len(flows) + (index < transfer_bytes % len(flows))
-            transport = self.transport
             qp = self.network.queue_pair(route.links, nbytes, transport.mtu_bytes, ack_latency_ps, transport.rto_ps,
                                          transport.retry_count)
             qp.on_sent = lambda: self._qp_sent(tid)

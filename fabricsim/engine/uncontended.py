@@ -11,9 +11,9 @@ the link before it puts the second on). If the check passes, the times are exact
 loop's; if not, ``run_uncontended`` returns None and the call runs on the event loop.
 
 It applies to calls with one flow per transfer on routes fixed in advance, nothing else on the
-network, no link failures and no failed queue pair (``engine.models.FlowModel`` checks the rest). The checked
-rows are one per transfer and route (which covers the links only that route uses) plus one per
-transfer and link shared with other routes, sorted by start.
+network, no link failures and no failed queue pair (``engine.models.FlowModel`` checks the rest).
+The checked rows are one per transfer and route (which covers the links only that route uses) plus
+one per transfer and link shared with other routes, sorted by start.
 """
 
 from __future__ import annotations

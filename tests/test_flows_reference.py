@@ -1,11 +1,12 @@
 """The flow network against a plainly written max-min reference, on random oversubscribed leaf-spines.
 
 The reference below knows nothing of the engine: exact fractions, one event at a time, textbook
-progressive filling one bottleneck link at a time. Both follow the model's timing rule: a flow whose
-rate changes completes ``round(remaining bits / rate)`` picoseconds later, one that keeps its rate
-keeps its completion. Floating point may move a completion by a picosecond where the exact
-quotient sits on a rounding boundary, so end times and busy times are held to a picosecond per
-flow; rates (sampled inside the reference's intervals), bits and peak flow counts to the float.
+progressive filling one bottleneck link at a time; links may go down (their flows stall) or slow
+down for a while. Both follow the model's timing rule: a flow whose rate changes completes
+``round(remaining bits / rate)`` picoseconds later, one that keeps its rate keeps its completion.
+Floating point may move a completion by a picosecond where the exact quotient sits on a rounding
+boundary, so end, busy and stalled times are held to a picosecond per flow or change; rates (sampled
+inside the reference's intervals), bits and peak flow counts to the float.
 The two max-min kernels are also held equal to each other to the bit.
 """
 
@@ -42,10 +43,15 @@ def textbook_max_min(links_of: list[tuple[int, ...]], capacity: dict[int, Fracti
     return rates  # type: ignore[return-value]
 
 
-def reference_run(capacity: dict[int, Fraction], flows: list[tuple[int, tuple[int, ...], int]]) -> dict:
-    """Flows (start_ps, links, bits) on links of ``capacity``: each flow's end, the rates over each
-    interval between events, and per link bits, busy time and peak flow count."""
+def reference_run(capacity: dict[int, Fraction], flows: list[tuple[int, tuple[int, ...], int]],
+                  changes: list[tuple[int, int, float]] = ()) -> dict:
+    """Flows (start_ps, links, bits) on links of ``capacity``, which ``changes`` (time_ps, link,
+    new capacity; applied in their order at one time) set: each flow's end and time stalled, the
+    rates over each interval between events, and per link bits, busy time and peak flow count."""
+    capacity = dict(capacity)
     remaining = {f: Fraction(bits) for f, (_, _, bits) in enumerate(flows)}
+    stalled = {f: 0 for f in range(len(flows))}
+    pending = list(changes)
     rate: dict[int, Fraction] = {}
     end: dict[int, int] = {}
     active: list[int] = []
@@ -56,9 +62,10 @@ def reference_run(capacity: dict[int, Fraction], flows: list[tuple[int, tuple[in
     now = 0
     while len(done) < len(flows):
         starts = [start for f, (start, _, _) in enumerate(flows) if f not in done and f not in active]
-        nxt = min(starts + [end[f] for f in active if f in end])
+        nxt = min(starts + [end[f] for f in active if f in end] + [t for t, _, _ in pending])
         for f in active:
             remaining[f] -= rate[f] * (nxt - now) / PS_PER_S
+            stalled[f] += (nxt - now) * (rate[f] == 0)
         for link in capacity:
             if any(link in flows[f][1] for f in active):
                 busy[link] += nxt - now
@@ -74,6 +81,9 @@ def reference_run(capacity: dict[int, Fraction], flows: list[tuple[int, tuple[in
                     active.append(f)
                 else:
                     done[f] = now
+        for t, link, capacity_bps in [change for change in pending if change[0] == now]:
+            capacity[link] = Fraction(capacity_bps)
+        pending = [change for change in pending if change[0] != now]
         new_rates = textbook_max_min([flows[f][1] for f in active], capacity)
         for f, new in zip(active, new_rates):
             if rate.get(f) != new:
@@ -85,10 +95,11 @@ def reference_run(capacity: dict[int, Fraction], flows: list[tuple[int, tuple[in
             peak[link] = max(peak[link], sum(link in flows[f][1] for f in active))
     carried = {link: sum(bits for _, links, bits in flows if link in links) for link in capacity}
     return {"end": [done[f] for f in range(len(flows))], "intervals": intervals, "busy": busy, "peak": peak,
-            "carried": carried}
+            "carried": carried, "stalled": [stalled[f] for f in range(len(flows))]}
 
 
-def engine_run(capacity_bps: list[float], flows: list[tuple[int, tuple[int, ...], int]], probes_ps: list[int]):
+def engine_run(capacity_bps: list[float], flows: list[tuple[int, tuple[int, ...], int]], probes_ps: list[int],
+               changes: list[tuple[int, int, float]] = ()):
     env = simpy.Environment()
     network = FlowNetwork(env, capacity_bps)
     started, ends, seen = {}, {}, {}
@@ -104,14 +115,18 @@ def engine_run(capacity_bps: list[float], flows: list[tuple[int, tuple[int, ...]
         env.timeout(start_ps).callbacks.append(lambda _e, f=f: start(f))
     for t in probes_ps:
         env.timeout(t).callbacks.append(lambda _e, t=t: probe(t))
+    for t, link, new_bps in changes:
+        env.timeout(t).callbacks.append(lambda _e, link=link, new_bps=new_bps: network.set_capacity((link,), new_bps))
     env.run()
-    return [ends[f] for f in range(len(flows))], seen, network.usage.closed(network.flows_on, env.now)
+    return ([ends[f] for f in range(len(flows))], seen, network.usage.closed(network.flows_on, env.now),
+            [started[f].stalled_ps for f in range(len(flows))])
 
 
 @st.composite
 def leaf_spine_flows(draw):
     """An oversubscribed leaf-spine and flows between its GPUs on ECMP-hashed routes, starting at a
-    few shared times with a few shared sizes, so they meet, touch, start and end together."""
+    few shared times with a few shared sizes, so they meet, touch, start and end together; and
+    now and then a link that goes down or slows for a while."""
     per_leaf, leaves = draw(st.integers(1, 3)), draw(st.integers(2, 3))
     fabric = build_fabric(make_scenario(fabric={
         "topology": "leaf_spine", "hosts": per_leaf * leaves, "gpus_per_host": 1,
@@ -126,20 +141,29 @@ def leaf_spine_flows(draw):
         route = router.route(fabric.gpus[src], fabric.gpus[dst], draw(st.integers(0, 2**31)))
         flows.append((draw(st.sampled_from([0, 0, 2_000_000, 5_000_000, 6_400_000])), route.links,
                       draw(st.sampled_from([0, 100_000, 160_000, 400_000, 1_000_000]))))
-    return [link.bandwidth_bps for link in fabric.links], flows
+    capacity_bps = [link.bandwidth_bps for link in fabric.links]
+    changes = []  # links going down (capacity 0: their flows stall) or slowing, and coming back
+    used = sorted({link for _, links, _ in flows for link in links})
+    for _ in range(draw(st.integers(0, 2))):
+        link, down_ps = draw(st.sampled_from(used)), draw(st.sampled_from([0, 1_000_000, 2_000_000, 5_000_000]))
+        changes += [(down_ps, link, capacity_bps[link] * draw(st.sampled_from([0.0, 0.5]))),
+                    (down_ps + draw(st.sampled_from([500_000, 3_000_000])), link, capacity_bps[link])]
+    return capacity_bps, flows, changes
 
 
 @settings(max_examples=150, deadline=None)
 @given(leaf_spine_flows())
 def test_the_engine_is_the_reference_on_random_leaf_spines(case):
-    capacity_bps, flows = case
+    capacity_bps, flows, changes = case
     used = sorted({link for _, links, _ in flows for link in links})
-    reference = reference_run({link: Fraction(capacity_bps[link]) for link in used}, flows)
-    slack_ps = len(flows)
+    reference = reference_run({link: Fraction(capacity_bps[link]) for link in used}, flows, changes)
+    slack_ps = len(flows) + len(changes)
     probes = [(low + high) // 2 for low, high, _ in reference["intervals"] if high - low > 4 * slack_ps]
-    ends, rates_seen, usage = engine_run(capacity_bps, flows, probes)
+    ends, rates_seen, usage, stalled = engine_run(capacity_bps, flows, probes, changes)
 
     assert ends == pytest.approx(reference["end"], abs=slack_ps)
+    assert [stalled[f] for f in range(len(flows)) if flows[f][2]] == \
+        pytest.approx([reference["stalled"][f] for f in range(len(flows)) if flows[f][2]], abs=slack_ps)
     for low, high, rates in reference["intervals"]:
         if (low + high) // 2 in rates_seen:
             seen = rates_seen[(low + high) // 2]

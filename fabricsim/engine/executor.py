@@ -17,6 +17,7 @@ timeouts, stalls on a link that is down), and each transfer's ideal time alone o
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,11 +61,11 @@ class ScheduleRun:
         self.route_of = route_of
         self.ideal_route_of = ideal_route_of or route_of  # rate: all of a transfer's flows together
         transfers = schedule.transfers
-        self._src, self._dst, self._nbytes = transfers.src.tolist(), transfers.dst.tolist(), transfers.nbytes.tolist()
+        self._src, self._dst, self._nbytes = _column(transfers.src), _column(transfers.dst), _column(transfers.nbytes)
         self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self.impairments = impairments
-        self._delay_ps, self._gaps = impairments.start_delay_ps.tolist(), impairments.gap_losses.tolist()
-        self._timeouts, self._fails = impairments.tail_timeouts.tolist(), impairments.failed.tolist()
+        self._delay_ps, self._gaps = _column(impairments.start_delay_ps), _column(impairments.gap_losses)
+        self._timeouts, self._fails = _column(impairments.tail_timeouts), _column(impairments.failed)
         # the part of each start delay that is not jitter (software latency): ideal time
         self.fixed_delay_ps = np.zeros(len(transfers), dtype=np.int64) if fixed_delay_ps is None \
             else fixed_delay_ps
@@ -72,14 +73,17 @@ class ScheduleRun:
         self.done = env.event()
         self.failed = False
         self.flow_records: list[FlowRecord] | None = [] if record_flows else None
-        self._waiting = (transfers.after.counts() + transfers.after_sent.counts()).tolist()
+        self._waiting = _column(transfers.after.counts() + transfers.after_sent.counts())
         self._after_delivery = _Children(transfers.after)
         self._after_sending = _Children(transfers.after_sent)
-        # per transfer: the (time, by delivery, parent) that released it last, flows not yet
-        # sent / delivered, and the time its own causes added before it was sent and after
-        self._released_by: list[tuple[int, bool, int] | None] = [None] * len(transfers)
-        self._unsent = [0] * len(transfers)
-        self._undelivered_flows = [0] * len(transfers)
+        # per transfer: the dependency that released it last (time, by delivery, parent; time -1:
+        # none yet), flows not yet sent / delivered, and the time its own causes added before it
+        # was sent and after
+        self._released_at = _column(np.full(len(transfers), -1))
+        self._released_by_delivery = _column(np.zeros(len(transfers)))
+        self._released_by = _column(np.full(len(transfers), -1))
+        self._unsent = _column(np.zeros(len(transfers)))
+        self._undelivered_flows = _column(np.zeros(len(transfers)))
         self.causes = TransferCauses.zeros(len(transfers))
         self.causes.jitter_ps[:] = impairments.start_delay_ps - self.fixed_delay_ps
         self._last = (-1, "delivered")
@@ -167,11 +171,11 @@ class ScheduleRun:
     def _release(self, tid: int, kind: str, children: list[int]) -> None:
         """Count the dependency off each child; note which released it last (of dependencies done at
         one moment: a delivery, then the highest id, as ``schedule_times.released_by``)."""
-        key = (self.env.now, kind == "delivered", tid)
-        released_by = self._released_by
-        for child in children:
-            if released_by[child] is None or key > released_by[child]:
-                released_by[child] = key
+        now, delivered = self.env.now, kind == "delivered"
+        released_at, by_delivery, released_by = self._released_at, self._released_by_delivery, self._released_by
+        for child in children:  # the clock never goes back: a later time wins, at one time the key
+            if now > released_at[child] or (delivered, tid) > (by_delivery[child], released_by[child]):
+                released_at[child], by_delivery[child], released_by[child] = now, delivered, tid
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
                 self._ready(child)
@@ -193,19 +197,27 @@ class ScheduleRun:
         return critical_path_causes(self._last, self._released_by_of, self.causes)
 
     def _released_by_of(self, tid: int) -> tuple[int, str] | None:
-        key = self._released_by[tid]
-        return None if key is None else (key[2], "delivered" if key[1] else "sent")
+        if self._released_at[tid] < 0:
+            return None
+        return self._released_by[tid], "delivered" if self._released_by_delivery[tid] else "sent"
+
+
+def _column(values: np.ndarray) -> array:
+    """Per-transfer integers as an ``array``: the garbage collector never walks it, as it would walk
+    a list of millions of ints at every full collection (most of a 1024-rank ring's run time)."""
+    column = array("q")
+    column.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return column
 
 
 class _Children:
-    """``children[tid]``: the transfers that name ``tid`` in ``dependencies``; two flat lists, not a
-    list per transfer (millions of small lists would weigh on memory and on the garbage collector)."""
+    """``children[tid]``: the transfers that name ``tid`` in ``dependencies``, from two flat columns."""
 
     __slots__ = ("ids", "starts")
 
     def __init__(self, dependencies: Dependencies) -> None:
         dependents = dependencies.dependents()
-        self.ids, self.starts = dependents.ids.tolist(), dependents.starts.tolist()
+        self.ids, self.starts = _column(dependents.ids), _column(dependents.starts)
 
-    def __getitem__(self, tid: int) -> list[int]:
+    def __getitem__(self, tid: int) -> array:
         return self.ids[self.starts[tid]:self.starts[tid + 1]]

@@ -168,12 +168,12 @@ class ScheduleRun:
             self._last = (self._latest_delivery[1], "delivered")
             self.done.succeed()
 
-    def _release(self, tid: int, kind: str, children: list[int]) -> None:
+    def _release(self, tid: int, kind: str, children: array) -> None:
         """Count the dependency off each child; note which released it last (of dependencies done at
         one moment: a delivery, then the highest id, as ``schedule_times.released_by``)."""
         now, delivered = self.env.now, kind == "delivered"
         released_at, by_delivery, released_by = self._released_at, self._released_by_delivery, self._released_by
-        for child in children:  # the clock never goes back: a later time wins, at one time the key
+        for child in children:  # time never goes back: a later release wins; at one time, the greater key
             if now > released_at[child] or (delivered, tid) > (by_delivery[child], released_by[child]):
                 released_at[child], by_delivery[child], released_by[child] = now, delivered, tid
             self._waiting[child] -= 1

@@ -1,7 +1,9 @@
 """fabricsim benchmarks: print wall time, peak memory and engine throughput for the reference cases.
 
 Figures only, never a pass/fail on time. Each case runs in its own process so its peak resident
-memory is its own. Usage: ``python benchmarks/run.py [CASE ...]`` (default: all cases).
+memory and its CPU time are its own. The all-to-all cases also run SimGrid's flow model on the same
+flows (``benchmarks/simgrid_flows.py``, under ``/usr/bin/python3``) when it is installed, and say so
+when it is not. Usage: ``python benchmarks/run.py [CASE ...]`` (default: all cases).
 """
 
 from __future__ import annotations
@@ -16,29 +18,82 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+SIMGRID_PYTHON = "/usr/bin/python3"  # the interpreter Debian's python3-simgrid installs into
 
 
 def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
     """One ring all-reduce on a single switch; ``event_loop`` runs it on the event loop even though
     no flows meet (the runner would time it as a longest path): the flow engine's own throughput."""
+    from fabricsim.engine.models import FlowModel
+
+    FlowModel.uncontended_shortcut = not event_loop
+    _, record, figures = _one_call(f"bench_ring_{hosts}", hosts, {"op": "all_reduce", "algorithm": "ring"}, size)
+    transfers = 2 * (hosts - 1) * hosts
+    return {"transfers": transfers, **figures, "transfers_per_s": transfers / figures["run_s"]}
+
+
+def _one_call(name: str, hosts: int, collective: dict, size: str) -> tuple:
+    """One call on a single switch of ``hosts`` hosts: the simulation, its record, build and run times."""
     from fabricsim.config import validate_scenario
-    from fabricsim.runner import Simulation, _FlowTrial
+    from fabricsim.runner import Simulation
 
-    _FlowTrial.uncontended_shortcut = not event_loop
-
-    scenario = validate_scenario({
-        "name": f"bench_ring_{hosts}", "fabric": {"hosts": hosts},
-        "collective": {"op": "all_reduce", "algorithm": "ring"},
-        "workload": {"rule": "data_sizes", "data_sizes": [size]},
-    }, "<benchmark>")
+    scenario = validate_scenario({"name": name, "fabric": {"hosts": hosts}, "collective": collective,
+                                  "workload": {"rule": "data_sizes", "data_sizes": [size]}}, "<benchmark>")
     started = time.perf_counter()
     simulation = Simulation(scenario)
     built = time.perf_counter()
     (record,) = simulation.run()
     ran = time.perf_counter()
-    transfers = 2 * (hosts - 1) * hosts
-    return {"transfers": transfers, "build_s": built - started, "run_s": ran - built,
-            "transfers_per_s": transfers / (ran - built), "simulated_us": record.latency_ps / 1e6}
+    return simulation, record, {"build_s": built - started, "run_s": ran - built,
+                                "simulated_us": record.latency_ps / 1e6}
+
+
+def _all_to_all(hosts: int) -> dict:
+    """A direct all-to-all of 1 MiB per pair on one switch: every flow shares its hosts' links with
+    the others, so all of them run on the event loop at once. Then SimGrid on the same flows."""
+    simulation, record, figures = _one_call(f"bench_all_to_all_{hosts}", hosts,  # a rank's buffer: 1 MiB a peer
+                                            {"op": "all_to_all", "algorithm": "direct"}, f"{hosts}MiB")
+    flows = hosts * (hosts - 1)
+    return {"flows": flows, **figures, "us_per_flow": figures["run_s"] / flows * 1e6,
+            **_simgrid(simulation, record.latency_ps)}
+
+
+def _simgrid(simulation, latency_ps: int) -> dict:
+    """SimGrid's flow model on the simulation's first call (benchmarks/simgrid_flows.py), if installed."""
+    import tempfile
+
+    if subprocess.run([SIMGRID_PYTHON, "-c", "import simgrid"], capture_output=True).returncode:
+        return {"simgrid": "skipped, not installed (apt-get install python3-simgrid)"}
+    call = simulation.plan.trials[0].calls[0]
+    transfers = simulation.call_schedule(call).transfers
+    flows = []
+    for src, dst, nbytes in zip(transfers.src.tolist(), transfers.dst.tolist(), transfers.nbytes.tolist()):
+        route = simulation.route(call.group[src], call.group[dst])
+        flows.append([call.group[src], call.group[dst], list(route.links), route.latency_ps, nbytes])
+    spec = {"hosts": len(simulation.fabric.gpus), "flows": flows,
+            "links": [[link.bandwidth_bps, link.latency_ps] for link in simulation.fabric.links]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(spec, file)
+        file.flush()
+        result = subprocess.run([SIMGRID_PYTHON, str(Path(__file__).parent / "simgrid_flows.py"), file.name],
+                                capture_output=True, text=True)
+    if result.returncode:
+        return {"simgrid": f"failed: {result.stderr.strip().splitlines()[-1]}"}
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return {"simgrid_wall_s": figures["wall_s"], "simgrid_simulated_us": figures["simulated_ps"] / 1e6,
+            "simulated_difference_ps": figures["simulated_ps"] - latency_ps}
+
+
+def _cli_run(name: str, trials: int) -> dict:
+    """The whole ``fabricsim run`` command as a user types it: interpreter start, imports, run, output."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "fabricsim.cli", "run", str(SCENARIOS / name), "--trials",
+                                 str(trials), "-o", f"{out}/run"], capture_output=True)
+        ran = time.perf_counter()
+    return {"trials": trials, "exit_code": result.returncode, "command_s": ran - started}
 
 
 def _naive_simpy(ranks: int) -> dict:
@@ -92,6 +147,8 @@ CASES = {
     "ring_allreduce_1024_ranks_event_loop": lambda: _ring_all_reduce(1024, "1GiB", event_loop=True),
     "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),
     "naive_simpy_ring_allreduce_1024_ranks": lambda: _naive_simpy(1024),
+    **{f"all_to_all_{hosts}_hosts": lambda hosts=hosts: _all_to_all(hosts) for hosts in (16, 32, 64, 128)},
+    "cli_run_1000_trials": lambda: _cli_run("tp4_ring_allgather.yaml", 1000),
     "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
 }
 
@@ -100,7 +157,9 @@ def _child(case: str) -> None:
     started = time.perf_counter()
     figures = CASES[case]()
     figures["wall_s"] = time.perf_counter() - started
-    figures["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures["cpu_s"] = usage.ru_utime + usage.ru_stime  # steadier than wall time on a shared machine
+    figures["peak_rss_MiB"] = usage.ru_maxrss / 1024
     print(json.dumps(figures))
 
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import ks_2samp
 
 from fabricsim import stats
 from fabricsim.compare import CONFIDENCE, GUARDED_PERCENTILE
@@ -229,6 +228,8 @@ def check_stat(baseline: dict, now: Sample, tolerances: dict[str, float] | None 
                for label, unit in METRICS]
     if not old_us.size or not now_us.size:
         return CheckResult("statistical", metrics, ["no successful trial to compare on one side"], False)
+    from scipy.stats import ks_2samp  # here: scipy.stats takes longer to import than a small run takes
+
     test = ks_2samp(old_us, now_us)
     same = test.pvalue >= KS_ALPHA
     notes = _unjudged_notes(metrics, old, now) + [

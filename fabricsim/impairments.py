@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fabricsim.config import DistributionSpec, LossSpec
+from fabricsim.config import DistributionSpec, LossSpec, Scenario
 from fabricsim.schedule import Schedule
 
 RTO_BASE_PS = 4_096_000  # 4.096 us
@@ -43,6 +43,28 @@ class TransferImpairments:
     gap_losses: np.ndarray  # int64, go-back-N recoveries
     tail_timeouts: np.ndarray  # int64, consecutive losses of the last packet
     failed: np.ndarray  # bool, more tail losses than retries: the QP fails
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """The transport settings the loss rules play by: packet size, retransmission timeout, retries."""
+
+    mtu_bytes: int
+    rto_ps: int
+    retry_count: int
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> Transport:
+        loss = scenario.impairments.loss
+        return cls(scenario.fabric.nic.mtu_bytes, rto_ps(loss.timeout_exponent), loss.retry_count)
+
+
+def loss_costs(gap_losses, tail_timeouts, latency_ps, transport: Transport):
+    """What go-back-N adds to a transfer (ints) or to each transfer (arrays), by the rules above:
+    the bytes resent (2 MTU a gap, 1 MTU a timeout up to the retry count), the NACK round trips and
+    the timeouts waited, both in picoseconds, over a path of ``latency_ps``."""
+    resent_bytes = (2 * gap_losses + np.minimum(tail_timeouts, transport.retry_count)) * transport.mtu_bytes
+    return resent_bytes, gap_losses * 2 * latency_ps, tail_timeouts * transport.rto_ps
 
 
 def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -16,7 +16,6 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 import simpy
@@ -28,16 +27,14 @@ from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.counters import PortCounters
 from fabricsim.breakdown import Causes, attribute
-from fabricsim.engine.executor import FlowRecord, ScheduleRun
+from fabricsim.engine.executor import FlowRecord
 from fabricsim.engine.failures import cable_links
 from fabricsim.engine.flows import LinkUsage
-from fabricsim.engine.trial_fabric import CallFlows, TrialFabric, ideal_route
-from fabricsim.engine.uncontended import UncontendedRun, run_uncontended
-from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
-from fabricsim.engine.packet_network import PacketNetwork
+from fabricsim.engine.models import FlowModel, NetworkModel, PacketModel
+from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import TransferImpairments, draw_impairments, launch_skew_ps, rto_ps
+from fabricsim.impairments import Transport, draw_impairments
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
 
@@ -181,7 +178,9 @@ class Simulation:
         impairments, loss = scenario.impairments, scenario.impairments.loss
         rng = trial_rng(scenario.seed, trial.index)
         env = simpy.Environment()
-        model = (_PacketTrial if scenario.fabric.model == "packet" else _FlowTrial)(self, env, trial.index, rng)
+        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
+            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
+        transport = Transport.of(scenario)
         ideal_ps, causes, failed = 0, Causes(), False
         for call in trial.calls:
             if call.compute_before_ps:
@@ -195,15 +194,14 @@ class Simulation:
             jitter_ps = drawn.start_delay_ps
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
             drawn = with_software_latency(drawn, schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
-            run, cut_off_ps = model.run(
-                schedule, flows, route_of, drawn, scenario.fabric.nic.mtu_bytes, rto_ps(loss.timeout_exponent),
-                loss.retry_count, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
+            result = model.run_call(
+                schedule, flows, route_of, drawn, transport, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
                 ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
-            ideal_ps += run.ideal_ps()
-            causes.add(run.critical_causes())
-            if cut_off_ps is not None:
-                causes.failure_ps += cut_off_ps
-            if run.failed or cut_off_ps is not None:
+            ideal_ps += result.ideal_ps
+            causes.add(result.causes)
+            if result.cut_off_ps is not None:
+                causes.failure_ps += result.cut_off_ps
+            if result.failed:
                 failed = True
                 break
         else:
@@ -214,86 +212,3 @@ class Simulation:
         return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
                            **{name: getattr(breakdown, name) for name in breakdown.__slots__},
                            **model.record_fields())
-
-
-class _FlowTrial:
-    """A trial on the flow model: its fabric as drawn for the trial, the flows it records, its cuts.
-
-    A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
-    ``uncontended_shortcut`` to False to run every call on the event loop (same numbers, slower).
-    """
-
-    uncontended_shortcut = True
-
-    def __init__(self, simulation: Simulation, env: simpy.Environment, trial: int, rng: np.random.Generator) -> None:
-        scenario = simulation.scenario
-        self.env = env
-        self.scenario = scenario
-        self.fabric = TrialFabric(env, scenario, simulation.fabric, simulation.router,
-                                  fabric_rng(scenario.seed, trial))
-        self.flows: list[FlowRecord] = []
-
-    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows:
-        return self.fabric.call_flows(schedule, group, self.scenario.impairments.loss)
-
-    def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int:
-        skew = self.scenario.impairments.launch_skew
-        return 0 if skew.distribution == "none" else launch_skew_ps(skew, schedule, self.fabric.rng)
-
-    def run(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-            impairments: TransferImpairments, mtu_bytes: int, rto_ps: int, retry_count: int,
-            fixed_delay_ps: np.ndarray, ideal_route_of: Callable[[int, int], Route]
-            ) -> tuple[ScheduleRun | UncontendedRun, int | None]:
-        """Run the call; the second value is the time lost to a cut with no way round, if one ended it."""
-        if self._may_skip_events(impairments):
-            routes = flows.fixed_routes()
-            run = routes and run_uncontended(self.fabric.network, int(self.env.now), schedule, routes, impairments,
-                                             mtu_bytes, rto_ps, retry_count, fixed_delay_ps, ideal_route_of)
-            if run:
-                if run.end_ps > self.env.now:
-                    self.env.run(until=run.end_ps)
-                return run, None
-        run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, mtu_bytes, rto_ps,
-                          retry_count, flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
-                          record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
-        dead_end = self.fabric.failures.dead_end
-        self.env.run(until=self.env.any_of([run.done, dead_end]))
-        self.flows.extend(run.flow_records or ())
-        return run, (self.env.now - self.fabric.failures.last_down_ps) if dead_end.triggered else None
-
-    def _may_skip_events(self, impairments: TransferImpairments) -> bool:
-        """Whether the call may be timed without the event loop: nothing else on the network, no
-        failures to come, no queue pair that fails, no flow records asked for."""
-        return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
-                and not impairments.failed.any() and not any(self.fabric.network.flows_on))
-
-    def record_fields(self) -> dict:
-        return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}
-
-
-class _PacketTrial:
-    """A trial on the packet model: its packet network, and its queue pairs' ECMP ports."""
-
-    def __init__(self, simulation: Simulation, env: simpy.Environment, trial: int, rng: np.random.Generator) -> None:
-        spec = simulation.scenario.fabric
-        self.env = env
-        self.simulation = simulation
-        self.network = PacketNetwork(simulation.fabric, spec.nic, spec.packet,
-                                     simulation.scenario.impairments.loss.rate, rng)
-        self.ports_rng = fabric_rng(simulation.scenario.seed, trial)
-
-    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows:
-        simulation = self.simulation
-        return CallFlows(packet_flows_of(self.network, simulation.router, simulation.scenario.fabric, schedule, group,
-                                         self.ports_rng))
-
-    def launch_skew_ps(self, schedule: Schedule) -> int:
-        return 0  # refused in packet mode by the scenario's validation
-
-    def run(self, schedule: Schedule, flows: CallFlows, *args, **kwargs) -> tuple[PacketScheduleRun, None]:
-        run = PacketScheduleRun(self.env, self.network, schedule, *args, flows_of=flows.flows_of, **kwargs)
-        self.env.run(until=run.done)
-        return run, None
-
-    def record_fields(self) -> dict:
-        return {"ports": self.network.port_counters()}

@@ -11,7 +11,8 @@ from fractions import Fraction
 
 import pytest
 
-from fabricsim.runner import Simulation, _FlowTrial
+from fabricsim.engine.models import FlowModel
+from fabricsim.runner import Simulation
 from tests.conftest import make_scenario
 
 RANKS = (2, 3, 4, 5, 8, 16)
@@ -21,7 +22,7 @@ STEPS = {"all_gather": 1, "reduce_scatter": 1, "all_reduce": 2}  # multiples of 
 
 @pytest.fixture(autouse=True, params=["longest path", "event loop"])
 def engine(request, monkeypatch):
-    monkeypatch.setattr(_FlowTrial, "uncontended_shortcut", request.param == "longest path")
+    monkeypatch.setattr(FlowModel, "uncontended_shortcut", request.param == "longest path")
 
 
 def ideal_time_ps(simulation: Simulation, op: str, size_bytes: int) -> Fraction:

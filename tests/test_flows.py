@@ -3,7 +3,8 @@
 import pytest
 import simpy
 
-from fabricsim.engine.flows import PS_PER_S, FlowNetwork, max_min_rates
+from fabricsim.engine.flows import PS_PER_S, FlowNetwork
+from fabricsim.engine.maxmin import max_min_rates
 
 
 class _F:

@@ -8,7 +8,7 @@ from scipy import stats as scipy_stats
 from fabricsim.config import DistributionSpec, LossSpec
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.flows import FlowNetwork
-from fabricsim.impairments import TransferImpairments, draw_delays_ps, draw_impairments, rto_ps
+from fabricsim.impairments import TransferImpairments, Transport, draw_delays_ps, draw_impairments, rto_ps
 from fabricsim.runner import Simulation
 from fabricsim.schedule import Schedule, Transfer
 from tests.conftest import make_scenario
@@ -26,7 +26,7 @@ def _one_transfer_time(nbytes, gaps=0, timeouts=0, failed=False, delay_ps=0, ret
     schedule = Schedule("send_recv", "direct", 2, nbytes, (Transfer(0, 0, 1, nbytes),))
     drawn = TransferImpairments(np.array([delay_ps]), np.array([gaps]), np.array([timeouts]), np.array([failed]))
     run = ScheduleRun(env, FlowNetwork(env, [RATE_BPS]), schedule, lambda s, d: route, drawn,
-                      MTU, rto_ps(exponent), retry_count)
+                      Transport(MTU, rto_ps(exponent), retry_count))
     env.run(until=run.done)
     return env.now, run.failed, route
 

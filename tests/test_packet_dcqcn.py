@@ -10,7 +10,7 @@ from fabricsim.engine.packet_dcqcn import DcqcnReactionPoint
 from fabricsim.engine.packet_executor import PacketScheduleRun
 from fabricsim.engine.packet_loop import EventLoop
 from fabricsim.engine.packet_network import PacketNetwork
-from fabricsim.impairments import TransferImpairments, rto_ps
+from fabricsim.impairments import TransferImpairments, Transport, rto_ps
 from fabricsim.runner import Simulation
 from fabricsim.schedule import Schedule, Transfer
 from tests.conftest import make_scenario
@@ -43,8 +43,8 @@ def run_incast(dcqcn: bool):
         network.loop.at(time_ps, lambda _arg: snapshots.append(
             ([qp.received_bytes for qp in network.queue_pairs], len(bottleneck.depth_samples))))
     env = simpy.Environment()
-    run = PacketScheduleRun(env, network, schedule, simulation.route, impairments, scenario.fabric.nic.mtu_bytes,
-                            rto_ps(20), 7)
+    run = PacketScheduleRun(env, network, schedule, simulation.route, impairments,
+                            Transport(scenario.fabric.nic.mtu_bytes, rto_ps(20), 7))
     env.run(until=run.done)
     (bytes_1, depth_1), (bytes_2, depth_2) = snapshots
     depths = bottleneck.depth_samples[depth_1:depth_2]

@@ -6,7 +6,7 @@ import simpy
 
 from fabricsim.engine.packet_executor import PacketScheduleRun
 from fabricsim.engine.packet_network import PacketNetwork
-from fabricsim.impairments import TransferImpairments, rto_ps
+from fabricsim.impairments import TransferImpairments, Transport, rto_ps
 from fabricsim.runner import Simulation
 from fabricsim.schedule import Schedule, Transfer
 from tests.conftest import make_scenario
@@ -45,7 +45,7 @@ def run_transfers(pairs: list[tuple[int, int]], packet: dict, nbytes: int) -> li
     zeros = np.zeros(len(pairs), dtype=np.int64)
     run = PacketScheduleRun(simpy.Environment(), network, Schedule("custom", "direct", 8, nbytes, transfers),
                             simulation.route, TransferImpairments(zeros, zeros, zeros, zeros.astype(bool)),
-                            scenario.fabric.nic.mtu_bytes, rto_ps(20), 7)
+                            Transport(scenario.fabric.nic.mtu_bytes, rto_ps(20), 7))
     run.done.env.run(until=run.done)
     return [qp.delivered_ps for qp in network.queue_pairs]
 

@@ -7,14 +7,17 @@ import simpy
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-import fabricsim.runner as runner
+import fabricsim.engine.models as models
 from fabricsim.config import load_scenario
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.flows import FlowNetwork
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric import Router, build_fabric
-from fabricsim.impairments import TransferImpairments
-from fabricsim.runner import Simulation, _FlowTrial
+from fabricsim.fabric.ecmp import ROCE_SOURCE_PORTS
+from fabricsim.fabric.routing import five_tuple_hash
+from fabricsim.impairments import TransferImpairments, Transport
+from fabricsim.engine.models import FlowModel
+from fabricsim.runner import Simulation
 from fabricsim.schedule import Schedule, Transfer
 from tests.conftest import SCENARIOS, make_scenario
 
@@ -47,14 +50,14 @@ CASES = {
 
 def _records(scenario, shortcut: bool, monkeypatch) -> tuple[list, list[bool]]:
     """The run's records, and per call whether the shortcut timed it."""
-    monkeypatch.setattr(_FlowTrial, "uncontended_shortcut", shortcut)
+    monkeypatch.setattr(FlowModel, "uncontended_shortcut", shortcut)
     taken = []
 
     def noting(*args, **kwargs):
         run = run_uncontended(*args, **kwargs)
         taken.append(run is not None)
         return run
-    monkeypatch.setattr(runner, "run_uncontended", noting)
+    monkeypatch.setattr(models, "run_uncontended", noting)
     return Simulation(scenario).run(), taken
 
 
@@ -93,7 +96,7 @@ def test_flows_that_meet_on_a_link_go_back_to_the_event_loop(second_after_first)
     network, schedule, routes = _three_transfers(second_after_first)
     zeros = np.zeros(3, dtype=np.int64)
     run = run_uncontended(network, 0, schedule, routes, TransferImpairments(zeros, zeros, zeros, zeros > 0),
-                          4096, 10**6, 7, zeros, lambda src, dst: routes[1][0])
+                          Transport(4096, 10**6, 7), zeros, lambda src, dst: routes[1][0])
     assert (run is not None) == second_after_first
     if run is None:
         assert network.usage.carried_bits == [0.0] * len(network.usage.carried_bits)  # nothing counted
@@ -111,14 +114,14 @@ def test_overlapping_flows_are_left_to_the_event_loop(monkeypatch):
 
 
 @st.composite
-def small_calls(draw):
-    """A random DAG of transfers among 4 ranks on one switch, with start delays drawn from a few
-    values (so flows often meet or touch) and, now and then, go-back-N losses."""
+def small_calls(draw, ranks: int = 4):
+    """A random DAG of transfers among ``ranks`` ranks, with start delays drawn from a few values (so
+    flows often meet or touch) and, now and then, go-back-N losses."""
     count = draw(st.integers(1, 12))
     transfers = []
     for tid in range(count):
-        src = draw(st.integers(0, 3))
-        dst = (src + draw(st.integers(1, 3))) % 4
+        src = draw(st.integers(0, ranks - 1))
+        dst = (src + draw(st.integers(1, ranks - 1))) % ranks
         after = draw(st.sets(st.integers(0, tid - 1), max_size=2)) if tid else set()
         after_sent = draw(st.sets(st.integers(0, tid - 1), max_size=1)) if tid else set()
         transfers.append(Transfer(tid, src, dst, draw(st.sampled_from([0, 1000, 8192, 65536])), tuple(sorted(after)),
@@ -126,28 +129,46 @@ def small_calls(draw):
     values = st.lists(st.sampled_from([0, 0, 1_000_000, 5_243_000]), min_size=count, max_size=count)
     gaps = st.lists(st.sampled_from([0, 0, 0, 1]), min_size=count, max_size=count)
     zeros = np.zeros(count, dtype=np.int64)
-    return (Schedule("custom", "direct", 4, 0, transfers),
+    return (Schedule("custom", "direct", ranks, 0, transfers),
             TransferImpairments(np.array(draw(values), dtype=np.int64), np.array(draw(gaps), dtype=np.int64),
                                 zeros, zeros > 0))
+
+
+ONE_SWITCH = {"hosts": 4}
+LEAF_SPINE = {"topology": "leaf_spine", "hosts": 6, "gpus_per_host": 1,  # 3 leaves, 2 spines, 2:1
+              "clos": {"hosts_per_leaf": 2, "spines": 2, "oversubscription": 2, "ecmp": "hash"}}
 
 
 @settings(max_examples=300, deadline=None)
 @given(small_calls())
 def test_whenever_the_shortcut_answers_it_is_the_event_loops_answer(call):
+    _shortcut_is_the_event_loop(call, ONE_SWITCH)
+
+
+@settings(max_examples=200, deadline=None)
+@given(small_calls(ranks=6))
+def test_on_a_leaf_spine_whenever_the_shortcut_answers_it_is_the_event_loops_answer(call):
+    """Multi-hop: transfers of other leaves cross the spines by ECMP hash and meet on the uplinks."""
+    _shortcut_is_the_event_loop(call, LEAF_SPINE)
+
+
+def _shortcut_is_the_event_loop(call, fabric_spec: dict) -> None:
     schedule, impairments = call
-    fabric = build_fabric(make_scenario(fabric={"hosts": 4}).fabric)
+    fabric = build_fabric(make_scenario(fabric=fabric_spec).fabric)
     router = Router(fabric)
-    route_of = lambda src, dst: router.route(fabric.gpus[src], fabric.gpus[dst])  # noqa: E731
+    route_of = lambda src, dst: router.route(fabric.gpus[src], fabric.gpus[dst],  # noqa: E731
+                                             five_tuple_hash(src, dst, ROCE_SOURCE_PORTS[0]))
     capacities = [link.bandwidth_bps for link in fabric.links]
     fixed_ps = np.zeros(len(schedule.transfers), dtype=np.int64)
     env = simpy.Environment()
-    events = ScheduleRun(env, FlowNetwork(env, capacities), schedule, route_of, impairments, 4096, 10**9, 7,
+    events = ScheduleRun(env, FlowNetwork(env, capacities), schedule, route_of, impairments, Transport(4096, 10**9, 7),
                          fixed_delay_ps=fixed_ps)
     env.run(until=events.done)
     pairs = [(t.src, t.dst) for t in schedule.transfers]
     routes = (np.arange(len(pairs)), [route_of(*pair) for pair in pairs])
     network = FlowNetwork(simpy.Environment(), capacities)
-    shortcut = run_uncontended(network, 0, schedule, routes, impairments, 4096, 10**9, 7, fixed_ps, route_of)
+    shortcut = run_uncontended(network, 0, schedule, routes, impairments, Transport(4096, 10**9, 7), fixed_ps,
+                               route_of)
     event(f"timed as a longest path: {shortcut is not None}")
     if shortcut is not None:
         assert shortcut.end_ps == env.now

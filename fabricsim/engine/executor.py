@@ -17,6 +17,7 @@ timeouts, stalls on a link that is down), and each transfer's ideal time alone o
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,7 +27,7 @@ import simpy
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.fabric.routing import Route
-from fabricsim.impairments import TransferImpairments
+from fabricsim.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.schedule import Dependencies, Schedule
 
 
@@ -50,7 +51,7 @@ class ScheduleRun:
 
     def __init__(self, env: simpy.Environment, network: FlowNetwork, schedule: Schedule,
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
-                 mtu_bytes: int, rto_ps: int, retry_count: int,
+                 transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
                  fixed_delay_ps: np.ndarray | None = None, record_flows: bool = False,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
@@ -60,29 +61,33 @@ class ScheduleRun:
         self.route_of = route_of
         self.ideal_route_of = ideal_route_of or route_of  # rate: all of a transfer's flows together
         transfers = schedule.transfers
-        self._src, self._dst, self._nbytes = transfers.src.tolist(), transfers.dst.tolist(), transfers.nbytes.tolist()
+        self._src, self._dst, self._nbytes = _column(transfers.src), _column(transfers.dst), _column(transfers.nbytes)
         self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self.impairments = impairments
+        self._delay_ps, self._gaps = _column(impairments.start_delay_ps), _column(impairments.gap_losses)
+        self._timeouts, self._fails = _column(impairments.tail_timeouts), _column(impairments.failed)
         # the part of each start delay that is not jitter (software latency): ideal time
         self.fixed_delay_ps = np.zeros(len(transfers), dtype=np.int64) if fixed_delay_ps is None \
             else fixed_delay_ps
-        self.mtu_bytes = mtu_bytes
-        self.rto_ps = rto_ps
-        self.retry_count = retry_count
+        self.transport = transport
         self.done = env.event()
         self.failed = False
         self.flow_records: list[FlowRecord] | None = [] if record_flows else None
-        self._waiting = (transfers.after.counts() + transfers.after_sent.counts()).tolist()
-        self._after_delivery = _children(transfers.after)
-        self._after_sending = _children(transfers.after_sent)
-        # per transfer: the (parent, "sent" | "delivered") that released it last, flows not yet
-        # sent / delivered, and the time its own causes added before it was sent and after
-        self._released_by: list[tuple[int, str] | None] = [None] * len(transfers)
-        self._unsent = [0] * len(transfers)
-        self._undelivered_flows = [0] * len(transfers)
+        self._waiting = _column(transfers.after.counts() + transfers.after_sent.counts())
+        self._after_delivery = _Children(transfers.after)
+        self._after_sending = _Children(transfers.after_sent)
+        # per transfer: the dependency that released it last (time, by delivery, parent; time -1:
+        # none yet), flows not yet sent / delivered, and the time its own causes added before it
+        # was sent and after
+        self._released_at = _column(np.full(len(transfers), -1))
+        self._released_by_delivery = _column(np.zeros(len(transfers)))
+        self._released_by = _column(np.full(len(transfers), -1))
+        self._unsent = _column(np.zeros(len(transfers)))
+        self._undelivered_flows = _column(np.zeros(len(transfers)))
         self.causes = TransferCauses.zeros(len(transfers))
         self.causes.jitter_ps[:] = impairments.start_delay_ps - self.fixed_delay_ps
         self._last = (-1, "delivered")
+        self._latest_delivery = (-1, -1)  # (time, transfer): of transfers delivered at one time, the highest id
         self._undelivered = len(transfers)
         if not len(transfers):
             self.done.succeed()
@@ -92,7 +97,7 @@ class ScheduleRun:
     # --- running ------------------------------------------------------------------------------
 
     def _ready(self, tid: int) -> None:
-        delay_ps = int(self.impairments.start_delay_ps[tid])
+        delay_ps = self._delay_ps[tid]
         if delay_ps:
             self.env.timeout(delay_ps).callbacks.append(lambda _event: self._inject(tid))
         else:
@@ -100,10 +105,10 @@ class ScheduleRun:
 
     def _inject(self, tid: int) -> None:
         flows = self.flows_of(tid)
-        gaps = int(self.impairments.gap_losses[tid])
-        timeouts = int(self.impairments.tail_timeouts[tid])
-        resent_bytes = (2 * gaps + min(timeouts, self.retry_count)) * self.mtu_bytes
-        self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+        resent_bytes = 0
+        if self._gaps[tid] or self._timeouts[tid]:
+            resent_bytes = int(self._loss_costs(tid, flows[0][0])[0])
+            self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
         transfer_bytes = self._nbytes[tid]
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
         started: list[Flow] = []  # the flows, once start_all() has returned them
@@ -129,19 +134,25 @@ class ScheduleRun:
 
     def _after_flow_sent(self, tid: int, route: Route) -> None:
         causes = self.causes
-        if self.impairments.failed[tid]:
-            causes.timeout_ps[tid] = timeout_ps = (self.retry_count + 1) * self.rto_ps
+        if self._fails[tid]:
+            causes.timeout_ps[tid] = timeout_ps = (self.transport.retry_count + 1) * self.transport.rto_ps
             self.env.timeout(timeout_ps).callbacks.append(lambda _event: self._fail(tid))
             return
-        gaps, timeouts = int(self.impairments.gap_losses[tid]), int(self.impairments.tail_timeouts[tid])
-        causes.nack_ps[tid] = nack_ps = gaps * 2 * route.latency_ps
-        causes.timeout_ps[tid] = timeout_ps = timeouts * self.rto_ps
-        wait_ps = route.latency_ps + nack_ps + timeout_ps
+        wait_ps = route.latency_ps
+        if self._gaps[tid] or self._timeouts[tid]:
+            _, nack_ps, timeout_ps = self._loss_costs(tid, route)
+            causes.nack_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
+            wait_ps += int(nack_ps + timeout_ps)
         self.env.timeout(wait_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
+
+    def _loss_costs(self, tid: int, route: Route) -> tuple:
+        """Resent bytes, NACK round trips and timeouts of the transfer's losses on its lossy flow's route."""
+        return loss_costs(self._gaps[tid], self._timeouts[tid], route.latency_ps, self.transport)
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""
-        self.causes.stalled_ps[tid] = max(self.causes.stalled_ps[tid], flow.stalled_ps)
+        if flow.stalled_ps > self.causes.stalled_ps[tid]:
+            self.causes.stalled_ps[tid] = flow.stalled_ps
         if self.flow_records is not None:
             self.flow_records.append(FlowRecord(tid, qp, self._src[tid], self._dst[tid], nbytes, flow.links,
                                                 flow.start_ps, self.env.now, flow.stalled_ps))
@@ -151,16 +162,22 @@ class ScheduleRun:
         if self._undelivered_flows[tid] or self.done.triggered:
             return
         self._undelivered -= 1
+        self._latest_delivery = max(self._latest_delivery, (self.env.now, tid))
         self._release(tid, "delivered", self._after_delivery[tid])
         if self._undelivered == 0:
-            self._last = (tid, "delivered")
+            self._last = (self._latest_delivery[1], "delivered")
             self.done.succeed()
 
-    def _release(self, tid: int, kind: str, children: list[int]) -> None:
-        for child in children:
+    def _release(self, tid: int, kind: str, children: array) -> None:
+        """Count the dependency off each child; note which released it last (of dependencies done at
+        one moment: a delivery, then the highest id, as ``schedule_times.released_by``)."""
+        now, delivered = self.env.now, kind == "delivered"
+        released_at, by_delivery, released_by = self._released_at, self._released_by_delivery, self._released_by
+        for child in children:  # time never goes back: a later release wins; at one time, the greater key
+            if now > released_at[child] or (delivered, tid) > (by_delivery[child], released_by[child]):
+                released_at[child], by_delivery[child], released_by[child] = now, delivered, tid
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
-                self._released_by[child] = (tid, kind)
                 self._ready(child)
 
     def _fail(self, tid: int) -> None:
@@ -177,11 +194,30 @@ class ScheduleRun:
 
     def critical_causes(self) -> Causes:
         """The time each cause added along the chain of transfers that ended the run."""
-        return critical_path_causes(self._last, self._released_by.__getitem__, self.causes)
+        return critical_path_causes(self._last, self._released_by_of, self.causes)
+
+    def _released_by_of(self, tid: int) -> tuple[int, str] | None:
+        if self._released_at[tid] < 0:
+            return None
+        return self._released_by[tid], "delivered" if self._released_by_delivery[tid] else "sent"
 
 
-def _children(dependencies: Dependencies) -> list[list[int]]:
-    """For each transfer, the transfers that name it in ``dependencies``."""
-    dependents = dependencies.dependents()
-    ids, starts = dependents.ids.tolist(), dependents.starts.tolist()
-    return [ids[first:last] for first, last in zip(starts, starts[1:])]
+def _column(values: np.ndarray) -> array:
+    """Per-transfer integers as an ``array``: the garbage collector never walks it, as it would walk
+    a list of millions of ints at every full collection (most of a 1024-rank ring's run time)."""
+    column = array("q")
+    column.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return column
+
+
+class _Children:
+    """``children[tid]``: the transfers that name ``tid`` in ``dependencies``, from two flat columns."""
+
+    __slots__ = ("ids", "starts")
+
+    def __init__(self, dependencies: Dependencies) -> None:
+        dependents = dependencies.dependents()
+        self.ids, self.starts = _column(dependents.ids), _column(dependents.starts)
+
+    def __getitem__(self, tid: int) -> array:
+        return self.ids[self.starts[tid]:self.starts[tid + 1]]

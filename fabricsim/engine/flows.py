@@ -1,27 +1,46 @@
 """Flow-level network model: each transfer is a flow; link bandwidth is shared max-min fairly.
 
-When a flow starts or ends, only the flows reachable from its links through shared links (its
-connected component) are re-rated, by progressive filling: the most constrained link fixes the
-rate of its flows, its capacity is used up, and so on. A flow that keeps its rate keeps its
-scheduled completion, so an uncontended flow ends exactly ``round(bits / rate)`` after it started.
-Completion events that a re-rating made stale are recognised by a version number and ignored.
-A component is re-rated in the order its flows started, never in memory-address order, so the
-floating-point sums, and so the results, are the same in every process.
-Per-link usage (bits, busy time, peak flows) is updated only on the links of a flow that starts,
-ends or moves.
+Its cost is per moment, not per flow. Flows that start, end or move, and capacities that change, at
+one simulated time are applied together: their links are marked, and one event at the end of that
+instant (after every other event of the instant) re-rates, once, the flows reachable from the marked
+links through shared links (``engine.maxmin``). A flow that keeps its rate keeps its completion time,
+so an uncontended flow ends exactly ``round(bits / rate)`` after it started. Completion times wait in
+one heap per network behind one SimPy timer; an entry that a re-rating replaced is skipped when
+reached, and the heap is rebuilt whenever such entries outnumber the live ones. Flows are re-rated,
+and flows due at one time complete, in the order their completion times were set, flows of one
+re-rating in the order they started: never in memory-address order, so the results are the same in
+every process.
+Per-link usage: bits carried and busy time as flows join and leave a link; its peak number of flows
+as the instant leaves it (a flow that ends at the moment another starts is not counted with it).
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import Callable
 
 import simpy
 
+from fabricsim.engine.maxmin import max_min_rates_of
 from fabricsim.schedule_times import PS_PER_S, serialisation_ps
+
+INFINITE = float("inf")
+END_OF_INSTANT = 2  # a priority after SimPy's NORMAL (1): runs once the instant's other events are done
+
+
+class _EndOfInstant(simpy.events.Event):
+    """An event now, after every normal-priority event of this time (built as SimPy builds a Timeout)."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._ok = True
+        env.schedule(self, END_OF_INSTANT)
 
 
 class Flow:
-    __slots__ = ("seq", "links", "nbits", "remaining_bits", "rate_bps", "updated_ps", "version", "on_sent",
+    __slots__ = ("seq", "links", "nbits", "remaining_bits", "rate_bps", "updated_ps", "entry", "on_sent",
                  "start_ps", "stalled_ps", "path_bits", "tag")
 
     def __init__(self, seq: int, links: tuple[int, ...], nbits: float, on_sent: Callable[[], None],
@@ -32,7 +51,7 @@ class Flow:
         self.remaining_bits = nbits
         self.rate_bps = 0.0
         self.updated_ps = 0
-        self.version = 0
+        self.entry = -1  # the number of its live entry in the network's completion heap, -1 if none
         self.on_sent = on_sent
         self.start_ps = 0
         self.stalled_ps = 0  # time spent at rate 0: only a link that is down stops a flow
@@ -59,7 +78,7 @@ class LinkUsage:
     def __hash__(self) -> int:  # records are hashable; a trial's usage no longer changes once closed
         return hash(self._value())
 
-    def closed(self, flows_on: list[set[Flow]], now_ps: int) -> LinkUsage:
+    def closed(self, flows_on: list[dict[Flow, None]], now_ps: int) -> LinkUsage:
         """Busy time counted up to ``now_ps`` for links still carrying flows (at the trial's end)."""
         for link, flows in enumerate(flows_on[: len(self.busy_ps)]):
             if flows:
@@ -73,20 +92,28 @@ class FlowNetwork:
 
     Capacities may change (a link down has capacity 0: its flows stall), a flow may move to other
     links (re-routing), and a private link of its own caps a flow's rate (background load).
-    A flow of infinite bits never ends.
+    A flow of infinite bits never ends. ``flows_on[link]`` holds a link's flows in the order they
+    joined it.
     """
 
     def __init__(self, env: simpy.Environment, capacity_bps: list[float]) -> None:
         self.env = env
         self.capacity_bps = list(capacity_bps)
-        self.flows_on: list[set[Flow]] = [set() for _ in capacity_bps]
+        self.flows_on: list[dict[Flow, None]] = [{} for _ in capacity_bps]
         self.usage = LinkUsage(len(capacity_bps))
         self._started = 0
+        self._fabric_links = len(capacity_bps)  # links with usage; private links come after them
+        self._marked: set[int] = set()  # links whose flows or capacity changed at this instant
+        self._rerate_pending = False
+        self._ends: list[tuple[int, int, Flow]] = []  # completion heap: (end_ps, entry number, flow)
+        self._entries = 0  # entry numbers handed out
+        self._live = 0  # entries in the heap that are their flow's live one
+        self._timers: set[int] = set()  # times a completion timer is pending for
 
     def private_link(self, capacity_bps: float) -> int:
         """A link no route uses: put it in one flow's links to cap that flow's rate."""
         self.capacity_bps.append(capacity_bps)
-        self.flows_on.append(set())
+        self.flows_on.append({})
         return len(self.capacity_bps) - 1
 
     def start(self, links: tuple[int, ...], nbits: float, on_sent: Callable[[], None], tag: object = None) -> Flow:
@@ -94,84 +121,118 @@ class FlowNetwork:
         return flow
 
     def start_all(self, specs: list[tuple[tuple[int, ...], float, Callable[[], None], object]]) -> list[Flow]:
-        """Start several flows at once (links, nbits, on_sent, tag each) with one re-rating."""
+        """Start several flows (links, nbits, on_sent, tag each); a flow of no bits or no links is
+        sent at once, before this returns."""
+        now = self.env.now
         flows = [Flow(self._started + i, *spec) for i, spec in enumerate(specs)]
         self._started += len(flows)
-        running = [flow for flow in flows if flow.nbits > 0 and flow.links]
         for flow in flows:
-            flow.start_ps = flow.updated_ps = self.env.now
-        for flow in running:
-            self._join(flow)
-        if len(running) == 1 and all(len(self.flows_on[link]) == 1 for link in running[0].links):
-            self._rerate(running)  # alone on its links: its own component
-        elif running:
-            self._rerate(self._component(tuple(link for flow in running for link in flow.links)))
+            flow.start_ps = flow.updated_ps = now
+            if flow.nbits > 0 and flow.links:
+                self._join(flow)
         for flow in flows:
             if not (flow.nbits > 0 and flow.links):
-                flow.on_sent()
+                _sent(flow)
         return flows
 
     def set_capacity(self, links: tuple[int, ...], capacity_bps: float) -> None:
         for link in links:
             self.capacity_bps[link] = capacity_bps
-        self._rerate(self._component(links))
+        self._marked.update(links)
+        self._rerate_at_end_of_instant()
 
     def move(self, flow: Flow, links: tuple[int, ...]) -> None:
         """Re-route a running flow: it keeps the bits it has sent and continues on ``links``."""
-        old_links = flow.links
         self._settle(flow, self.env.now)
         self._leave(flow)
+        self._drop_end(flow)
         flow.rate_bps = 0.0
-        flow.version += 1
         flow.links = links
         flow.path_bits = flow.remaining_bits
         self._join(flow)
-        self._rerate(self._component(old_links + links))
+
+    # --- flows on links -------------------------------------------------------------------------
 
     def _join(self, flow: Flow) -> None:
-        usage, now = self.usage, self.env.now
+        busy_since_ps, now, flows_on = self.usage.busy_since_ps, self.env.now, self.flows_on
         for link in flow.links:
-            flows = self.flows_on[link]
-            flows.add(flow)
-            if link < len(usage.peak_flows):
-                if len(flows) == 1:
-                    usage.busy_since_ps[link] = now
-                usage.peak_flows[link] = max(usage.peak_flows[link], len(flows))
+            flows = flows_on[link]
+            if not flows and link < self._fabric_links:
+                busy_since_ps[link] = now
+            flows[flow] = None
+        self._marked.update(flow.links)
+        self._rerate_at_end_of_instant()
 
     def _leave(self, flow: Flow) -> None:
-        usage, now = self.usage, self.env.now
-        carried_bits = flow.path_bits - flow.remaining_bits if flow.nbits != float("inf") else 0.0
+        """Take the flow off its links, marking those that keep other flows (they may speed up)."""
+        usage, now, flows_on, marked = self.usage, self.env.now, self.flows_on, self._marked
+        carried_bits = flow.path_bits - flow.remaining_bits if flow.nbits != INFINITE else 0.0
         for link in flow.links:
-            flows = self.flows_on[link]
-            flows.discard(flow)
-            if link < len(usage.peak_flows):
+            flows = flows_on[link]
+            del flows[flow]
+            if flows:
+                marked.add(link)
+            if link < self._fabric_links:
                 usage.carried_bits[link] += carried_bits
                 if not flows:
                     usage.busy_ps[link] += now - usage.busy_since_ps[link]
+        self._rerate_at_end_of_instant()
 
-    def _finish(self, flow: Flow, version: int) -> None:
-        if version != flow.version:
-            return
-        flow.remaining_bits = 0.0
-        self._leave(flow)
-        if any(self.flows_on[link] for link in flow.links):  # the flows it shared a link with speed up
-            self._rerate(self._component(flow.links))
-        flow.on_sent()
+    def _rerate_at_end_of_instant(self) -> None:
+        if self._marked and not self._rerate_pending:
+            self._rerate_pending = True
+            _EndOfInstant(self.env).callbacks.append(self._rerate)
 
-    def _component(self, links: tuple[int, ...]) -> list[Flow]:
+    def _reachable(self, links: set[int]) -> list[Flow]:
         """Every active flow that shares a link, directly or through other flows, with ``links``,
         in start order."""
-        seen_links, flows = set(links), set()
+        flows_on, seen_links, found = self.flows_on, set(links), {}
         todo = list(links)
         while todo:
-            for flow in self.flows_on[todo.pop()]:
-                if flow not in flows:
-                    flows.add(flow)
+            for flow in flows_on[todo.pop()]:
+                if flow not in found:
+                    found[flow] = None
                     for link in flow.links:
                         if link not in seen_links:
                             seen_links.add(link)
                             todo.append(link)
-        return sorted(flows, key=_start_order) if len(flows) > 1 else list(flows)
+        return sorted(found, key=_start_order)
+
+    # --- rates and completions ------------------------------------------------------------------
+
+    def _rerate(self, _event: simpy.Event) -> None:
+        """The end of an instant: re-rate what its changes reached, note peaks, arm the timer."""
+        now, marked = self.env.now, self._marked
+        self._marked, self._rerate_pending = set(), False
+        peak_flows, flows_on = self.usage.peak_flows, self.flows_on
+        for link in marked:
+            if link < self._fabric_links and len(flows_on[link]) > peak_flows[link]:
+                peak_flows[link] = len(flows_on[link])
+        for flow, rate in self._rates(self._reachable(marked)):
+            if rate == flow.rate_bps:
+                continue
+            self._settle(flow, now)
+            flow.rate_bps = rate
+            if rate == 0 or flow.remaining_bits == INFINITE:
+                self._drop_end(flow)
+            else:
+                self._set_end(flow, now + serialisation_ps(flow.remaining_bits, rate))
+        self._arm()
+
+    def _rates(self, flows: list[Flow]) -> list[tuple[Flow, float]]:
+        """Each flow's max-min rate, in the order given. A flow alone on its links is its own
+        component: its rate is its least capacity, as progressive filling gives it, to the bit."""
+        capacity_bps, flows_on = self.capacity_bps, self.flows_on
+        rated, shared = [], []
+        for flow in flows:
+            if all(len(flows_on[link]) == 1 for link in flow.links):
+                rated.append((flow, min(capacity_bps[link] for link in flow.links)))
+            else:
+                shared.append(flow)
+        if not shared:
+            return rated
+        rated.extend(zip(shared, max_min_rates_of([flow.links for flow in shared], capacity_bps)))
+        return sorted(rated, key=_rated_start_order) if len(rated) > len(shared) else rated
 
     @staticmethod
     def _settle(flow: Flow, now: int) -> None:
@@ -182,52 +243,58 @@ class FlowNetwork:
             flow.stalled_ps += now - flow.updated_ps
         flow.updated_ps = now
 
-    def _rerate(self, flows: list[Flow]) -> None:
-        now = self.env.now
-        if len(flows) == 1:  # alone on its links: the progressive filling of one flow, without the books
-            rates = {flows[0]: min(self.capacity_bps[link] for link in flows[0].links)}
-        else:
-            rates = max_min_rates(flows, self.capacity_bps)
-        for flow, rate in rates.items():
-            if rate == flow.rate_bps:
+    def _set_end(self, flow: Flow, end_ps: int) -> None:
+        if flow.entry < 0:
+            self._live += 1
+        flow.entry = self._entries
+        self._entries += 1
+        heapq.heappush(self._ends, (end_ps, flow.entry, flow))
+
+    def _drop_end(self, flow: Flow) -> None:
+        if flow.entry >= 0:
+            self._live -= 1
+            flow.entry = -1
+
+    def _arm(self) -> None:
+        """Drop replaced entries from the heap's top (rebuild it when they are most of it) and make
+        sure a timer is pending for the earliest completion."""
+        ends = self._ends
+        if len(ends) > 2 * self._live + 64:
+            self._ends = ends = [entry for entry in ends if entry[2].entry == entry[1]]
+            heapq.heapify(ends)
+        while ends and ends[0][2].entry != ends[0][1]:
+            heapq.heappop(ends)
+        if ends and ends[0][0] not in self._timers:
+            self._timers.add(ends[0][0])
+            self.env.timeout(ends[0][0] - self.env.now).callbacks.append(self._complete)
+
+    def _complete(self, _event: simpy.Event) -> None:
+        """A timer: every flow due now sends its last bit, in the order its completion was set."""
+        now, ends = self.env.now, self._ends
+        self._timers.discard(now)
+        while ends and ends[0][0] <= now:
+            _, entry, flow = heapq.heappop(ends)
+            if flow.entry != entry:
                 continue
-            self._settle(flow, now)
-            flow.rate_bps = rate
-            flow.version += 1
-            if rate == 0 or flow.remaining_bits == float("inf"):
-                continue
-            self.env.timeout(serialisation_ps(flow.remaining_bits, rate)).callbacks.append(
-                lambda _event, flow=flow, version=flow.version: self._finish(flow, version))
+            flow.entry = -1
+            self._live -= 1
+            flow.remaining_bits = 0.0
+            flow.updated_ps = now
+            self._leave(flow)
+            _sent(flow)
+        self._arm()
+
+
+def _sent(flow: Flow) -> None:
+    """Call the flow's ``on_sent`` and let go of it: an owner's callback that holds its flows is then
+    no reference cycle, freed at once rather than by the garbage collector."""
+    on_sent, flow.on_sent = flow.on_sent, None
+    on_sent()
 
 
 def _start_order(flow: Flow) -> int:
     return flow.seq
 
 
-def max_min_rates(flows: list[Flow], capacity_bps: list[float]) -> dict[Flow, float]:
-    """Progressive filling: the max-min fair rate of each flow given the links' capacities.
-
-    The link whose capacity left per unfixed flow is least (the first such, in the order the flows
-    name their links) fixes its unfixed flows at that share, which every link of theirs gives up.
-    """
-    remaining: dict[int, float] = {}
-    on_link: dict[int, list[Flow]] = {}
-    for flow in flows:
-        for link in flow.links:
-            remaining.setdefault(link, capacity_bps[link])
-            on_link.setdefault(link, []).append(flow)
-    unfixed = {link: len(flows_on) for link, flows_on in on_link.items()}
-    rates: dict[Flow, float] = {}
-    while unfixed:
-        link = min(unfixed, key=lambda index: remaining[index] / unfixed[index])
-        share = remaining[link] / unfixed[link]
-        for flow in on_link[link]:
-            if flow in rates:
-                continue
-            rates[flow] = share
-            for other in flow.links:
-                remaining[other] -= share
-                unfixed[other] -= 1
-                if not unfixed[other]:
-                    del unfixed[other]
-    return rates
+def _rated_start_order(rated: tuple[Flow, float]) -> int:
+    return rated[0].seq

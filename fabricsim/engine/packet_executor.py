@@ -24,7 +24,7 @@ from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.packet_qp import QueuePair
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.impairments import TransferImpairments
+from fabricsim.impairments import TransferImpairments, Transport
 from fabricsim.schedule import Schedule
 
 
@@ -49,11 +49,11 @@ class _PacketDag(ScheduleRun):
         flows = self.flows_of(tid)
         self._unsent[tid] = self._undelivered_flows[tid] = len(flows)
         ack_latency_ps = self.route_of(self._dst[tid], self._src[tid]).latency_ps
-        transfer_bytes = self._nbytes[tid]
+        transfer_bytes, transport = self._nbytes[tid], self.transport
         for index, (route, _tag) in enumerate(flows):
             nbytes = transfer_bytes // len(flows) + (index < transfer_bytes % len(flows))
-            qp = self.network.queue_pair(route.links, nbytes, self.mtu_bytes, ack_latency_ps, self.rto_ps,
-                                         self.retry_count)
+            qp = self.network.queue_pair(route.links, nbytes, transport.mtu_bytes, ack_latency_ps, transport.rto_ps,
+                                         transport.retry_count)
             qp.on_sent = lambda: self._qp_sent(tid)
             qp.on_delivered = lambda qp=qp: self._qp_delivered(tid, qp)
             qp.on_failed = lambda qp=qp: self._qp_failed(tid, qp)
@@ -75,7 +75,7 @@ class _PacketDag(ScheduleRun):
     def _note_causes(self, tid: int, qp: QueuePair) -> None:
         """What loss cost this transfer: its timeouts, and the wire time of its resent packets."""
         causes = self.causes
-        causes.timeout_ps[tid] = max(causes.timeout_ps[tid], qp.timeouts * self.rto_ps)
+        causes.timeout_ps[tid] = max(causes.timeout_ps[tid], qp.timeouts * self.transport.rto_ps)
         causes.nack_ps[tid] = max(causes.nack_ps[tid], qp.resent_wire_ps)
 
 
@@ -87,14 +87,14 @@ class PacketScheduleRun:
 
     def __init__(self, env: simpy.Environment, network: PacketNetwork, schedule: Schedule,
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
-                 mtu_bytes: int, rto_ps: int, retry_count: int,
+                 transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
                  fixed_delay_ps: np.ndarray | None = None,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.failed = False
         self._dag: _PacketDag | None = None
-        self.done = env.process(self._run(env, network, schedule, route_of, impairments, mtu_bytes, rto_ps,
-                                          retry_count, flows_of=flows_of, fixed_delay_ps=fixed_delay_ps,
+        self.done = env.process(self._run(env, network, schedule, route_of, impairments, transport,
+                                          flows_of=flows_of, fixed_delay_ps=fixed_delay_ps,
                                           ideal_route_of=ideal_route_of))
 
     def _run(self, env: simpy.Environment, network: PacketNetwork, *dag_args, **dag_options) -> Generator:

@@ -17,7 +17,8 @@ import simpy
 from fabricsim.config import LossSpec, Scenario
 from fabricsim.engine.background import start_background
 from fabricsim.engine.failures import LinkFailures
-from fabricsim.engine.flows import FlowNetwork, LinkUsage, max_min_rates
+from fabricsim.engine.flows import FlowNetwork, LinkUsage
+from fabricsim.engine.maxmin import max_min_rates
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash
@@ -122,7 +123,10 @@ def ideal_route(router: Router, src: str, dst: str, qps: int, spray: bool) -> Ro
     """The route latency and the total max-min rate of a transfer's flows alone, each queue pair on
     its own equal-cost route (round robin), or on every one when spraying."""
     routes = router.equal_cost_routes(src, dst)
+    if qps == 1 and (len(routes) == 1 or not spray):  # one flow alone: its route's bottleneck
+        return routes[0]
     flows = [_IdealFlow(route.links) for route in routes for _ in range(qps)] if spray else \
         [_IdealFlow(routes[qp % len(routes)].links) for qp in range(qps)]
-    rates = max_min_rates(flows, [link.bandwidth_bps for link in router.fabric.links])
+    links = router.fabric.links
+    rates = max_min_rates(flows, {link: links[link].bandwidth_bps for flow in flows for link in flow.links})
     return Route(routes[0].links, routes[0].latency_ps, sum(rates.values()))

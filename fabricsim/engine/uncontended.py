@@ -11,9 +11,9 @@ the link before it puts the second on). If the check passes, the times are exact
 loop's; if not, ``run_uncontended`` returns None and the call runs on the event loop.
 
 It applies to calls with one flow per transfer on routes fixed in advance, nothing else on the
-network, no link failures and no failed queue pair (``_FlowTrial`` checks the rest). The checked
-rows are one per transfer and route (which covers the links only that route uses) plus one per
-transfer and link shared with other routes, sorted by start.
+network, no link failures and no failed queue pair (``engine.models.FlowModel`` checks the rest).
+The checked rows are one per transfer and route (which covers the links only that route uses) plus
+one per transfer and link shared with other routes, sorted by start.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import FlowNetwork
 from fabricsim.fabric.routing import Route, route_columns
-from fabricsim.impairments import TransferImpairments
+from fabricsim.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.schedule import Schedule
 from fabricsim.schedule_times import dag_times, released_by, serialisation_ps_each
 
@@ -58,8 +58,8 @@ class UncontendedRun:
 
 
 def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
-                    routes: tuple[np.ndarray, list[Route]], impairments: TransferImpairments, mtu_bytes: int,
-                    rto_ps: int, retry_count: int, fixed_delay_ps: np.ndarray,
+                    routes: tuple[np.ndarray, list[Route]], impairments: TransferImpairments, transport: Transport,
+                    fixed_delay_ps: np.ndarray,
                     ideal_route_of: Callable[[int, int], Route]) -> UncontendedRun | None:
     """The call's run from ``start_ps`` with each transfer on ``routes`` (route index per transfer,
     routes), or None if two of its flows would share a link. On success the network's link usage
@@ -68,13 +68,13 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     route_of, route_list = routes
     rate_bps, latency_ps = route_columns(route_list, route_of)
     on_links = np.array([bool(route.links) for route in route_list])[route_of]
-    gaps, timeouts = impairments.gap_losses, impairments.tail_timeouts
-    resent_bytes = (2 * gaps + np.minimum(timeouts, retry_count)) * mtu_bytes
+    resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts, latency_ps,
+                                                   transport)
     nbits = 8.0 * (transfers.nbytes + resent_bytes)
     flowing = on_links & (nbits > 0)
     wire_ps = np.where(flowing, serialisation_ps_each(nbits, rate_bps), 0)
     causes = TransferCauses(impairments.start_delay_ps - fixed_delay_ps, serialisation_ps_each(8.0 * resent_bytes, rate_bps),
-                            np.zeros(len(transfers), dtype=np.int64), gaps * 2 * latency_ps, timeouts * rto_ps)
+                            np.zeros(len(transfers), dtype=np.int64), nack_ps, timeout_ps)
     times = dag_times(transfers.waves, start_ps, impairments.start_delay_ps + wire_ps,
                       latency_ps + causes.nack_ps + causes.timeout_ps)
     sent_ps = times[:len(transfers)]

@@ -1,0 +1,138 @@
+"""Network models behind one interface: the runner hands a model a call and gets one result back.
+
+A ``NetworkModel`` is one trial's network, flow or packet: it gives a call's transfers their flows
+(``call_flows``), its launch skew, and runs the call from the trial's current time (``run_call``),
+returning a ``CallResult`` (end time, failure, ideal time, the causes along the critical chain).
+How it gets there is its own business: the flow model times a call whose flows never meet as a
+longest path (``engine.uncontended``) and runs the others on its event loop; the packet model plays
+every packet. ``record_fields`` gives what the trial's record keeps of the model (link usage and
+flows, or port counters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import simpy
+
+from fabricsim.breakdown import Causes
+from fabricsim.config import Scenario
+from fabricsim.engine.executor import FlowRecord, ScheduleRun
+from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
+from fabricsim.engine.packet_network import PacketNetwork
+from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
+from fabricsim.engine.uncontended import run_uncontended
+from fabricsim.fabric.graph import Fabric
+from fabricsim.fabric.routing import Route, Router
+from fabricsim.impairments import TransferImpairments, Transport, launch_skew_ps
+from fabricsim.schedule import Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A call's run: when it ended, whether it failed, its ideal time and the causes of the rest;
+    ``cut_off_ps`` is the time lost to a cut with no way round, when one ended it."""
+
+    end_ps: int
+    failed: bool
+    ideal_ps: int
+    causes: Causes
+    cut_off_ps: int | None = None
+
+
+class NetworkModel(Protocol):
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows: ...
+
+    def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int: ...
+
+    def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
+                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 ideal_route_of: Callable[[int, int], Route]) -> CallResult: ...
+
+    def record_fields(self) -> dict: ...
+
+
+class FlowModel:
+    """The flow model for one trial: its fabric as drawn for the trial, the flows it records, its cuts.
+
+    A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
+    ``uncontended_shortcut`` to False to run every call on the event loop (same numbers, slower).
+    """
+
+    uncontended_shortcut = True
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
+                 trial_rng: np.random.Generator, fabric_rng: np.random.Generator) -> None:
+        self.env = env
+        self.scenario = scenario
+        self.fabric = TrialFabric(env, scenario, fabric, router, fabric_rng)
+        self.flows: list[FlowRecord] = []
+
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows:
+        return self.fabric.call_flows(schedule, group, self.scenario.impairments.loss)
+
+    def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int:
+        skew = self.scenario.impairments.launch_skew
+        return 0 if skew.distribution == "none" else launch_skew_ps(skew, schedule, self.fabric.rng)
+
+    def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
+                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 ideal_route_of: Callable[[int, int], Route]) -> CallResult:
+        if self._may_skip_events(impairments):
+            routes = flows.fixed_routes()
+            run = routes and run_uncontended(self.fabric.network, int(self.env.now), schedule, routes, impairments,
+                                             transport, fixed_delay_ps, ideal_route_of)
+            if run:
+                if run.end_ps > self.env.now:
+                    self.env.run(until=run.end_ps)
+                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes())
+        run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
+                          flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
+                          record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
+        dead_end = self.fabric.failures.dead_end
+        self.env.run(until=self.env.any_of([run.done, dead_end]))
+        self.flows.extend(run.flow_records or ())
+        cut_off_ps = (self.env.now - self.fabric.failures.last_down_ps) if dead_end.triggered else None
+        return CallResult(int(self.env.now), run.failed or cut_off_ps is not None, run.ideal_ps(),
+                          run.critical_causes(), cut_off_ps)
+
+    def _may_skip_events(self, impairments: TransferImpairments) -> bool:
+        """Whether the call may be timed without the event loop: nothing else on the network, no
+        failures to come, no queue pair that fails, no flow records asked for."""
+        return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
+                and not impairments.failed.any() and not any(self.fabric.network.flows_on))
+
+    def record_fields(self) -> dict:
+        return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}
+
+
+class PacketModel:
+    """The packet model for one trial: its packet network, and its queue pairs' ECMP ports."""
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
+                 trial_rng: np.random.Generator, fabric_rng: np.random.Generator) -> None:
+        spec = scenario.fabric
+        self.env = env
+        self.spec = spec
+        self.router = router
+        self.network = PacketNetwork(fabric, spec.nic, spec.packet, scenario.impairments.loss.rate, trial_rng)
+        self.ports_rng = fabric_rng
+
+    def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows:
+        return CallFlows(packet_flows_of(self.network, self.router, self.spec, schedule, group, self.ports_rng))
+
+    def launch_skew_ps(self, schedule: Schedule) -> int:
+        return 0  # refused in packet mode by the scenario's validation
+
+    def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
+                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 ideal_route_of: Callable[[int, int], Route]) -> CallResult:
+        run = PacketScheduleRun(self.env, self.network, schedule, route_of, impairments, transport,
+                                flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps, ideal_route_of=ideal_route_of)
+        self.env.run(until=run.done)
+        return CallResult(int(self.env.now), run.failed, run.ideal_ps(), run.critical_causes())
+
+    def record_fields(self) -> dict:
+        return {"ports": self.network.port_counters()}

@@ -64,9 +64,6 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("all_gather", "ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
     ("reduce_scatter", "ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
     ("all_reduce", "ring"): lambda p, s, a, b, c: _pipelined_ring(2 * (p - 1), p, s, a, b, c),
-    ("all_gather", "flat_ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
-    ("reduce_scatter", "flat_ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
-    ("all_reduce", "flat_ring"): lambda p, s, a, b, c: _pipelined_ring(2 * (p - 1), p, s, a, b, c),
     # both rings share each rank's one link: the same bytes per link as one ring
     ("all_reduce", "bidirectional_ring"): lambda p, s, a, b, c: _pipelined_ring(2 * (p - 1), p, s, a, b, c),
     ("all_reduce", "halving_doubling"): lambda p, s, a, b, c: (
@@ -86,6 +83,8 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("all_to_all", "direct"): lambda p, s, a, b, c: a + (p - 1) * s * b / p,
     ("send_recv", "direct"): lambda p, s, a, b, c: a + s * b,
 }
+
+COSTS.update({(op, "flat_ring"): COSTS[(op, "ring")] for op in ("all_gather", "reduce_scatter", "all_reduce")})
 
 
 TwoLevelCost = Callable[..., object]  # (H, L, S, alpha_in, beta_in, alpha_out, beta_out, chunks) -> time

@@ -17,7 +17,8 @@ class CollectiveSpec(Spec):
                 "send_recv"] = "all_gather"
     algorithm: Literal["ring", "flat_ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
                        "recursive_halving", "double_binary_tree", "hierarchical", "binomial_tree", "direct",
-                       "pxn", "tree", "auto"] = Field("ring", description="auto: the least predicted time, per call")
+                       "pxn", "tree", "auto"] = Field(
+        "ring", description="auto: as NCCL's tuning model picks, per call")
     chunks: int = Field(1, ge=1, description="pipelined pieces each step is cut into (pipelined algorithms)")
     channels: int = Field(0, ge=0, description="ring and tree: rings or trees at once (NCCL's channels); 0: as NCCL picks")
     root: int = Field(0, ge=0, description="broadcast, reduce and gather root; send_recv sender")

@@ -105,7 +105,7 @@ class Simulation:
             return Pick(collective.algorithm, collective.protocol, "")
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
-                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9)
+                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9, spec.clos.sharp)
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
         pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
         return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)

@@ -11,7 +11,7 @@ import pytest
 
 from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.collectives.tuner import Topology, bandwidth_GBps, latency_us, nccl_pick, time_us
+from fabricsim.collectives.tuner import Topology, bandwidth_GBps, enabled, latency_us, nccl_pick, time_us
 from fabricsim.runner import Simulation
 from tests.conftest import make_scenario
 
@@ -132,3 +132,18 @@ def test_an_nccl_algorithm_that_is_not_modelled_is_refused_in_one_line():
     with pytest.raises(ScenarioError, match="collective.algorithm: expected an algorithm fabricsim builds; "
                                             "NCCL's NVLS is not modelled"):
         make_scenario(collective={"op": "all_reduce", "algorithm": "NVLS"})
+
+
+def test_collnet_is_priced_only_where_the_switches_reduce():
+    """CollNet needs SHARP switches (fabric.clos.sharp): without them NCCL never considers it; with
+    them it is NCCL's pick for a multi-node all-reduce up to large sizes, reported, and the best built one runs."""
+    plain, sharp = Topology(64, 8, "hopper", True, 370.8, 49), Topology(64, 8, "hopper", True, 370.8, 49, True)
+    for size_bytes in (8, 2**20, 2**30):
+        assert "CollNet" not in nccl_pick("all_reduce", plain, size_bytes).reason
+        pick = nccl_pick("all_reduce", sharp, size_bytes)
+        assert "CollNet" in pick.reason and pick.algorithm in ("ring", "tree")
+        assert pick.reason.startswith("NCCL's model: CollNetDirect/Simple") or size_bytes == 2**30  # NVLSTree
+        assert not any(enabled(op, "collnet_direct", "simple", sharp) for op in ("all_gather", "broadcast"))
+    one_node = Topology(8, 1, "hopper", True, 370.8, 49, True)
+    assert not enabled("all_reduce", "collnet_direct", "simple", one_node)
+    assert latency_us("all_reduce", "collnet_chain", "simple", sharp) == pytest.approx(2 * 7 * 2.8 + 30)

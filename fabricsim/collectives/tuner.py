@@ -12,7 +12,7 @@ Intel's x86 (1 us network overhead).
 
 Algorithms NCCL has but fabricsim does not build (NVLS, NVLSTree, CollNetDirect/Chain, PAT) are
 priced too: when one of them would be NCCL's pick, auto says so and runs the cheapest one that is
-built. CollNet needs SHARP switches, which no fabric here has, so NCCL would not enable it. Ops
+built. CollNet needs switches that reduce in the network (SHARP: ``fabric.clos.sharp``). Ops
 NCCL runs without a choice run their one algorithm: broadcast and reduce the Ring (a chain),
 all-to-all, gather and send/recv point to point (``direct``).
 """
@@ -78,6 +78,7 @@ class Topology:
     nvlink: bool  # GPUs of a node joined by NVLink through NVSwitches (else PCI)
     intra_GBps: float  # one GPU's bandwidth to the others of its node
     nic_GBps: float  # one NIC's, as its GPU reaches it (each GPU its own NIC)
+    sharp: bool = False  # switches that reduce in the network (SHARP): NCCL enables CollNet
 
     @property
     def per_node(self) -> float:
@@ -123,8 +124,11 @@ def enabled(op: str, algo: str, protocol: str, topology: Topology) -> bool:
         return False
     if algo == "pat" and (protocol != "simple" or topology.nodes != topology.ranks):
         return False
-    if algo.startswith("collnet"):
-        return False  # needs SHARP switches (collnetEnable)
+    if algo.startswith("collnet") and (not topology.sharp or topology.nodes == 1 or protocol != "simple"
+                                       or op != "all_reduce"):
+        return False  # needs SHARP switches (collnetEnable); all-gather/reduce-scatter need NCCL's plugin ops
+    if algo == "collnet_direct" and not topology.nvlink:
+        return False  # CollNetDirect only on NVSwitch systems
     nvls_capable = topology.nvlink and topology.architecture in NVLS_CHANNELS and topology.per_node > 1
     if algo == "nvls" and (not nvls_capable or topology.nodes > 1):  # multi-node NVLS needs CollNet
         return False
@@ -166,6 +170,8 @@ def bandwidth_GBps(op: str, algo: str, protocol: str, topology: Topology) -> flo
         bus = min(bus * (7 / 9 if nodes == 1 else 120 / 128), channels * PER_CHANNEL_TREE_LL128_BW[arch][size_index])
     if algo == "pat":
         bus *= .75
+    if algo == "collnet_direct" and ARCHITECTURES.index(arch) >= 2:  # (every GPU has its own NIC here,
+        bus *= .85  # so NCCL's GPU-per-NIC penalty is 1)
     if algo == "ring" or op not in ("all_gather", "reduce_scatter"):
         bus *= ranks / _steps(op, ranks) if algo in ("ring", "nvls", "nvls_tree") else .5
     return bus
@@ -188,6 +194,10 @@ def latency_us(op: str, algo: str, protocol: str, topology: Topology) -> float:
         return latency + (steps - inter_steps) * max(intra, overhead) + inter_steps * inter
     if algo == "tree":
         return latency + (2 * ((ppn - 1) * intra + _log2i(nodes) * inter) if op == "all_reduce" else 0)
+    if algo == "collnet_direct":
+        return latency + 2 * (min(1, ppn - 1) * intra + (ppn - 1) * 0.4) + inter
+    if algo == "collnet_chain":
+        return latency + 2 * (ppn - 1) * intra + inter
     if algo == "nvls":
         return intra + (inter if nodes > 1 else 0)
     if algo == "nvls_tree":

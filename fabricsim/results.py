@@ -74,6 +74,7 @@ class RunResults:
         self.columns = TrialColumns(len(simulation.plan.trials))
         self.shapes: list[Shape] = []  # in order of first trial; columns.shape indexes this list
         self._shape_ids: dict[int, int] = {}  # the plan's shape index -> index in shapes
+        self.links = usage.LinkTotals(simulation.fabric)  # links.csv's totals and the bottleneck
 
     def add(self, record: TrialRecord) -> Shape:
         """Fold one record in; its shape, for the rows written of it."""
@@ -82,6 +83,8 @@ class RunResults:
         if shape_id == len(self.shapes):
             self.shapes.append(Shape.of(trials[record.trial]))
         self.columns.append(record, shape_id)
+        if record.link_usage is not None:
+            self.links.add(record.link_usage, record.latency_ps)
         return self.shapes[shape_id]
 
     @cached_property
@@ -107,13 +110,17 @@ class RunResults:
                                         else call_size_bytes(calls_of[p][0]) for p in per_rank]),
             "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
             "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
+            "bottleneck": self.links.busiest() if self.links.trials else None,
+            "warnings": list(simulation.fabric.warnings),
             "fabricsim_version": __version__,
         }
-        if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
+        if "auto" in (scenario.collective.algorithm, scenario.collective.protocol):  # auto's picks per size S
             calls = {call for shape in self.shapes for call in shape.calls if call.op == plan.op}
-            picks = {simulation.call_schedule(call).size_bytes: simulation.call_schedule(call).algorithm
-                     for call in calls}
-            summary["collective"]["picked"] = {str(size): picks[size] for size in sorted(picks)}
+            picks = {simulation.call_schedule(call).size_bytes: (simulation.call_schedule(call).algorithm,
+                                                                 simulation.call_pick(call)) for call in calls}
+            summary["collective"]["picked"] = {str(size): picks[size][0] for size in sorted(picks)}
+            summary["collective"]["picked_protocol"] = {str(size): picks[size][1].protocol for size in sorted(picks)}
+            summary["collective"]["why"] = {str(size): picks[size][1].reason for size in sorted(picks)}
         if ok.any():
             latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
             summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)
@@ -155,8 +162,8 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
         with _Tables(stage, simulation) as tables:
             for record in records:
                 tables.write(record, results.add(record))
-        if tables.links.trials:
-            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, tables.links.rows())
+        if results.links.trials:
+            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, results.links.rows())
         (stage / "summary.json").write_text(json.dumps(results.summary, indent=2) + "\n")
         (stage / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
@@ -169,11 +176,10 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
 
 class _Tables:
     """The per-trial tables of a result folder, written row by row: trials.csv, flows.csv (with
-    ``output.flows``), ports.csv (from the first trial with port counters), and links.csv's totals."""
+    ``output.flows``) and ports.csv (from the first trial with port counters)."""
 
     def __init__(self, stage: Path, simulation: Simulation) -> None:
         self.stage, self.fabric = stage, simulation.fabric
-        self.links = usage.LinkTotals(simulation.fabric)
         self._files = ExitStack()
         self._trials = self._table("trials.csv", TRIALS_COLUMNS)
         self._flows = self._table("flows.csv", usage.FLOW_COLUMNS) if simulation.scenario.output.flows else None
@@ -192,8 +198,6 @@ class _Tables:
 
     def write(self, record: TrialRecord, shape: Shape) -> None:
         self._trials.writerow(trial_row(record, shape))
-        if record.link_usage is not None:
-            self.links.add(record.link_usage, record.latency_ps)
         if self._flows is not None:
             self._flows.writerows(usage.flow_rows(self.fabric, record))
         if record.ports:

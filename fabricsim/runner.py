@@ -13,6 +13,7 @@ or where it runs.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,8 +21,9 @@ import numpy as np
 import simpy
 
 from fabricsim.collectives import algorithms_for, build_schedule
+from fabricsim.collectives.channels import Layout, Place, channel_layout
 from fabricsim.collectives.protocol import with_software_latency
-from fabricsim.collectives.tuner import choose_for_routes
+from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.counters import PortCounters
 from fabricsim.breakdown import Causes, attribute
@@ -78,25 +80,56 @@ class Simulation:
         self.router = Router(self.fabric)
         self.plan: WorkloadPlan = plan_workload(scenario, len(self.fabric.gpus), source)
         self.schedule = lru_cache(maxsize=64)(self._build_schedule)
+        self.layout = lru_cache(maxsize=64)(self._layout)
+        self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._check_routes(source)
         self._check_impairment_links(source)
 
-    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int) -> Schedule:
-        """The call's schedule, by the scenario's algorithm, or the op's first one when it has no such."""
+    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout | None = None) -> Schedule:
+        """The call's schedule, by the scenario's algorithm (auto: as NCCL picks), or the op's first one
+        when it has no such; ``layout``: ring's and tree's channels, the first ``ranks`` GPUs' if None."""
         collective = self.scenario.collective
+        layout = layout or self.layout(tuple(range(ranks)))
+        algorithm = self.pick(op, ranks, per_rank_bytes, layout).algorithm
         known = algorithms_for(op)
-        algorithm = collective.algorithm if collective.algorithm in known or not known else known[0]
-        size = size_bytes_of(op, ranks, per_rank_bytes)
-        if collective.algorithm == "auto" and known:
-            algorithm = choose_for_routes(op, ranks, size, collective.chunks, collective.protocol,
-                                          [self.route(0, rank) for rank in range(1, ranks)], self.fabric.links,
-                                          self.scenario.fabric.gpus_per_host)
-        return build_schedule(op, algorithm, ranks, size, collective.chunks, root=collective.root,
-                              local_ranks=self.scenario.fabric.gpus_per_host)
+        algorithm = algorithm if algorithm in known or not known else known[0]
+        return build_schedule(op, algorithm, ranks, size_bytes_of(op, ranks, per_rank_bytes), collective.chunks,
+                              root=collective.root, local_ranks=self.scenario.fabric.gpus_per_host,
+                              orders=layout.orders, trees=layout.trees)
+
+    def _pick(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout) -> Pick:
+        """The algorithm and protocol a call runs: the scenario's, or NCCL's choice where it says auto."""
+        collective, spec = self.scenario.collective, self.scenario.fabric
+        if collective.algorithm != "auto" and collective.protocol != "auto":
+            return Pick(collective.algorithm, collective.protocol, "")
+        intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
+        topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
+                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9, spec.clos.sharp)
+        only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
+        pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
+        return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
+
+    def call_pick(self, call: Call) -> Pick:
+        return self.pick(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
 
     def call_schedule(self, call: Call) -> Schedule:
-        return self.schedule(call.op, len(call.group), call.per_rank_bytes)
+        return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
+
+    def _layout(self, group: tuple[int, ...]) -> Layout:
+        """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
+        NIC's rail and its nearest NICs' (a fabric that does not say, as an InfraGraph one may not,
+        gives each GPU the rail of its rank order within its host)."""
+        fabric = self.fabric
+        places, seen = [], Counter()
+        for rank in group:
+            gpu = fabric.gpus[rank]
+            host = fabric.devices[gpu].host
+            rail = fabric.nic_rail.get(fabric.nic_of.get(gpu, ""), seen[host])
+            seen[host] += 1
+            places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
+                                or (rail,)))
+        return channel_layout(places, self.scenario.collective.channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
         return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])
@@ -160,7 +193,7 @@ class Simulation:
             drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule))
             jitter_ps = drawn.start_delay_ps
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
-            drawn = with_software_latency(drawn, schedule, scenario.collective.protocol, route_of, self.fabric.links)
+            drawn = with_software_latency(drawn, schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
             result = model.run_call(
                 schedule, flows, route_of, drawn, transport, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
                 ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))

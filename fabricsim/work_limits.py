@@ -5,7 +5,7 @@ The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory eac
 percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
 qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the GPUs per host for multi_ring, 1 otherwise), putting at most n S max(2, log2 n)
+bidirectional_ring, the channels of ring and tree, 1 otherwise), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n).
 """
 
@@ -156,7 +156,7 @@ def _largest_trial_wire_bytes(plan: WorkloadPlan) -> int:
 def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
     collective = scenario.collective
-    channels = _channels(collective.algorithm, scenario.fabric.gpus_per_host)
+    channels = _channels(collective.algorithm, collective.channels, scenario.fabric.gpus_per_host)
     return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels for call in shape.calls)
                for shape in plan.trials.shapes)
 
@@ -168,10 +168,13 @@ def wire_bytes(call: Call) -> int:
     return ranks * size_bytes_of(call.op, ranks, call.per_rank_bytes) * max(2, math.ceil(math.log2(ranks)))
 
 
-def _channels(algorithm: str, gpus_per_host: int) -> int:
-    """Rings an all-reduce runs at once: two for bidirectional_ring, one per GPU of a host for multi_ring
-    (and for auto, which may pick either)."""
-    return {"bidirectional_ring": 2, "multi_ring": gpus_per_host, "auto": max(2, gpus_per_host)}.get(algorithm, 1)
+def _channels(algorithm: str, channels: int, gpus_per_host: int) -> int:
+    """Rings or trees an all-reduce runs at once: two for bidirectional_ring; for ring and tree (and
+    auto, which picks one of them) the ``channels`` given, else at most one per GPU of a host, and two
+    trees at least."""
+    if algorithm in ("ring", "tree", "auto"):
+        return channels or max(2, gpus_per_host)
+    return 2 if algorithm == "bidirectional_ring" else 1
 
 
 def _gib(nbytes: int) -> str:

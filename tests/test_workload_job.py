@@ -1,0 +1,74 @@
+"""The whole job's step: every group of the mesh runs its calls at once on the shared fabric.
+
+Groups on links of their own take exactly as long together as alone; groups that share one
+bottleneck link split it max-min, which has a closed form for identical rings.
+"""
+
+import pytest
+
+from fabricsim.config import validate_scenario
+from fabricsim.engine.models import FlowModel
+from fabricsim.runner import Simulation
+from fabricsim.schedule_times import serialisation_ps
+from fabricsim.workload import Call, Trial
+from fabricsim.workload.job import job_groups
+from fabricsim.workload.placement import Mesh
+
+TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
+        "vocab_size": 1000}
+
+
+@pytest.fixture(autouse=True, params=["longest path", "event loop"])
+def engine(request, monkeypatch):
+    monkeypatch.setattr(FlowModel, "uncontended_shortcut", request.param == "longest path")
+
+
+def _simulation(fabric, parallelism, **workload):
+    raw = {"name": "t", "fabric": fabric, "collective": {"algorithm": "ring"},
+           "workload": {"rule": "megatron", "transformer": TINY, "batch_size": 1, "seq_len": 128, "trials": 1,
+                        "parallelism": parallelism} | workload}
+    return Simulation(validate_scenario(raw, "<t>"), "<t>")
+
+
+def test_every_group_of_the_mesh_runs_rank_0s_calls():
+    mesh = Mesh(tp=2, dp=2, pp=3)
+    assert job_groups(mesh, mesh.tp_group()) == ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))
+    assert job_groups(mesh, mesh.dp_group()) == ((0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11))
+    # pipeline pairs between neighbouring stages, forward and back
+    assert job_groups(mesh, (0, 4)) == ((0, 4), (1, 5), (2, 6), (3, 7), (4, 8), (5, 9), (6, 10), (7, 11))
+    assert job_groups(mesh, (4, 0)) == ((4, 0), (5, 1), (6, 2), (7, 3), (8, 4), (9, 5), (10, 6), (11, 7))
+
+
+@pytest.mark.parametrize("device", [None, "h100"])
+def test_groups_on_links_of_their_own_take_as_long_as_alone(device):
+    """TP groups each inside a host, DP groups each on NICs of their own through one non-blocking switch."""
+    fabric = {"hosts": 2, "gpus_per_host": 4}
+    job = _simulation(fabric, {"tp": 4, "dp": 2}, device=device)
+    alone = _simulation(fabric, {"tp": 4, "dp": 2}, device=device, scope="rank0")
+    trial = job.plan.trials[0]
+    step = job.step_schedule(trial)
+    assert {len(job_groups(job.plan.mesh, call.group)) for call in trial.calls} == {2, 4}
+    assert len(step.schedule.transfers) == sum(len(job.call_schedule(call).transfers)
+                                              * len(job_groups(job.plan.mesh, call.group)) for call in trial.calls)
+    latency_ps = job.run()[0].latency_ps
+    assert latency_ps == alone.run()[0].latency_ps
+    one_call = Trial(0, trial.calls[:1])
+    assert job.run_trial(one_call).latency_ps == alone.run_trial(one_call).latency_ps
+
+
+def test_groups_sharing_one_link_each_get_half_of_it():
+    """Two DP groups' rings cross one leaf uplink of the NIC's rate: max-min gives each ring half of it,
+    so each of a 2-rank ring all-reduce's two steps sends S / 2 at B / 2."""
+    fabric = {"topology": "leaf_spine", "hosts": 2, "gpus_per_host": 2,
+              "clos": {"hosts_per_leaf": 1, "spines": 1, "oversubscription": 2}}
+    simulation = _simulation(fabric, {"tp": 2, "dp": 2})
+    size_bytes = 2**20
+    call = Call("all_reduce", simulation.plan.mesh.dp_group(), size_bytes)
+    route = simulation.route(0, 2)
+    uplink = next(simulation.fabric.links[i] for i in route.links if simulation.fabric.links[i].name == "leaf0->spine0")
+    assert simulation.route(1, 3).links.count(uplink.index) == 1 and uplink.bandwidth_bps == route.bottleneck_bps
+    record = simulation.run_trial(Trial(0, (call,)))
+    step_ps = serialisation_ps(8 * size_bytes // 2, uplink.bandwidth_bps / 2) + route.latency_ps
+    assert record.latency_ps == 2 * step_ps
+    assert record.contention_ps == 2 * (step_ps - serialisation_ps(8 * size_bytes // 2, route.bottleneck_bps)
+                                        - route.latency_ps)

@@ -13,6 +13,7 @@ from fabricsim.schedule_times import serialisation_ps
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.job import job_groups
 from fabricsim.workload.placement import Mesh
+from fabricsim.work_limits import transfers_per_trial
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
         "vocab_size": 1000}
@@ -72,3 +73,12 @@ def test_groups_sharing_one_link_each_get_half_of_it():
     assert record.latency_ps == 2 * step_ps
     assert record.contention_ps == 2 * (step_ps - serialisation_ps(8 * size_bytes // 2, route.bottleneck_bps)
                                         - route.latency_ps)
+
+
+def test_the_work_estimate_counts_every_group_of_the_step():
+    job = _simulation({"hosts": 2, "gpus_per_host": 4}, {"tp": 2, "pp": 2, "dp": 2})
+    alone = _simulation({"hosts": 2, "gpus_per_host": 4}, {"tp": 2, "pp": 2, "dp": 2}, scope="rank0")
+    step = job.step_schedule(job.plan.trials[0])
+    assert transfers_per_trial(job.scenario, job.plan) >= len(step.schedule.transfers)
+    # 2 x 2 TP groups, 2 x 2 DP groups, 2 x 2 pipeline pairs: each of rank 0's calls four times
+    assert transfers_per_trial(job.scenario, job.plan) == 4 * transfers_per_trial(alone.scenario, alone.plan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer, model_validator
 
 from fabricsim.models.devices import DEVICES
 from fabricsim.models.hf_config import transformer_keys
@@ -160,6 +160,11 @@ class WorkloadSpec(Spec):
     scope: Literal["job", "rank0"] | None = Field(
         None, description="megatron: a trial is the whole job's step, every group at once (job, the default), "
                           "or rank 0's calls one at a time (rank0, as KCCB runs them)")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_scope(self, handler: Any) -> dict[str, Any]:
+        """scope only when given, so that scenarios without it resolve as they always have."""
+        return {key: value for key, value in handler(self).items() if key != "scope" or value is not None}
 
     @model_validator(mode="after")
     def _check_rule_inputs(self) -> WorkloadSpec:

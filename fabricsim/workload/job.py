@@ -6,12 +6,16 @@ groups, all DP groups, every pipeline pair between neighbouring stages). ``lower
 schedules of every group of every call into one schedule (``StepSchedule``) whose ranks are GPUs:
 
 - each group's transfers keep their own dependencies, ranks mapped to the group's GPUs;
-- a rank runs its calls in order, one at a time (one stream; no overlap of calls yet): a transfer of
-  call k+1 waits until both its ranks have finished their part of the calls before (their last
-  transfers: those of the rank no later transfer of the rank's, in the same group, waits on), unless
-  one of its dependencies inside the call already involves that rank;
-- the compute before call k+1 delays the transfers that open it (those waiting on nothing inside
-  their group): a start delay that counts as ideal time.
+- each rank has a mark per call: a transfer of no bytes from the rank to itself, delayed by the
+  compute before the call (a start delay that counts as ideal time). It waits on the rank's previous
+  mark and, when the previous call blocks the rank (``Call.blocking``), on the rank's part of that
+  call (its last transfers: those no later transfer of the rank's, in the same group, waits on);
+- a transfer of a call waits, for each of its ranks, on the rank's mark for the call and on the
+  rank's part of the previous call on the same stream (``Call.stream``: calls on one stream in
+  order, streams concurrent), unless one of its dependencies inside the call already involves that
+  rank;
+- a last mark per rank stands for the compute after the last call; the step ends when every
+  transfer and mark is done.
 """
 
 from __future__ import annotations
@@ -38,55 +42,92 @@ def job_groups(mesh: Mesh, group: tuple[int, ...]) -> tuple[tuple[int, ...], ...
 
 @dataclass(frozen=True, eq=False)
 class StepSchedule:
-    """One step of the whole job as one schedule over GPU ranks; per transfer its call (index into the
-    trial's calls) and its compute delay (ps); ``parts`` lists each group's transfers
-    (call index, group, first transfer id) in id order."""
+    """One step of the whole job as one schedule over GPU ranks. Per transfer: its call (index into the
+    trial's calls; -1 for a rank's marks, the transfers of no bytes from a rank to itself that stand for
+    its compute) and its compute delay (ps). ``parts`` lists each group's transfers (call index, group,
+    first transfer id) in id order."""
 
     schedule: Schedule
     call_of: np.ndarray
     compute_ps: np.ndarray
     parts: tuple[tuple[int, tuple[int, ...], int], ...]
 
+    @property
+    def marks(self) -> np.ndarray:
+        return self.call_of < 0
 
-def lower_step(calls: tuple[Call, ...], mesh: Mesh, schedule_of: Callable[[Call], Schedule]) -> StepSchedule:
+
+class _Columns:
+    """The step's transfers as they are added: columns, and dependencies as (owner, id) pairs."""
+
+    def __init__(self) -> None:
+        self.columns: list[list[np.ndarray]] = [[] for _ in range(8)]  # src dst nbytes piece pieces reduce call compute
+        self.edges: dict[str, list[np.ndarray]] = {"after": [], "after_sent": []}
+        self.count = 0
+
+    def add(self, src, dst, nbytes, piece, pieces, reduce, call, compute) -> int:
+        """Append transfers (equal-length columns); the id of the first."""
+        first = self.count
+        for out, column in zip(self.columns, (src, dst, nbytes, piece, pieces, reduce, call, compute)):
+            out.append(np.asarray(column))
+        self.count += len(src)
+        return first
+
+    def wait(self, owner: int, ids: np.ndarray) -> None:
+        self.edges["after"].append(np.stack([np.full(len(ids), owner), ids]))
+
+    def marks(self, ranks: int, compute_ps: int, after: list[np.ndarray]) -> int:
+        """One mark per rank (ids first..first + ranks - 1) waiting on ``after[rank]``, delayed by the compute."""
+        gpus = np.arange(ranks)
+        zeros = np.zeros(ranks, dtype=np.int64)
+        first = self.add(gpus, gpus, zeros, zeros, zeros + 1, zeros.astype(bool), zeros - 1, zeros + compute_ps)
+        for rank, ids in enumerate(after):
+            self.wait(first + rank, ids)
+        return first
+
+
+def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
+               schedule_of: Callable[[Call], Schedule]) -> StepSchedule:
     """The step of ``calls`` (rank 0's, in order) run by every group of the job (see the module doc)."""
-    srcs, dsts, nbytes, pieces, piece_counts, reduces, call_of, compute = [], [], [], [], [], [], [], []
-    edges: dict[str, list[np.ndarray]] = {"after": [], "after_sent": []}  # (owner, id) pairs
+    step = _Columns()
     parts = []
-    last_of: dict[int, np.ndarray] = {}  # GPU rank -> its last transfers so far (global ids)
-    count = 0
+    none = np.zeros(0, dtype=np.int64)
+    on_stream: dict[tuple[str, int], np.ndarray] = {}  # (stream, GPU rank) -> its last transfers on it
+    mark = None  # the first of the ranks' latest marks
+    blocked_by = [none] * mesh.size  # per rank: the last transfers of its previous call, when it blocks
     for index, call in enumerate(calls):
+        mark = step.marks(mesh.size, call.compute_before_ps,
+                          [np.append(blocked_by[rank], mark + rank) if mark is not None else blocked_by[rank]
+                           for rank in range(mesh.size)])
         schedule = schedule_of(call)
         table = schedule.transfers
         last, needs_src, needs_dst = _rank_ends(table, schedule.ranks)
         finished: dict[int, list[np.ndarray]] = {}
         for group in job_groups(mesh, call.group):
             gpus = np.asarray(group, dtype=np.int64)
-            parts.append((index, group, count))
-            srcs.append(gpus[table.src])
-            dsts.append(gpus[table.dst])
-            for column, out in ((table.nbytes, nbytes), (table.piece, pieces), (table.pieces, piece_counts),
-                                (table.reduce, reduces)):
-                out.append(column)
-            call_of.append(np.full(len(table), index, dtype=np.int64))
-            compute.append(np.where(table.is_root, call.compute_before_ps, 0).astype(np.int64))
-            for name in edges:
+            first = step.add(gpus[table.src], gpus[table.dst], table.nbytes, table.piece, table.pieces, table.reduce,
+                             np.full(len(table), index), np.zeros(len(table), dtype=np.int64))
+            parts.append((index, group, first))
+            for name in step.edges:
                 deps: Dependencies = getattr(table, name)
-                edges[name].append(np.stack([deps.owners() + count, deps.ids + count]))
+                step.edges[name].append(np.stack([deps.owners() + first, deps.ids + first]))
             for needs, ends in ((needs_src, table.src), (needs_dst, table.dst)):
                 for tid in np.flatnonzero(needs).tolist():
-                    before = last_of.get(group[int(ends[tid])])
-                    if before is not None:
-                        edges["after"].append(np.stack([np.full(len(before), tid + count), before]))
+                    rank = group[int(ends[tid])]
+                    step.wait(first + tid, np.append(on_stream.get((call.stream, rank), none), mark + rank))
             for rank, tids in enumerate(last):
-                finished.setdefault(group[rank], []).append(tids + count)
-            count += len(table)
-        last_of.update({rank: np.concatenate(tids) for rank, tids in finished.items()})
-    transfers = TransferTable(*(np.concatenate(column) if column else np.zeros(0, dtype=dtype) for column, dtype in (
-        (srcs, np.int64), (dsts, np.int64), (nbytes, np.int64), (pieces, np.int64), (piece_counts, np.int64),
-        (reduces, bool))), *(_dependencies(edges[name], count) for name in ("after", "after_sent")))
-    step = Schedule("step", "step", int(max(mesh.size, 2)), int(transfers.nbytes.sum()), transfers)
-    return StepSchedule(step, np.concatenate(call_of), np.concatenate(compute), tuple(parts))
+                finished.setdefault(group[rank], []).append(tids + first)
+        done = {rank: np.concatenate(tids) for rank, tids in finished.items()}
+        on_stream.update({(call.stream, rank): tids for rank, tids in done.items()})
+        blocked_by = [done.get(rank, none) if call.blocking else none for rank in range(mesh.size)]
+    # the compute after the last call; the step ends when every rank's marks and calls are done
+    step.marks(mesh.size, compute_after_ps, [np.append(blocked_by[rank], mark + rank) if mark is not None
+                                             else blocked_by[rank] for rank in range(mesh.size)])
+    src, dst, nbytes, piece, pieces, reduce, call_of, compute = (np.concatenate(column) for column in step.columns)
+    transfers = TransferTable(src, dst, nbytes, piece, pieces, reduce,
+                              *(_dependencies(step.edges[name], step.count) for name in ("after", "after_sent")))
+    schedule = Schedule("step", "step", mesh.size, int(nbytes.sum()), transfers)
+    return StepSchedule(schedule, call_of, compute, tuple(parts))
 
 
 def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

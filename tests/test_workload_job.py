@@ -83,3 +83,29 @@ def test_the_work_estimate_counts_every_group_of_the_step():
     assert transfers_per_trial(job.scenario, job.plan) >= (~step.marks).sum()
     # 2 x 2 TP groups, 2 x 2 DP groups, 2 x 2 pipeline pairs: each of rank 0's calls four times
     assert transfers_per_trial(job.scenario, job.plan) == 4 * transfers_per_trial(alone.scenario, alone.plan)
+
+
+@pytest.mark.parametrize("fabric, bucket_waits", [
+    ({"hosts": 1, "gpus_per_host": 2}, False),  # NVLink: a bucket's all-reduce is shorter than a layer's backward
+    ({"hosts": 2, "gpus_per_host": 1}, True),  # NICs: the second bucket waits for the first
+])
+def test_ddp_buckets_overlap_backward_on_the_critical_path_by_hand(fabric, bucket_waits):
+    """2 layers, DP 2, two buckets: the LM head's and layer 1's gradients (A, sent once layer 1's backward
+    is done), then layer 0's and the embedding's (B, at the end of backward). On the DP stream B follows
+    A: the step ends at max(t_B, t_A + T_A) + T_B, t_A and t_B the compute before each launch, T the
+    2-rank ring all-reduce alone: 2 steps of S / 2 at the route's rate plus its latency."""
+    simulation = _simulation(fabric, {"tp": 1, "dp": 2, "bucket": 1_500_000}, device="h100", seq_len=4096)
+    trial = simulation.plan.trials[0]
+    first, second = trial.calls
+    assert (first.stream, first.blocking, second.stream) == ("dp", False, "dp") and trial.compute_after_ps == 0
+    route = simulation.route(0, 1)
+
+    def alone_ps(call):
+        return 2 * (serialisation_ps(8 * call.per_rank_bytes // 2, route.bottleneck_bps) + route.latency_ps)
+
+    t_a = first.compute_before_ps
+    t_b = t_a + second.compute_before_ps
+    assert (t_a + alone_ps(first) > t_b) == bucket_waits
+    record = simulation.run()[0]
+    assert record.latency_ps == max(t_b, t_a + alone_ps(first)) + alone_ps(second)
+    assert record.ideal_ps == record.latency_ps

@@ -73,8 +73,10 @@ class _Columns:
         self.count += len(src)
         return first
 
-    def wait(self, owner: int, ids: np.ndarray) -> None:
-        self.edges["after"].append(np.stack([np.full(len(ids), owner), ids]))
+    def wait(self, owners: np.ndarray | int, ids: np.ndarray) -> None:
+        """Each of ``owners`` waits on every one of ``ids``."""
+        owners = np.atleast_1d(owners)
+        self.edges["after"].append(np.stack([np.repeat(owners, len(ids)), np.tile(ids, len(owners))]))
 
     def marks(self, ranks: int, compute_ps: int, after: list[np.ndarray]) -> int:
         """One mark per rank (ids first..first + ranks - 1) waiting on ``after[rank]``, delayed by the compute."""
@@ -95,13 +97,16 @@ def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
     on_stream: dict[tuple[str, int], np.ndarray] = {}  # (stream, GPU rank) -> its last transfers on it
     mark = None  # the first of the ranks' latest marks
     blocked_by = [none] * mesh.size  # per rank: the last transfers of its previous call, when it blocks
+    ends_of: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}  # per schedule (calls share them)
     for index, call in enumerate(calls):
         mark = step.marks(mesh.size, call.compute_before_ps,
                           [np.append(blocked_by[rank], mark + rank) if mark is not None else blocked_by[rank]
                            for rank in range(mesh.size)])
         schedule = schedule_of(call)
         table = schedule.transfers
-        last, needs_src, needs_dst = _rank_ends(table, schedule.ranks)
+        if id(schedule) not in ends_of:
+            ends_of[id(schedule)] = _rank_ends(table, schedule.ranks)
+        last, waits = ends_of[id(schedule)]
         finished: dict[int, list[np.ndarray]] = {}
         for group in job_groups(mesh, call.group):
             gpus = np.asarray(group, dtype=np.int64)
@@ -111,10 +116,9 @@ def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
             for name in step.edges:
                 deps: Dependencies = getattr(table, name)
                 step.edges[name].append(np.stack([deps.owners() + first, deps.ids + first]))
-            for needs, ends in ((needs_src, table.src), (needs_dst, table.dst)):
-                for tid in np.flatnonzero(needs).tolist():
-                    rank = group[int(ends[tid])]
-                    step.wait(first + tid, np.append(on_stream.get((call.stream, rank), none), mark + rank))
+            for local_rank, tids in enumerate(waits):
+                rank = group[local_rank]
+                step.wait(tids + first, np.append(on_stream.get((call.stream, rank), none), mark + rank))
             for rank, tids in enumerate(last):
                 finished.setdefault(group[rank], []).append(tids + first)
         done = {rank: np.concatenate(tids) for rank, tids in finished.items()}
@@ -130,17 +134,16 @@ def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
     return StepSchedule(schedule, call_of, compute, tuple(parts))
 
 
-def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Per rank of a call, its last transfers (no transfer of the rank waits on their delivery); per
-    transfer, whether its sender, and its receiver, is in none of the transfers it waits on."""
+def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per rank of a call: its last transfers (no transfer of the rank waits on their delivery), and the
+    transfers of the rank none of whose dependencies involves the rank (those that wait on the rank's
+    mark and its previous call on the stream)."""
     owners, parents = table.after.owners(), table.after.ids
     later_src = np.zeros(len(table), dtype=bool)
     later_dst = np.zeros(len(table), dtype=bool)
     for owner_end in (table.src[owners], table.dst[owners]):  # a later transfer of the same rank
         later_src[parents[owner_end == table.src[parents]]] = True
         later_dst[parents[owner_end == table.dst[parents]]] = True
-    last = [np.flatnonzero(((table.src == rank) & ~later_src) | ((table.dst == rank) & ~later_dst))
-            for rank in range(ranks)]
     needs_src = np.ones(len(table), dtype=bool)
     needs_dst = np.ones(len(table), dtype=bool)
     for deps in (table.after, table.after_sent):
@@ -148,7 +151,11 @@ def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], np.n
         for parent_end in (table.src[parents], table.dst[parents]):
             needs_src[owners[parent_end == table.src[owners]]] = False
             needs_dst[owners[parent_end == table.dst[owners]]] = False
-    return last, needs_src, needs_dst
+    last = [np.flatnonzero(((table.src == rank) & ~later_src) | ((table.dst == rank) & ~later_dst))
+            for rank in range(ranks)]
+    waits = [np.flatnonzero(((table.src == rank) & needs_src) | ((table.dst == rank) & needs_dst))
+             for rank in range(ranks)]
+    return last, waits
 
 
 def _dependencies(pairs: list[np.ndarray], transfers: int) -> Dependencies:

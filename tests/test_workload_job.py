@@ -8,6 +8,7 @@ import pytest
 
 from fabricsim.config import validate_scenario
 from fabricsim.engine.models import FlowModel
+from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.schedule_times import serialisation_ps
 from fabricsim.workload import Call, Trial
@@ -109,3 +110,7 @@ def test_ddp_buckets_overlap_backward_on_the_critical_path_by_hand(fabric, bucke
     record = simulation.run()[0]
     assert record.latency_ps == max(t_b, t_a + alone_ps(first)) + alone_ps(second)
     assert record.ideal_ps == record.latency_ps
+    # what compute did not hide: the step less its compute, here all before B's launch
+    exposed_us = collect(simulation, [record]).summary["exposed_comm_us"]["p50"]
+    assert exposed_us == pytest.approx((record.latency_ps - t_b) / 1e6, abs=1e-9)
+    assert exposed_us < (alone_ps(first) + alone_ps(second)) / 1e6  # A is partly hidden under backward

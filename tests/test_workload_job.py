@@ -6,7 +6,7 @@ bottleneck link split it max-min, which has a closed form for identical rings.
 
 import pytest
 
-from fabricsim.config import validate_scenario
+from fabricsim.config import ScenarioError, validate_scenario
 from fabricsim.engine.models import FlowModel
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
@@ -114,3 +114,10 @@ def test_ddp_buckets_overlap_backward_on_the_critical_path_by_hand(fabric, bucke
     exposed_us = collect(simulation, [record]).summary["exposed_comm_us"]["p50"]
     assert exposed_us == pytest.approx((record.latency_ps - t_b) / 1e6, abs=1e-9)
     assert exposed_us < (alone_ps(first) + alone_ps(second)) / 1e6  # A is partly hidden under backward
+
+
+def test_the_packet_model_plays_rank_0s_calls_and_refuses_the_whole_job():
+    packet = {"hosts": 2, "gpus_per_host": 2, "model": "packet"}
+    assert _simulation(packet, {"tp": 2, "dp": 2}).plan.mesh is None
+    with pytest.raises(ScenarioError, match="workload.scope: expected fabric.model flow"):
+        _simulation(packet, {"tp": 2, "dp": 2}, scope="job")

@@ -158,8 +158,8 @@ class WorkloadSpec(Spec):
         (), description="per-rank sizes: a list, or a range {start, end, step} (step multiplies)")
     trials: int | None = Field(None, ge=1, description="overrides batch_count x epochs")
     scope: Literal["job", "rank0"] | None = Field(
-        None, description="megatron: a trial is the whole job's step, every group at once (job, the default), "
-                          "or rank 0's calls one at a time (rank0, as KCCB runs them)")
+        None, description="megatron: a trial is the whole job's step, every group at once (job, the flow "
+                          "model's default), or rank 0's calls one at a time (rank0, as KCCB runs them)")
 
     @model_serializer(mode="wrap")
     def _without_absent_scope(self, handler: Any) -> dict[str, Any]:

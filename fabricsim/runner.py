@@ -29,13 +29,13 @@ from fabricsim.engine.executor import FlowRecord
 from fabricsim.engine.failures import cable_links
 from fabricsim.engine.flows import LinkUsage
 from fabricsim.engine.models import FlowModel, NetworkModel, PacketModel
+from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
-from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.workload.job import StepSchedule, lower_step
 
 

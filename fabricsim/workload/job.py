@@ -78,13 +78,15 @@ class _Columns:
         owners = np.atleast_1d(owners)
         self.edges["after"].append(np.stack([np.repeat(owners, len(ids)), np.tile(ids, len(owners))]))
 
-    def marks(self, ranks: int, compute_ps: int, after: list[np.ndarray]) -> int:
-        """One mark per rank (ids first..first + ranks - 1) waiting on ``after[rank]``, delayed by the compute."""
+    def marks(self, compute_ps: int, blocked_by: list[np.ndarray], previous: int | None) -> int:
+        """One mark per rank (ids first..first + ranks - 1), delayed by the compute: it waits on
+        ``blocked_by[rank]`` and on the rank's ``previous`` mark (the first of them, None: none)."""
+        ranks = len(blocked_by)
         gpus = np.arange(ranks)
         zeros = np.zeros(ranks, dtype=np.int64)
         first = self.add(gpus, gpus, zeros, zeros, zeros + 1, zeros.astype(bool), zeros - 1, zeros + compute_ps)
-        for rank, ids in enumerate(after):
-            self.wait(first + rank, ids)
+        for rank, ids in enumerate(blocked_by):
+            self.wait(first + rank, ids if previous is None else np.append(ids, previous + rank))
         return first
 
 
@@ -99,9 +101,7 @@ def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
     blocked_by = [none] * mesh.size  # per rank: the last transfers of its previous call, when it blocks
     ends_of: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}  # per schedule (calls share them)
     for index, call in enumerate(calls):
-        mark = step.marks(mesh.size, call.compute_before_ps,
-                          [np.append(blocked_by[rank], mark + rank) if mark is not None else blocked_by[rank]
-                           for rank in range(mesh.size)])
+        mark = step.marks(call.compute_before_ps, blocked_by, mark)
         schedule = schedule_of(call)
         table = schedule.transfers
         if id(schedule) not in ends_of:
@@ -125,8 +125,7 @@ def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
         on_stream.update({(call.stream, rank): tids for rank, tids in done.items()})
         blocked_by = [done.get(rank, none) if call.blocking else none for rank in range(mesh.size)]
     # the compute after the last call; the step ends when every rank's marks and calls are done
-    step.marks(mesh.size, compute_after_ps, [np.append(blocked_by[rank], mark + rank) if mark is not None
-                                             else blocked_by[rank] for rank in range(mesh.size)])
+    step.marks(compute_after_ps, blocked_by, mark)
     src, dst, nbytes, piece, pieces, reduce, call_of, compute = (np.concatenate(column) for column in step.columns)
     transfers = TransferTable(src, dst, nbytes, piece, pieces, reduce,
                               *(_dependencies(step.edges[name], step.count) for name in ("after", "after_sent")))

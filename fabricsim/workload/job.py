@@ -73,20 +73,27 @@ class _Columns:
         self.count += len(src)
         return first
 
-    def wait(self, owners: np.ndarray | int, ids: np.ndarray) -> None:
-        """Each of ``owners`` waits on every one of ``ids``."""
-        owners = np.atleast_1d(owners)
-        self.edges["after"].append(np.stack([np.repeat(owners, len(ids)), np.tile(ids, len(owners))]))
+    def wait(self, owners: np.ndarray, ids: list[np.ndarray], also: np.ndarray | None = None) -> None:
+        """Each of ``owners[r]`` (a row per r) waits on every one of ``ids[r]``, and on ``also[r]`` if given."""
+        if len({len(row) for row in ids}) > 1:  # rows of several lengths (a rank in two pipeline pairs)
+            for r, row_ids in enumerate(ids):
+                self.wait(owners[r:r + 1], [row_ids], None if also is None else also[r:r + 1])
+            return
+        waited = np.array(ids, dtype=np.int64).reshape(len(ids), -1)
+        if also is not None:
+            waited = np.concatenate([waited, also[:, None]], axis=1)
+        if waited.size:
+            self.edges["after"].append(np.stack([np.repeat(owners, waited.shape[1], axis=1).ravel(),
+                                                 np.tile(waited, (1, owners.shape[1])).ravel()]))
 
     def marks(self, compute_ps: int, blocked_by: list[np.ndarray], previous: int | None) -> int:
         """One mark per rank (ids first..first + ranks - 1), delayed by the compute: it waits on
-        ``blocked_by[rank]`` and on the rank's ``previous`` mark (the first of them, None: none)."""
+        ``blocked_by[rank]`` and on the rank's ``previous`` mark (the first of them; None: none)."""
         ranks = len(blocked_by)
         gpus = np.arange(ranks)
         zeros = np.zeros(ranks, dtype=np.int64)
         first = self.add(gpus, gpus, zeros, zeros, zeros + 1, zeros.astype(bool), zeros - 1, zeros + compute_ps)
-        for rank, ids in enumerate(blocked_by):
-            self.wait(first + rank, ids if previous is None else np.append(ids, previous + rank))
+        self.wait((first + gpus)[:, None], blocked_by, None if previous is None else previous + gpus)
         return first
 
 
@@ -107,21 +114,27 @@ def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
         if id(schedule) not in ends_of:
             ends_of[id(schedule)] = _rank_ends(table, schedule.ranks)
         last, waits = ends_of[id(schedule)]
+        groups = job_groups(mesh, call.group)
+        gpus = np.array(groups, dtype=np.int64)  # group x collective rank
+        first = step.add(gpus[:, table.src].ravel(), gpus[:, table.dst].ravel(),
+                         *(np.tile(column, len(groups)) for column in (table.nbytes, table.piece, table.pieces,
+                                                                       table.reduce)),
+                         np.full(len(table) * len(groups), index), np.zeros(len(table) * len(groups), dtype=np.int64))
+        firsts = first + len(table) * np.arange(len(groups))
+        parts.extend((index, group, int(start)) for group, start in zip(groups, firsts))
+        for name in step.edges:
+            deps: Dependencies = getattr(table, name)
+            step.edges[name].append(np.stack([(deps.owners() + firsts[:, None]).ravel(),
+                                              (deps.ids + firsts[:, None]).ravel()]))
+        for local_rank, tids in enumerate(waits):
+            ranks = gpus[:, local_rank]
+            step.wait(tids + firsts[:, None], [on_stream.get((call.stream, rank), none) for rank in ranks.tolist()],
+                      mark + ranks)
         finished: dict[int, list[np.ndarray]] = {}
-        for group in job_groups(mesh, call.group):
-            gpus = np.asarray(group, dtype=np.int64)
-            first = step.add(gpus[table.src], gpus[table.dst], table.nbytes, table.piece, table.pieces, table.reduce,
-                             np.full(len(table), index), np.zeros(len(table), dtype=np.int64))
-            parts.append((index, group, first))
-            for name in step.edges:
-                deps: Dependencies = getattr(table, name)
-                step.edges[name].append(np.stack([deps.owners() + first, deps.ids + first]))
-            for local_rank, tids in enumerate(waits):
-                rank = group[local_rank]
-                step.wait(tids + first, np.append(on_stream.get((call.stream, rank), none), mark + rank))
-            for rank, tids in enumerate(last):
-                finished.setdefault(group[rank], []).append(tids + first)
-        done = {rank: np.concatenate(tids) for rank, tids in finished.items()}
+        for local_rank, tids in enumerate(last):
+            for rank, row in zip(gpus[:, local_rank].tolist(), tids + firsts[:, None]):
+                finished.setdefault(rank, []).append(row)
+        done = {rank: rows[0] if len(rows) == 1 else np.concatenate(rows) for rank, rows in finished.items()}
         on_stream.update({(call.stream, rank): tids for rank, tids in done.items()})
         blocked_by = [done.get(rank, none) if call.blocking else none for rank in range(mesh.size)]
     # the compute after the last call; the step ends when every rank's marks and calls are done
@@ -160,6 +173,7 @@ def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], list
 def _dependencies(pairs: list[np.ndarray], transfers: int) -> Dependencies:
     """Compressed rows from (owner, id) pairs: each row ascending, without repeats."""
     owners, ids = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
-    keys = np.unique(owners * max(transfers, 1) + ids)
+    keys = np.sort(owners * max(transfers, 1) + ids)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     owners, ids = keys // max(transfers, 1), keys % max(transfers, 1)
     return Dependencies(np.concatenate(([0], np.cumsum(np.bincount(owners, minlength=transfers)))), ids)

@@ -1,7 +1,8 @@
 """The ``megatron`` rule: one training step of a transformer under TP x PP x DP, seen from global rank 0.
 
 Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; only
-DDP's buckets do not. Micro-batches run in GPipe order (every forward, then every backward). With b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
+DDP's buckets do not. Micro-batches run in GPipe order (every forward, then every backward). With
+b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
 - tensor parallel (Shoeybi et al. 2019, Megatron-LM): per layer and micro-batch, an all-reduce of
   b·s·h·B after the attention block and one after the MLP, forward, and the same two backward, in the
   TP group. With sequence parallel (Korthikanti et al. 2022) each becomes an all-gather (b·s·h·B / tp
@@ -57,9 +58,10 @@ class _StepBuilder:
             self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
 
     def flush(self, dp_group: tuple[int, ...]) -> None:
-        if self._filled:
-            self.call("all_reduce", dp_group, self._filled, "dp", blocking=False)
-        self._filled = 0
+        """The last bucket, however full, at the end of backward."""
+        full, self._filled = (self._filled,) if self._filled else (), 0
+        for nbytes in full:
+            self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
 
     def take_compute_ps(self) -> int:
         compute_ps = round(self.pending_flops / self._peak_flops * 1e12) if self._peak_flops else 0

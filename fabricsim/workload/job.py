@@ -174,6 +174,8 @@ def _dependencies(pairs: list[np.ndarray], transfers: int) -> Dependencies:
     """Compressed rows from (owner, id) pairs: each row ascending, without repeats."""
     owners, ids = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
     keys = np.sort(owners * max(transfers, 1) + ids)
-    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    first_of_kind = np.ones(len(keys), dtype=bool)
+    first_of_kind[1:] = keys[1:] != keys[:-1]
+    keys = keys[first_of_kind]
     owners, ids = keys // max(transfers, 1), keys % max(transfers, 1)
     return Dependencies(np.concatenate(([0], np.cumsum(np.bincount(owners, minlength=transfers)))), ids)

@@ -1,10 +1,11 @@
 """Trials: what one trial runs, as pure data.
 
 A trial is one training step (or one batch) seen from global rank 0: the collective calls it takes
-part in, in order (which the whole job's step repeats on every group: ``fabricsim.workload.job``). Each call names its op, its group (fabric GPU indices; collective rank i is GPU
-``group[i]``; for send_recv, ``group[0]`` sends to ``group[1]``), the bytes each rank contributes
-(its input buffer: S / p for all-gather, S otherwise), the compute time before it starts, its stream
-and whether it blocks the compute after it (the last two for the whole job's step).
+part in, in order (which the whole job's step repeats on every group: ``fabricsim.workload.job``).
+Each call names its op, its group (fabric GPU indices; collective rank i is GPU ``group[i]``; for
+send_recv, ``group[0]`` sends to ``group[1]``), the bytes each rank contributes (its input buffer:
+S / p for all-gather, S otherwise), the compute time before it starts, its stream and whether it
+blocks the compute after it (the last two for the whole job's step).
 """
 
 from __future__ import annotations

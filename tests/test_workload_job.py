@@ -121,3 +121,9 @@ def test_the_packet_model_plays_rank_0s_calls_and_refuses_the_whole_job():
     assert _simulation(packet, {"tp": 2, "dp": 2}).plan.mesh is None
     with pytest.raises(ScenarioError, match="workload.scope: expected fabric.model flow"):
         _simulation(packet, {"tp": 2, "dp": 2}, scope="job")
+
+
+def test_the_kccb_rules_run_one_call_at_a_time_and_refuse_a_scope():
+    raw = {"name": "t", "workload": {"rule": "data_sizes", "data_sizes": [1024], "scope": "job"}}
+    with pytest.raises(ScenarioError, match="workload.scope: expected no scope under rule data_sizes"):
+        validate_scenario(raw, "<t>")

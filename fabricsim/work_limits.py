@@ -7,7 +7,7 @@ qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
 bidirectional_ring, the GPUs per host for multi_ring, 1 otherwise), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
-whole job's step, once per group that runs it.
+whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
     collective = scenario.collective
     channels = _channels(collective.algorithm, scenario.fabric.gpus_per_host)
+    marks = (lambda shape: (len(shape.calls) + 1) * plan.mesh.size) if plan.mesh else (lambda shape: 0)
     return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels * groups_of(plan, call)
-                   for call in shape.calls) for shape in plan.trials.shapes)
+                   for call in shape.calls) + marks(shape) for shape in plan.trials.shapes)
 
 
 def wire_bytes(call: Call) -> int:

@@ -2,7 +2,9 @@
 
 Every group of a megatron job runs the same calls as rank 0's group of that kind, at the same time:
 a call's groups are rank 0's group moved along the mesh by every shift that keeps it inside (all TP
-groups, all DP groups, every pipeline pair between neighbouring stages). ``lower_step`` joins the
+groups, all DP groups, every pipeline pair between neighbouring stages). Every stage thus runs stage
+0's calls: a stage's sends to the next and receives from the one before are one call, so stages
+compute in lock step, without the pipeline's fill and drain. ``lower_step`` joins the
 schedules of every group of every call into one schedule (``StepSchedule``) whose ranks are GPUs:
 
 - each group's transfers keep their own dependencies, ranks mapped to the group's GPUs;

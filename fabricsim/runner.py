@@ -31,12 +31,14 @@ from fabricsim.engine.executor import FlowRecord
 from fabricsim.engine.failures import cable_links
 from fabricsim.engine.flows import LinkUsage
 from fabricsim.engine.models import FlowModel, NetworkModel, PacketModel
+from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import Transport, draw_impairments
+from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
+from fabricsim.workload.job import StepSchedule, lower_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class Simulation:
         self.layout = lru_cache(maxsize=64)(self._layout)
         self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
+        self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         self._check_routes(source)
         self._check_impairment_links(source)
 
@@ -173,7 +176,10 @@ class Simulation:
         return [self.run_trial(trial) for trial in self.plan.trials]
 
     def run_trial(self, trial: Trial) -> TrialRecord:
-        """One trial: its calls one after another (with any compute between), on the scenario's model."""
+        """One trial: the whole job's step at once (``plan.mesh`` set: ``fabricsim.workload.job``), or its
+        calls one after another (with any compute between), on the scenario's model."""
+        if self.plan.mesh is not None:
+            return self._run_step(trial)
         scenario = self.scenario
         impairments, loss = scenario.impairments, scenario.impairments.loss
         rng = trial_rng(scenario.seed, trial.index)
@@ -208,7 +214,54 @@ class Simulation:
             if trial.compute_after_ps:
                 env.run(until=env.now + trial.compute_after_ps)
                 ideal_ps += trial.compute_after_ps
-        breakdown = attribute(int(env.now), ideal_ps, causes, failed)
-        return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
+        return self._record(trial, int(env.now), ideal_ps, causes, failed, model)
+
+    def step_schedule(self, trial: Trial) -> StepSchedule:
+        """The trial's calls run by every group of the job, as one schedule over GPU ranks."""
+        return self._step_schedule(trial.calls, trial.compute_after_ps)
+
+    def _lower_step(self, calls: tuple[Call, ...], compute_after_ps: int) -> StepSchedule:
+        return lower_step(calls, compute_after_ps, self.plan.mesh, self.call_schedule)
+
+    def _run_step(self, trial: Trial) -> TrialRecord:
+        """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``)."""
+        scenario = self.scenario
+        rng = trial_rng(scenario.seed, trial.index)
+        env = simpy.Environment()
+        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
+            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
+        step = self.step_schedule(trial)
+        schedule, marks = step.schedule, step.marks
+        fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
+        for index, group, start in step.parts:
+            call_schedule = self.call_schedule(trial.calls[index])
+            end = start + len(call_schedule.transfers)
+            route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
+            zeros = np.zeros(end - start, dtype=np.int64)
+            local = TransferImpairments(zeros, zeros, zeros, zeros.astype(bool))
+            fixed_ps[start:end] += with_software_latency(local, call_schedule, scenario.collective.protocol, route_of,
+                                                         self.fabric.links).start_delay_ps
+            skew_ps[start:end] = model.launch_skew_ps(call_schedule)
+        flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
+        drawn = draw_impairments(scenario.impairments.jitter, scenario.impairments.loss, schedule.transfers.nbytes,
+                                 scenario.fabric.nic.mtu_bytes, rng, flows.loss_rate)
+        drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps) + fixed_ps)
+        result = model.run_call(schedule, flows, self._step_route, drawn, Transport.of(scenario),
+                                fixed_delay_ps=fixed_ps, ideal_route_of=self._step_ideal_route)
+        causes = result.causes
+        if result.cut_off_ps is not None:
+            causes.failure_ps += result.cut_off_ps
+        return self._record(trial, int(env.now), result.ideal_ps, causes, result.failed, model)
+
+    def _step_route(self, src: int, dst: int) -> Route:
+        return LOCAL_ROUTE if src == dst else self.route(src, dst)
+
+    def _step_ideal_route(self, src: int, dst: int) -> Route:
+        return LOCAL_ROUTE if src == dst else self.ideal_route(src, dst)
+
+    def _record(self, trial: Trial, latency_ps: int, ideal_ps: int, causes: Causes, failed: bool,
+                model: NetworkModel) -> TrialRecord:
+        breakdown = attribute(latency_ps, ideal_ps, causes, failed)
+        return TrialRecord(trial.index, trial.per_rank_bytes, latency_ps, failed,
                            **{name: getattr(breakdown, name) for name in breakdown.__slots__},
                            **model.record_fields())

@@ -4,6 +4,7 @@ several algorithms side by side, and bad input refused in one line with nothing 
 import csv
 import math
 
+import numpy as np
 import pytest
 import yaml
 
@@ -11,7 +12,9 @@ from fabricsim import stats
 from fabricsim.cli import main
 from fabricsim.formats.nccl_tests_log import read_log
 from fabricsim.size_range import size_range
-from fabricsim.sweep import element_sizes
+from fabricsim.config import load_scenario
+from fabricsim.runner import Simulation
+from fabricsim.sweep import element_sizes, per_rank_bytes_of, sweep_scenario
 from tests.conftest import ROOT
 
 SCENARIO = {
@@ -29,7 +32,7 @@ def scenario_file(tmp_path):
     def write(**changes):
         raw = {key: (dict(value) if isinstance(value, dict) else value) for key, value in SCENARIO.items()}
         for key, value in changes.items():
-            raw[key].update(value)
+            raw.setdefault(key, {}).update(value)
         path = tmp_path / "sweep.yaml"
         path.write_text(yaml.safe_dump(raw))
         return path
@@ -181,3 +184,46 @@ def test_size_ranges_multiply_up_to_the_end():
     assert size_range(1, 10, 1.5) == [1, 2, 3, 4, 6, 9]  # never stuck below a whole byte
     assert size_range(5, 5, 2) == [5]
     assert not math.isnan(size_range(8, 2**40, 2)[-1])
+
+
+def test_per_iteration_columns_and_the_json_file_hold_each_sizes_spread(scenario_file, tmp_path, capsys):
+    """-I 1 adds nccl-tests' i_min i_max i_p99 i_cv% to each column group: the spread of the iterations the
+    time column averages (recomputed here from the same trials); sweep-<algorithm>.json holds the rows in
+    nccl-tests' -J layout, read back to the same times."""
+    out = tmp_path / "out"
+    path = scenario_file(impairments={"jitter": {"distribution": "exponential", "mean": "2us"}})
+    assert main(["sweep", str(path), "-b", "4K", "-e", "8K", "-n", "100", "-I", "1", "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "i_min    i_max    i_p99   i_cv%" in text
+    rows = read_csv(out / "sweep.csv")
+    scenario = load_scenario(path)
+    simulation = Simulation(sweep_scenario(scenario, str(path), "ring", [4096, 8192], 200), str(path))
+    records = simulation.run()
+    for row in rows:
+        per_rank = per_rank_bytes_of("all_reduce", 4, int(row["size_bytes"]))
+        times_us = np.array([r.latency_ps / 1e6 for r in records if r.per_rank_bytes == (per_rank,)])
+        out_of_place, in_place = times_us[:100], times_us[100:]
+        for prefix, times in (("", out_of_place), ("inplace_", in_place)):
+            assert float(row[f"{prefix}time_us"]) == pytest.approx(times.mean(), abs=1e-6)
+            assert float(row[f"{prefix}iter_min_us"]) == pytest.approx(times.min(), abs=1e-6)
+            assert float(row[f"{prefix}iter_max_us"]) == pytest.approx(times.max(), abs=1e-6)
+            assert float(row[f"{prefix}iter_p99_us"]) == pytest.approx(np.percentile(times, 99), abs=1e-6)
+            assert float(row[f"{prefix}iter_cv_pct"]) == pytest.approx(100 * times.std() / times.mean(), abs=1e-6)
+            assert times.min() < times.mean() < times.max()  # jitter spreads the iterations
+    (log_file := tmp_path / "sweep.log").write_text(text)
+    (run,) = read_log(log_file)  # the reader skips the -I columns to the in-place group
+    assert [row.in_place_time_us for row in run.rows] == [round(float(row["inplace_time_us"]), 2) for row in rows]
+    (json_run,) = read_log(out / "sweep-ring.json")
+    assert json_run.op == "all_reduce" and json_run.ranks == 4
+    assert [(row.size_bytes, row.time_us, row.in_place_time_us) for row in json_run.rows] == [
+        (int(row["size_bytes"]), pytest.approx(float(row["time_us"]), abs=1e-6),
+         pytest.approx(float(row["inplace_time_us"]), abs=1e-6)) for row in rows]
+
+
+def test_a_p99_needs_100_iterations(scenario_file, tmp_path, capsys):
+    assert main(["sweep", str(scenario_file()), "-b", "4K", "-e", "4K", "-n", "20", "-I", "1",
+                 "--output", str(tmp_path / "out")]) == 0
+    (row,) = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(" ") and "float" in line]
+    time_us, i_min, i_max, i_p99, i_cv = row[5], row[9], row[10], row[11], row[12]
+    assert float(i_min) == float(i_max) == pytest.approx(float(time_us), abs=0.01)
+    assert i_p99 == "N/A" and float(i_cv) == 0  # no impairment: every iteration takes the same time

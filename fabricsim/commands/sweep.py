@@ -1,7 +1,8 @@
 """``fabricsim sweep SCENARIO [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [-d TYPE] [-o OP] [-c 0|1]
-[-a ALGO,...] [--output DIR]``: run the scenario's collective over a range of sizes, as nccl-tests does,
-print its table (nccl-tests' own layout, for its log parsers) and write sweep.csv and sweep.png (busbw
-and time against size, one line per algorithm).
+[-I 0|1] [-a ALGO,...] [--output DIR]``: run the scenario's collective over a range of sizes, as nccl-tests
+does, print its table (nccl-tests' own layout, for its log parsers) and write sweep.csv, sweep.png (busbw
+and time against size, one line per algorithm) and, per algorithm, sweep-<algorithm>.json (nccl-tests'
+-J layout). -I 1 adds nccl-tests' per-iteration columns (i_min i_max i_p99 i_cv%) to the table.
 
 -b/-e take nccl-tests sizes (8, 64K, 1G: K, M, G are powers of 1024) or fabricsim ones (1.5MB, 64MiB);
 without them the scenario's ``workload.data_sizes`` (per-rank sizes, a list or a start/end/step range)
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -25,11 +27,11 @@ from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, load_che
                                       result_folder, run_records)
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
 from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
-from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun
+from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun, nccl_tests_program
 from fabricsim.result_folder import staged_folder
 from fabricsim.runner import size_bytes_of
 from fabricsim.size_range import size_range
-from fabricsim.sweep import REDOPS, SweepRow, format_table, run_sweep
+from fabricsim.sweep import REDOPS, SweepRow, format_table, nccl_tests_json, run_sweep
 from fabricsim.sweep_plot import plot_sweep
 from fabricsim.units import UnitError, parse_bytes
 from fabricsim.work_limits import MAX_TRIALS
@@ -56,6 +58,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--op", default="sum", choices=REDOPS, help="reduction operation (default sum)")
     parser.add_argument("-c", "--check", type=int, choices=(0, 1), default=0, metavar="0|1",
                         help="accepted for nccl-tests' command lines; no data is checked (default 0)")
+    parser.add_argument("-I", "--per_iter_timing", type=int, choices=(0, 1), default=0, metavar="0|1",
+                        help="add the spread of each size's iterations: i_min, i_max, i_p99 (from 100 "
+                             "iterations), i_cv%% (default 0)")
     parser.add_argument("--measured", metavar="LOG", help="nccl-tests output (text or -J JSON) to compare with")
     parser.add_argument("--output", metavar="DIR", help="result folder (default results/<name>-sweep)")
     parser.set_defaults(handler=command_sweep)
@@ -77,8 +82,13 @@ def command_sweep(args: argparse.Namespace) -> int:
     dtype = args.datatype or (log_dtype(measured) if measured else "float32")
     rows = run_sweep(scenario, args.scenario, algorithms, sizes, iterations, dtype,
                      lambda simulation: list(run_records(simulation, args)), args.warmup_iters, args.op)
+    per_iteration = bool(args.per_iter_timing)
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "sweep.csv", rows)
+        for algorithm in algorithms:
+            document = nccl_tests_json([row for row in rows if row.algorithm == algorithm], scenario.fabric.gpus,
+                                       nccl_tests_program(scenario.collective.op), args.warmup_iters, per_iteration)
+            (stage / f"sweep-{algorithm}.json").write_text(json.dumps(document, allow_nan=False) + "\n")
         if scenario.output.plots:
             series = {algorithm: tuple(zip(*[(row.size_bytes, row.time_us, row.busbw_GBps)
                                              for row in rows if row.algorithm == algorithm]))
@@ -87,7 +97,7 @@ def command_sweep(args: argparse.Namespace) -> int:
             plot_sweep(series, stage / "sweep.png", f"{scenario.name}: {collective.op.replace('_', ' ')}, "
                        f"{scenario.fabric.gpus} ranks, {dtype}", f"protocol {collective.protocol}",
                        measured=_measured_series(measured, args.measured) if measured else None)
-    print(format_table(rows, scenario.fabric.gpus, args.warmup_iters, bool(args.check)))
+    print(format_table(rows, scenario.fabric.gpus, args.warmup_iters, bool(args.check), per_iteration))
     for algorithm in algorithms if measured else ():
         simulated_us = {row.size_bytes: row.time_us for row in rows if row.algorithm == algorithm}
         print(format_errors(size_errors(measured, simulated_us), f"{algorithm} ({measured.source})"))

@@ -99,6 +99,11 @@ def op_of_program(program: str) -> str | None:
     return NCCL_OPS.get(name)
 
 
+def nccl_tests_program(op: str) -> str:
+    """The nccl-tests binary that runs fabricsim's ``op`` (all_to_all -> alltoall_perf)."""
+    return next(name for name, known in NCCL_OPS.items() if known == op) + "_perf"
+
+
 # --- text -------------------------------------------------------------------------------------
 
 class _TextRuns:

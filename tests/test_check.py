@@ -104,11 +104,24 @@ def test_a_changed_scenario_is_reported_not_compared(scenario_path, baseline, ca
     output = capsys.readouterr().out
     assert "CHANGED" in output and "  fabric.nic.bandwidth: 100Gbps -> 200Gbps\n" in output and "p50 (" not in output
     command = next(line for line in output.splitlines() if line.startswith("to see the difference: "))
-    assert command.endswith(f"fabricsim compare results/check/check_test.baseline.yaml {scenario_path} "
+    assert command.endswith(f"fabricsim compare results/check/check_test/baseline.yaml {scenario_path} "
                             "--seed 3 --trials 12")
     assert main(command.removeprefix("to see the difference: fabricsim ").split() + ["-o", "cmp"]) == 0
     old, new = read_csv_rows(Path("cmp/compare.csv"))
     assert old["trials"] == new["trials"] == "12" and float(new["p50_us"]) < 0.6 * float(old["p50_us"])
+
+
+def test_a_changed_scenario_leaves_a_folder_of_the_users_where_it_would_write(scenario_path, baseline, capsys):
+    Path(scenario_path).write_text(SCENARIO_YAML.replace("fabric: {hosts: 4}", "fabric: {hosts: 4, nic: {bandwidth: 200Gbps}}"))
+    users = Path("results/check/check_test")
+    users.mkdir(parents=True)
+    (users / "baseline.yaml").write_text("the user's own file\n")
+    assert main(["check", scenario_path]) == 1
+    output = capsys.readouterr().out
+    assert "the baseline's scenario was not written: results/check: expected a new folder" in output
+    assert "to see the difference" not in output
+    assert sorted(path.name for path in users.iterdir()) == ["baseline.yaml"]
+    assert (users / "baseline.yaml").read_text() == "the user's own file\n"
 
 
 def read_csv_rows(path: Path) -> list[dict]:

@@ -23,7 +23,7 @@ from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_O
                                       load_checked, run_records)
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.matrix import yaml_text
-from fabricsim.result_folder import unwritable
+from fabricsim.result_folder import staged_folder, unwritable
 from fabricsim.sample import run_sample, sha256_of
 
 _KEYS_SHOWN = 8
@@ -97,7 +97,7 @@ def _check_one(path: str, args: argparse.Namespace) -> int:
 
 def _report_changed(path: str, scenario: Scenario, baseline: dict, baseline_file: Path) -> None:
     """What changed since the baseline, key by key, and the comparison that shows what it does: the
-    baseline's scenario is written beside the comparisons (results/check/) for it."""
+    baseline's scenario is written for it into a result folder of its own (results/check/<name>/)."""
     changes = changed_keys(baseline, scenario)
     print(f"{scenario.name}: CHANGED since its baseline {baseline_file} was written; not compared:")
     for key, (old, new) in list(changes.items())[:_KEYS_SHOWN]:
@@ -107,11 +107,15 @@ def _report_changed(path: str, scenario: Scenario, baseline: dict, baseline_file
         print(f"  and {len(changes) - _KEYS_SHOWN} more")
     if not changes:
         print("  (the scenario hash differs)")
-    old_file = CHANGED_DIR / f"{scenario.name}.baseline.yaml"
-    old_file.parent.mkdir(parents=True, exist_ok=True)
-    old_file.write_text(yaml.safe_dump(baseline_scenario(baseline), sort_keys=False))
-    print(f"to see the difference: fabricsim compare {old_file} {path} "
-          f"--seed {baseline['seed']} --trials {baseline['workload_trials'] or baseline['trials']}")
+    old_file = CHANGED_DIR / scenario.name / "baseline.yaml"
+    try:
+        with staged_folder(old_file.parent, "results/check") as stage:
+            (stage / old_file.name).write_text(yaml.safe_dump(baseline_scenario(baseline), sort_keys=False))
+    except ScenarioError as error:  # a folder of the user's there: leave it, say why
+        print(f"the baseline's scenario was not written: {error}")
+    else:
+        print(f"to see the difference: fabricsim compare {old_file} {path} "
+              f"--seed {baseline['seed']} --trials {baseline['workload_trials'] or baseline['trials']}")
     print(f"if intended, re-bless: fabricsim check {path} --update")
 
 

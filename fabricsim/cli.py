@@ -9,6 +9,7 @@ or terminated run stops its workers and leaves no result folder and no partial o
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,7 +17,8 @@ import traceback
 
 from fabricsim import __version__
 from fabricsim.commands import calibrate, check, compare, export_fabric, plan, run, sweep
-from fabricsim.commands.common import EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
+from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED,
+                                      EXIT_TERMINATED)
 from fabricsim.config import ScenarioError
 
 
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("interrupted; no result folder was written", EXIT_INTERRUPTED)
     except Terminated:
         return _fail("terminated; no result folder was written", EXIT_TERMINATED)
+    except BrokenPipeError:  # the reader of stdout is gone: stop quietly, as a command in a pipe does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush has nowhere to go
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # a bug: never exit 1, which means "a check failed"
         if args.debug:
             traceback.print_exc()

@@ -1,5 +1,6 @@
 """Bad input: one line naming the file, the key and what was expected; exit 2; nothing written."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,8 @@ import pytest
 import fabricsim.commands.run as run_command
 from fabricsim.cli import main
 from fabricsim.config import load_scenario
-from tests.conftest import SCENARIOS
+from tests.conftest import ROOT, SCENARIOS
+from tests.folder_snapshot import TINY
 
 GOOD = """\
 name: bad
@@ -95,6 +97,19 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_sigpipes_code(tmp_path):
+    """fabricsim run ... | head: the table has nowhere to go once the reader is gone; the results are
+    written, and the command ends as a command in a pipe does (141, nothing on stderr), not as a bug (3)."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    process = subprocess.Popen([sys.executable, "-m", "fabricsim.cli", "run", "tiny.yaml", "-o", "out"], cwd=tmp_path,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the table is printed
+    stderr = process.stderr.read()
+    assert process.wait() == 141 and stderr == b""
+    assert (tmp_path / "out" / "summary.json").exists()
 
 
 def test_an_internal_error_is_exit_3_in_one_line_and_debug_adds_the_traceback(monkeypatch, capsys):

@@ -19,6 +19,7 @@ from fabricsim.work_limits import MAX_WORKERS, check_work
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's: the reader of stdout went away (fabricsim run ... | head)
 _SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$")
 
 

@@ -17,6 +17,7 @@ timeouts, stalls on a link that is down), and each transfer's ideal time alone o
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from dataclasses import dataclass
 from typing import Callable
@@ -89,6 +90,9 @@ class ScheduleRun:
         self._last = (-1, "delivered")
         self._latest_delivery = (-1, -1)  # (time, transfer): of transfers delivered at one time, the highest id
         self._undelivered = len(transfers)
+        self._deliveries: list[tuple[int, int, int]] = []  # flows in flight: (due time, order, transfer)
+        self._delivery_order = 0
+        self._delivery_timers: set[int] = set()  # times a delivery timer is pending for
         if not len(transfers):
             self.done.succeed()
         for tid in np.flatnonzero(transfers.is_root).tolist():
@@ -127,7 +131,7 @@ class ScheduleRun:
         if lossy:
             self._after_flow_sent(tid, route)
         else:
-            self.env.timeout(route.latency_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
+            self._deliver_after(route.latency_ps, tid)
         self._unsent[tid] -= 1
         if self._unsent[tid] == 0:
             self._release(tid, "sent", self._after_sending[tid])
@@ -143,7 +147,29 @@ class ScheduleRun:
             _, nack_ps, timeout_ps = self._loss_costs(tid, route)
             causes.nack_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
             wait_ps += int(nack_ps + timeout_ps)
-        self.env.timeout(wait_ps).callbacks.append(lambda _event: self._flow_delivered(tid))
+        self._deliver_after(wait_ps, tid)
+
+    def _deliver_after(self, wait_ps: int, tid: int) -> None:
+        """A flow of ``tid`` arrives ``wait_ps`` from now: it waits in the run's one heap of flows in
+        flight, behind a timer set for the earliest (no event of its own)."""
+        due_ps = self.env.now + wait_ps
+        heapq.heappush(self._deliveries, (due_ps, self._delivery_order, tid))
+        self._delivery_order += 1
+        self._arm_delivery()
+
+    def _arm_delivery(self) -> None:
+        deliveries, timers = self._deliveries, self._delivery_timers
+        if deliveries and (not timers or deliveries[0][0] < min(timers)):
+            timers.add(deliveries[0][0])
+            self.env.timeout(deliveries[0][0] - self.env.now).callbacks.append(self._deliver_due)
+
+    def _deliver_due(self, _event) -> None:
+        """A delivery timer: the flows due now arrive, in the order they were sent."""
+        now, deliveries = self.env.now, self._deliveries
+        self._delivery_timers.discard(now)
+        while deliveries and deliveries[0][0] <= now:
+            self._flow_delivered(heapq.heappop(deliveries)[2])
+        self._arm_delivery()
 
     def _loss_costs(self, tid: int, route: Route) -> tuple:
         """Resent bytes, NACK round trips and timeouts of the transfer's losses on its lossy flow's route."""

@@ -54,6 +54,7 @@ class TrialFabric:
                                       lambda link: len(self.network.flows_on[link]))
         self.link_loss = {fabric.link_named(name).index: rate for name, rate in impairments.loss.links.items()}
         start_background(self.network, fabric, impairments.background, spec.hosts, rng)
+        self.failures_ahead = bool(impairments.failures)
         self.failures = LinkFailures(env, self.network, fabric, self.flow_router, impairments.failures, rng)
 
     def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec) -> CallFlows:
@@ -70,6 +71,11 @@ class TrialFabric:
                 self.failures.stuck()
                 return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]
 
+        if self.flow_router.mode == "hash" and not self.failures_ahead:  # routes fixed from the start
+            try:
+                flows_of = self.flow_router.hashed_flows(srcs, dsts, ports)
+            except NoRouteError:
+                pass  # each transfer meets it when it starts
         rates = None
         if self.link_loss:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(

@@ -65,6 +65,24 @@ class FlowRouter:
             flows.append((route, tag))
         return flows
 
+    def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray
+                     ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
+        """``flows`` of every transfer (``src_ranks``, ``dst_ranks``, a row of ``ports`` each) routed at
+        once, ahead of time, by hash (the routes of hash mode while no link goes down), as
+        ``flows_of(transfer)``."""
+        qps = ports.shape[1]
+        src_ranks, dst_ranks = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
+        hashes = five_tuple_hash(src_ranks.astype(np.uint64), dst_ranks.astype(np.uint64), ports.ravel().astype(np.uint64))
+        srcs, dsts = [self.gpus[rank] for rank in src_ranks.tolist()], [self.gpus[rank] for rank in dst_ranks.tolist()]
+        route_of, routes = self.router.hashed_routes(srcs, dsts, hashes)
+
+        def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
+            first = tid * qps
+            src, dst = srcs[first], dsts[first]
+            return [(routes[route], FlowTag(src, dst, flow_hash)) for route, flow_hash in
+                    zip(route_of[first:first + qps].tolist(), hashes[first:first + qps].tolist())]
+        return flows_of
+
     def reroute(self, tag: FlowTag, picked: Counter[int] | None = None) -> Route:
         """The flow's route over the links up now; raises NoRouteError when none is left."""
         if self.mode == "adaptive":

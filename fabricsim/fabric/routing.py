@@ -97,6 +97,54 @@ class Router:
             return route
         return self._walk(src, dst, lambda choices, hop: choices[_mix(flow_hash, hop) % len(choices)])[0]
 
+    def hashed_routes(self, srcs: list[str], dsts: list[str], flow_hashes: np.ndarray) -> tuple[np.ndarray, list[Route]]:
+        """``route(src, dst, flow_hash)`` of many flows at once, as an index into a list of routes:
+        the flows that have choices walk together, one hop a step, each group of flows at one node
+        (towards one destination, from one source) picking its next links with one vectorised hash."""
+        route_of, routes, indices = np.empty(len(srcs), dtype=np.int64), [], {}
+
+        def index_of(route: Route) -> int:
+            if route.links not in indices:
+                indices[route.links] = len(routes)
+                routes.append(route)
+            return indices[route.links]
+
+        walking = []
+        for flow, (src, dst, flow_hash) in enumerate(zip(srcs, dsts, flow_hashes.tolist())):
+            route, only = self._first_route(src, dst)
+            if only or not flow_hash:
+                route_of[flow] = index_of(route)
+            else:
+                walking.append(flow)
+        walking = np.asarray(walking, dtype=np.int64)
+        src_of = np.array([self._index[srcs[flow]] for flow in walking.tolist()], dtype=np.int64)
+        dst_of = np.array([self._index[dsts[flow]] for flow in walking.tolist()], dtype=np.int64)
+        hashes, node, hop, steps = np.asarray(flow_hashes, dtype=np.uint64)[walking], src_of, 0, []
+        devices, names = len(self._index), list(self._index)
+        while True:
+            moving = np.flatnonzero(node != dst_of)
+            if not moving.size:
+                break
+            link_taken = np.full(len(walking), -1, dtype=np.int64)
+            picks = _mix(hashes[moving], hop)
+            groups, group_of = np.unique((node[moving] * devices + src_of[moving]) * devices + dst_of[moving],
+                                         return_inverse=True)
+            for group, key in enumerate(groups.tolist()):
+                at, src, dst = names[key // devices // devices], names[key // devices % devices], names[key % devices]
+                choices = np.array([link.index for link in self._next_links(at, src, dst, self._costs_to(dst))],
+                                   dtype=np.int64)
+                flows = moving[group_of == group]
+                link_taken[flows] = choices[(picks[group_of == group] % np.uint64(len(choices))).astype(np.int64)]
+            node = np.where(link_taken >= 0, self._link_dst[np.maximum(link_taken, 0)], node)
+            steps.append(link_taken)
+            hop += 1
+        for flow, links in zip(walking.tolist(), np.array(steps, dtype=np.int64).T.tolist() if steps else []):
+            links = tuple(link for link in links if link >= 0)
+            if links not in indices:
+                index_of(self._make_route(links, self._first_route(srcs[flow], dsts[flow])[0].latency_ps))
+            route_of[flow] = indices[links]
+        return route_of, routes
+
     def _first_route(self, src: str, dst: str) -> tuple[Route, bool]:
         cached = self._routes.get((src, dst))
         if cached is None:
@@ -205,13 +253,15 @@ class Router:
 
 def five_tuple_hash(src_rank: int, dst_rank: int, src_port: int) -> int:
     """The ECMP hash of a RoCEv2 flow: its addresses and UDP source port (destination port 4791 and
-    protocol UDP are the same for every flow). Never 0, which names the deterministic route."""
+    protocol UDP are the same for every flow). Never 0, which names the deterministic route. Of one
+    flow (ints) or of many (numpy uint64 arrays)."""
     return _mix((src_rank << 40) | (dst_rank << 16) | src_port, 0) | 1
 
 
 def _mix(flow_hash: int, hop: int) -> int:
-    """A per-hop hash of the flow (splitmix64 finaliser), so each switch picks independently."""
-    x = (flow_hash + 0x9E3779B97F4A7C15 * (hop + 1)) & 0xFFFFFFFFFFFFFFFF
+    """A per-hop hash of the flow (splitmix64 finaliser), so each switch picks independently; of one
+    hash (an int) or of many (numpy uint64, whose arithmetic wraps as the masks do)."""
+    x = (flow_hash + ((0x9E3779B97F4A7C15 * (hop + 1)) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
     return x ^ (x >> 31)

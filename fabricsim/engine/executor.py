@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -121,12 +122,12 @@ class ScheduleRun:
             nbytes = transfer_bytes // len(flows) + (qp < transfer_bytes % len(flows))
             lossy = qp == 0
             nbits = 8.0 * (nbytes + (resent_bytes if lossy else 0))
-            specs.append((route.links, nbits, lambda qp=qp, route=route, nbytes=nbytes, lossy=lossy:
-                          self._flow_sent(tid, qp, route, nbytes, lossy, started), tag))
+            specs.append((route.links, nbits, partial(self._flow_sent, tid, qp, route, nbytes, lossy, started), tag))
         started.extend(self.network.start_all(specs))
 
     def _flow_sent(self, tid: int, qp: int, route: Route, nbytes: int, lossy: bool, started: list[Flow]) -> None:
-        if started:  # a flow of no bits is sent before start_all() returns: it never stalled
+        # a flow of no bits is sent before start_all() returns: it never stalled
+        if started and (started[qp].stalled_ps or self.flow_records is not None):
             self._record_flow(tid, qp, nbytes, started[qp])
         if lossy:
             self._after_flow_sent(tid, route)

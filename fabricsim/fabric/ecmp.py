@@ -70,15 +70,14 @@ class FlowRouter:
         """``flows`` of every transfer (``src_ranks``, ``dst_ranks``, a row of ``ports`` each) routed at
         once, ahead of time, by hash (the routes of hash mode while no link goes down), as
         ``flows_of(transfer)``."""
-        qps = ports.shape[1]
-        src_ranks, dst_ranks = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
-        hashes = five_tuple_hash(src_ranks.astype(np.uint64), dst_ranks.astype(np.uint64), ports.ravel().astype(np.uint64))
-        srcs, dsts = [self.gpus[rank] for rank in src_ranks.tolist()], [self.gpus[rank] for rank in dst_ranks.tolist()]
-        route_of, routes = self.router.hashed_routes(srcs, dsts, hashes)
+        qps, gpus = ports.shape[1], self.gpus
+        flow_src, flow_dst = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
+        hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
+        route_of, routes = self.router.hashed_routes([gpus[rank] for rank in flow_src.tolist()],
+                                                     [gpus[rank] for rank in flow_dst.tolist()], hashes)
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
-            first = tid * qps
-            src, dst = srcs[first], dsts[first]
+            first, src, dst = tid * qps, gpus[src_ranks[tid]], gpus[dst_ranks[tid]]
             return [(routes[route], FlowTag(src, dst, flow_hash)) for route, flow_hash in
                     zip(route_of[first:first + qps].tolist(), hashes[first:first + qps].tolist())]
         return flows_of

@@ -2,13 +2,12 @@
 
 The DAG rules are the flow model's (``engine.dag_progress``, which both models drive: ``after``:
 delivered; ``after_sent``: last bit sent; a jitter delay before each start; a failed queue pair
-ends the schedule), run on the packet event loop. A
-transfer enters as one queue pair per flow of ``flows_of`` (by default one, on ``route_of``'s route):
-it is sent when every queue pair's last packet has left its first link, and delivered when every
-last packet has reached the receiver in order. Loss is played packet by packet by the
-network, so the flow model's pre-drawn loss outcomes are not used here; the jitter delays are. A
-schedule that stops with nothing left to happen (pauses waiting on each other in a cycle: a PFC
-deadlock) ends there, failed.
+ends the schedule), run on the packet event loop. A transfer enters as one queue pair per flow of
+``flows_of`` (by default one, on ``route_of``'s route): it is sent when every queue pair's last
+packet has left its first link, and delivered when every last packet has reached the receiver in
+order. Loss is played packet by packet by the network, so the flow model's pre-drawn loss outcomes
+are not used here; the jitter delays are. A schedule that stops with nothing left to happen
+(pauses waiting on each other in a cycle: a PFC deadlock) ends there, failed.
 """
 
 from __future__ import annotations

@@ -129,12 +129,14 @@ class Router:
             picks = _mix(hashes[moving], hop)
             groups, group_of = np.unique((node[moving] * devices + src_of[moving]) * devices + dst_of[moving],
                                          return_inverse=True)
+            by_group = np.argsort(group_of, kind="stable")
+            bounds = np.searchsorted(group_of[by_group], np.arange(len(groups) + 1)).tolist()
             for group, key in enumerate(groups.tolist()):
                 at, src, dst = names[key // devices // devices], names[key // devices % devices], names[key % devices]
                 choices = np.array([link.index for link in self._next_links(at, src, dst, self._costs_to(dst))],
                                    dtype=np.int64)
-                flows = moving[group_of == group]
-                link_taken[flows] = choices[(picks[group_of == group] % np.uint64(len(choices))).astype(np.int64)]
+                members = by_group[bounds[group]:bounds[group + 1]]
+                link_taken[moving[members]] = choices[(picks[members] % np.uint64(len(choices))).astype(np.int64)]
             node = np.where(link_taken >= 0, self._link_dst[np.maximum(link_taken, 0)], node)
             steps.append(link_taken)
             hop += 1

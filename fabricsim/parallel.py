@@ -112,12 +112,30 @@ def _batch_results(simulation: Simulation, source: str, workers: int, scheduler:
         pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_follow_parent,
                                    initargs=(os.getpid(),))
         try:
-            yield from _in_order(lambda indices: pool.submit(run_batch, scenario, source, indices), plan,
+            yield from _in_order(lambda indices: _submit_holding_signals(pool, scenario, source, indices), plan,
                                  BATCHES_IN_FLIGHT_PER_WORKER * workers)
         except BaseException:  # an error, Ctrl-C, SIGTERM or a reader that stopped: end the workers now
             _stop_workers(pool)
             raise
         pool.shutdown()
+
+
+def _submit_holding_signals(pool: ProcessPoolExecutor, scenario: Scenario, source: str, indices: range):
+    """Submit a batch with Ctrl-C and SIGTERM held until it is submitted: a submit may start a worker,
+    and a parent stopped half-way through handing a new worker its start-up data leaves the worker to
+    die with a traceback on the shared stderr. A signal that came meanwhile is raised again after."""
+    if threading.current_thread() is not threading.main_thread():
+        return pool.submit(run_batch, scenario, source, indices)
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, _frame: held.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return pool.submit(run_batch, scenario, source, indices)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def _follow_parent(parent_pid: int) -> None:

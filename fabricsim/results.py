@@ -31,7 +31,7 @@ from fabricsim.units import TimeUnit, format_bytes
 
 SLOWEST_TRIALS_PLOTTED = 20
 TRIALS_COLUMNS = ("trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
-                  *(f"{part}_us" for part in breakdown.PARTS))
+                  *(f"{part}_us" for part in breakdown.PARTS), "exposed_comm_us")
 
 
 def call_size_bytes(call: Call) -> int:
@@ -62,7 +62,8 @@ class Shape:
 
 
 def communication_us(latency_ps, compute_ps):
-    """A trial's time less its compute: the time bandwidth is measured over (element-wise on arrays)."""
+    """A trial's time less its compute: the time bandwidth is measured over, and in a training step the
+    communication compute did not hide, its compute being one chain on each rank (element-wise on arrays)."""
     return (latency_ps - compute_ps) / 1e6
 
 
@@ -74,6 +75,7 @@ class RunResults:
         self.columns = TrialColumns(len(simulation.plan.trials))
         self.shapes: list[Shape] = []  # in order of first trial; columns.shape indexes this list
         self._shape_ids: dict[int, int] = {}  # the plan's shape index -> index in shapes
+        self.links = usage.LinkTotals(simulation.fabric)  # links.csv's totals and the bottleneck
 
     def add(self, record: TrialRecord) -> Shape:
         """Fold one record in; its shape, for the rows written of it."""
@@ -82,6 +84,8 @@ class RunResults:
         if shape_id == len(self.shapes):
             self.shapes.append(Shape.of(trials[record.trial]))
         self.columns.append(record, shape_id)
+        if record.link_usage is not None:
+            self.links.add(record.link_usage, record.latency_ps)
         return self.shapes[shape_id]
 
     @cached_property
@@ -105,21 +109,26 @@ class RunResults:
             "per_rank_bytes": _one_or_list([list(p) if len(p) > 1 else p[0] for p in per_rank]),
             "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
                                         else call_size_bytes(calls_of[p][0]) for p in per_rank]),
-            "latency_us": None, "algbw_GBps": None, "busbw_GBps": None,
+            "latency_us": None, "exposed_comm_us": None, "algbw_GBps": None, "busbw_GBps": None,
             "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
+            "bottleneck": self.links.busiest() if self.links.trials else None,
+            "warnings": list(simulation.fabric.warnings),
             "fabricsim_version": __version__,
         }
-        if scenario.collective.algorithm == "auto":  # what auto picked for each size S of the main op
+        if "auto" in (scenario.collective.algorithm, scenario.collective.protocol):  # auto's picks per size S
             calls = {call for shape in self.shapes for call in shape.calls if call.op == plan.op}
-            picks = {simulation.call_schedule(call).size_bytes: simulation.call_schedule(call).algorithm
-                     for call in calls}
-            summary["collective"]["picked"] = {str(size): picks[size] for size in sorted(picks)}
+            picks = {simulation.call_schedule(call).size_bytes: (simulation.call_schedule(call).algorithm,
+                                                                 simulation.call_pick(call)) for call in calls}
+            summary["collective"]["picked"] = {str(size): picks[size][0] for size in sorted(picks)}
+            summary["collective"]["picked_protocol"] = {str(size): picks[size][1].protocol for size in sorted(picks)}
+            summary["collective"]["why"] = {str(size): picks[size][1].reason for size in sorted(picks)}
         if ok.any():
             latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
             summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)
             summary["percentiles_unsupported"] = stats.unsupported_percentiles(latency_ps.size)
             median_size = float(np.median(self._by_shape("size_bytes")[shape_ids]))
             compute_ps = self._by_shape("compute_ps")[shape_ids]
+            summary["exposed_comm_us"] = stats.latency_summary(communication_us(latency_ps, compute_ps))
             compute_us = float(np.median(latency_ps / 1e6 - communication_us(latency_ps, compute_ps)))
             median_communication_us = summary["latency_us"]["p50"] - compute_us
             summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, median_communication_us))
@@ -155,8 +164,8 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
         with _Tables(stage, simulation) as tables:
             for record in records:
                 tables.write(record, results.add(record))
-        if tables.links.trials:
-            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, tables.links.rows())
+        if results.links.trials:
+            _write_csv(stage / "links.csv", usage.LINK_COLUMNS, results.links.rows())
         (stage / "summary.json").write_text(json.dumps(results.summary, indent=2) + "\n")
         (stage / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
@@ -169,11 +178,10 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
 
 class _Tables:
     """The per-trial tables of a result folder, written row by row: trials.csv, flows.csv (with
-    ``output.flows``), ports.csv (from the first trial with port counters), and links.csv's totals."""
+    ``output.flows``) and ports.csv (from the first trial with port counters)."""
 
     def __init__(self, stage: Path, simulation: Simulation) -> None:
         self.stage, self.fabric = stage, simulation.fabric
-        self.links = usage.LinkTotals(simulation.fabric)
         self._files = ExitStack()
         self._trials = self._table("trials.csv", TRIALS_COLUMNS)
         self._flows = self._table("flows.csv", usage.FLOW_COLUMNS) if simulation.scenario.output.flows else None
@@ -192,8 +200,6 @@ class _Tables:
 
     def write(self, record: TrialRecord, shape: Shape) -> None:
         self._trials.writerow(trial_row(record, shape))
-        if record.link_usage is not None:
-            self.links.add(record.link_usage, record.latency_ps)
         if self._flows is not None:
             self._flows.writerows(usage.flow_rows(self.fabric, record))
         if record.ports:
@@ -207,7 +213,8 @@ def trial_row(record: TrialRecord, shape: Shape) -> list:
     algbw = stats.algbw_GBps(shape.size_bytes, communication_us(record.latency_ps, shape.compute_ps))
     bandwidth = ("", "") if record.failed else (f"{algbw:.6f}", f"{algbw * shape.busbw_factor:.6f}")
     return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / 1e6:.6f}",
-            *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record))]
+            *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record)),
+            f"{communication_us(record.latency_ps, shape.compute_ps):.6f}"]
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:

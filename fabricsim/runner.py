@@ -13,6 +13,7 @@ or where it runs.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,8 +21,9 @@ import numpy as np
 import simpy
 
 from fabricsim.collectives import algorithms_for, build_schedule
+from fabricsim.collectives.channels import Layout, Place, channel_layout
 from fabricsim.collectives.protocol import with_software_latency
-from fabricsim.collectives.tuner import choose_for_routes
+from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.counters import PortCounters
 from fabricsim.breakdown import Causes, attribute
@@ -29,12 +31,14 @@ from fabricsim.engine.executor import FlowRecord
 from fabricsim.engine.failures import cable_links
 from fabricsim.engine.flows import LinkUsage
 from fabricsim.engine.models import FlowModel, NetworkModel, PacketModel
+from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import Transport, draw_impairments
+from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
+from fabricsim.workload.job import StepSchedule, lower_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,25 +82,57 @@ class Simulation:
         self.router = Router(self.fabric)
         self.plan: WorkloadPlan = plan_workload(scenario, len(self.fabric.gpus), source)
         self.schedule = lru_cache(maxsize=64)(self._build_schedule)
+        self.layout = lru_cache(maxsize=64)(self._layout)
+        self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
+        self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         self._check_routes(source)
         self._check_impairment_links(source)
 
-    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int) -> Schedule:
-        """The call's schedule, by the scenario's algorithm, or the op's first one when it has no such."""
+    def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout | None = None) -> Schedule:
+        """The call's schedule, by the scenario's algorithm (auto: as NCCL picks), or the op's first one
+        when it has no such; ``layout``: ring's and tree's channels, the first ``ranks`` GPUs' if None."""
         collective = self.scenario.collective
+        layout = layout or self.layout(tuple(range(ranks)))
+        algorithm = self.pick(op, ranks, per_rank_bytes, layout).algorithm
         known = algorithms_for(op)
-        algorithm = collective.algorithm if collective.algorithm in known or not known else known[0]
-        size = size_bytes_of(op, ranks, per_rank_bytes)
-        if collective.algorithm == "auto" and known:
-            algorithm = choose_for_routes(op, ranks, size, collective.chunks, collective.protocol,
-                                          [self.route(0, rank) for rank in range(1, ranks)], self.fabric.links,
-                                          self.scenario.fabric.gpus_per_host)
-        return build_schedule(op, algorithm, ranks, size, collective.chunks, root=collective.root,
-                              local_ranks=self.scenario.fabric.gpus_per_host)
+        algorithm = algorithm if algorithm in known or not known else known[0]
+        return build_schedule(op, algorithm, ranks, size_bytes_of(op, ranks, per_rank_bytes), collective.chunks,
+                              root=collective.root, local_ranks=self.scenario.fabric.gpus_per_host,
+                              orders=layout.orders, trees=layout.trees)
+
+    def _pick(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout) -> Pick:
+        """The algorithm and protocol a call runs: the scenario's, or NCCL's choice where it says auto."""
+        collective, spec = self.scenario.collective, self.scenario.fabric
+        if collective.algorithm != "auto" and collective.protocol != "auto":
+            return Pick(collective.algorithm, collective.protocol, "")
+        intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
+        topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
+                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9, spec.clos.sharp)
+        only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
+        pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
+        return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
+
+    def call_pick(self, call: Call) -> Pick:
+        return self.pick(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
 
     def call_schedule(self, call: Call) -> Schedule:
-        return self.schedule(call.op, len(call.group), call.per_rank_bytes)
+        return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
+
+    def _layout(self, group: tuple[int, ...]) -> Layout:
+        """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
+        NIC's rail and its nearest NICs' (a fabric that does not say, as an InfraGraph one may not,
+        gives each GPU the rail of its rank order within its host)."""
+        fabric = self.fabric
+        places, seen = [], Counter()
+        for rank in group:
+            gpu = fabric.gpus[rank]
+            host = fabric.devices[gpu].host
+            rail = fabric.nic_rail.get(fabric.nic_of.get(gpu, ""), seen[host])
+            seen[host] += 1
+            places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
+                                or (rail,)))
+        return channel_layout(places, self.scenario.collective.channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
         return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])
@@ -140,7 +176,10 @@ class Simulation:
         return [self.run_trial(trial) for trial in self.plan.trials]
 
     def run_trial(self, trial: Trial) -> TrialRecord:
-        """One trial: its calls one after another (with any compute between), on the scenario's model."""
+        """One trial: the whole job's step at once (``plan.mesh`` set: ``fabricsim.workload.job``), or its
+        calls one after another (with any compute between), on the scenario's model."""
+        if self.plan.mesh is not None:
+            return self._run_step(trial)
         scenario = self.scenario
         impairments, loss = scenario.impairments, scenario.impairments.loss
         rng = trial_rng(scenario.seed, trial.index)
@@ -160,7 +199,7 @@ class Simulation:
             drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule))
             jitter_ps = drawn.start_delay_ps
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
-            drawn = with_software_latency(drawn, schedule, scenario.collective.protocol, route_of, self.fabric.links)
+            drawn = with_software_latency(drawn, schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
             result = model.run_call(
                 schedule, flows, route_of, drawn, transport, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
                 ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
@@ -175,7 +214,54 @@ class Simulation:
             if trial.compute_after_ps:
                 env.run(until=env.now + trial.compute_after_ps)
                 ideal_ps += trial.compute_after_ps
-        breakdown = attribute(int(env.now), ideal_ps, causes, failed)
-        return TrialRecord(trial.index, trial.per_rank_bytes, int(env.now), failed,
+        return self._record(trial, int(env.now), ideal_ps, causes, failed, model)
+
+    def step_schedule(self, trial: Trial) -> StepSchedule:
+        """The trial's calls run by every group of the job, as one schedule over GPU ranks."""
+        return self._step_schedule(trial.calls, trial.compute_after_ps)
+
+    def _lower_step(self, calls: tuple[Call, ...], compute_after_ps: int) -> StepSchedule:
+        return lower_step(calls, compute_after_ps, self.plan.mesh, self.call_schedule)
+
+    def _run_step(self, trial: Trial) -> TrialRecord:
+        """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``)."""
+        scenario = self.scenario
+        rng = trial_rng(scenario.seed, trial.index)
+        env = simpy.Environment()
+        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
+            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
+        step = self.step_schedule(trial)
+        schedule, marks = step.schedule, step.marks
+        fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
+        for index, group, start in step.parts:
+            call_schedule = self.call_schedule(trial.calls[index])
+            end = start + len(call_schedule.transfers)
+            route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
+            zeros = np.zeros(end - start, dtype=np.int64)
+            local = TransferImpairments(zeros, zeros, zeros, zeros.astype(bool))
+            fixed_ps[start:end] += with_software_latency(local, call_schedule, scenario.collective.protocol, route_of,
+                                                         self.fabric.links).start_delay_ps
+            skew_ps[start:end] = model.launch_skew_ps(call_schedule)
+        flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
+        drawn = draw_impairments(scenario.impairments.jitter, scenario.impairments.loss, schedule.transfers.nbytes,
+                                 scenario.fabric.nic.mtu_bytes, rng, flows.loss_rate)
+        drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps) + fixed_ps)
+        result = model.run_call(schedule, flows, self._step_route, drawn, Transport.of(scenario),
+                                fixed_delay_ps=fixed_ps, ideal_route_of=self._step_ideal_route)
+        causes = result.causes
+        if result.cut_off_ps is not None:
+            causes.failure_ps += result.cut_off_ps
+        return self._record(trial, int(env.now), result.ideal_ps, causes, result.failed, model)
+
+    def _step_route(self, src: int, dst: int) -> Route:
+        return LOCAL_ROUTE if src == dst else self.route(src, dst)
+
+    def _step_ideal_route(self, src: int, dst: int) -> Route:
+        return LOCAL_ROUTE if src == dst else self.ideal_route(src, dst)
+
+    def _record(self, trial: Trial, latency_ps: int, ideal_ps: int, causes: Causes, failed: bool,
+                model: NetworkModel) -> TrialRecord:
+        breakdown = attribute(latency_ps, ideal_ps, causes, failed)
+        return TrialRecord(trial.index, trial.per_rank_bytes, latency_ps, failed,
                            **{name: getattr(breakdown, name) for name in breakdown.__slots__},
                            **model.record_fields())

@@ -8,7 +8,7 @@ its transfer, queue pair, ranks, bytes, links, start, last bit sent, time stalle
 
 from __future__ import annotations
 
-from fabricsim.fabric.graph import Fabric
+from fabricsim.fabric.graph import Fabric, Link
 
 LINK_COLUMNS = ("link", "kind", "capacity_Gbps", "bytes", "busy_us", "peak_flows", "utilization")
 FLOW_COLUMNS = ("trial", "transfer", "qp", "src", "dst", "bytes", "links", "start_us", "sent_us", "stalled_us",
@@ -36,14 +36,20 @@ class LinkTotals:
             self.busy_ps[link.index] += usage.busy_ps[link.index]
             self.peak_flows[link.index] = max(self.peak_flows[link.index], usage.peak_flows[link.index])
 
+    def utilization(self, link: Link) -> float:
+        """Bits carried over what the link could carry in the total simulated time."""
+        return self.carried_bits[link.index] / (link.bandwidth_bps * self.total_ps / 1e12) if self.total_ps else 0.0
+
     def rows(self) -> list[list]:
-        rows = []
-        for link in self.fabric.links:
-            carried_bits = self.carried_bits[link.index]
-            utilization = carried_bits / (link.bandwidth_bps * self.total_ps / 1e12) if self.total_ps else 0.0
-            rows.append([link.name, link.kind, f"{link.bandwidth_bps / 1e9:.6g}", round(carried_bits / 8),
-                         f"{self.busy_ps[link.index] / 1e6:.6f}", self.peak_flows[link.index], f"{utilization:.6f}"])
-        return rows
+        return [[link.name, link.kind, f"{link.bandwidth_bps / 1e9:.6g}", round(self.carried_bits[link.index] / 8),
+                 f"{self.busy_ps[link.index] / 1e6:.6f}", self.peak_flows[link.index],
+                 f"{self.utilization(link):.6f}"] for link in self.fabric.links]
+
+    def busiest(self) -> dict:
+        """summary.json's ``bottleneck``: the link of highest utilization (the first such in link order)."""
+        link = max(self.fabric.links, key=self.utilization)
+        return {"link": link.name, "kind": link.kind, "capacity_Gbps": link.bandwidth_bps / 1e9,
+                "utilization": self.utilization(link)}
 
 
 def flow_rows(fabric: Fabric, record) -> list[list]:

@@ -5,8 +5,9 @@ The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory eac
 percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
 qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the GPUs per host for multi_ring, 1 otherwise), putting at most n S max(2, log2 n)
-bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n).
+bidirectional_ring, the channels of ring and tree, 1 otherwise), putting at most n S max(2, log2 n)
+bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
+whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import size_bytes_of
 from fabricsim.units import format_rate
 from fabricsim.workload import Call, WorkloadPlan, plan_workload
+from fabricsim.workload.job import job_groups
 
 MAX_GPUS = 16_384
 MAX_WORKERS = 256  # local worker processes (--workers)
@@ -144,21 +146,27 @@ def packet_events(scenario: Scenario, plan: WorkloadPlan) -> int:
         rate_bps, _ = slowest_rate(scenario, dcqcn=False)
         ticks_per_byte = 8 * PS_PER_S / rate_bps / fabric.packet.dcqcn.alpha_resume_interval_ps
         events += int(max(sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes) * len(call.group)
-                              for call in shape.calls) for shape in plan.trials.shapes)
+                              * groups_of(plan, call) for call in shape.calls) for shape in plan.trials.shapes)
                       * fabric.qps_per_rankpair * ticks_per_byte)
     return events
 
 
 def _largest_trial_wire_bytes(plan: WorkloadPlan) -> int:
-    return max(sum(map(wire_bytes, shape.calls)) for shape in plan.trials.shapes)
+    return max(sum(wire_bytes(call) * groups_of(plan, call) for call in shape.calls) for shape in plan.trials.shapes)
+
+
+def groups_of(plan: WorkloadPlan, call: Call) -> int:
+    """How many groups run the call in a trial: every group of its kind in the whole job's step, else one."""
+    return len(job_groups(plan.mesh, call.group)) if plan.mesh else 1
 
 
 def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
     collective = scenario.collective
-    channels = _channels(collective.algorithm, scenario.fabric.gpus_per_host)
-    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels for call in shape.calls)
-               for shape in plan.trials.shapes)
+    channels = _channels(collective.algorithm, collective.channels, scenario.fabric.gpus_per_host)
+    marks = (lambda shape: (len(shape.calls) + 1) * plan.mesh.size) if plan.mesh else (lambda shape: 0)
+    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels * groups_of(plan, call)
+                   for call in shape.calls) + marks(shape) for shape in plan.trials.shapes)
 
 
 def wire_bytes(call: Call) -> int:
@@ -168,10 +176,13 @@ def wire_bytes(call: Call) -> int:
     return ranks * size_bytes_of(call.op, ranks, call.per_rank_bytes) * max(2, math.ceil(math.log2(ranks)))
 
 
-def _channels(algorithm: str, gpus_per_host: int) -> int:
-    """Rings an all-reduce runs at once: two for bidirectional_ring, one per GPU of a host for multi_ring
-    (and for auto, which may pick either)."""
-    return {"bidirectional_ring": 2, "multi_ring": gpus_per_host, "auto": max(2, gpus_per_host)}.get(algorithm, 1)
+def _channels(algorithm: str, channels: int, gpus_per_host: int) -> int:
+    """Rings or trees an all-reduce runs at once: two for bidirectional_ring; for ring and tree (and
+    auto, which picks one of them) the ``channels`` given, else at most one per GPU of a host, and two
+    trees at least."""
+    if algorithm in ("ring", "tree", "auto"):
+        return channels or max(2, gpus_per_host)
+    return 2 if algorithm == "bidirectional_ring" else 1
 
 
 def _gib(nbytes: int) -> str:

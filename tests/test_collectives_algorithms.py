@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fabricsim.collectives import ALGORITHMS, ScheduleError, algorithms_for, build_schedule, verify
+from fabricsim.collectives.channels import Place, ring_orders, tree_parents
 from fabricsim.collectives.trees import binary_tree_parents
 from fabricsim.schedule import Schedule
 
@@ -22,7 +23,11 @@ def schedules(draw, min_bytes_per_piece=0):
     size_bytes = draw(st.integers(0, 10**5)) + min_bytes_per_piece * ranks * ranks * 2 * chunks
     root = draw(st.integers(0, ranks - 1))
     local_ranks = draw(st.sampled_from([d for d in range(1, ranks + 1) if ranks % d == 0]))
-    return build_schedule(op, algorithm, ranks, size_bytes, chunks, root=root, local_ranks=local_ranks)
+    orders = tuple(draw(st.lists(st.permutations(range(ranks)), min_size=1, max_size=3)))  # ring's channels
+    trees = tree_parents([Place(rank // local_ranks, rank % local_ranks, (rank % local_ranks,))
+                          for rank in range(ranks)], draw(st.integers(0, 3)))  # tree's channels
+    return build_schedule(op, algorithm, ranks, size_bytes, chunks, root=root, local_ranks=local_ranks,
+                          orders=orders, trees=trees)
 
 
 @settings(max_examples=150, deadline=None)
@@ -104,12 +109,12 @@ def test_double_binary_tree_is_two_binary_trees_whose_inner_nodes_differ(ranks):
 
 
 def test_registry_names_every_op_of_the_issue_and_rejects_bad_options():
-    assert algorithms_for("all_reduce") == ["bidirectional_ring", "double_binary_tree", "halving_doubling",
-                                            "hierarchical", "multi_ring", "recursive_doubling", "ring"]
+    assert algorithms_for("all_reduce") == ["bidirectional_ring", "double_binary_tree", "flat_ring",
+                                            "halving_doubling", "hierarchical", "recursive_doubling", "ring", "tree"]
     assert algorithms_for("broadcast") == ["binomial_tree", "ring"]
     assert algorithms_for("reduce") == ["binomial_tree", "ring"]
-    assert algorithms_for("all_gather") == ["recursive_doubling", "ring"]
-    assert algorithms_for("reduce_scatter") == ["recursive_halving", "ring"]
+    assert algorithms_for("all_gather") == ["flat_ring", "recursive_doubling", "ring"]
+    assert algorithms_for("reduce_scatter") == ["flat_ring", "recursive_halving", "ring"]
     assert algorithms_for("all_to_all") == ["direct", "pxn"]
     for op in ("gather", "send_recv"):
         assert algorithms_for(op) == ["direct"]
@@ -141,3 +146,44 @@ def test_pxn_all_to_all_crosses_hosts_only_on_the_destinations_rail(hosts, local
     # each block crosses at most one NVLink hop and one NIC hop
     assert len(schedule.transfers) <= 2 * ranks * (ranks - 1)
     assert sum(t.nbytes for t in crossing) == ranks * (ranks - local_ranks) * 1000
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 9), st.data())
+def test_ring_channels_enter_each_host_at_a_new_gpu_and_leave_it_near_that_gpus_nic(hosts, local, channels, data):
+    """NCCL's channel layout: every channel is a permutation, hosts one after another; channel k enters
+    each host at its k-th GPU and leaves it from a GPU near the entry's NIC whenever the host has one."""
+    switch = data.draw(st.sampled_from([d for d in range(1, local + 1) if local % d == 0]))  # GPUs per PCIe switch
+    places = [Place(host, gpu, tuple(sorted(range(gpu - gpu % switch, gpu - gpu % switch + switch),
+                                            key=lambda other, gpu=gpu: other != gpu)))
+              for host in range(hosts) for gpu in range(local)]
+    orders = ring_orders(places, channels)
+    assert len(orders) == (channels or (local if hosts > 1 else 1))
+    for channel, order in enumerate(orders):
+        assert sorted(order) == list(range(hosts * local))
+        if hosts == 1:
+            assert list(order) == list(range(local))
+            continue
+        for host in range(hosts):
+            inside = order[host * local:(host + 1) * local]
+            assert {places[rank].host for rank in inside} == {host}
+            assert places[inside[0]].rail == channel % local
+            if switch > 1:
+                assert places[inside[0]].rail in places[inside[-1]].near_rails
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(0, 5), st.integers(1, 3), st.integers(0, 5000))
+def test_nccls_tree_chains_each_host_below_its_head_and_reduces_over_every_channel(hosts, local, channels, chunks,
+                                                                                    size_bytes):
+    places = [Place(host, gpu, (gpu,)) for host in range(hosts) for gpu in range(local)]
+    trees = tree_parents(places, channels)
+    assert len(trees) == (channels or max(2, local if hosts > 1 else 1))
+    for channel, parents in enumerate(trees):
+        assert parents.count(None) == 1
+        crossing = [(rank, parent) for rank, parent in enumerate(parents)
+                    if parent is not None and places[rank].host != places[parent].host]
+        assert len(crossing) == hosts - 1  # one link per host up the tree of heads, between heads
+        assert all(places[rank].rail == places[parent].rail == channel % local for rank, parent in crossing)
+    if hosts * local > 1:
+        verify(build_schedule("all_reduce", "tree", hosts * local, size_bytes, chunks, trees=trees))

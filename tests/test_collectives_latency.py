@@ -1,4 +1,4 @@
-"""Per-message software latency (NCCL's protocol constants) and ``algorithm: auto``.
+"""Per-message software latency (NCCL's protocol constants) and ``algorithm: auto`` (NCCL's tuning model).
 
 With a protocol, every transfer waits its route's per-hop latency and the first transfers also the
 base latency, so on an ideal fabric a collective's time is its alpha-beta formula with alpha = path
@@ -9,10 +9,9 @@ from fractions import Fraction
 
 import pytest
 
-from fabricsim.collectives import algorithms_for
-from fabricsim.collectives.cost import COSTS, predicted_time
+from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.collectives.tuner import Level, choose_algorithm
+from fabricsim.collectives.tuner import Topology, bandwidth_GBps, enabled, latency_us, nccl_pick, time_us
 from fabricsim.runner import Simulation
 from tests.conftest import make_scenario
 
@@ -58,30 +57,50 @@ def test_latency_follows_the_transport_and_the_algorithm_family():
     assert abs(latency_ps - expected_ps) <= 3
 
 
-@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce"])
-def test_auto_picks_the_least_predicted_time_and_a_smallest_simulated_one(op):
-    """On an ideal fabric the formulas are exact, so auto's pick is never slower than the others."""
-    for size_bytes in (8 * 64, 64 * 2**20):
-        simulation, auto_ps = run(EIGHT_HOSTS, {"op": op, "algorithm": "auto", "protocol": "ll"}, size_bytes)
-        picked = simulation.schedule(op, 8, size_bytes).algorithm
-        route = simulation.route(0, 1)
-        alpha_ps = route.latency_ps + hop_latency_ps("ll", {"roce"})
-        assert picked == choose_algorithm(op, 8, size_bytes, 1, Level(alpha_ps, route.bottleneck_bps), "ll")
-        others = [name for name in algorithms_for(op) if (op, name) in COSTS]
-        for name in others:
-            _, other_ps = run(EIGHT_HOSTS, {"op": op, "algorithm": name, "protocol": "ll"}, size_bytes)
-            assert auto_ps <= other_ps + 1000, (size_bytes, picked, name)
+NCCL_HAS = {"all_reduce": {"ring", "tree"}, "all_gather": {"ring"}, "reduce_scatter": {"ring"},
+            "broadcast": {"ring"}, "reduce": {"ring"}, "all_to_all": {"direct"}, "gather": {"direct"},
+            "send_recv": {"direct"}}
+TOPOLOGIES = [Topology(8, 1, "ampere", True, 240, 24.5), Topology(8, 1, "hopper", True, 370.8, 49),
+              Topology(16, 2, "hopper", True, 370.8, 49), Topology(8, 8, "ampere", True, 240, 12.25),
+              Topology(64, 8, "ampere", True, 240, 24.5), Topology(16, 2, "ampere", False, 32, 12.25)]
 
 
-def test_auto_trades_latency_for_bandwidth_as_the_size_grows():
-    flat = Level(10 * PS_PER_US, 100e9)
-    picks = [choose_algorithm("all_reduce", 8, size, 1, flat) for size in (8, 2**30)]
-    assert picks == ["recursive_doubling", "halving_doubling"]  # lg p steps first, then 2 (p-1)/p S beta
-    picks = [choose_algorithm("broadcast", 8, size, 8, flat) for size in (8, 2**30)]
-    assert picks == ["binomial_tree", "ring"]  # 3 alpha + 3 S beta, then a pipelined chain near S beta
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+@pytest.mark.parametrize("op", sorted(NCCL_HAS))
+def test_auto_never_picks_an_algorithm_nccl_has_not_for_the_op_and_fabric(op, topology):
+    for size_bytes in (8, 2**12, 2**16, 2**20, 2**24, 2**28, 2**32):
+        pick = nccl_pick(op, topology, size_bytes)
+        assert pick.algorithm in NCCL_HAS[op] and pick.protocol in ("ll", "ll128", "simple")
+        named = pick.reason.split(": ")[1].split()[0] if pick.reason.startswith("NCCL") else ""
+        assert "CollNet" not in pick.reason  # no SHARP switch on these fabrics
+        if named.startswith("PAT"):
+            assert topology.nodes == topology.ranks and op in ("all_gather", "reduce_scatter")
+        if named.startswith("NVLS/"):
+            assert topology.architecture == "hopper" and topology.nodes == 1
+        if named.startswith("NVLSTree"):
+            assert topology.architecture == "hopper" and topology.nodes > 1 and op == "all_reduce"
+        if not topology.nvlink and topology.per_node > 1:
+            assert pick.protocol != "ll128"  # LL128 only over NVLink inside nodes
 
 
-def test_run_reports_what_auto_picked(tmp_path, capsys):
+def test_auto_prices_as_tuning_cc_does():
+    """Hand-worked from tuning.cc's constants: 8 A100 on one node, and 2 nodes of 8."""
+    one_node, two_nodes = TOPOLOGIES[0], Topology(16, 2, "ampere", True, 240, 24.5)
+    assert latency_us("all_reduce", "ring", "ll", one_node) == pytest.approx(6.6 + 14 * 0.6)
+    assert bandwidth_GBps("all_reduce", "ring", "ll", one_node) == pytest.approx(min(87.7, 240 * .5) * 8 / 14)
+    assert latency_us("all_reduce", "tree", "ll", two_nodes) == pytest.approx(6.8 + 2 * (7 * 0.6 + 1 * 5.0))
+    # Ring across nodes: 2(n - 1) network steps at 2.7 us, the other steps at max(0.6, 1 us overhead)
+    assert latency_us("all_reduce", "ring", "ll", two_nodes) == pytest.approx(6.6 + 28 * 1.0 + 2 * 2.7)
+    ring_simple = min(240, 8 * 24.5) * 16 / 30
+    assert bandwidth_GBps("all_reduce", "ring", "simple", two_nodes) == pytest.approx(ring_simple)
+    assert bandwidth_GBps("all_reduce", "tree", "simple", two_nodes) == pytest.approx(
+        min(196 * .92, 32 * 23.6) * .5)
+    assert time_us("all_reduce", "ring", "simple", two_nodes, 2**30) == pytest.approx(
+        1.4 * (8.4 + 28 * max(3.4, 3 * 1.0) + 2 * 14.0) + 2**30 / (1000 * ring_simple))
+    assert [nccl_pick("all_reduce", two_nodes, size).algorithm for size in (8, 2**30)] == ["tree", "ring"]
+
+
+def test_run_reports_what_auto_picked_and_why(tmp_path, capsys):
     import json
 
     import yaml
@@ -90,22 +109,41 @@ def test_run_reports_what_auto_picked(tmp_path, capsys):
 
     path = tmp_path / "auto.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "auto", "fabric": EIGHT_HOSTS, "collective": {"op": "all_reduce", "algorithm": "auto"},
-        "workload": {"rule": "data_sizes", "data_sizes": [8, "64MiB"]}, "output": {"plots": False}}))
+        "name": "auto", "fabric": {"preset": "dgx_a100", "hosts": 2},
+        "collective": {"op": "all_reduce", "algorithm": "Auto", "protocol": "auto"},
+        "workload": {"rule": "data_sizes", "data_sizes": [8, "1GiB"]}, "output": {"plots": False}}))
     assert main(["run", str(path), "-o", str(tmp_path / "out")]) == 0
-    assert "auto picked: recursive_doubling for 8 B, halving_doubling for 64 MiB" in capsys.readouterr().out
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["collective"]["picked"] == {"8": "recursive_doubling", str(64 * 2**20): "halving_doubling"}
+    assert "auto picked: tree/ll for 8 B, ring/simple for 1 GiB" in capsys.readouterr().out
+    collective = json.loads((tmp_path / "out" / "summary.json").read_text())["collective"]
+    assert collective["picked"] == {"8": "tree", str(2**30): "ring"}
+    assert collective["why"]["8"].startswith("NCCL's model: Tree/LL 25.2 us, next Ring/LL")
 
 
-def test_auto_prices_the_host_aware_algorithms_on_two_levels():
-    """4 hosts x 8 GPUs, NICs 8x slower than NVLink: a large all-reduce goes host-aware, and wins."""
-    fabric = {"topology": "single_switch", "hosts": 4, "gpus_per_host": 8, "nic": {"bandwidth": "400Gbps"},
-              "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}}
-    size_bytes = 2**28
-    simulation, auto_ps = run(fabric, {"op": "all_reduce", "algorithm": "auto"}, size_bytes)
-    picked = simulation.schedule("all_reduce", 32, size_bytes).algorithm
-    assert picked in ("hierarchical", "multi_ring")
-    for name in ("ring", "halving_doubling", "hierarchical", "multi_ring"):
-        _, other_ps = run(fabric, {"op": "all_reduce", "algorithm": name}, size_bytes)
-        assert auto_ps <= other_ps, name
+@pytest.mark.parametrize("algorithm, protocol, expected", [("Ring", "LL128", ("ring", "ll128")),
+                                                          ("TREE", "Simple", ("tree", "simple")),
+                                                          ("multi_ring", "ll", ("ring", "ll"))])
+def test_nccl_spellings_are_accepted(algorithm, protocol, expected):
+    collective = make_scenario(collective={"op": "all_reduce", "algorithm": algorithm, "protocol": protocol}).collective
+    assert (collective.algorithm, collective.protocol) == expected
+
+
+def test_an_nccl_algorithm_that_is_not_modelled_is_refused_in_one_line():
+    from fabricsim.config import ScenarioError
+    with pytest.raises(ScenarioError, match="collective.algorithm: expected an algorithm fabricsim builds; "
+                                            "NCCL's NVLS is not modelled"):
+        make_scenario(collective={"op": "all_reduce", "algorithm": "NVLS"})
+
+
+def test_collnet_is_priced_only_where_the_switches_reduce():
+    """CollNet needs SHARP switches (fabric.clos.sharp): without them NCCL never considers it; with
+    them it is NCCL's pick for a multi-node all-reduce up to large sizes, reported, and the best built one runs."""
+    plain, sharp = Topology(64, 8, "hopper", True, 370.8, 49), Topology(64, 8, "hopper", True, 370.8, 49, True)
+    for size_bytes in (8, 2**20, 2**30):
+        assert "CollNet" not in nccl_pick("all_reduce", plain, size_bytes).reason
+        pick = nccl_pick("all_reduce", sharp, size_bytes)
+        assert "CollNet" in pick.reason and pick.algorithm in ("ring", "tree")
+        assert pick.reason.startswith("NCCL's model: CollNetDirect/Simple") or size_bytes == 2**30  # NVLSTree
+        assert not any(enabled(op, "collnet_direct", "simple", sharp) for op in ("all_gather", "broadcast"))
+    one_node = Topology(8, 1, "hopper", True, 370.8, 49, True)
+    assert not enabled("all_reduce", "collnet_direct", "simple", one_node)
+    assert latency_us("all_reduce", "collnet_chain", "simple", sharp) == pytest.approx(2 * 7 * 2.8 + 30)

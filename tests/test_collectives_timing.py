@@ -86,24 +86,24 @@ def test_hierarchical_all_reduce_is_two_rings_in_and_one_across_hosts(hosts, loc
     assert abs(latency_ps - expected_ps) <= transfers, (latency_ps, float(expected_ps))
 
 
-def test_multi_ring_spreads_the_inter_host_traffic_over_every_nic():
-    """One ring per rail: every NIC carries 2(p - 1)/(p L) S instead of one NIC per host carrying
-    2(p - 1)/p S, so with the NICs the bottleneck a multi-ring all-reduce is L times faster."""
+def test_ring_spreads_the_inter_host_traffic_over_every_nic():
+    """NCCL's Ring, one channel per NIC: every NIC carries 2(p - 1)/(p L) S instead of one NIC per host
+    carrying 2(p - 1)/p S, so with the NICs the bottleneck it is L times faster than the flat ring."""
     hosts, local_ranks, size_bytes = 2, 4, 2**26 * 3
     ranks = hosts * local_ranks
     fabric = {"topology": "single_switch", "hosts": hosts, "gpus_per_host": local_ranks}
-    simulation, multi_ps = simulate("all_reduce", "multi_ring", ranks, size_bytes, fabric=fabric)
+    simulation, multi_ps = simulate("all_reduce", "ring", ranks, size_bytes, fabric=fabric)
     schedule = simulation.schedule("all_reduce", ranks, size_bytes)
     for rank in range(ranks):
         crossing = sum(t.nbytes for t in schedule.transfers
                        if t.src == rank and t.dst // local_ranks != rank // local_ranks)
         assert crossing == 2 * (ranks - 1) * size_bytes // (ranks * local_ranks)
-    _, single_ps = simulate("all_reduce", "ring", ranks, size_bytes, fabric=fabric)
+    _, single_ps = simulate("all_reduce", "flat_ring", ranks, size_bytes, fabric=fabric)
     _, beta_nic = alpha_beta(simulation, 0, local_ranks)
     assert single_ps == pytest.approx(2 * (ranks - 1) * Fraction(size_bytes, ranks) * beta_nic, rel=0.01)
     assert multi_ps == pytest.approx(single_ps / local_ranks, rel=0.01)
     alpha_in, beta_in = alpha_beta(simulation, 0, 1)
     alpha_out, _ = alpha_beta(simulation, 0, local_ranks)
-    estimate = TWO_LEVEL_COSTS[("all_reduce", "multi_ring")](hosts, local_ranks, size_bytes, alpha_in, beta_in,
+    estimate = TWO_LEVEL_COSTS[("all_reduce", "ring")](hosts, local_ranks, size_bytes, alpha_in, beta_in,
                                                              alpha_out, beta_nic, 1)
     assert multi_ps == pytest.approx(estimate, rel=0.01)

@@ -14,6 +14,7 @@ import pytest
 
 from fabricsim.fabric.ecmp import FlowRouter
 from fabricsim.runner import Simulation, fabric_rng
+from fabricsim.stats import busbw_GBps
 from tests.conftest import make_scenario
 
 SIZE_BYTES = 3 * 2**16
@@ -94,3 +95,41 @@ def test_k_queue_pairs_on_one_nic_each_get_one_kth(qps):
         rate_bps = flow.nbytes * 8e12 / (flow.sent_ps - flow.start_ps)
         assert rate_bps == pytest.approx(nic_bps / qps, rel=1e-9)
     assert record.contention_ps == 0 and record.ideal_ps == record.latency_ps
+
+
+def test_a_connection_keeps_its_ports_for_every_message():
+    """NCCL reuses a connection's queue pairs for the whole collective: one draw per connection."""
+    scenario = make_scenario(fabric={"topology": "leaf_spine", "hosts": 4, "gpus_per_host": 1,
+                                     "clos": {"hosts_per_leaf": 1, "spines": 4}, "qps_per_rankpair": 2},
+                             collective={"op": "all_reduce", "algorithm": "ring", "chunks": 3})
+    simulation = Simulation(scenario)
+    schedule = simulation.schedule("all_reduce", 4, 2**20)
+    router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 2, lambda link: 0)
+    ports = router.draw_ports(schedule, fabric_rng(0, 0))
+    by_pair = {}
+    for transfer, row in zip(schedule.transfers, ports.tolist()):
+        by_pair.setdefault((transfer.src, transfer.dst), set()).add(tuple(row))
+    assert len(by_pair) == 4 and all(len(rows) == 1 for rows in by_pair.values())
+    assert len({row for rows in by_pair.values() for row in rows}) == 4
+
+
+def leaf_spine_busbw(hosts: int, ecmp: str = "hash", qps: int = 1) -> float:
+    """Median busbw of a 4 MiB ring all-reduce over hosts of 4 GPUs and 4 x 100G, one host per leaf,
+    4 spines at 1:1: each host's 4 channels cross the spines on 4 connections."""
+    scenario = make_scenario(fabric={"topology": "leaf_spine", "hosts": hosts, "gpus_per_host": 4,
+                                     "nic": "roce_100g", "qps_per_rankpair": qps,
+                                     "clos": {"hosts_per_leaf": 1, "spines": 4, "ecmp": ecmp}},
+                             collective={"op": "all_reduce", "algorithm": "ring"},
+                             workload={"rule": "data_sizes", "data_sizes": ["4MiB"], "trials": 16})
+    latency_us = np.median([record.latency_ps / 1e6 for record in Simulation(scenario).run()])
+    return busbw_GBps("all_reduce", 4 * hosts, 2**22, latency_us)
+
+
+def test_hash_collisions_cost_more_as_the_job_grows_and_more_queue_pairs_win_some_back():
+    """Meta, SIGCOMM 2024 (formulas.md): with few queue pairs per connection, ECMP collisions hurt
+    collectives, more so on more nodes; more queue pairs help; spraying reaches the NICs' rate."""
+    nic_busbw = 4 * 100e9 / 8 * 4096 / 4178 / 1e9
+    sprayed, two, four = leaf_spine_busbw(2, "spray"), leaf_spine_busbw(2), leaf_spine_busbw(4)
+    assert sprayed == pytest.approx(nic_busbw, rel=0.05)
+    assert four < 0.9 * two < 0.9 * sprayed
+    assert leaf_spine_busbw(4, qps=2) > 1.2 * four

@@ -112,7 +112,7 @@ def test_sweep_measured_sweeps_the_log_sizes_and_prints_the_error_per_size(tmp_p
     out = tmp_path / "out"
     assert main(["sweep", str(_scenario(tmp_path)), "--measured", str(PUBLISHED_LOG), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    table = printed[printed.index("# measured vs ring"):].splitlines()
+    table = printed[printed.index("# measured vs flat_ring"):].splitlines()
     rows = [line.split() for line in table if line and not line.startswith(("#", "results"))]
     (run,) = read_log(PUBLISHED_LOG)
     assert [int(row[0]) for row in rows] == run.sizes_bytes()
@@ -134,7 +134,7 @@ def test_sweep_measured_draws_the_measurement(tmp_path, capsys):
     assert main(["sweep", str(path), "--measured", str(FIXTURES / "nccl_tests_two_runs.log"), "--output", str(out),
                  "--set", "fabric.hosts=2", "--set", "fabric.gpus_per_host=2", "--set", "fabric.pcie_switches=2"]) == 0
     printed = capsys.readouterr().out  # the log's second run: all-reduce of float on 4 ranks, 8..32 B
-    assert "# measured vs ring (" in printed and printed.count("#2)") == 1
+    assert "# measured vs flat_ring (" in printed and printed.count("#2)") == 1
     assert [line.split()[0] for line in printed.splitlines() if line.endswith("latency-bound")] == ["8", "16", "32"]
     assert (out / "sweep.png").stat().st_size > 10_000
 

@@ -43,29 +43,41 @@ def reference_next_links(fabric, cost, down, node, src, dst):
     return own if own and len(choices) > 1 else choices
 
 
-def reference_route(fabric, cost, down, src, dst, flow_hash):
-    links, node, hop = [], src, 0
-    while node != dst:
-        choices = reference_next_links(fabric, cost, down, node, src, dst)
-        link = choices[_mix(flow_hash, hop) % len(choices) if flow_hash else 0]
-        links.append(link.index)
-        node, hop = link.dst, hop + 1
-    return Route(tuple(links), cost[src][0], min(fabric.links[i].bandwidth_bps for i in links))
+def reference_route(fabric, down, waypoints, flow_hash):
+    """The hashed walk through each leg between ``waypoints`` in turn, the hop count running on."""
+    src, dst = waypoints[0], waypoints[-1]
+    links, hop, latency_ps = [], 0, 0
+    for start, end in zip(waypoints, waypoints[1:]):
+        cost, node = reference_costs(fabric, end, down), start
+        while node != end:
+            choices = reference_next_links(fabric, cost, down, node, src, dst)
+            link = choices[_mix(flow_hash, hop) % len(choices) if flow_hash else 0]
+            links.append(link.index)
+            node, hop = link.dst, hop + 1
+        latency_ps += cost[start][0]
+    return Route(tuple(links), latency_ps, min(fabric.links[i].bandwidth_bps for i in links))
 
 
-def reference_spray(fabric, cost, down, src, dst):
-    def paths(node):
-        if node == dst:
+def reference_spray(fabric, down, waypoints):
+    src, dst = waypoints[0], waypoints[-1]
+
+    def paths(node, end, cost):
+        if node == end:
             yield ()
         for link in reference_next_links(fabric, cost, down, node, src, dst):
-            yield from ((link.index, *rest) for rest in paths(link.dst))
-    return [Route(links, cost[src][0], min(fabric.links[i].bandwidth_bps for i in links))
-            for links in itertools.islice(paths(src), MAX_SPRAY_ROUTES)]
+            yield from ((link.index, *rest) for rest in paths(link.dst, end, cost))
+    routes = [()]
+    for start, end in zip(waypoints, waypoints[1:]):
+        tails = list(itertools.islice(paths(start, end, reference_costs(fabric, end, down)), MAX_SPRAY_ROUTES))
+        routes = [route + tail for route in routes for tail in tails][:MAX_SPRAY_ROUTES]
+    latency_ps = reference_route(fabric, down, waypoints, 0).latency_ps
+    return [Route(links, latency_ps, min(fabric.links[i].bandwidth_bps for i in links)) for links in routes]
 
 
 def assert_matches_reference(fabric, router, down=frozenset(), devices=None):
-    """Every ordered pair: the same reachability, least cost, routes for each hash and spray set;
-    and the routes of every pair and hash at once (``hashed_routes``) are those of one at a time."""
+    """Every ordered pair: the same reachability, least cost (through the waypoints), routes for each
+    hash and spray set; and the routes of every pair and hash at once (``hashed_routes``) are those
+    of one at a time."""
     devices = devices or list(fabric.devices)
     flows = []
     for dst in devices:
@@ -77,12 +89,14 @@ def assert_matches_reference(fabric, router, down=frozenset(), devices=None):
                 with pytest.raises(NoRouteError):
                     router.route(src, dst)
                 continue
+            waypoints = router.waypoints(src, dst)
             first = router.route(src, dst)
-            assert (first.latency_ps, len(first.links)) == cost[src]
+            if len(waypoints) == 2:
+                assert (first.latency_ps, len(first.links)) == cost[src]
             for flow_hash in FLOW_HASHES:
-                assert router.route(src, dst, flow_hash) == reference_route(fabric, cost, down, src, dst, flow_hash)
+                assert router.route(src, dst, flow_hash) == reference_route(fabric, down, waypoints, flow_hash)
                 flows.append((src, dst, flow_hash))
-            assert router.equal_cost_routes(src, dst) == reference_spray(fabric, cost, down, src, dst)
+            assert router.equal_cost_routes(src, dst) == reference_spray(fabric, down, waypoints)
     srcs, dsts, hashes = zip(*flows) if flows else ((), (), ())
     route_of, routes = router.hashed_routes(list(srcs), list(dsts), np.array(hashes, dtype=np.uint64))
     assert [routes[index] for index in route_of.tolist()] == [router.route(*flow) for flow in flows]

@@ -127,10 +127,10 @@ def test_yaml_range_and_several_algorithms_give_one_block_and_one_line_each(scen
     assert [row["algorithm"] for row in table] == ["ring"] * 6 + ["halving_doubling"] * 6 + ["auto"] * 6
     assert [int(row["size_bytes"]) for row in table[:6]] == [4**k * 1024 for k in range(6)]
     auto = {row["size_bytes"]: row for row in table if row["algorithm"] == "auto"}
-    for row in table[:12]:  # auto ran what it picked, as fast as the best of the others
-        assert float(auto[row["size_bytes"]]["time_us"]) <= float(row["time_us"]) + 1e-3
-    assert {row["picked"] for row in auto.values()} <= {"recursive_doubling", "halving_doubling",
-                                                                  "ring", "bidirectional_ring"}
+    for row in table[:6]:  # auto ran what NCCL picks, in the same time when that is the ring
+        if auto[row["size_bytes"]]["picked"] == "ring":
+            assert float(auto[row["size_bytes"]]["time_us"]) == pytest.approx(float(row["time_us"]))
+    assert {row["picked"] for row in auto.values()} <= {"ring", "tree"}
 
 
 @pytest.mark.parametrize("op, per_rank_count", [("all_gather", True), ("broadcast", False), ("all_to_all", True)])
@@ -152,7 +152,7 @@ def test_counts_are_per_rank_where_nccl_tests_counts_per_rank(scenario_file, tmp
     (["-b", "1G", "-e", "8"], "-b/-e/-f: expected end >= start"),
     (["-b", "8", "-e", "64", "-f", "1"], "-b/-e/-f: expected a finite multiplicative step above 1"),
     (["-b", "lots"], "-b: expected a size such as"),
-    (["-a", "ring,tree"], "collective.algorithm: expected one of"),
+    (["-a", "ring,trees"], "collective.algorithm: expected one of"),
     (["-a", "binomial_tree"], "collective: expected algorithm auto or one of"),
     (["-b", "1", "-e", "3"], "sizes: expected at least one size of a whole float32 element"),
     (["-n", "0"], "-n: expected a positive number of iterations"),

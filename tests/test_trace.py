@@ -88,6 +88,7 @@ def test_slowest_trial_trace_slices_are_its_flow_records(tmp_path):
 def test_listed_trials_get_a_trace_each_and_stalls_are_instants(tmp_path):
     raw = yaml.safe_load((ROOT / "scenarios" / "failure_flap.yaml").read_text())
     raw["output"] = {"plots": False, "trace": [0, 2]}
+    raw["fabric"]["qps_per_rankpair"] = 8  # a connection's queue pairs keep their paths: with 8, one takes spine0
     code, out = _run(tmp_path, raw, "--trials", "3")
     assert code == 0
     assert sorted(path.name for path in out.glob("trace-*.json")) == ["trace-0.json", "trace-2.json"]

@@ -61,9 +61,14 @@ def test_pipeline_sends_activations_forward_and_receives_gradients_back():
 def test_ddp_buckets_hold_rank0s_gradient_shard_last_layer_first():
     calls = _plan(parallelism={"tp": 2, "dp": 4, "bucket": "100KiB"}).trials[0].calls
     buckets = [c for c in calls if c.group == (0, 2, 4, 6)]
-    assert list(calls[-len(buckets):]) == buckets  # after the backward pass
+    assert {(c.stream, c.blocking) for c in buckets} == {("dp", False)}  # they overlap the rest of backward
+    # the first goes out after the head's backward, before the last layer's backward TP all-reduces
+    tp_calls = [i for i, c in enumerate(calls) if c.group == (0, 1)]
+    assert tp_calls[len(tp_calls) // 2 - 1] < calls.index(buckets[0]) < tp_calls[len(tp_calls) // 2]
+    assert calls[-1] == buckets[-1]
     model = TransformerSpec.model_validate(TINY)
     tensors = (*embedding_tensors(model), *layer_tensors(model) * 4, *head_tensors(model))
+    assert tuple(c.per_rank_bytes for c in buckets) == gradient_buckets(tensors, 2, 2, 100 * 1024)
     shard_bytes = 2 * sum(t.numel // 2 if t.tp_split else t.numel for t in tensors)
     assert sum(c.per_rank_bytes for c in buckets) == shard_bytes
     assert all(c.per_rank_bytes >= 100 * 1024 for c in buckets[:-1])

@@ -2,7 +2,8 @@
 
 Builders are pure functions returning a ``fabricsim.schedule.Schedule``; ``verify`` checks that a
 schedule computes its collective. ``ALGORITHMS`` maps (op, algorithm) to a builder and the options
-it takes: ``chunks`` (pipelining), ``root`` (rooted ops) and ``local_ranks`` (GPUs per host).
+it takes: ``chunks`` (pipelining), ``root`` (rooted ops), ``local_ranks`` (GPUs per host) and
+``orders`` and ``trees`` (each channel's ring or tree).
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direc
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
 from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
                                              recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
-from fabricsim.collectives.ring import (bidirectional_ring_all_reduce, multi_ring_all_reduce, ring_all_gather,
-                                        ring_all_reduce, ring_reduce_scatter)
-from fabricsim.collectives.trees import (binomial_broadcast, binomial_reduce, chain_broadcast, chain_reduce,
-                                         double_binary_tree_all_reduce)
+from fabricsim.collectives.ring import Orders, bidirectional_ring_all_reduce, channel_ring, flat_ring
+from fabricsim.collectives.trees import (Trees, binomial_broadcast, binomial_reduce, chain_broadcast, chain_reduce,
+                                         double_binary_tree_all_reduce, tree_all_reduce)
 from fabricsim.collectives.verify import ScheduleError, verify
 from fabricsim.schedule import Schedule
 
@@ -29,17 +29,20 @@ class Algorithm:
 
 
 ALGORITHMS: dict[tuple[str, str], Algorithm] = {
-    ("all_gather", "ring"): Algorithm(ring_all_gather, ("chunks",)),
+    ("all_gather", "ring"): Algorithm(channel_ring("all_gather"), ("chunks", "orders")),
+    ("all_gather", "flat_ring"): Algorithm(flat_ring("all_gather"), ("chunks",)),
     ("all_gather", "recursive_doubling"): Algorithm(recursive_doubling_all_gather),
-    ("reduce_scatter", "ring"): Algorithm(ring_reduce_scatter, ("chunks",)),
+    ("reduce_scatter", "ring"): Algorithm(channel_ring("reduce_scatter"), ("chunks", "orders")),
+    ("reduce_scatter", "flat_ring"): Algorithm(flat_ring("reduce_scatter"), ("chunks",)),
     ("reduce_scatter", "recursive_halving"): Algorithm(recursive_halving_reduce_scatter),
-    ("all_reduce", "ring"): Algorithm(ring_all_reduce, ("chunks",)),
+    ("all_reduce", "ring"): Algorithm(channel_ring("all_reduce"), ("chunks", "orders")),
+    ("all_reduce", "flat_ring"): Algorithm(flat_ring("all_reduce"), ("chunks",)),
     ("all_reduce", "bidirectional_ring"): Algorithm(bidirectional_ring_all_reduce, ("chunks",)),
     ("all_reduce", "halving_doubling"): Algorithm(halving_doubling_all_reduce),
     ("all_reduce", "recursive_doubling"): Algorithm(recursive_doubling_all_reduce),
     ("all_reduce", "double_binary_tree"): Algorithm(double_binary_tree_all_reduce, ("chunks",)),
+    ("all_reduce", "tree"): Algorithm(tree_all_reduce, ("chunks", "trees")),
     ("all_reduce", "hierarchical"): Algorithm(hierarchical_all_reduce, ("chunks", "local_ranks")),
-    ("all_reduce", "multi_ring"): Algorithm(multi_ring_all_reduce, ("chunks", "local_ranks")),
     ("broadcast", "ring"): Algorithm(chain_broadcast, ("chunks", "root")),
     ("broadcast", "binomial_tree"): Algorithm(binomial_broadcast, ("root",)),
     ("reduce", "ring"): Algorithm(chain_reduce, ("chunks", "root")),
@@ -59,10 +62,13 @@ def algorithms_for(op: str) -> list[str]:
 
 
 def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks: int = 1, *,
-                   root: int = 0, local_ranks: int = 1) -> Schedule:
+                   root: int = 0, local_ranks: int = 1, orders: Orders | None = None,
+                   trees: Trees | None = None) -> Schedule:
     """Build the schedule of ``op`` by ``algorithm`` over ``ranks`` ranks for an S = ``size_bytes`` buffer.
 
-    ``chunks`` pipelines the algorithms that pipeline and is ignored by the others. Raises
+    ``chunks`` pipelines the algorithms that pipeline and is ignored by the others; ``orders`` and
+    ``trees`` give ``ring``'s and ``tree``'s channels (``fabricsim.collectives.channels``): one ring in
+    rank order, the double binary tree over the ranks, if None. Raises
     ``ValueError`` for an unknown op or algorithm, a root outside the ranks, and for ranks < 2,
     chunks < 1 or size_bytes < 0.
     """
@@ -74,5 +80,5 @@ def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks:
     if chunks < 1:
         raise ValueError(f"chunks must be >= 1, got {chunks}")
     entry = ALGORITHMS[(op, algorithm)]
-    given = {"chunks": chunks, "root": root, "local_ranks": local_ranks}
+    given = {"chunks": chunks, "root": root, "local_ranks": local_ranks, "orders": orders, "trees": trees}
     return entry.build(ranks, size_bytes, **{name: given[name] for name in entry.options})

@@ -13,8 +13,10 @@ link, which no closed form captures).
 
 The host-aware algorithms are priced on two levels, H hosts of L GPUs, alpha/beta inside a host and
 across hosts (``TWO_LEVEL_COSTS``): hierarchical all-reduce exactly, 2(L - 1)(alpha_in + S/L beta_in)
-plus the pipelined inter-host ring of S/L over H ranks; multi-ring as the slower of its two loads,
-one ring's share S/L across each NIC and the other rings' (L - 1)/L S over each NVLink.
+plus the pipelined inter-host ring of S/L over H ranks; ring (one channel per GPU of a host, as
+``fabricsim.collectives.channels`` lays them out) as the slower of its two loads, one channel's share
+S/L across each NIC and the other channels' (L - 1)/L S over each NVLink. ``ring`` on one host, or
+with one GPU per host, is the flat ring.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("send_recv", "direct"): lambda p, s, a, b, c: a + s * b,
 }
 
+COSTS.update({(op, "flat_ring"): COSTS[(op, "ring")] for op in ("all_gather", "reduce_scatter", "all_reduce")})
+
 
 TwoLevelCost = Callable[..., object]  # (H, L, S, alpha_in, beta_in, alpha_out, beta_out, chunks) -> time
 
@@ -92,7 +96,7 @@ def _hierarchical(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, ch
     return inside + across
 
 
-def _multi_ring(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, chunks):
+def _channel_ring(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, chunks):
     steps, ranks = 2 * (hosts * local - 1), hosts * local
     across = _pipelined_ring(steps, ranks, size / local, alpha_out, beta_out, chunks)
     inside = _pipelined_ring(steps, ranks, size * (local - 1) / local, alpha_in, beta_in, chunks)
@@ -101,7 +105,7 @@ def _multi_ring(hosts, local, size, alpha_in, beta_in, alpha_out, beta_out, chun
 
 TWO_LEVEL_COSTS: dict[tuple[str, str], TwoLevelCost] = {
     ("all_reduce", "hierarchical"): _hierarchical,
-    ("all_reduce", "multi_ring"): _multi_ring,
+    ("all_reduce", "ring"): _channel_ring,
 }
 
 

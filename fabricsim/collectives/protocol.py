@@ -17,40 +17,31 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fabricsim.collectives.tuner import BASE_LATENCY_US, HW_LATENCY_US, PROTOCOLS
 from fabricsim.fabric.graph import Link
 from fabricsim.fabric.routing import Route
 from fabricsim.impairments import TransferImpairments
 from fabricsim.schedule import Schedule
 
 PS_PER_US = 10**6
-
-# Base latency (us) per call, tuning.cc baseLat: Tree and Ring, LL / LL128 / Simple.
-BASE_LATENCY_US = {
-    "tree": {"ll": 6.8, "ll128": 14.0, "simple": 8.4},
-    "ring": {"ll": 6.6, "ll128": 14.0, "simple": 8.4},
-}
-# Per-hop hardware latency (us), tuning.cc hwLat for Ring, by the transport of the hop.
-HOP_LATENCY_US = {
-    "nvlink": {"ll": 0.6, "ll128": 1.9, "simple": 3.4},
-    "pcie": {"ll": 1.0, "ll128": 2.5, "simple": 5.7},
-    "net": {"ll": 2.7, "ll128": 4.0, "simple": 14.0},
-}
-TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree")
+TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree", "tree")
 
 
 def base_latency_ps(protocol: str, algorithm: str) -> int:
+    """NCCL's base latency per call (tuning.cc baseLat): Tree's for the trees, Ring's for the others."""
     if protocol == "none":
         return 0
     family = "tree" if algorithm in TREE_ALGORITHMS else "ring"
-    return round(BASE_LATENCY_US[family][protocol] * PS_PER_US)
+    return round(BASE_LATENCY_US[family][PROTOCOLS.index(protocol)] * PS_PER_US)
 
 
 def hop_latency_ps(protocol: str, link_kinds: set[str]) -> int:
-    """The per-message latency of a route made of links of these kinds: its slowest transport's."""
+    """The per-message latency of a route made of links of these kinds: NCCL's Ring hwLat of its
+    slowest transport (network, else PCI, else NVLink)."""
     if protocol == "none":
         return 0
-    transport = "net" if "roce" in link_kinds else "pcie" if "pcie" in link_kinds else "nvlink"
-    return round(HOP_LATENCY_US[transport][protocol] * PS_PER_US)
+    transport = "net" if "roce" in link_kinds else "pci" if "pcie" in link_kinds else "nvlink"
+    return round(HW_LATENCY_US[transport]["ring"][PROTOCOLS.index(protocol)] * PS_PER_US)
 
 
 def with_software_latency(impairments: TransferImpairments, schedule: Schedule, protocol: str,

@@ -1,5 +1,9 @@
 """Ring collectives: every rank sends only to its ring successor, for p - 1 steps per phase.
 
+NCCL's Ring runs one ring per channel, each on its own share of every piece: ``orders`` gives each
+channel's ring as a permutation of the ranks (``fabricsim.collectives.channels`` lays them out on a
+fabric), and with one channel in rank order it is the single flat ring (``flat_ring``).
+
 All-gather step s: rank r forwards piece (r - s) mod p, so every piece travels once around the ring.
 Reduce-scatter step s: rank r adds its copy of piece (r - s - 1) mod p into rank r + 1's, so rank r
 ends owning the fully reduced piece r. All-reduce is reduce-scatter then all-gather, each piece
@@ -17,6 +21,8 @@ enough to hide the latency. All-reduce is the same with 2(p - 1) steps. Piece an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from fabricsim.collectives.dag import DagBuilder
@@ -26,52 +32,65 @@ from fabricsim.schedule import Dependencies, Schedule, TransferTable
 Segments = list[tuple[int, int]]  # (first piece id, piece count) of each message of one group
 
 
-def ring_all_gather(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
-    """Ring all-gather of an S = ``size_bytes`` output; each rank contributes piece r (S/p bytes)."""
-    return _one_direction_ring("all_gather", ranks, size_bytes, chunks, ((0, False),))
+Orders = tuple[tuple[int, ...], ...]  # each channel's ring, as a permutation of the ranks
 
 
-def ring_reduce_scatter(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
-    """Ring reduce-scatter of an S = ``size_bytes`` input; rank r ends with reduced piece r."""
-    return _one_direction_ring("reduce_scatter", ranks, size_bytes, chunks, ((1, True),))
+PHASES = {"all_gather": ((0, False),), "reduce_scatter": ((1, True),), "all_reduce": ((1, True), (0, False))}
 
 
-def ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
-    """Ring all-reduce of an S = ``size_bytes`` buffer: reduce-scatter, then all-gather per piece."""
-    return _one_direction_ring("all_reduce", ranks, size_bytes, chunks, ((1, True), (0, False)))
+def channel_ring(op: str) -> Callable[..., Schedule]:
+    """NCCL's Ring for ``op`` (all-gather, reduce-scatter, or all-reduce: reduce-scatter, then
+    all-gather per piece): ``(ranks, size_bytes, chunks, orders)``, one ring per channel's order,
+    one ring in rank order when ``orders`` is None."""
+    return lambda ranks, size_bytes, chunks=1, orders=None: _one_direction_ring(op, ranks, size_bytes, chunks,
+                                                                                orders, "ring")
 
 
-def _one_direction_ring(op: str, ranks: int, size_bytes: int, chunks: int,
-                        phases: tuple[tuple[int, bool], ...]) -> Schedule:
-    """The DAG that ``ring_phase`` builds on ranks 0..p-1 for each (lag, reduce) phase in turn, in
-    closed form, one numpy array per field (a 1024-rank all-reduce has 2 M transfers). Transfers
-    are numbered step by step, rank by rank, chunk by chunk, skipping empty chunks; chunk j of step
-    g at rank i waits for the same chunk's arrival at step g - 1 (from rank i - 1: the same piece
-    travels round the ring, across the phase boundary too) and for rank i's previous transfer to be
-    sent (its connection to rank i + 1)."""
-    layout = piece_layout(ranks, size_bytes, chunks, op)
-    piece_bytes = np.zeros(ranks * chunks, dtype=np.int64)
+def flat_ring(op: str) -> Callable[..., Schedule]:
+    """The single ring of ``op`` through ranks 0..p-1 in order: ``(ranks, size_bytes, chunks)``."""
+    return lambda ranks, size_bytes, chunks=1: _one_direction_ring(op, ranks, size_bytes, chunks, None, "flat_ring")
+
+
+def _one_direction_ring(op: str, ranks: int, size_bytes: int, chunks: int, orders: Orders | None,
+                        name: str) -> Schedule:
+    """The DAG that ``ring_phase`` builds for each (lag, reduce) phase in turn on each channel's ring
+    at once, in closed form, one numpy array per field (a 1024-rank all-reduce has 2 M transfers).
+    Block q's c-th share of chunks is channel c's (pieces q C c' + c c' + j for C channels of c'
+    chunks). Transfers are numbered step by step, channel by channel, ring position by position,
+    chunk by chunk, skipping empty chunks; chunk j of step g at position i waits for the same chunk's
+    arrival at step g - 1 (from position i - 1: the same piece travels round the ring, across the
+    phase boundary too) and for the previous transfer at position i to be sent (its connection)."""
+    order = np.array(orders if orders else (tuple(range(ranks)),), dtype=np.int64)  # [channel, position]
+    channels = len(order)
+    if order.shape[1] != ranks or (np.sort(order, axis=1) != np.arange(ranks)).any():
+        raise ValueError(f"each ring's order must be a permutation of the {ranks} ranks")
+    layout = piece_layout(ranks, size_bytes, channels * chunks, op)
+    phases = PHASES[op]
+    piece_bytes = np.zeros(ranks * channels * chunks, dtype=np.int64)
     piece_bytes[list(layout)] = list(layout.values())
     steps = len(phases) * (ranks - 1)
     lag = np.repeat([phase_lag for phase_lag, _ in phases], ranks - 1)
     step_in_phase = np.arange(steps) % (ranks - 1)
     reduce = np.repeat([phase_reduce for _, phase_reduce in phases], ranks - 1)
-    group = (np.arange(ranks)[None, :] - (step_in_phase + lag)[:, None]) % ranks  # [step, rank]
-    piece = group[:, :, None] * chunks + np.arange(chunks)[None, None, :]  # [step, rank, chunk]
+    position = (np.arange(ranks)[None, :] - (step_in_phase + lag)[:, None]) % ranks  # [step, position]
+    block = order[np.arange(channels)[None, :, None], position[:, None, :]]  # [step, channel, position]
+    piece = ((block * channels + np.arange(channels)[None, :, None])[..., None] * chunks
+             + np.arange(chunks))  # [step, channel, position, chunk]
     carried = piece_bytes[piece] > 0
     ids = np.where(carried, np.cumsum(carried).reshape(carried.shape) - 1, -1)
     arrival = np.full_like(ids, -1)
-    arrival[1:] = np.roll(ids[:-1], 1, axis=1)
-    by_rank = ids.transpose(1, 0, 2).reshape(ranks, -1)  # each rank's transfers in sending order
-    previous = np.full_like(by_rank, -1)
-    previous[:, 1:] = np.maximum.accumulate(by_rank, axis=1)[:, :-1]
-    previous = previous.reshape(ranks, steps, chunks).transpose(1, 0, 2)
-    rank = np.broadcast_to(np.arange(ranks)[None, :, None], carried.shape)[carried]
-    table = TransferTable(rank, (rank + 1) % ranks, piece_bytes[piece[carried]], piece[carried],
-                          np.ones(len(rank), dtype=np.int64),
-                          np.broadcast_to(reduce[:, None, None], carried.shape)[carried],
+    arrival[1:] = np.roll(ids[:-1], 1, axis=2)
+    by_sender = ids.transpose(1, 2, 0, 3).reshape(channels * ranks, -1)  # each connection's transfers in order
+    previous = np.full_like(by_sender, -1)
+    previous[:, 1:] = np.maximum.accumulate(by_sender, axis=1)[:, :-1]
+    previous = previous.reshape(channels, ranks, steps, chunks).transpose(2, 0, 1, 3)
+    src = np.broadcast_to(order[None, :, :, None], carried.shape)[carried]
+    dst = np.broadcast_to(np.roll(order, -1, axis=1)[None, :, :, None], carried.shape)[carried]
+    table = TransferTable(src, dst, piece_bytes[piece[carried]], piece[carried],
+                          np.ones(len(src), dtype=np.int64),
+                          np.broadcast_to(reduce[:, None, None, None], carried.shape)[carried],
                           _single_dependencies(arrival[carried]), _single_dependencies(previous[carried]))
-    return Schedule(op, "ring", ranks, size_bytes, table)
+    return Schedule(op, name, ranks, size_bytes, table, chunks=channels * chunks if channels > 1 else None)
 
 
 def _single_dependencies(parent: np.ndarray) -> Dependencies:
@@ -91,29 +110,6 @@ def bidirectional_ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) 
             for channel, (segments, direction) in enumerate(zip(halves, (1, -1))):
                 ring_step(dag, members, segments, step, lag, reduce, direction, channel)
     return dag.schedule("bidirectional_ring")
-
-
-def multi_ring_all_reduce(ranks: int, size_bytes: int, chunks: int = 1, local_ranks: int = 1) -> Schedule:
-    """NCCL's channels: L = ``local_ranks`` ring all-reduces at once, each on 1/L of every piece. Ring k
-    visits each host's GPUs from local index k on, so it leaves every host from local k - 1 to local k
-    of the next: each ring crosses hosts through a different pair of NICs (rails), and every NIC
-    carries one ring's share instead of the whole buffer."""
-    if local_ranks < 1 or ranks % local_ranks:
-        raise ValueError(f"multi-ring all-reduce needs the {ranks} ranks to be whole hosts of "
-                         f"{local_ranks} GPUs each")
-    dag = DagBuilder("all_reduce", ranks, size_bytes, local_ranks * chunks)
-    rings = []
-    for channel in range(local_ranks):
-        members = [host + (channel + i) % local_ranks for host in range(0, ranks, local_ranks)
-                   for i in range(local_ranks)]
-        segments = [[(q * local_ranks * chunks + channel * chunks + j, 1) for j in range(chunks)]
-                    for q in range(ranks)]
-        rings.append((members, segments))
-    for lag, reduce in ((1, True), (0, False)):
-        for step in range(ranks - 1):
-            for channel, (members, segments) in enumerate(rings):
-                ring_step(dag, members, segments, step, lag, reduce, 1, channel)
-    return dag.schedule("multi_ring")
 
 
 def chunk_segments(ranks: int, chunks: int) -> list[Segments]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.schedule import Schedule
 
+Trees = tuple[tuple[int | None, ...], ...]  # each channel's tree: every rank's parent, None at the root
+
 
 def binomial_broadcast(ranks: int, size_bytes: int, root: int = 0) -> Schedule:
     dag = DagBuilder("broadcast", ranks, size_bytes, root=root)
@@ -63,9 +65,23 @@ def chain_reduce(ranks: int, size_bytes: int, chunks: int = 1, root: int = 0) ->
 
 
 def double_binary_tree_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) -> Schedule:
-    dag = DagBuilder("all_reduce", ranks, size_bytes, 2 * chunks)
-    trees = [binary_tree_parents(ranks, mirrored) for mirrored in (False, True)]
-    orders = [_top_down(parents) for parents in trees]
+    trees = tuple(tuple(binary_tree_parents(ranks, mirrored)) for mirrored in (False, True))
+    return tree_all_reduce(ranks, size_bytes, chunks, trees, "double_binary_tree")
+
+
+def tree_all_reduce(ranks: int, size_bytes: int, chunks: int = 1, trees: Trees | None = None,
+                    name: str = "tree") -> Schedule:
+    """All-reduce over spanning trees at once, one per channel (each rank's parent, None at the root),
+    each on its share of the buffer: its ``chunks`` segments are reduced up to the root and broadcast
+    back down, pipelined. NCCL's Tree (``fabricsim.collectives.channels.tree_parents``): a chain
+    inside each host below the host's head, the heads in a double binary tree; the double binary
+    tree over the ranks when ``trees`` is None."""
+    if trees is None:
+        return double_binary_tree_all_reduce(ranks, size_bytes, chunks)
+    if any(len(parents) != ranks for parents in trees):
+        raise ValueError(f"each tree must give a parent for each of the {ranks} ranks")
+    dag = DagBuilder("all_reduce", ranks, size_bytes, len(trees) * chunks)
+    orders = [_top_down(list(parents)) for parents in trees]
     for segment in range(chunks):
         for tree, (parents, order) in enumerate(zip(trees, orders)):
             first_piece = (tree * chunks + segment) * ranks
@@ -75,7 +91,7 @@ def double_binary_tree_all_reduce(ranks: int, size_bytes: int, chunks: int = 1) 
             for rank in order:
                 if parents[rank] is not None:
                     dag.send(parents[rank], rank, first_piece, ranks, channel=tree)
-    return dag.schedule("double_binary_tree")
+    return dag.schedule(name)
 
 
 def binary_tree_parents(ranks: int, second: bool = False) -> list[int | None]:

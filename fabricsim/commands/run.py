@@ -41,8 +41,19 @@ def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) ->
         f"fabric: {simulation.fabric.description}",
     ]
     if "picked" in collective:
-        lines.append("auto picked: " + ", ".join(f"{name} for {format_bytes(int(size))}"
+        lines.append("auto picked: " + ", ".join(f"{name}/{collective['picked_protocol'][size]} for "
+                                                 f"{format_bytes(int(size))}"
                                                  for size, name in collective["picked"].items()))
     if summary["latency_us"] is None:
-        return "\n".join(lines + ["every trial failed"] + tail_lines(summary))
-    return "\n".join(lines + latency_table(summary) + tail_lines(summary))
+        return "\n".join(lines + ["every trial failed"] + bottleneck_lines(summary) + tail_lines(summary))
+    return "\n".join(lines + latency_table(summary) + bottleneck_lines(summary) + tail_lines(summary))
+
+
+def bottleneck_lines(summary: dict) -> list[str]:
+    """The busiest link of the run and the fabric's warnings."""
+    lines = []
+    if summary.get("bottleneck"):
+        busiest = summary["bottleneck"]
+        lines.append(f"bottleneck: {busiest['link']} ({busiest['kind']}, {busiest['capacity_Gbps']:.6g} Gbps), "
+                     f"{100 * busiest['utilization']:.1f}% utilized")
+    return lines + [f"warning: {warning}" for warning in summary.get("warnings", ())]

@@ -4,22 +4,44 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from fabricsim.collectives import algorithms_for
 from fabricsim.config.base import Spec
+
+NOT_MODELLED = ("nvls", "nvlstree", "collnetdirect", "collnetchain", "collnet", "pat")  # NCCL_ALGO names
 
 
 class CollectiveSpec(Spec):
     op: Literal["all_gather", "reduce_scatter", "all_reduce", "broadcast", "reduce", "gather", "all_to_all",
                 "send_recv"] = "all_gather"
-    algorithm: Literal["ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
+    algorithm: Literal["ring", "flat_ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
                        "recursive_halving", "double_binary_tree", "hierarchical", "binomial_tree", "direct",
-                       "pxn", "multi_ring", "auto"] = Field("ring", description="auto: the least predicted time, per call")
+                       "pxn", "tree", "auto"] = Field(
+        "ring", description="auto: as NCCL's tuning model picks, per call")
     chunks: int = Field(1, ge=1, description="pipelined pieces each step is cut into (pipelined algorithms)")
+    channels: int = Field(0, ge=0, description="ring and tree: rings or trees at once (NCCL's channels); 0: as NCCL picks")
     root: int = Field(0, ge=0, description="broadcast, reduce and gather root; send_recv sender")
-    protocol: Literal["none", "simple", "ll", "ll128"] = Field(
-        "none", description="per-message software latency: NCCL's constants for this protocol")
+    protocol: Literal["none", "simple", "ll", "ll128", "auto"] = Field(
+        "none", description="per-message software latency: NCCL's constants for this protocol; auto: as NCCL picks")
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _alias(cls, value: object) -> object:
+        """NCCL_ALGO's spellings in any case (Ring, Tree); ``multi_ring``, an earlier name of ``ring``."""
+        if not isinstance(value, str):
+            return value
+        name = value.lower()
+        if name in NOT_MODELLED:
+            raise ValueError(f"expected an algorithm fabricsim builds; NCCL's {value} is not modelled "
+                             "(Ring, Tree, auto are)")
+        return {"multi_ring": "ring", "ring": "ring", "tree": "tree", "auto": "auto"}.get(name, value)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_case(cls, value: object) -> object:
+        """NCCL_PROTO's spellings in any case (LL, LL128, Simple)."""
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_algorithm(self) -> CollectiveSpec:

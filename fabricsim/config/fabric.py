@@ -114,15 +114,18 @@ class ClosSpec(Spec):
         1.0, gt=0, le=1000, description="a leaf's downlink over uplink capacity: 2 or 2:1")
     ecmp: Literal["hash", "spray", "adaptive"] = Field(
         "hash", description="per-flow 5-tuple hash, per-packet spraying, or least-loaded next hop")
+    sharp: bool = Field(False, description="switches reduce in the network (SHARP): NCCL's CollNet, priced by auto")
 
 
 class FabricSpec(Spec):
-    preset: Literal["dgx_a100", "dgx_h100", "pcie_8gpu"] | None = Field(
+    preset: Literal["dgx_a100", "dgx_h100", "dgx_b200", "dgx_b300", "gb200_nvl72", "pcie_8gpu"] | None = Field(
         None, description="a server model that fills the keys not given (fabric/presets.py)")
     topology: Literal["single_switch", "direct_ring", "leaf_spine", "rail_optimized"] = "single_switch"
     hosts: int = Field(4, ge=1)
     gpus_per_host: int = Field(1, ge=1)
     intra_host: Literal["nvlink", "pcie"] = "nvlink"
+    architecture: Literal["volta", "ampere", "hopper", "blackwell"] = Field(
+        "ampere", description="GPU generation: NCCL's tuning constants for algorithm auto")
     pcie_switches: int = Field(0, ge=0, description="per host; 0: each NIC cabled straight to its GPU")
     placement: Literal["host_first", "rail_first"] = Field(
         "host_first", description="rank order: all GPUs of a host, or GPU i of every host, first")

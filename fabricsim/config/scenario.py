@@ -77,6 +77,7 @@ class Scenario(Spec):
             ("impairments.background", impairments.background.load > 0),
             ("impairments.failures", bool(impairments.failures)),
             ("impairments.launch_skew", impairments.launch_skew.distribution != "none"),
+            ("workload.scope", self.workload.scope == "job"),
             ("output.trace", self.output.trace is not None)) if used]
         if ignored:
             raise KeyedValueError(ignored[0], "expected fabric.model flow to use it (the packet model does not play it)")

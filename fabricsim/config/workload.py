@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer, model_validator
 
 from fabricsim.models.devices import DEVICES
 from fabricsim.models.hf_config import transformer_keys
@@ -157,6 +157,14 @@ class WorkloadSpec(Spec):
     data_sizes: Annotated[tuple[Annotated[Bytes, Field(ge=1)], ...], BeforeValidator(expand_size_range)] = Field(
         (), description="per-rank sizes: a list, or a range {start, end, step} (step multiplies)")
     trials: int | None = Field(None, ge=1, description="overrides batch_count x epochs")
+    scope: Literal["job", "rank0"] | None = Field(
+        None, description="megatron: a trial is the whole job's step, every group at once (job, the flow "
+                          "model's default), or rank 0's calls one at a time (rank0, as KCCB runs them)")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_scope(self, handler: Any) -> dict[str, Any]:
+        """scope only when given, so that scenarios without it resolve as they always have."""
+        return {key: value for key, value in handler(self).items() if key != "scope" or value is not None}
 
     @model_validator(mode="after")
     def _check_rule_inputs(self) -> WorkloadSpec:
@@ -184,7 +192,7 @@ RULE_KEYS = {
     "data_sizes": {"data_sizes", "trials"},
     "tensor_parallel": _KCCB_KEYS, "data_parallel": _KCCB_KEYS, "data_parallel_layerwise": _KCCB_KEYS,
     "megatron": {"transformer", "seq_len", "device", "dataset_samples", "dataset_tokens", "batch_size", "epochs",
-                 "trials", "parallelism"},
+                 "trials", "parallelism", "scope"},
 }
 RULE_PARALLELISM_KEYS = {
     "data_sizes": set(), "tensor_parallel": {"tp"}, "data_parallel": {"dp"}, "data_parallel_layerwise": {"dp"},

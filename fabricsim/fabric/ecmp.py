@@ -2,8 +2,11 @@
 
 A transfer between two ranks is carried by ``qps`` queue pairs (NCCL_IB_QPS_PER_CONNECTION, KCCB's
 qps_per_rankpair), each a flow with its own RoCEv2 UDP source port. As real NICs do per queue pair,
-the port is drawn per trial (from the RoCEv2 entropy range 0xC000-0xFFFF, IBTA RoCEv2 Annex A17),
-so two flows collide on a spine uplink in some trials and not in others. Modes (``clos.ecmp``):
+the port is drawn when the connection is set up, once per trial (from the RoCEv2 entropy range
+0xC000-0xFFFF, IBTA RoCEv2 Annex A17), and kept by every message of that connection (NCCL opens one
+connection per channel and peer and reuses its queue pairs for the whole collective): two
+connections that hash onto one spine uplink share it at every step, so the slowest one paces the
+ring, in some trials and not in others. Modes (``clos.ecmp``):
 - ``hash``: each switch picks among equal-cost next hops by the hash of the flow's 5-tuple;
 - ``adaptive``: each switch picks the next hop that carries the fewest flows when the flow starts
   (ties by the hash), as adaptive routing fabrics do per flowlet;
@@ -44,8 +47,10 @@ class FlowRouter:
         self.flows_on = flows_on
 
     def draw_ports(self, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
-        """Source ports, one per transfer and queue pair, drawn in schedule order."""
-        return rng.integers(*ROCE_SOURCE_PORTS, size=(len(schedule.transfers), self.qps))
+        """Source ports, one per transfer and queue pair: drawn per connection (each distinct sender and
+        receiver, in ascending order), so every message of a connection takes its queue pairs' paths."""
+        pairs, pair_of = schedule.transfers.pairs
+        return rng.integers(*ROCE_SOURCE_PORTS, size=(len(pairs), self.qps))[pair_of]
 
     def flows(self, src_rank: int, dst_rank: int, ports: Sequence[int]) -> list[tuple[Route, FlowTag]]:
         """One (route, tag) per queue pair (source ``ports``), or per queue pair and equal-cost route

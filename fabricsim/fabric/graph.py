@@ -40,6 +40,14 @@ class Fabric:
     links: list[Link] = field(default_factory=list)
     gpus: list[str] = field(default_factory=list)
     nic_of: dict[str, str] = field(default_factory=dict)  # each GPU's own NIC (GPUDirect RDMA pairing)
+    # NCCL's path choice between hosts (fabric/routing.py), read from the graph (fabric/nic_paths.py):
+    # each GPU's nearest NICs (its own first), each host's NIC on each rail and each NIC's rail, and the
+    # policy: "" least latency, "nearest" (own NIC) or "rail" (the destination's rail: near, or PXN)
+    near_nics: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    nic_at: dict[tuple[int, int], str] = field(default_factory=dict)
+    nic_rail: dict[str, int] = field(default_factory=dict)
+    nic_policy: str = ""
+    warnings: list[str] = field(default_factory=list)  # one line each, for the run's summary
     description: str = ""
     _out: dict[str, list[Link]] = field(default_factory=dict)
 

@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from fabricsim.fabric.graph import Device, Fabric
+from fabricsim.fabric.nic_paths import derive_nic_paths
 
 if TYPE_CHECKING:  # config reads this module's shape check while it is being defined
     from fabricsim.config import FabricSpec
@@ -116,6 +117,7 @@ def fabric_from_infragraph(spec: FabricSpec) -> Fabric:
         nic = f"{gpu.rsplit('.', 2)[0]}.{nics.get(composed)}.{index}"
         if nic in fabric.devices and fabric.devices[nic].kind == "nic":
             fabric.nic_of[gpu] = nic
+    derive_nic_paths(fabric)
     fabric.description = (f"InfraGraph {document.get('name', '')}: {len(hosts)} host(s) x "
                           f"{len(fabric.gpus) // max(1, len(hosts))} GPU, {len(fabric.links) // 2} cables")
     return fabric

@@ -43,7 +43,7 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # with two GPUs and two of the eight ConnectX-6 NICs (GPUDirect RDMA stays under one switch).
     # PCIe Gen4 x16: 32 GB/s per direction raw (PCI-SIG).
     "dgx_a100": {
-        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4,
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "ampere",
         "nvlink": {"bandwidth": "240GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
         "pcie": {"bandwidth": "32GB/s", "latency": "250ns"}, "nic": {"preset": "roce_200g"},
     },
@@ -51,8 +51,31 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # (370.8 GB/s effective); PCIe Gen5 x16 64 GB/s per direction (PCI-SIG) through four PCIe
     # switches, two GPUs and two of the eight ConnectX-7 400G NICs on each.
     "dgx_h100": {
-        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4,
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "hopper",
         "nvlink": {"bandwidth": "370.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
+    },
+    # NVIDIA DGX B200 (DGX B200 datasheet): 8x B200 on NVLink5 (1.8 TB/s per GPU both ways; NCCL's
+    # model: 18 links x 40.1 GB/s = 721.8 GB/s per direction, tuning.cc SM100), eight ConnectX-7
+    # 400G NICs behind PCIe Gen5 switches (64 GB/s per direction).
+    "dgx_b200": {
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "blackwell",
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
+    },
+    # NVIDIA DGX B300 (DGX B300 datasheet): 8x B300 on NVLink5 (as B200), eight ConnectX-8 800G
+    # SuperNICs on PCIe Gen6 x16 (128 GB/s per direction, PCI-SIG).
+    "dgx_b300": {
+        "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "blackwell",
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "pcie": {"bandwidth": "128GB/s", "latency": "250ns"}, "nic": {"preset": "roce_800g"},
+    },
+    # NVIDIA GB200 NVL72 (GB200 NVL72 datasheet): one NVLink5 domain of 72 B200 GPUs through the
+    # rack's NVSwitch trays (one hub here, 721.8 GB/s per GPU as above), as one "host" of 72 GPUs;
+    # a ConnectX-7 400G NIC per GPU on PCIe Gen5 (64 GB/s).
+    "gb200_nvl72": {
+        "gpus_per_host": 72, "intra_host": "nvlink", "pcie_switches": 0, "architecture": "blackwell",
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
         "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
     },
     # A PCIe-only 8-GPU server (e.g. 8x L40S or A100 PCIe without NVLink bridges, dual-socket with
@@ -61,7 +84,7 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # 32 GB/s per direction (PCI-SIG). Four 100G NICs would be typical; one per GPU keeps the model's
     # GPU-NIC pairing.
     "pcie_8gpu": {
-        "gpus_per_host": 8, "intra_host": "pcie", "pcie_switches": 2,
+        "gpus_per_host": 8, "intra_host": "pcie", "pcie_switches": 2, "architecture": "ampere",
         "pcie": {"bandwidth": "32GB/s", "latency": "250ns"}, "nic": {"preset": "roce_100g"},
     },
 }

@@ -12,6 +12,14 @@ With ``flow_hash = 0`` the first next hop (in link order) is taken, so routes ar
 Adaptive routing picks the least-loaded next hop instead; spraying uses every equal-cost route.
 Where several NICs are equally near (one PCIe switch), a GPU's traffic uses its own NIC.
 Links taken down (failures) leave every route computed after ``set_down``.
+
+Between GPUs of different hosts on a switched fabric, routes follow NCCL's path choice
+(src/graph/paths.cc) through fixed waypoints, each leg least-latency: the sending GPU's own NIC; on
+a rail-optimized fabric (``nic_policy`` "rail") the NIC on the destination NIC's rail: reached under
+the GPU's PCIe switch when it is one of its nearest NICs (GPUDirect RDMA), else, with NVLink inside
+hosts, over NVLink through the GPU beside it (PXN, NCCL 2.12+), so cross-rail traffic never reaches
+the spines. The destination receives through its own NIC. ECMP
+choices are thus made only among switch paths, never between two NVLink detours.
 """
 
 from __future__ import annotations
@@ -57,7 +65,11 @@ class Router:
     def __init__(self, fabric: Fabric) -> None:
         self.fabric = fabric
         self._index = {name: i for i, name in enumerate(fabric.devices)}
-        self._rank = {gpu: rank for rank, gpu in enumerate(fabric.gpus)}
+        nics = list(fabric.nic_at.values())
+        self._batch_lists = {name: (names, position) for names in (fabric.gpus, nics)
+                             for position, name in enumerate(names)}
+        self._gpu_beside = {nic: gpu for gpu, nic in fabric.nic_of.items()}
+        self._waypoints: dict[tuple[str, str], tuple[str, ...]] = {}
         devices = len(self._index)
         self._batch_gpus = max(1, COST_BATCH_FLOATS // max(1, devices))
         self._hop_limit = devices + 1  # a least-cost path crosses each device at most once
@@ -99,8 +111,9 @@ class Router:
 
     def hashed_routes(self, srcs: list[str], dsts: list[str], flow_hashes: np.ndarray) -> tuple[np.ndarray, list[Route]]:
         """``route(src, dst, flow_hash)`` of many flows at once, as an index into a list of routes:
-        the flows that have choices walk together, one hop a step, each group of flows at one node
-        (towards one destination, from one source) picking its next links with one vectorised hash."""
+        the flows that have choices walk together through their waypoints, one hop a step, each group
+        of flows at one node (towards one waypoint, from one source to one destination) picking its
+        next links with one vectorised hash."""
         route_of, routes, indices = np.empty(len(srcs), dtype=np.int64), [], {}
 
         def index_of(route: Route) -> int:
@@ -117,23 +130,30 @@ class Router:
             else:
                 walking.append(flow)
         walking = np.asarray(walking, dtype=np.int64)
-        src_of = np.array([self._index[srcs[flow]] for flow in walking.tolist()], dtype=np.int64)
-        dst_of = np.array([self._index[dsts[flow]] for flow in walking.tolist()], dtype=np.int64)
-        hashes, node, hop, steps = np.asarray(flow_hashes, dtype=np.uint64)[walking], src_of, 0, []
-        devices, names = len(self._index), list(self._index)
+        # each walking flow's waypoints (device indices, padded with its last) and the one it heads for
+        legs = [[self._index[name] for name in self.waypoints(srcs[flow], dsts[flow])] for flow in walking.tolist()]
+        width = max(map(len, legs), default=2)
+        way = np.array([leg + leg[-1:] * (width - len(leg)) for leg in legs], dtype=np.int64).reshape(-1, width)
+        last, heading = np.array([len(leg) - 1 for leg in legs], dtype=np.int64), np.ones(len(legs), dtype=np.int64)
+        rows = np.arange(len(legs))
+        hashes, node, hop, steps = np.asarray(flow_hashes, dtype=np.uint64)[walking], way[:, 0].copy(), 0, []
+        names = list(self._index)
         while True:
-            moving = np.flatnonzero(node != dst_of)
+            while (reached := (node == way[rows, heading]) & (heading < last)).any():
+                heading[reached] += 1
+            moving = np.flatnonzero(node != way[rows, heading])
             if not moving.size:
                 break
             link_taken = np.full(len(walking), -1, dtype=np.int64)
             picks = _mix(hashes[moving], hop)
-            groups, group_of = np.unique((node[moving] * devices + src_of[moving]) * devices + dst_of[moving],
-                                         return_inverse=True)
+            keys = np.stack([node[moving], way[moving, 0], way[moving, -1], way[moving, heading[moving]]], axis=1)
+            groups, group_of = np.unique(keys, axis=0, return_inverse=True)
+            group_of = group_of.ravel()
             by_group = np.argsort(group_of, kind="stable")
             bounds = np.searchsorted(group_of[by_group], np.arange(len(groups) + 1)).tolist()
-            for group, key in enumerate(groups.tolist()):
-                at, src, dst = names[key // devices // devices], names[key // devices % devices], names[key % devices]
-                choices = np.array([link.index for link in self._next_links(at, src, dst, self._costs_to(dst))],
+            for group, (at, src, dst, end) in enumerate(groups.tolist()):
+                at, src, dst, end = names[at], names[src], names[dst], names[end]
+                choices = np.array([link.index for link in self._next_links(at, src, dst, self._costs_to(end), end)],
                                    dtype=np.int64)
                 members = by_group[bounds[group]:bounds[group + 1]]
                 link_taken[moving[members]] = choices[(picks[members] % np.uint64(len(choices))).astype(np.int64)]
@@ -163,43 +183,81 @@ class Router:
         return route if only else self._walk(src, dst, pick)[0]
 
     def equal_cost_routes(self, src: str, dst: str) -> list[Route]:
-        """Every least-latency route (per-packet spraying uses them all), at most MAX_SPRAY_ROUTES."""
+        """Every least-latency route through the waypoints (per-packet spraying uses them all), at most
+        MAX_SPRAY_ROUTES."""
         route, only = self._first_route(src, dst)
         if only:
             return [route]
-        cost = self._costs_to(dst)
-        routes, stack = [], [(src, ())]
-        while stack and len(routes) < MAX_SPRAY_ROUTES:
+        paths: list[tuple[int, ...]] = [()]
+        legs = self.waypoints(src, dst)
+        for start, end in zip(legs, legs[1:]):
+            tails = self._leg_paths(start, end, src, dst)
+            paths = [path + tail for path in paths for tail in tails][:MAX_SPRAY_ROUTES]
+        return [self._make_route(links, route.latency_ps) for links in paths]
+
+    def _leg_paths(self, start: str, end: str, src: str, dst: str) -> list[tuple[int, ...]]:
+        """Every least-latency path from ``start`` to ``end``, depth first, at most MAX_SPRAY_ROUTES."""
+        cost = self._costs_to(end)
+        paths, stack = [], [(start, ())]
+        while stack and len(paths) < MAX_SPRAY_ROUTES:
             node, links = stack.pop()
-            if node == dst:
-                routes.append(self._make_route(links, route.latency_ps))
+            if node == end:
+                paths.append(links)
                 continue
-            for link in reversed(self._next_links(node, src, dst, cost)):
+            for link in reversed(self._next_links(node, src, dst, cost, end)):
                 stack.append((link.dst, links + (link.index,)))
-        return routes
+        return paths
+
+    def waypoints(self, src: str, dst: str) -> tuple[str, ...]:
+        """The devices a route from ``src`` to ``dst`` passes in order, its ends included: NCCL's path
+        choice between GPUs of different hosts (sending NIC, PXN proxy GPU, receiving NIC), else the ends."""
+        cached = self._waypoints.get((src, dst))
+        if cached is None:
+            cached = self._waypoints[(src, dst)] = self._choose_waypoints(src, dst)
+        return cached
+
+    def _choose_waypoints(self, src: str, dst: str) -> tuple[str, ...]:
+        fabric = self.fabric
+        src_device, dst_device = fabric.devices[src], fabric.devices[dst]
+        if (not fabric.nic_policy or src_device.kind != "gpu" or dst_device.kind != "gpu"
+                or src_device.host == dst_device.host):
+            return (src, dst)
+        recv_nic = fabric.nic_of[dst]
+        near = fabric.near_nics[src]
+        on_rail = fabric.nic_at[(src_device.host, fabric.nic_rail[recv_nic])]
+        if fabric.nic_policy == "rail" and on_rail in near:
+            return (src, on_rail, recv_nic, dst)
+        if fabric.nic_policy == "rail" and any(link.kind == "nvlink" for link in fabric.out_links(src)):
+            return (src, self._gpu_beside[on_rail], on_rail, recv_nic, dst)
+        return (src, near[0], recv_nic, dst)
 
     def _walk(self, src: str, dst: str, pick: Callable[[list[Link], int], Link]) -> tuple[Route, bool]:
-        """The route ``pick`` chooses hop by hop, and whether no hop had a choice."""
-        cost = self._costs_to(dst)
-        cost_from_src = cost[self._index[src]]
-        if cost_from_src == np.inf:
-            raise NoRouteError(f"no path from {src} to {dst}")
-        links, node, hop, only = [], src, 0, True
-        while node != dst:
-            choices = self._next_links(node, src, dst, cost)
-            only = only and len(choices) == 1
-            link = pick(choices, hop)
-            links.append(link.index)
-            node, hop = link.dst, hop + 1
-        return self._make_route(tuple(links), int(cost_from_src) // self._hop_limit), only
+        """The route ``pick`` chooses hop by hop through the waypoints, and whether no hop had a choice."""
+        links, hop, only, latency_ps = [], 0, True, 0
+        legs = self.waypoints(src, dst)
+        for start, end in zip(legs, legs[1:]):
+            cost = self._costs_to(end)
+            cost_from_start = cost[self._index[start]]
+            if cost_from_start == np.inf:
+                raise NoRouteError(f"no path from {src} to {dst}")
+            node = start
+            while node != end:
+                choices = self._next_links(node, src, dst, cost, end)
+                only = only and len(choices) == 1
+                link = pick(choices, hop)
+                links.append(link.index)
+                node, hop = link.dst, hop + 1
+            latency_ps += int(cost_from_start) // self._hop_limit
+        return self._make_route(tuple(links), latency_ps), only
 
     def _make_route(self, links: tuple[int, ...], latency_ps: int) -> Route:
         return Route(links, latency_ps, min(self.fabric.links[i].bandwidth_bps for i in links))
 
-    def _next_links(self, node: str, src: str, dst: str, cost: np.ndarray) -> list[Link]:
-        """The choices at ``node``; where they include the source's or destination's own NIC, only it
-        (several NICs under one PCIe switch are equally near, but each GPU uses its own)."""
-        choices = self._choices(node, dst, cost)
+    def _next_links(self, node: str, src: str, dst: str, cost: np.ndarray, end: str) -> list[Link]:
+        """The choices at ``node`` towards the waypoint ``end``; where they include the source's or
+        destination's own NIC, only it (several NICs under one PCIe switch are equally near, but each
+        GPU uses its own)."""
+        choices = self._choices(node, end, cost)
         if len(choices) > 1:
             nics = (self.fabric.nic_of.get(src), self.fabric.nic_of.get(dst))
             own = [link for link in choices if link.dst in nics]
@@ -231,12 +289,10 @@ class Router:
 
     def _batch_of(self, dst: str) -> list[str]:
         """The destinations whose costs are computed with ``dst``'s: its block of ``_batch_gpus``
-        consecutive ranks (all of them on a small fabric), or ``dst`` alone if it is no GPU."""
-        rank = self._rank.get(dst)
-        if rank is None:
-            return [dst]
-        start = rank - rank % self._batch_gpus
-        return self.fabric.gpus[start:start + self._batch_gpus]
+        consecutive GPUs (by rank) or NICs (all of them on a small fabric), or ``dst`` alone."""
+        names, position = self._batch_lists.get(dst, ([dst], 0))
+        start = position - position % self._batch_gpus
+        return names[start:start + self._batch_gpus]
 
     def _reversed_graph(self) -> csr_matrix:
         """The links that are up as a matrix of link costs from their end to their start: the cheapest

@@ -14,8 +14,10 @@ headers) and ``cable_latency``:
   every spine; a leaf's uplinks together carry its downlink capacity / ``oversubscription``;
 - ``rail_optimized``: NIC i of every host on rail switch i, the rails joined by the spines with
   (hosts x NIC rate) / ``oversubscription`` of uplink per rail.
-Routes are least-latency, so a GPU reaching another rail crosses NVLink to the GPU on that rail
-when that is quicker than the spines (as NCCL's PXN does).
+Between hosts, routes follow NCCL's path choice (``fabricsim.fabric.routing``): a GPU sends through its
+own NIC; on a rail-optimized fabric through the NIC on the destination's rail, one under its PCIe
+switch or else reached over NVLink through the GPU beside it (PXN); on a direct ring, routes are
+least-latency.
 
 ``fabric.infragraph`` (an InfraGraph document) replaces all of this: fabric/infragraph.py builds it.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fabricsim.fabric.graph import Device, Fabric
+from fabricsim.fabric.nic_paths import derive_nic_paths
 from fabricsim.fabric.infragraph import fabric_from_infragraph
 from fabricsim.units import format_rate
 
@@ -42,8 +45,14 @@ def build_fabric(spec: FabricSpec) -> Fabric:
     for host in range(spec.hosts):
         _build_host(fabric, spec, host)
     _CABLING[spec.topology](fabric, spec)
+    if spec.hosts > 1 and spec.nic.effective_bandwidth_bps > spec.pcie.bandwidth_bps:
+        fabric.warnings.append(
+            f"the {format_rate(spec.nic.bandwidth_bps)} NICs ({format_rate(spec.nic.effective_bandwidth_bps)} "
+            f"of payload) are faster than their host's PCIe path ({format_rate(spec.pcie.bandwidth_bps)}): "
+            "they run at PCIe speed (set fabric.pcie.bandwidth to the NIC's PCIe generation)")
     if spec.placement == "rail_first":
         fabric.gpus.sort(key=lambda name: (int(name.rpartition("gpu")[2]), fabric.devices[name].host))
+    derive_nic_paths(fabric)
     fabric.description = (
         (f"{spec.preset} x {spec.hosts}, " if spec.preset else f"{spec.hosts} host(s) x {spec.gpus_per_host} GPU, ")
         + f"{format_rate(spec.nic.bandwidth_bps)} RoCE, {spec.topology.replace('_', ' ')}"

@@ -1,7 +1,8 @@
 """The ``megatron`` rule: one training step of a transformer under TP x PP x DP, seen from global rank 0.
 
-No compute overlaps communication; micro-batches run in GPipe order (every forward, then every
-backward). With b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
+Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; only
+DDP's buckets do not. Micro-batches run in GPipe order (every forward, then every backward). With
+b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
 - tensor parallel (Shoeybi et al. 2019, Megatron-LM): per layer and micro-batch, an all-reduce of
   b·s·h·B after the attention block and one after the MLP, forward, and the same two backward, in the
   TP group. With sequence parallel (Korthikanti et al. 2022) each becomes an all-gather (b·s·h·B / tp
@@ -9,7 +10,10 @@ backward). With b = micro-batch size, s = sequence length, h = hidden size and B
 - pipeline: per micro-batch, stage 0 sends its activation (b·s·h·B, / tp with sequence parallel) to
   stage 1 and receives the gradient of the same size back;
 - data parallel, ddp: the stage's gradients (rank 0's TP shard) all-reduced in buckets, last layer
-  first; a bucket closes once it holds at least ``bucket`` bytes (PyTorch DDP, 25 MiB by default);
+  first; a bucket closes once it holds at least ``bucket`` bytes (PyTorch DDP, 25 MiB by default) and
+  is all-reduced as soon as the backward pass of the last micro-batch has produced its gradients (a
+  layer's after its backward, the head's after its own, the embedding's at the end), without blocking
+  the compute (in the whole job's step, it overlaps the rest of backward);
 - data parallel, fsdp (ZeRO-3): per unit (each layer; the embedding and LM head together) and
   micro-batch, an all-gather of its parameter shards before its forward and again before its backward,
   and a reduce-scatter of its gradients after its backward (shards padded to equal size);
@@ -29,19 +33,35 @@ BACKWARD_FLOPS_FACTOR = 2
 
 
 class _StepBuilder:
-    """Collects calls in order, charging the compute accumulated since the previous call to the next."""
+    """Collects calls in order, charging the compute accumulated since the previous call to the next;
+    fills DDP's gradient buckets as backward produces the gradients."""
 
-    def __init__(self, peak_flops: float | None) -> None:
+    def __init__(self, peak_flops: float | None, tp: int, element_bytes: int, bucket_bytes: int) -> None:
         self.calls: list[Call] = []
         self.pending_flops = 0
         self._peak_flops = peak_flops
+        self._tp, self._element_bytes, self._bucket_bytes = tp, element_bytes, bucket_bytes
+        self._filled = 0
 
     def compute(self, flops: float) -> None:
         self.pending_flops += flops
 
-    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int) -> None:
+    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int, stream: str, blocking: bool = True) -> None:
         if len(group) > 1:
-            self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps()))
+            self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps(), stream, blocking))
+
+    def gradients(self, tensors: tuple[ParamTensor, ...], dp_group: tuple[int, ...]) -> None:
+        """``tensors``' gradients are ready: into the bucket, last tensor first (``gradient_buckets``); a
+        full bucket is all-reduced at once, without blocking the compute."""
+        full, self._filled = _fill_buckets(self._filled, tensors, self._tp, self._element_bytes, self._bucket_bytes)
+        for nbytes in full:
+            self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
+
+    def flush(self, dp_group: tuple[int, ...]) -> None:
+        """The last bucket, however full, at the end of backward."""
+        full, self._filled = (self._filled,) if self._filled else (), 0
+        for nbytes in full:
+            self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
 
     def take_compute_ps(self) -> int:
         compute_ps = round(self.pending_flops / self._peak_flops * 1e12) if self._peak_flops else 0
@@ -81,10 +101,10 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
     """Rank 0's calls over one step, and the compute time left after the last of them (at ``peak_flops``
     per GPU; none without)."""
     model, parallelism = workload.transformer, workload.parallelism
-    step = _StepBuilder(peak_flops)
     seq_len, tp = seq_len_of(workload), mesh.tp
     tokens = workload.batch_size * seq_len
     element_bytes = DTYPE_BYTES[model.dtype]
+    step = _StepBuilder(peak_flops, tp, element_bytes, parallelism.bucket_bytes)
     activation_bytes = tokens * model.hidden_size * element_bytes
     tp_group, dp_group = mesh.tp_group(), mesh.dp_group()
     next_stage = mesh.pp_group()[1:2]
@@ -99,18 +119,18 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
 
     def tp_block(flops: float) -> None:
         if parallelism.sequence_parallel:
-            step.call("all_gather", tp_group, activation_bytes // tp)
+            step.call("all_gather", tp_group, activation_bytes // tp, "tp")
             step.compute(flops)
-            step.call("reduce_scatter", tp_group, activation_bytes)
+            step.call("reduce_scatter", tp_group, activation_bytes, "tp")
         else:
             step.compute(flops)
-            step.call("all_reduce", tp_group, activation_bytes)
+            step.call("all_reduce", tp_group, activation_bytes, "tp")
 
     def fsdp_unit(op: str, unit_bytes: int) -> None:
         """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded)."""
         if fsdp:
             shard_bytes = -(-unit_bytes // mesh.dp)
-            step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp)
+            step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp, "dp")
 
     pipeline_bytes = activation_bytes // tp if parallelism.sequence_parallel else activation_bytes
     for _ in range(parallelism.micro_batches):
@@ -122,35 +142,48 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
         if last_stage:
             step.compute(head_forward_flops(model, tokens) / tp)
         else:
-            step.call("send_recv", (0, *next_stage), pipeline_bytes)
-    for _ in range(parallelism.micro_batches):
+            step.call("send_recv", (0, *next_stage), pipeline_bytes, "pp")
+    for micro_batch in range(parallelism.micro_batches):
+        ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # gradients reduced in the last one
         fsdp_unit("all_gather", root_bytes)
         if last_stage:
             step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)
+            if ddp:
+                step.gradients(head_tensors(model), dp_group)
         else:
-            step.call("send_recv", (*next_stage, 0), pipeline_bytes)
+            step.call("send_recv", (*next_stage, 0), pipeline_bytes, "pp")
         for _ in range(layers):
             fsdp_unit("all_gather", layer_bytes)
             for flops in reversed(blocks):
                 tp_block(BACKWARD_FLOPS_FACTOR * flops)
             fsdp_unit("reduce_scatter", layer_bytes)
+            if ddp:
+                step.gradients(layer_tensors(model), dp_group)
         fsdp_unit("reduce_scatter", root_bytes)
-    if not fsdp:
-        for bucket in gradient_buckets(stage_tensors, tp, element_bytes, parallelism.bucket_bytes):
-            step.call("all_reduce", dp_group, bucket)
+        if ddp:
+            step.gradients(embedding_tensors(model), dp_group)
+            step.flush(dp_group)
     return tuple(step.calls), step.take_compute_ps()
 
 
 def gradient_buckets(tensors: tuple[ParamTensor, ...], tp: int, element_bytes: int,
                      bucket_bytes: int) -> tuple[int, ...]:
     """DDP's buckets over the gradients in backward order (last tensor first): bytes of each bucket."""
-    buckets, filled = [], 0
+    buckets, filled = _fill_buckets(0, tensors, tp, element_bytes, bucket_bytes)
+    return (*buckets, filled) if filled else buckets
+
+
+def _fill_buckets(filled: int, tensors: tuple[ParamTensor, ...], tp: int, element_bytes: int,
+                  bucket_bytes: int) -> tuple[tuple[int, ...], int]:
+    """``tensors``' gradient shards into a bucket holding ``filled`` bytes, last tensor first: the
+    buckets that reached ``bucket_bytes`` (bytes of each) and the bytes left in the open one."""
+    full = []
     for tensor in reversed(tensors):
         filled += _shard_bytes((tensor,), tp, element_bytes)
         if filled >= bucket_bytes:
-            buckets.append(filled)
+            full.append(filled)
             filled = 0
-    return (*buckets, filled) if filled else tuple(buckets)
+    return tuple(full), filled
 
 
 def _shard_bytes(tensors: tuple[ParamTensor, ...], tp: int, element_bytes: int) -> int:

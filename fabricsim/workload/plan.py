@@ -3,7 +3,9 @@
 - data_sizes: an explicit list of per-rank sizes (KCCB's "Data Size" list), each run ``trials`` times;
 - tensor_parallel, data_parallel, data_parallel_layerwise: the KCCB tutorial's rules
   (``fabricsim.workload.kccb``), trials = batch_count x epochs;
-- megatron: a transformer's training step under TP x PP x DP (``fabricsim.workload.megatron``).
+- megatron: a transformer's training step under TP x PP x DP (``fabricsim.workload.megatron``), by
+  by default run by the whole job at once (``scope: job``; the flow model only), or rank 0's calls one
+  at a time (``scope: rank0``, the packet model's default).
 Calls of the first two kinds use the scenario's ``collective.op`` over every GPU of the fabric;
 the megatron rule names each call's op and group itself.
 """
@@ -26,7 +28,8 @@ def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
         calls, compute_after_ps = megatron_step(workload, mesh, peak_flops)
         trials = Trials((Trial(0, calls, compute_after_ps),), megatron_trial_count(workload, mesh))
         main = calls[0]  # tp x pp x dp = GPUs >= 2, so some group has two ranks
-        return WorkloadPlan(main.op, len(main.group), trials)
+        whole_job = workload.scope == "job" or (workload.scope is None and scenario.fabric.model == "flow")
+        return WorkloadPlan(main.op, len(main.group), trials, mesh if whole_job else None)
     if workload.rule == "data_sizes":
         repeats = workload.trials or 1
         per_shape = [(size,) for size in workload.data_sizes]

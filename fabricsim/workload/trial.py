@@ -1,9 +1,11 @@
 """Trials: what one trial runs, as pure data.
 
 A trial is one training step (or one batch) seen from global rank 0: the collective calls it takes
-part in, in order. Each call names its op, its group (fabric GPU indices; collective rank i is GPU
-``group[i]``; for send_recv, ``group[0]`` sends to ``group[1]``), the bytes each rank contributes
-(its input buffer: S / p for all-gather, S otherwise), and the compute time before it starts.
+part in, in order (which the whole job's step repeats on every group: ``fabricsim.workload.job``).
+Each call names its op, its group (fabric GPU indices; collective rank i is GPU ``group[i]``; for
+send_recv, ``group[0]`` sends to ``group[1]``), the bytes each rank contributes (its input buffer:
+S / p for all-gather, S otherwise), the compute time before it starts, its stream and whether it
+blocks the compute after it (the last two for the whole job's step).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fabricsim.workload.placement import Mesh
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -19,6 +23,8 @@ class Call:
     group: tuple[int, ...]
     per_rank_bytes: int
     compute_before_ps: int = 0
+    stream: str = "main"  # the whole job's step: calls on one stream run in order, streams concurrently
+    blocking: bool = True  # the rank's compute waits for the call to finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +64,14 @@ class Trials(Sequence):
 
 @dataclass(frozen=True, slots=True)
 class WorkloadPlan:
-    """The trials of a run; ``op`` and ``ranks`` describe its main collective (for bandwidth figures)."""
+    """The trials of a run; ``op`` and ``ranks`` describe its main collective (for bandwidth figures).
+    With a ``mesh``, a trial is one step of the whole job: every group of the mesh runs the calls of
+    rank 0's group of its kind, all at once (``fabricsim.workload.job``)."""
 
     op: str
     ranks: int
     trials: Trials
+    mesh: Mesh | None = None
 
 
 def batch_count(samples: int, batch_size: int) -> int:

@@ -1,0 +1,50 @@
+"""Whole-job training steps: print, per scenario of ``benchmarks/steps/``, the wall time to build the
+simulation, lower the step to one DAG and run one trial, its transfers and transfers per second, and
+the step's time, ideal time and exposed communication.
+
+Figures only, never a pass/fail on time. Usage: ``python benchmarks/step_bench.py [NAME ...]`` (default:
+the 64-GPU steps; name a 1024-GPU one to run it, which takes minutes and GiBs).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+STEPS = Path(__file__).resolve().parent / "steps"
+DEFAULT = ("llama2_7b_64gpu_leaf_spine", "llama2_7b_64gpu_rail_optimized")
+
+
+def bench(name: str) -> str:
+    from fabricsim.config import load_scenario
+    from fabricsim.results import communication_us
+    from fabricsim.runner import Simulation
+    from fabricsim.work_limits import check_work
+
+    path = STEPS / f"{name}.yaml"
+    started = time.perf_counter()
+    scenario = load_scenario(path)
+    check_work(scenario, path, allow_large=True)
+    simulation = Simulation(scenario, str(path))
+    built = time.perf_counter()
+    trial = simulation.plan.trials[0]
+    step = simulation.step_schedule(trial)
+    lowered = time.perf_counter()
+    record = simulation.run_trial(trial)
+    ran = time.perf_counter()
+    transfers = int((~step.marks).sum())
+    compute_ps = sum(call.compute_before_ps for call in trial.calls) + trial.compute_after_ps
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return (f"{name}: {len(trial.calls)} calls of rank 0, {transfers} transfers, {step.marks.sum()} marks; "
+            f"wall {ran - started:.2f} s (build {built - started:.2f}, lower {lowered - built:.2f}, "
+            f"run {ran - lowered:.2f}); {transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
+            f"step {record.latency_ps / 1e6:,.1f} us, ideal {record.ideal_ps / 1e6:,.1f} us, "
+            f"contention {record.contention_ps / 1e6:,.1f} us, "
+            f"exposed communication {communication_us(record.latency_ps, compute_ps):,.1f} us")
+
+
+if __name__ == "__main__":
+    for case in sys.argv[1:] or DEFAULT:
+        print(bench(case), flush=True)

@@ -89,11 +89,12 @@ def _cli_run(name: str, trials: int) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
+        started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         result = subprocess.run([sys.executable, "-m", "fabricsim.cli", "run", str(SCENARIOS / name), "--trials",
                                  str(trials), "-o", f"{out}/run"], capture_output=True)
-        ran = time.perf_counter()
-    return {"trials": trials, "exit_code": result.returncode, "command_s": ran - started}
+        ran, after = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"trials": trials, "exit_code": result.returncode, "command_s": ran - started,
+            "command_cpu_s": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime}
 
 
 def _naive_simpy(ranks: int) -> dict:

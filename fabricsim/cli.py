@@ -1,7 +1,8 @@
 """Command line: ``fabricsim run | compare | check | sweep | plan | calibrate | export-fabric``; ``fabricsim COMMAND -h`` for each.
 
 Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error (a bug: one line, the
-traceback with --debug), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Bad input is reported as
+traceback with --debug), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 the reader of stdout
+went away. Bad input is reported as
 one line on stderr, naming the file, the key and what was expected; nothing is written. An interrupted
 or terminated run stops its workers and leaves no result folder and no partial one.
 """
@@ -9,6 +10,7 @@ or terminated run stops its workers and leaves no result folder and no partial o
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -16,12 +18,12 @@ import threading
 import traceback
 
 from fabricsim import __version__
-from fabricsim.commands import calibrate, check, compare, export_fabric, plan, run, sweep
 from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED,
                                       EXIT_TERMINATED)
 from fabricsim.config import ScenarioError
 
 
+COMMANDS = ("run", "compare", "check", "sweep", "plan", "calibrate", "export-fabric")  # in fabricsim.commands
 DESCRIPTION = ("Emulate a GPU cluster's network fabric for collective communication. "
                "Commands: run, compare, check, sweep, plan; fabricsim COMMAND -h for each.")
 
@@ -50,13 +52,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, only the command they choose is imported and registered
+    (each command imports what it needs: plots, scipy.optimize), else every command."""
+    chosen = [word for word in (argv or ()) if word in COMMANDS][:1] or COMMANDS
     parser = _Parser(prog="fabricsim", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"fabricsim {__version__}")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (run, compare, check, sweep, plan, calibrate, export_fabric):
-        command.register(commands)
+    for command in chosen:
+        importlib.import_module(f"fabricsim.commands.{command.replace('-', '_')}").register(commands)
     for subparser in commands.choices.values():  # also after the command: fabricsim run x.yaml --debug
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -65,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code (argparse's own exits, --help included, too)."""
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as stop:
         return stop.code
     on_main_thread = threading.current_thread() is threading.main_thread()

@@ -8,6 +8,7 @@ import heapq
 import itertools
 import random
 
+import numpy as np
 import pytest
 
 from fabricsim.fabric import Router, build_fabric
@@ -15,7 +16,7 @@ from fabricsim.fabric.graph import Device, Fabric
 from fabricsim.fabric.routing import MAX_SPRAY_ROUTES, NoRouteError, Route, _mix
 from tests.conftest import make_scenario
 
-FLOW_HASHES = (0, 1, 7, 0xC0FFEE, 2**63 + 5)
+FLOW_HASHES = (0, 1, 7, 0xC0FFEE, 2**63 + 5, 0x9E3779B97F4A7C15, 2**64 - 1)
 
 
 def reference_costs(fabric, dst, down):
@@ -75,8 +76,10 @@ def reference_spray(fabric, down, waypoints):
 
 def assert_matches_reference(fabric, router, down=frozenset(), devices=None):
     """Every ordered pair: the same reachability, least cost (through the waypoints), routes for each
-    hash and spray set."""
+    hash and spray set; and the routes of every pair and hash at once (``hashed_routes``) are those
+    of one at a time."""
     devices = devices or list(fabric.devices)
+    flows = []
     for dst in devices:
         cost = reference_costs(fabric, dst, down)
         for src in devices:
@@ -92,7 +95,11 @@ def assert_matches_reference(fabric, router, down=frozenset(), devices=None):
                 assert (first.latency_ps, len(first.links)) == cost[src]
             for flow_hash in FLOW_HASHES:
                 assert router.route(src, dst, flow_hash) == reference_route(fabric, down, waypoints, flow_hash)
+                flows.append((src, dst, flow_hash))
             assert router.equal_cost_routes(src, dst) == reference_spray(fabric, down, waypoints)
+    srcs, dsts, hashes = zip(*flows) if flows else ((), (), ())
+    route_of, routes = router.hashed_routes(list(srcs), list(dsts), np.array(hashes, dtype=np.uint64))
+    assert [routes[index] for index in route_of.tolist()] == [router.route(*flow) for flow in flows]
 
 
 def random_fabric(seed):

@@ -54,6 +54,7 @@ class TrialFabric:
                                       lambda link: len(self.network.flows_on[link]))
         self.link_loss = {fabric.link_named(name).index: rate for name, rate in impairments.loss.links.items()}
         start_background(self.network, fabric, impairments.background, spec.hosts, rng)
+        self.failures_ahead = bool(impairments.failures)
         self.failures = LinkFailures(env, self.network, fabric, self.flow_router, impairments.failures, rng)
 
     def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec) -> CallFlows:
@@ -70,12 +71,30 @@ class TrialFabric:
                 self.failures.stuck()
                 return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]
 
+        if self.flow_router.mode == "hash" and not self.failures_ahead:  # routes fixed from the start
+            flows_of = self._routed_at_once(srcs, dsts, ports, flows_of)
         rates = None
         if self.link_loss:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
                 gpus[src], gpus[dst], five_tuple_hash(src, dst, port)).links)
                 for src, dst, port in zip(srcs.tolist(), dsts.tolist(), ports[:, 0].tolist())])
         return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports))
+
+    def _routed_at_once(self, srcs: np.ndarray, dsts: np.ndarray, ports: np.ndarray,
+                        one_by_one: Callable[[int], list[tuple[Route, FlowTag]]]
+                        ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
+        """``flows_of`` that routes every transfer of the call at once when first asked (a call timed
+        without the event loop never asks), or one by one, as they start, if some pair has no route."""
+        chosen = []
+
+        def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
+            if not chosen:
+                try:
+                    chosen.append(self.flow_router.hashed_flows(srcs, dsts, ports))
+                except NoRouteError:
+                    chosen.append(one_by_one)
+            return chosen[0](tid)
+        return flows_of
 
     def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray
                       ) -> tuple[np.ndarray, list[Route]] | None:

@@ -70,6 +70,23 @@ class FlowRouter:
             flows.append((route, tag))
         return flows
 
+    def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray
+                     ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
+        """``flows`` of every transfer (``src_ranks``, ``dst_ranks``, a row of ``ports`` each) routed at
+        once, ahead of time, by hash (the routes of hash mode while no link goes down), as
+        ``flows_of(transfer)``."""
+        qps, gpus = ports.shape[1], self.gpus
+        flow_src, flow_dst = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
+        hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
+        route_of, routes = self.router.hashed_routes([gpus[rank] for rank in flow_src.tolist()],
+                                                     [gpus[rank] for rank in flow_dst.tolist()], hashes)
+
+        def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
+            first, src, dst = tid * qps, gpus[src_ranks[tid]], gpus[dst_ranks[tid]]
+            return [(routes[route], FlowTag(src, dst, flow_hash)) for route, flow_hash in
+                    zip(route_of[first:first + qps].tolist(), hashes[first:first + qps].tolist())]
+        return flows_of
+
     def reroute(self, tag: FlowTag, picked: Counter[int] | None = None) -> Route:
         """The flow's route over the links up now; raises NoRouteError when none is left."""
         if self.mode == "adaptive":

@@ -109,6 +109,64 @@ class Router:
             return route
         return self._walk(src, dst, lambda choices, hop: choices[_mix(flow_hash, hop) % len(choices)])[0]
 
+    def hashed_routes(self, srcs: list[str], dsts: list[str], flow_hashes: np.ndarray) -> tuple[np.ndarray, list[Route]]:
+        """``route(src, dst, flow_hash)`` of many flows at once, as an index into a list of routes:
+        the flows that have choices walk together through their waypoints, one hop a step, each group
+        of flows at one node (towards one waypoint, from one source to one destination) picking its
+        next links with one vectorised hash."""
+        route_of, routes, indices = np.empty(len(srcs), dtype=np.int64), [], {}
+
+        def index_of(route: Route) -> int:
+            if route.links not in indices:
+                indices[route.links] = len(routes)
+                routes.append(route)
+            return indices[route.links]
+
+        walking = []
+        for flow, (src, dst, flow_hash) in enumerate(zip(srcs, dsts, flow_hashes.tolist())):
+            route, only = self._first_route(src, dst)
+            if only or not flow_hash:
+                route_of[flow] = index_of(route)
+            else:
+                walking.append(flow)
+        walking = np.asarray(walking, dtype=np.int64)
+        # each walking flow's waypoints (device indices, padded with its last) and the one it heads for
+        legs = [[self._index[name] for name in self.waypoints(srcs[flow], dsts[flow])] for flow in walking.tolist()]
+        width = max(map(len, legs), default=2)
+        way = np.array([leg + leg[-1:] * (width - len(leg)) for leg in legs], dtype=np.int64).reshape(-1, width)
+        last, heading = np.array([len(leg) - 1 for leg in legs], dtype=np.int64), np.ones(len(legs), dtype=np.int64)
+        rows = np.arange(len(legs))
+        hashes, node, hop, steps = np.asarray(flow_hashes, dtype=np.uint64)[walking], way[:, 0].copy(), 0, []
+        names = list(self._index)
+        while True:
+            while (reached := (node == way[rows, heading]) & (heading < last)).any():
+                heading[reached] += 1
+            moving = np.flatnonzero(node != way[rows, heading])
+            if not moving.size:
+                break
+            link_taken = np.full(len(walking), -1, dtype=np.int64)
+            picks = _mix(hashes[moving], hop)
+            keys = np.stack([node[moving], way[moving, 0], way[moving, -1], way[moving, heading[moving]]], axis=1)
+            groups, group_of = np.unique(keys, axis=0, return_inverse=True)
+            group_of = group_of.ravel()
+            by_group = np.argsort(group_of, kind="stable")
+            bounds = np.searchsorted(group_of[by_group], np.arange(len(groups) + 1)).tolist()
+            for group, (at, src, dst, end) in enumerate(groups.tolist()):
+                at, src, dst, end = names[at], names[src], names[dst], names[end]
+                choices = np.array([link.index for link in self._next_links(at, src, dst, self._costs_to(end), end)],
+                                   dtype=np.int64)
+                members = by_group[bounds[group]:bounds[group + 1]]
+                link_taken[moving[members]] = choices[(picks[members] % np.uint64(len(choices))).astype(np.int64)]
+            node = np.where(link_taken >= 0, self._link_dst[np.maximum(link_taken, 0)], node)
+            steps.append(link_taken)
+            hop += 1
+        for flow, links in zip(walking.tolist(), np.array(steps, dtype=np.int64).T.tolist() if steps else []):
+            links = tuple(link for link in links if link >= 0)
+            if links not in indices:
+                index_of(self._make_route(links, self._first_route(srcs[flow], dsts[flow])[0].latency_ps))
+            route_of[flow] = indices[links]
+        return route_of, routes
+
     def _first_route(self, src: str, dst: str) -> tuple[Route, bool]:
         cached = self._routes.get((src, dst))
         if cached is None:
@@ -253,13 +311,15 @@ class Router:
 
 def five_tuple_hash(src_rank: int, dst_rank: int, src_port: int) -> int:
     """The ECMP hash of a RoCEv2 flow: its addresses and UDP source port (destination port 4791 and
-    protocol UDP are the same for every flow). Never 0, which names the deterministic route."""
+    protocol UDP are the same for every flow). Never 0, which names the deterministic route. Of one
+    flow (ints) or of many (numpy uint64 arrays)."""
     return _mix((src_rank << 40) | (dst_rank << 16) | src_port, 0) | 1
 
 
 def _mix(flow_hash: int, hop: int) -> int:
-    """A per-hop hash of the flow (splitmix64 finaliser), so each switch picks independently."""
-    x = (flow_hash + 0x9E3779B97F4A7C15 * (hop + 1)) & 0xFFFFFFFFFFFFFFFF
+    """A per-hop hash of the flow (splitmix64 finaliser), so each switch picks independently; of one
+    hash (an int) or of many (numpy uint64, whose arithmetic wraps as the masks do)."""
+    x = (flow_hash + ((0x9E3779B97F4A7C15 * (hop + 1)) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
     return x ^ (x >> 31)

@@ -38,7 +38,7 @@ from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
-from fabricsim.workload.job import StepSchedule, lower_step
+from fabricsim.workload.job import StepSchedule, lower_step, programs_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +218,10 @@ class Simulation:
 
     def step_schedule(self, trial: Trial) -> StepSchedule:
         """The trial's calls run by every group of the job, as one schedule over GPU ranks."""
-        return self._step_schedule(trial.calls, trial.compute_after_ps)
+        return self._step_schedule(programs_of(trial))
 
-    def _lower_step(self, calls: tuple[Call, ...], compute_after_ps: int) -> StepSchedule:
-        return lower_step(calls, compute_after_ps, self.plan.mesh, self.call_schedule)
+    def _lower_step(self, programs: tuple[tuple[tuple[Call, ...], int], ...]) -> StepSchedule:
+        return lower_step(programs, self.plan.mesh, self.call_schedule)
 
     def _run_step(self, trial: Trial) -> TrialRecord:
         """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``)."""
@@ -234,7 +234,7 @@ class Simulation:
         schedule, marks = step.schedule, step.marks
         fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
         for index, group, start in step.parts:
-            call_schedule = self.call_schedule(trial.calls[index])
+            call_schedule = self.call_schedule(step.calls[index])
             end = start + len(call_schedule.transfers)
             route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
             zeros = np.zeros(end - start, dtype=np.int64)

@@ -63,6 +63,29 @@ def test_groups_on_links_of_their_own_take_as_long_as_alone(device):
     assert job.run_trial(one_call).latency_ps == alone.run_trial(one_call).latency_ps
 
 
+def test_each_calls_latency_on_links_of_its_own_is_its_latency_alone():
+    """TP groups inside hosts, DP groups on NICs of their own: every group's call, from its first
+    transfer's ready time to its last delivery, takes as long as the call alone; summarised per kind."""
+    fabric = {"hosts": 2, "gpus_per_host": 4}
+    job = _simulation(fabric, {"tp": 4, "dp": 2, "bucket": "100KiB"}, device="h100")
+    alone = _simulation(fabric, {"tp": 4, "dp": 2}, scope="rank0")
+    trial = job.plan.trials[0]
+    record = job.run()[0]
+    expected = {}
+    for call in trial.calls:
+        alone_ps = alone.run_trial(Trial(0, (dataclasses.replace(call, compute_before_ps=0),))).latency_ps
+        expected.setdefault(f"{call.stream} {call.op}", []).extend([alone_ps] * len(job_groups(job.plan.mesh,
+                                                                                                 call.group)))
+    assert set(record.call_latency_ps) == {"tp all_reduce", "dp all_reduce"} == set(expected)
+    for kind, latency_ps in record.call_latency_ps.items():
+        assert sorted(latency_ps.tolist()) == sorted(expected[kind])
+    summary = collect(job, [record]).summary["call_latency_us"]
+    buckets = sum(1 for call in trial.calls if call.stream == "dp")
+    assert buckets > 1 and summary["dp all_reduce"]["calls"] == len(expected["dp all_reduce"]) == 4 * buckets
+    assert summary["tp all_reduce"]["max"] == pytest.approx(max(expected["tp all_reduce"]) / 1e6, abs=1e-9)
+    assert "call_latency_us" not in collect(alone, alone.run()).summary
+
+
 def test_groups_sharing_one_link_each_get_half_of_it():
     """Two DP groups' rings cross one leaf uplink of the NIC's rate: max-min gives each ring half of it,
     so each of a 2-rank ring all-reduce's two steps sends S / 2 at B / 2."""
@@ -241,3 +264,4 @@ def test_a_2_stage_pipeline_on_the_critical_path_by_hand():
     record = simulation.run()[0]
     assert record.latency_ps == max(g0_ps + backward_ps, g1_ps) + backward_ps
     assert record.ideal_ps == record.latency_ps
+    assert record.call_latency_ps["pp send_recv"].tolist() == [send_ps] * 4  # each send as long as alone

@@ -125,7 +125,8 @@ class _Columns:
             self.edges["after"].append(np.stack([np.repeat(owners, waited.shape[1], axis=1).ravel(),
                                                  np.tile(waited, (1, owners.shape[1])).ravel()]))
 
-    def marks(self, compute_ps: int, ranks: np.ndarray, blocked_by: list[np.ndarray], previous: np.ndarray) -> np.ndarray:
+    def marks(self, compute_ps: int, ranks: np.ndarray, blocked_by: list[np.ndarray],
+              previous: np.ndarray) -> np.ndarray:
         """One mark per rank of ``ranks``, delayed by the compute: it waits on ``blocked_by[r]`` and on the
         rank's ``previous`` mark (negative: none); their ids."""
         zeros = np.zeros(len(ranks), dtype=np.int64)

@@ -76,6 +76,7 @@ class RunResults:
         self.shapes: list[Shape] = []  # in order of first trial; columns.shape indexes this list
         self._shape_ids: dict[int, int] = {}  # the plan's shape index -> index in shapes
         self.links = usage.LinkTotals(simulation.fabric)  # links.csv's totals and the bottleneck
+        self.call_latency_ps: dict[str, list[np.ndarray]] = {}  # the whole job's step: per kind of call
 
     def add(self, record: TrialRecord) -> Shape:
         """Fold one record in; its shape, for the rows written of it."""
@@ -86,6 +87,8 @@ class RunResults:
         self.columns.append(record, shape_id)
         if record.link_usage is not None:
             self.links.add(record.link_usage, record.latency_ps)
+        for kind, latency_ps in (record.call_latency_ps or {}).items():
+            self.call_latency_ps.setdefault(kind, []).append(latency_ps)
         return self.shapes[shape_id]
 
     @cached_property
@@ -133,6 +136,10 @@ class RunResults:
             median_communication_us = summary["latency_us"]["p50"] - compute_us
             summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, median_communication_us))
             summary["busbw_GBps"] = summary["algbw_GBps"] * float(np.median(self._by_shape("busbw_factor")[shape_ids]))
+        if self.call_latency_ps:  # every group's call of each kind, in every successful trial
+            summary["call_latency_us"] = {kind: stats.latency_summary(np.concatenate(parts) / 1e6)
+                                          | {"calls": int(sum(len(part) for part in parts))}
+                                          for kind, parts in sorted(self.call_latency_ps.items())}
         return summary
 
     def _by_shape(self, name: str) -> np.ndarray:
@@ -251,7 +258,8 @@ def run_report(stage: Path, results: RunResults) -> str:
     """report.html of a result folder being written in `stage` (its pictures inline)."""
     title, subtitle = results.plot_titles()
     summary, columns = results.summary, results.columns
-    words = summary_text.latency_table(summary) if summary["latency_us"] else ["every trial failed"]
+    words = summary_text.latency_table(summary) + summary_text.call_kind_lines(summary) if summary["latency_us"] \
+        else ["every trial failed"]
     slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]
     unit = TimeUnit.for_typical(summary["latency_us"]["p50"] if summary["latency_us"] else 1.0)
     rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / 1e6), "yes" if columns.failed[row] else "",

@@ -38,7 +38,7 @@ from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
-from fabricsim.workload.job import StepSchedule, lower_step
+from fabricsim.workload.job import StepSchedule, lower_step, programs_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,9 @@ class TrialRecord:
     failure_ps: int = 0
     link_usage: LinkUsage | None = None  # flow model: per link bits, busy time, peak flows
     flows: tuple[FlowRecord, ...] = ()  # output.flows: every flow of the trial
+    # the whole job's step: per kind of call ("tp all_reduce", "pp send_recv", ...), each group's call's
+    # latency, its last delivery less its first transfer's ready time
+    call_latency_ps: dict[str, np.ndarray] | None = None
 
 
 def size_bytes_of(op: str, ranks: int, per_rank_bytes: int) -> int:
@@ -71,6 +74,19 @@ def trial_rng(seed: int, trial: int) -> np.random.Generator:
 def fabric_rng(seed: int, trial: int) -> np.random.Generator:
     """The trial's second stream: ECMP source ports, background hosts, failure times, launch skew."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(trial, 0)))
+
+
+def call_latencies_ps(step: StepSchedule, ready_ps: np.ndarray, delivered_ps: np.ndarray) -> dict[str, np.ndarray]:
+    """Each group's call's latency in the step (its last delivery less its first transfer's ready time),
+    by kind: the call's stream and op."""
+    if not step.parts:
+        return {}
+    marks = step.marks
+    starts = np.array([start for _, _, start in step.parts], dtype=np.int64)  # parts in id order, marks between
+    latency_ps = (np.maximum.reduceat(np.where(marks, -1, delivered_ps), starts)
+                  - np.minimum.reduceat(np.where(marks, np.iinfo(np.int64).max, ready_ps), starts))
+    kinds = [f"{step.calls[index].stream} {step.calls[index].op}" for index, _, _ in step.parts]
+    return {kind: latency_ps[[k == kind for k in kinds]] for kind in dict.fromkeys(kinds)}
 
 
 class Simulation:
@@ -218,10 +234,10 @@ class Simulation:
 
     def step_schedule(self, trial: Trial) -> StepSchedule:
         """The trial's calls run by every group of the job, as one schedule over GPU ranks."""
-        return self._step_schedule(trial.calls, trial.compute_after_ps)
+        return self._step_schedule(programs_of(trial))
 
-    def _lower_step(self, calls: tuple[Call, ...], compute_after_ps: int) -> StepSchedule:
-        return lower_step(calls, compute_after_ps, self.plan.mesh, self.call_schedule)
+    def _lower_step(self, programs: tuple[tuple[tuple[Call, ...], int], ...]) -> StepSchedule:
+        return lower_step(programs, self.plan.mesh, self.call_schedule)
 
     def _run_step(self, trial: Trial) -> TrialRecord:
         """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``)."""
@@ -234,7 +250,7 @@ class Simulation:
         schedule, marks = step.schedule, step.marks
         fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
         for index, group, start in step.parts:
-            call_schedule = self.call_schedule(trial.calls[index])
+            call_schedule = self.call_schedule(step.calls[index])
             end = start + len(call_schedule.transfers)
             route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
             zeros = np.zeros(end - start, dtype=np.int64)
@@ -251,7 +267,10 @@ class Simulation:
         causes = result.causes
         if result.cut_off_ps is not None:
             causes.failure_ps += result.cut_off_ps
-        return self._record(trial, int(env.now), result.ideal_ps, causes, result.failed, model)
+        record = self._record(trial, int(env.now), result.ideal_ps, causes, result.failed, model)
+        if result.failed or result.transfer_times is None:
+            return record
+        return dataclasses.replace(record, call_latency_ps=call_latencies_ps(step, *result.transfer_times()))
 
     def _step_route(self, src: int, dst: int) -> Route:
         return LOCAL_ROUTE if src == dst else self.route(src, dst)

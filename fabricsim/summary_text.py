@@ -27,6 +27,17 @@ def latency_table(summary: dict) -> list[str]:
     return table
 
 
+def call_kind_lines(summary: dict) -> list[str]:
+    """The whole job's step: a line per kind of call, its latency's median and tail over every group."""
+    lines = []
+    for kind, latency in summary.get("call_latency_us", {}).items():
+        unit = TimeUnit.for_typical(latency["p50"])
+        tail = "".join(f", {_LABELS.get(key, key)} {unit.text(latency[key])}" for key in ("p99", "max")
+                       if latency[key] is not None)
+        lines.append(f"{kind}: {latency['calls']} calls, p50 {unit.text(latency['p50'])}{tail}")
+    return lines
+
+
 def tail_lines(summary: dict) -> list[str]:
     """What made the slow trials slower than the median trial, and what stopped the failed ones."""
     causes = summary.get("tail_causes", {})

@@ -18,8 +18,8 @@ from pathlib import Path
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import size_bytes_of
 from fabricsim.units import format_rate
-from fabricsim.workload import Call, WorkloadPlan, plan_workload
-from fabricsim.workload.job import job_groups
+from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
+from fabricsim.workload.job import step_calls
 
 MAX_GPUS = 16_384
 MAX_WORKERS = 256  # local worker processes (--workers)
@@ -146,27 +146,39 @@ def packet_events(scenario: Scenario, plan: WorkloadPlan) -> int:
         rate_bps, _ = slowest_rate(scenario, dcqcn=False)
         ticks_per_byte = 8 * PS_PER_S / rate_bps / fabric.packet.dcqcn.alpha_resume_interval_ps
         events += int(max(sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes) * len(call.group)
-                              * groups_of(plan, call) for call in shape.calls) for shape in plan.trials.shapes)
+                              * groups for call, groups in _trial_calls(plan, shape)) for shape in plan.trials.shapes)
                       * fabric.qps_per_rankpair * ticks_per_byte)
     return events
 
 
 def _largest_trial_wire_bytes(plan: WorkloadPlan) -> int:
-    return max(sum(wire_bytes(call) * groups_of(plan, call) for call in shape.calls) for shape in plan.trials.shapes)
+    return max(sum(wire_bytes(call) * groups for call, groups in _trial_calls(plan, shape))
+               for shape in plan.trials.shapes)
 
 
-def groups_of(plan: WorkloadPlan, call: Call) -> int:
-    """How many groups run the call in a trial: every group of its kind in the whole job's step, else one."""
-    return len(job_groups(plan.mesh, call.group)) if plan.mesh else 1
+def _trial_calls(plan: WorkloadPlan, shape: Trial) -> list[tuple[Call, int]]:
+    """The calls a trial runs and how many groups run each: every group of its kind in the whole job's
+    step (``fabricsim.workload.job.step_calls``), else one."""
+    if plan.mesh is None:
+        return [(call, 1) for call in shape.calls]
+    return [(call, len(groups)) for call, groups in step_calls(plan.mesh, shape)]
 
 
 def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
     collective = scenario.collective
     channels = _channels(collective.algorithm, collective.channels, scenario.fabric.gpus_per_host)
-    marks = (lambda shape: (len(shape.calls) + 1) * plan.mesh.size) if plan.mesh else (lambda shape: 0)
-    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels * groups_of(plan, call)
-                   for call in shape.calls) + marks(shape) for shape in plan.trials.shapes)
+    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels * groups
+                   for call, groups in _trial_calls(plan, shape)) + _marks(plan, shape) for shape in plan.trials.shapes)
+
+
+def _marks(plan: WorkloadPlan, shape: Trial) -> int:
+    """The whole job's marks: per GPU, one per call of its stage's program and one after the last."""
+    if plan.mesh is None:
+        return 0
+    if not shape.stages:
+        return (len(shape.calls) + 1) * plan.mesh.size
+    return sum(len(calls) + 1 for calls, _ in shape.stages) * (plan.mesh.size // plan.mesh.pp)
 
 
 def wire_bytes(call: Call) -> int:

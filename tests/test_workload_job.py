@@ -4,6 +4,10 @@ Groups on links of their own take exactly as long together as alone; groups that
 bottleneck link split it max-min, which has a closed form for identical rings.
 """
 
+import dataclasses
+from fractions import Fraction
+
+import numpy as np
 import pytest
 
 from fabricsim.config import ScenarioError, validate_scenario
@@ -12,7 +16,7 @@ from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.schedule_times import serialisation_ps
 from fabricsim.workload import Call, Trial
-from fabricsim.workload.job import job_groups
+from fabricsim.workload.job import job_groups, lower_step, one_f_one_b
 from fabricsim.workload.placement import Mesh
 from fabricsim.work_limits import transfers_per_trial
 
@@ -59,6 +63,29 @@ def test_groups_on_links_of_their_own_take_as_long_as_alone(device):
     assert job.run_trial(one_call).latency_ps == alone.run_trial(one_call).latency_ps
 
 
+def test_each_calls_latency_on_links_of_its_own_is_its_latency_alone():
+    """TP groups inside hosts, DP groups on NICs of their own: every group's call, from its first
+    transfer's ready time to its last delivery, takes as long as the call alone; summarised per kind."""
+    fabric = {"hosts": 2, "gpus_per_host": 4}
+    job = _simulation(fabric, {"tp": 4, "dp": 2, "bucket": "100KiB"}, device="h100")
+    alone = _simulation(fabric, {"tp": 4, "dp": 2}, scope="rank0")
+    trial = job.plan.trials[0]
+    record = job.run()[0]
+    expected = {}
+    for call in trial.calls:
+        alone_ps = alone.run_trial(Trial(0, (dataclasses.replace(call, compute_before_ps=0),))).latency_ps
+        expected.setdefault(f"{call.stream} {call.op}", []).extend([alone_ps] * len(job_groups(job.plan.mesh,
+                                                                                                 call.group)))
+    assert set(record.call_latency_ps) == {"tp all_reduce", "dp all_reduce"} == set(expected)
+    for kind, latency_ps in record.call_latency_ps.items():
+        assert sorted(latency_ps.tolist()) == sorted(expected[kind])
+    summary = collect(job, [record]).summary["call_latency_us"]
+    buckets = sum(1 for call in trial.calls if call.stream == "dp")
+    assert buckets > 1 and summary["dp all_reduce"]["calls"] == len(expected["dp all_reduce"]) == 4 * buckets
+    assert summary["tp all_reduce"]["max"] == pytest.approx(max(expected["tp all_reduce"]) / 1e6, abs=1e-9)
+    assert "call_latency_us" not in collect(alone, alone.run()).summary
+
+
 def test_groups_sharing_one_link_each_get_half_of_it():
     """Two DP groups' rings cross one leaf uplink of the NIC's rate: max-min gives each ring half of it,
     so each of a 2-rank ring all-reduce's two steps sends S / 2 at B / 2."""
@@ -85,6 +112,27 @@ def test_the_work_estimate_counts_every_group_of_the_step():
     # 2 x 2 TP groups, 2 x 2 DP groups, 2 x 2 pipeline pairs: each of rank 0's calls four times, and the marks
     assert transfers_per_trial(job.scenario, job.plan) == 4 * transfers_per_trial(alone.scenario, alone.plan) \
         + step.marks.sum()
+
+
+def test_a_pipeline_step_lowers_every_stage_program_once_and_counts_its_work():
+    """4 stages, DP 2, TP 2: each stage's calls on its own GPUs, a send between stages once."""
+    job = _simulation({"hosts": 2, "gpus_per_host": 8}, {"tp": 2, "pp": 4, "dp": 2, "micro_batches": 3},
+                      transformer=TINY | {"layers": 4}, device="h100")
+    trial = job.plan.trials[0]
+    step = job.step_schedule(trial)
+    sends = [call for calls, _ in trial.stages for call in calls if call.op == "send_recv"]
+    assert len(sends) == 2 * 2 * 3 * (4 - 1)  # each pair's activations and gradients, in both stages' programs
+    assert step.marks.sum() == 4 * sum(len(calls) + 1 for calls, _ in trial.stages)
+    mesh = job.plan.mesh
+
+    def transfers(call):  # in every group of the call's kind on its stages: 2 TP groups, 2 DP groups, 4 pairs
+        return len(job.call_schedule(call).transfers) * len(job_groups(mesh, call.group, along_pp=False))
+
+    assert {len(job_groups(mesh, call.group, along_pp=False)) for call in sends} == {4}
+    assert (~step.marks).sum() == sum(transfers(call) for calls, _ in trial.stages for call in calls) \
+        - sum(transfers(call) for call in sends) // 2
+    assert transfers_per_trial(job.scenario, job.plan) >= len(step.schedule.transfers)
+    assert _compute_critical_path_ps(step) <= job.run()[0].latency_ps
 
 
 @pytest.mark.parametrize("fabric, bucket_waits", [
@@ -128,3 +176,92 @@ def test_the_kccb_rules_run_one_call_at_a_time_and_refuse_a_scope():
     raw = {"name": "t", "workload": {"rule": "data_sizes", "data_sizes": [1024], "scope": "job"}}
     with pytest.raises(ScenarioError, match="workload.scope: expected no scope under rule data_sizes"):
         validate_scenario(raw, "<t>")
+
+
+def _compute_critical_path_ps(step) -> int:
+    """The step's end with every transfer taking no time: the longest path of its marks' compute."""
+    table = step.schedule.transfers
+    end_ps = np.zeros(len(table), dtype=np.int64)
+    for deps in (table.after, table.after_sent):
+        assert (deps.ids < np.repeat(np.arange(len(table)), deps.counts())).all()  # ids in a topological order
+    owners = [np.repeat(np.arange(len(table)), deps.counts()) for deps in (table.after, table.after_sent)]
+    parents = [deps.ids for deps in (table.after, table.after_sent)]
+    waits_on = [[] for _ in range(len(table))]
+    for owner_ids, parent_ids in zip(owners, parents):
+        for owner, parent in zip(owner_ids.tolist(), parent_ids.tolist()):
+            waits_on[owner].append(parent)
+    for tid in range(len(table)):
+        end_ps[tid] = max((end_ps[p] for p in waits_on[tid]), default=0) + step.compute_ps[tid]
+    return int(end_ps.max())
+
+
+def _pipeline_programs(mesh, micro_batches, forward_ps, backward_ps):
+    """Each stage's 1F1B program of nothing but compute and the sends between stages."""
+    programs = []
+    for stage in range(mesh.pp):
+        calls, pending_ps = [], 0
+        me, previous, following = (mesh.rank(0, 0, s) for s in (stage, stage - 1, stage + 1))
+        for forward, _ in one_f_one_b(mesh.pp, stage, micro_batches):
+            if forward and stage:
+                calls.append(Call("send_recv", (previous, me), 4096, pending_ps, "pp"))
+                pending_ps = 0
+            if not forward and stage < mesh.pp - 1:
+                calls.append(Call("send_recv", (following, me), 4096, pending_ps, "pp"))
+                pending_ps = 0
+            pending_ps += forward_ps if forward else backward_ps
+            if forward and stage < mesh.pp - 1:
+                calls.append(Call("send_recv", (me, following), 4096, pending_ps, "pp"))
+                pending_ps = 0
+            if not forward and stage:
+                calls.append(Call("send_recv", (me, previous), 4096, pending_ps, "pp"))
+                pending_ps = 0
+        programs.append((tuple(calls), pending_ps))
+    return tuple(programs)
+
+
+def test_the_1f1b_order_of_megatron():
+    assert one_f_one_b(4, 0, 6) == ((True, 0), (True, 1), (True, 2), (True, 3), (False, 0), (True, 4), (False, 1),
+                                    (True, 5), (False, 2), (False, 3), (False, 4), (False, 5))
+    assert one_f_one_b(4, 3, 2) == ((True, 0), (False, 0), (True, 1), (False, 1))
+    assert one_f_one_b(4, 0, 2) == ((True, 0), (True, 1), (False, 0), (False, 1))  # fewer micro-batches than stages
+
+
+@pytest.mark.parametrize("stages, micro_batches", [(2, 1), (2, 4), (4, 4), (4, 8), (3, 7)])
+def test_1f1b_pipelines_show_the_bubble_fraction(stages, micro_batches):
+    """Stages of equal compute, communication taking no time: the step is (m + p - 1)(t_f + t_b), so the
+    idle share of each stage is (p - 1) / (m + p - 1)."""
+    simulation = _simulation({"hosts": 1, "gpus_per_host": 4}, {"tp": 1, "pp": 2, "dp": 2})
+    mesh = Mesh(tp=1, dp=1, pp=stages)
+    forward_ps, backward_ps = 3_000_001, 6_000_017
+    step = lower_step(_pipeline_programs(mesh, micro_batches, forward_ps, backward_ps), mesh,
+                      simulation.call_schedule)
+    step_ps = _compute_critical_path_ps(step)
+    assert step_ps == (micro_batches + stages - 1) * (forward_ps + backward_ps)
+    busy_ps = micro_batches * (forward_ps + backward_ps)
+    assert Fraction(step_ps - busy_ps, step_ps) == Fraction(stages - 1, micro_batches + stages - 1)
+
+
+def test_a_2_stage_pipeline_on_the_critical_path_by_hand():
+    """TP 1, DP 1, 2 stages, 2 micro-batches over NVLink. Stage 0: F, send a0, F, send a1, receive g0, B,
+    receive g1, B; stage 1: receive a0, F', B', send g0, receive a1, F', B', send g1 (F', B' with the LM
+    head's compute), each send holding its sender until delivered, T alone. g0 arrives at
+    G0 = F + T + F' + B' + T, g1 at G0 + F' + B' + T, and the step ends a backward later."""
+    simulation = _simulation({"hosts": 1, "gpus_per_host": 2}, {"tp": 1, "pp": 2, "micro_batches": 2},
+                             device="h100")
+    trial = simulation.plan.trials[0]
+    (first, first_after_ps), (last, last_after_ps) = trial.stages
+    assert [call.group for call in first] == [(0, 1), (0, 1), (1, 0), (1, 0)] and last_after_ps == 0
+    assert [call.group for call in last] == [(0, 1), (1, 0), (0, 1), (1, 0)]
+    forward_ps, backward_ps = first[0].compute_before_ps, first_after_ps
+    assert first[1].compute_before_ps == forward_ps and first[3].compute_before_ps == backward_ps
+    head_forward_ps, head_backward_ps = last[1].compute_before_ps, last[3].compute_before_ps
+    assert head_forward_ps > forward_ps and head_backward_ps > backward_ps
+    send_ps, back_ps = (simulation.run_trial(Trial(0, (dataclasses.replace(call, compute_before_ps=0),))).latency_ps
+                        for call in (first[0], last[1]))
+    assert send_ps == back_ps
+    g0_ps = forward_ps + send_ps + head_forward_ps + send_ps
+    g1_ps = g0_ps + head_forward_ps + send_ps
+    record = simulation.run()[0]
+    assert record.latency_ps == max(g0_ps + backward_ps, g1_ps) + backward_ps
+    assert record.ideal_ps == record.latency_ps
+    assert record.call_latency_ps["pp send_recv"].tolist() == [send_ps] * 4  # each send as long as alone

@@ -50,9 +50,15 @@ def test_sequence_parallel_swaps_each_allreduce_for_allgather_and_reduce_scatter
 
 def test_pipeline_sends_activations_forward_and_receives_gradients_back():
     # tp 2 x pp 2 x dp 2 on 8 GPUs: stage 1 of rank 0's pipeline is global rank tp x dp = 4
-    calls = _plan(parallelism={"tp": 2, "pp": 2, "dp": 2, "micro_batches": 3}).trials[0].calls
+    parallelism = {"tp": 2, "pp": 2, "dp": 2, "micro_batches": 3}
+    calls = _plan(parallelism=parallelism, scope="rank0").trials[0].calls  # GPipe order
     sends = [c for c in calls if c.op == "send_recv"]
     assert [c.group for c in sends] == [(0, 4)] * 3 + [(4, 0)] * 3
+    # the whole job's step: each stage in 1F1B order, stage 0 with one warm-up forward, stage 1 with none
+    first, last = _plan(parallelism=parallelism).trials[0].stages
+    assert [c.group for c in first[0] if c.op == "send_recv"] == [(0, 4), (0, 4), (4, 0), (0, 4), (4, 0), (4, 0)]
+    assert [c.group for c in last[0] if c.op == "send_recv"] == [(0, 4), (4, 0)] * 3
+    assert Counter(first[0]) == Counter(calls)  # the same calls as rank 0's, reordered
     assert {c.per_rank_bytes for c in sends} == {2 * 64 * 256 * 2}
     # stage 0 holds 2 of the 4 layers: 2 TP all-reduces x 2 layers x 2 directions x 3 micro-batches
     assert sum(1 for c in calls if c.op == "all_reduce" and c.group == (0, 1)) == 2 * 2 * 2 * 3

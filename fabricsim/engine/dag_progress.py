@@ -52,6 +52,7 @@ class DagProgress:
         self._released_by = column(np.full(len(transfers), -1))
         self._unsent = column(np.zeros(len(transfers)))
         self._undelivered_flows = column(np.zeros(len(transfers)))
+        self._start_ps, self._delivered_at = int(env.now), column(np.full(len(transfers), -1))
         self.causes = TransferCauses.zeros(len(transfers))
         self.causes.jitter_ps[:] = start_delay_ps - self.fixed_delay_ps
         self._last = (-1, "delivered")
@@ -83,6 +84,7 @@ class DagProgress:
         if self._undelivered_flows[tid] or self.done.triggered:
             return
         self._undelivered -= 1
+        self._delivered_at[tid] = self.env.now
         self._latest_delivery = max(self._latest_delivery, (self.env.now, tid))
         self._release(tid, "delivered", self._after_delivery[tid])
         if self._undelivered == 0:
@@ -116,6 +118,12 @@ class DagProgress:
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
                 self._ready(child)
+
+    def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per transfer: when it became ready (its last dependency done, the run's start for those with
+        none) and when it was delivered (-1: not)."""
+        released_at = np.array(self._released_at, dtype=np.int64)
+        return np.where(released_at < 0, self._start_ps, released_at), np.array(self._delivered_at, dtype=np.int64)
 
     # --- what the time was spent on -------------------------------------------------------------
 

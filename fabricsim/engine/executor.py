@@ -87,6 +87,10 @@ class ScheduleRun:
         """The time each cause added along the chain of transfers that ended the run."""
         return self.dag.critical_causes()
 
+    def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per transfer: when it became ready and when it was delivered (``DagProgress.transfer_times``)."""
+        return self.dag.transfer_times()
+
     # --- running ------------------------------------------------------------------------------
 
     def _inject(self, tid: int) -> None:

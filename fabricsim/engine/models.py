@@ -42,6 +42,8 @@ class CallResult:
     ideal_ps: int
     causes: Causes
     cut_off_ps: int | None = None
+    # flow model: per transfer, when it was ready and when delivered (asked for, not computed, per call)
+    transfer_times: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 class NetworkModel(Protocol):
@@ -89,7 +91,8 @@ class FlowModel:
             if run:
                 if run.end_ps > self.env.now:
                     self.env.run(until=run.end_ps)
-                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes())
+                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
+                                  transfer_times=run.transfer_times)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
@@ -99,7 +102,7 @@ class FlowModel:
         self.flows.extend(run.flow_records or ())
         cut_off_ps = (self.env.now - self.fabric.failures.last_down_ps) if dead_end.triggered else None
         return CallResult(int(self.env.now), run.failed or cut_off_ps is not None, run.ideal_ps(),
-                          run.critical_causes(), cut_off_ps)
+                          run.critical_causes(), cut_off_ps, run.transfer_times)
 
     def _may_skip_events(self, impairments: TransferImpairments) -> bool:
         """Whether the call may be timed without the event loop: nothing else on the network, no

@@ -36,10 +36,11 @@ class UncontendedRun:
     failed = False
     flow_records = None
 
-    def __init__(self, schedule: Schedule, times: np.ndarray, causes: TransferCauses,
+    def __init__(self, schedule: Schedule, times: np.ndarray, send_ps: np.ndarray, causes: TransferCauses,
                  fixed_delay_ps: np.ndarray, ideal_route_of: Callable[[int, int], Route]) -> None:
         self.schedule = schedule
         self.times = times
+        self.send_ps = send_ps  # per transfer: its start delay and time on the wire
         self.causes = causes
         self.fixed_delay_ps = fixed_delay_ps
         self.ideal_route_of = ideal_route_of
@@ -51,6 +52,12 @@ class UncontendedRun:
 
     def ideal_ps(self) -> int:
         return ideal_makespan_ps(self.schedule, self.ideal_route_of, self.fixed_delay_ps)
+
+    def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per transfer: when it became ready (sent less its start delay and time on the wire) and when
+        it was delivered, as ``ScheduleRun.transfer_times``."""
+        transfers = len(self.schedule.transfers)
+        return self.times[:transfers] - self.send_ps, self.times[transfers:2 * transfers]
 
     def critical_causes(self) -> Causes:
         return critical_path_causes((self._last, "delivered"),
@@ -75,13 +82,13 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     wire_ps = np.where(flowing, serialisation_ps_each(nbits, rate_bps), 0)
     causes = TransferCauses(impairments.start_delay_ps - fixed_delay_ps, serialisation_ps_each(8.0 * resent_bytes, rate_bps),
                             np.zeros(len(transfers), dtype=np.int64), nack_ps, timeout_ps)
-    times = dag_times(transfers.waves, start_ps, impairments.start_delay_ps + wire_ps,
-                      latency_ps + causes.nack_ps + causes.timeout_ps)
+    send_ps = impairments.start_delay_ps + wire_ps
+    times = dag_times(transfers.waves, start_ps, send_ps, latency_ps + causes.nack_ps + causes.timeout_ps)
     sent_ps = times[:len(transfers)]
     if not _apart(schedule, route_of, route_list, np.flatnonzero(flowing), sent_ps - wire_ps, sent_ps):
         return None
     _count_usage(network, route_of, route_list, flowing, nbits, wire_ps)
-    return UncontendedRun(schedule, times, causes, fixed_delay_ps, ideal_route_of)
+    return UncontendedRun(schedule, times, send_ps, causes, fixed_delay_ps, ideal_route_of)
 
 
 def _apart(schedule: Schedule, route_of: np.ndarray, route_list: list[Route], flows: np.ndarray,

@@ -2,10 +2,13 @@
 
 Every group of a megatron job runs the same calls as rank 0's group of that kind, at the same time:
 a call's groups are rank 0's group moved along the mesh by every shift that keeps it inside (all TP
-groups, all DP groups, every pipeline pair between neighbouring stages). Every stage thus runs stage
-0's calls: a stage's sends to the next and receives from the one before are one call, so stages
-compute in lock step, without the pipeline's fill and drain. ``lower_step`` joins the
-schedules of every group of every call into one schedule (``StepSchedule``) whose ranks are GPUs:
+groups, all DP groups, every pipeline pair between neighbouring stages): every stage runs stage 0's
+calls in lock step. A pipeline's job instead gives each stage its own program (its first GPU's calls,
+in 1F1B order: ``one_f_one_b``), its groups moved along TP and DP only; a send between two stages is
+in both programs, lowered once when its sender reaches it (waiting on the sender's mark and stream
+only), and the receiver's compute after it waits for it. ``lower_step`` joins the schedules of every
+group of every call into one schedule (``StepSchedule``) whose ranks are GPUs, ids in a topological
+order:
 
 - each group's transfers keep their own dependencies, ranks mapped to the group's GPUs;
 - each rank has a mark per call: a transfer of no bytes from the rank to itself, delayed by the
@@ -23,6 +26,7 @@ schedules of every group of every call into one schedule (``StepSchedule``) whos
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,29 +34,62 @@ import numpy as np
 
 from fabricsim.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.workload.placement import Mesh
-from fabricsim.workload.trial import Call
+from fabricsim.workload.trial import Call, Trial
 
 
-def job_groups(mesh: Mesh, group: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+def job_groups(mesh: Mesh, group: tuple[int, ...], along_pp: bool = True) -> tuple[tuple[int, ...], ...]:
     """Every shift of ``group`` (global ranks of rank 0's call) along the mesh that keeps it inside,
-    rank 0's own first."""
+    rank 0's own first; without ``along_pp``, only along TP and DP (the group's stages keep their own)."""
     coords = [(rank % mesh.tp, rank // mesh.tp % mesh.dp, rank // (mesh.tp * mesh.dp)) for rank in group]
     spans = [range(size - max(c[axis] for c in coords)) for axis, size in enumerate((mesh.tp, mesh.dp, mesh.pp))]
+    if not along_pp:
+        spans[2] = range(1)
     return tuple(tuple(mesh.rank(t + dt, d + dd, p + dp) for t, d, p in coords)
                  for dp, dd, dt in itertools.product(spans[2], spans[1], spans[0]))
 
 
+def one_f_one_b(stages: int, stage: int, micro_batches: int) -> tuple[tuple[bool, int], ...]:
+    """Megatron's non-interleaved 1F1B order on ``stage``: (forward?, micro-batch) per pass; stages - stage
+    - 1 warm-up forwards, then one forward one backward, then the cool-down backwards."""
+    warmup = min(stages - stage - 1, micro_batches)
+    steady = [(forward, k + (warmup if forward else 0)) for k in range(micro_batches - warmup)
+              for forward in (True, False)]
+    return ((*((True, k) for k in range(warmup)), *steady,
+             *((False, k) for k in range(micro_batches - warmup, micro_batches))))
+
+
+def programs_of(trial: Trial) -> tuple[tuple[tuple[Call, ...], int], ...]:
+    """The trial's programs: one per pipeline stage, or rank 0's calls for every stage in lock step."""
+    return trial.stages or ((trial.calls, trial.compute_after_ps),)
+
+
+def step_calls(mesh: Mesh, trial: Trial) -> list[tuple[Call, tuple[tuple[int, ...], ...]]]:
+    """Every call the trial's step lowers, each once (a send between stages in its sender's program),
+    with its groups."""
+    programs = programs_of(trial)
+    if len(programs) == 1:
+        return [(call, job_groups(mesh, call.group)) for call in trial.calls]
+    return [(call, job_groups(mesh, call.group, along_pp=False)) for stage, (calls, _) in enumerate(programs)
+            for call in calls if not _received(mesh, stage, call)]
+
+
+def _received(mesh: Mesh, stage: int, call: Call) -> bool:
+    """Whether ``call`` in ``stage``'s program is a send to it from another stage."""
+    return call.stream == "pp" and call.group[0] // (mesh.tp * mesh.dp) != stage
+
+
 @dataclass(frozen=True, eq=False)
 class StepSchedule:
-    """One step of the whole job as one schedule over GPU ranks. Per transfer: its call (index into the
-    trial's calls; -1 for a rank's marks, the transfers of no bytes from a rank to itself that stand for
-    its compute) and its compute delay (ps). ``parts`` lists each group's transfers (call index, group,
-    first transfer id) in id order."""
+    """One step of the whole job as one schedule over GPU ranks. Per transfer: its call (index into
+    ``calls``, every program's in the order lowered; -1 for a rank's marks, the transfers of no bytes
+    from a rank to itself that stand for its compute) and its compute delay (ps). ``parts`` lists each
+    group's transfers (call index, group, first transfer id) in id order."""
 
     schedule: Schedule
     call_of: np.ndarray
     compute_ps: np.ndarray
     parts: tuple[tuple[int, tuple[int, ...], int], ...]
+    calls: tuple[Call, ...]
 
     @property
     def marks(self) -> np.ndarray:
@@ -88,64 +125,130 @@ class _Columns:
             self.edges["after"].append(np.stack([np.repeat(owners, waited.shape[1], axis=1).ravel(),
                                                  np.tile(waited, (1, owners.shape[1])).ravel()]))
 
-    def marks(self, compute_ps: int, blocked_by: list[np.ndarray], previous: int | None) -> int:
-        """One mark per rank (ids first..first + ranks - 1), delayed by the compute: it waits on
-        ``blocked_by[rank]`` and on the rank's ``previous`` mark (the first of them; None: none)."""
-        ranks = len(blocked_by)
-        gpus = np.arange(ranks)
-        zeros = np.zeros(ranks, dtype=np.int64)
-        first = self.add(gpus, gpus, zeros, zeros, zeros + 1, zeros.astype(bool), zeros - 1, zeros + compute_ps)
-        self.wait((first + gpus)[:, None], blocked_by, None if previous is None else previous + gpus)
-        return first
+    def marks(self, compute_ps: int, ranks: np.ndarray, blocked_by: list[np.ndarray],
+              previous: np.ndarray) -> np.ndarray:
+        """One mark per rank of ``ranks``, delayed by the compute: it waits on ``blocked_by[r]`` and on the
+        rank's ``previous`` mark (negative: none); their ids."""
+        zeros = np.zeros(len(ranks), dtype=np.int64)
+        first = self.add(ranks, ranks, zeros, zeros, zeros + 1, zeros.astype(bool), zeros - 1, zeros + compute_ps)
+        ids = first + np.arange(len(ranks))
+        self.wait(ids[:, None], blocked_by, None if previous[0] < 0 else previous)
+        return ids
 
 
-def lower_step(calls: tuple[Call, ...], compute_after_ps: int, mesh: Mesh,
-               schedule_of: Callable[[Call], Schedule]) -> StepSchedule:
-    """The step of ``calls`` (rank 0's, in order) run by every group of the job (see the module doc)."""
-    step = _Columns()
-    parts = []
-    none = np.zeros(0, dtype=np.int64)
-    on_stream: dict[tuple[str, int], np.ndarray] = {}  # (stream, GPU rank) -> its last transfers on it
-    mark = None  # the first of the ranks' latest marks
-    blocked_by = [none] * mesh.size  # per rank: the last transfers of its previous call, when it blocks
-    ends_of: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}  # per schedule (calls share them)
-    for index, call in enumerate(calls):
-        mark = step.marks(call.compute_before_ps, blocked_by, mark)
-        schedule = schedule_of(call)
+class _Lowering:
+    """The state of ``lower_step``: per GPU rank its latest mark, what blocks its next one and its last
+    transfers per stream; the calls and groups lowered so far."""
+
+    def __init__(self, mesh: Mesh, schedule_of: Callable[[Call], Schedule]) -> None:
+        self.step, self.mesh, self.schedule_of = _Columns(), mesh, schedule_of
+        self.none = np.zeros(0, dtype=np.int64)
+        self.mark_of = np.full(mesh.size, -1, dtype=np.int64)
+        self.blocked_by = [self.none] * mesh.size
+        self.on_stream: dict[tuple[str, int], np.ndarray] = {}  # (stream, GPU rank) -> its last transfers on it
+        self.ends_of: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}  # per schedule (calls share them)
+        self.calls: list[Call] = []
+        self.parts: list[tuple[int, tuple[int, ...], int]] = []
+
+    def mark(self, compute_ps: int, ranks: np.ndarray) -> None:
+        """The compute of ``ranks`` before their next call (or after their last)."""
+        self.mark_of[ranks] = self.step.marks(compute_ps, ranks, [self.blocked_by[r] for r in ranks.tolist()],
+                                              self.mark_of[ranks])
+
+    def call(self, call: Call, groups: tuple[tuple[int, ...], ...], own: np.ndarray) -> dict[int, np.ndarray]:
+        """``call``'s transfers in every group; they wait on the marks and streams of the ranks in ``own``
+        (a mask over GPU ranks), whose streams and blocking move on. Each rank's last transfers."""
+        step, index = self.step, len(self.calls)
+        self.calls.append(call)
+        schedule = self.schedule_of(call)
         table = schedule.transfers
-        if id(schedule) not in ends_of:
-            ends_of[id(schedule)] = _rank_ends(table, schedule.ranks)
-        last, waits = ends_of[id(schedule)]
-        groups = job_groups(mesh, call.group)
+        if id(schedule) not in self.ends_of:
+            self.ends_of[id(schedule)] = _rank_ends(table, schedule.ranks)
+        last, waits = self.ends_of[id(schedule)]
         gpus = np.array(groups, dtype=np.int64)  # group x collective rank
         first = step.add(gpus[:, table.src].ravel(), gpus[:, table.dst].ravel(),
                          *(np.tile(column, len(groups)) for column in (table.nbytes, table.piece, table.pieces,
                                                                        table.reduce)),
                          np.full(len(table) * len(groups), index), np.zeros(len(table) * len(groups), dtype=np.int64))
         firsts = first + len(table) * np.arange(len(groups))
-        parts.extend((index, group, int(start)) for group, start in zip(groups, firsts))
+        self.parts.extend((index, group, int(start)) for group, start in zip(groups, firsts))
         for name in step.edges:
             deps: Dependencies = getattr(table, name)
             step.edges[name].append(np.stack([(deps.owners() + firsts[:, None]).ravel(),
                                               (deps.ids + firsts[:, None]).ravel()]))
         for local_rank, tids in enumerate(waits):
             ranks = gpus[:, local_rank]
-            step.wait(tids + firsts[:, None], [on_stream.get((call.stream, rank), none) for rank in ranks.tolist()],
-                      mark + ranks)
+            if own[ranks[0]]:
+                step.wait(tids + firsts[:, None], [self.on_stream.get((call.stream, rank), self.none)
+                                                   for rank in ranks.tolist()], self.mark_of[ranks])
         finished: dict[int, list[np.ndarray]] = {}
         for local_rank, tids in enumerate(last):
             for rank, row in zip(gpus[:, local_rank].tolist(), tids + firsts[:, None]):
                 finished.setdefault(rank, []).append(row)
         done = {rank: rows[0] if len(rows) == 1 else np.concatenate(rows) for rank, rows in finished.items()}
-        on_stream.update({(call.stream, rank): tids for rank, tids in done.items()})
-        blocked_by = [done.get(rank, none) if call.blocking else none for rank in range(mesh.size)]
-    # the compute after the last call; the step ends when every rank's marks and calls are done
-    step.marks(compute_after_ps, blocked_by, mark)
+        self.on_stream.update({(call.stream, rank): tids for rank, tids in done.items() if own[rank]})
+        for rank in np.flatnonzero(own).tolist():
+            self.blocked_by[rank] = done.get(rank, self.none) if call.blocking else self.none
+        return done
+
+
+def lower_step(programs: tuple[tuple[tuple[Call, ...], int], ...], mesh: Mesh,
+               schedule_of: Callable[[Call], Schedule]) -> StepSchedule:
+    """The step of ``programs`` (``programs_of``): one (calls, compute after the last) run by every stage
+    in lock step, or one per pipeline stage (see the module doc)."""
+    lowering = _Lowering(mesh, schedule_of)
+    if len(programs) == 1:
+        (calls, compute_after_ps), = programs
+        everyone = np.ones(mesh.size, dtype=bool)
+        for call in calls:
+            lowering.mark(call.compute_before_ps, np.arange(mesh.size))
+            lowering.call(call, job_groups(mesh, call.group), everyone)
+        lowering.mark(compute_after_ps, np.arange(mesh.size))
+    else:
+        _lower_stages(lowering, programs)
+    step = lowering.step
     src, dst, nbytes, piece, pieces, reduce, call_of, compute = (np.concatenate(column) for column in step.columns)
     transfers = TransferTable(src, dst, nbytes, piece, pieces, reduce,
                               *(_dependencies(step.edges[name], step.count) for name in ("after", "after_sent")))
     schedule = Schedule("step", "step", mesh.size, int(nbytes.sum()), transfers)
-    return StepSchedule(schedule, call_of, compute, tuple(parts))
+    return StepSchedule(schedule, call_of, compute, tuple(lowering.parts), tuple(lowering.calls))
+
+
+def _lower_stages(lowering: _Lowering, programs: tuple[tuple[tuple[Call, ...], int], ...]) -> None:
+    """Each stage's program on the stage's GPUs. A call between two stages is lowered when its sender
+    reaches it; the receiver, on reaching it, waits for it (a stage stalls until then)."""
+    mesh = lowering.mesh
+    stage_of = np.arange(mesh.size) // (mesh.tp * mesh.dp)
+    sent: dict[tuple[tuple[int, ...], int], dict[int, np.ndarray]] = {}  # (pair, occurrence) -> ranks' ends
+    seen: Counter = Counter()  # (stage, pair) -> occurrences reached
+    positions = [0] * len(programs)
+    while any(position <= len(calls) for position, (calls, _) in zip(positions, programs)):
+        moved = False
+        for stage, (calls, compute_after_ps) in enumerate(programs):
+            own = stage_of == stage
+            ranks = np.flatnonzero(own)
+            while positions[stage] <= len(calls):
+                if positions[stage] == len(calls):
+                    lowering.mark(compute_after_ps, ranks)
+                elif _received(mesh, stage, call := calls[positions[stage]]):
+                    key = (call.group, seen[stage, call.group])
+                    if key not in sent:
+                        break
+                    seen[stage, call.group] += 1
+                    ends = sent.pop(key)
+                    lowering.mark(call.compute_before_ps, ranks)
+                    for rank in ranks.tolist():
+                        lowering.blocked_by[rank] = ends.get(rank, lowering.none) if call.blocking else lowering.none
+                else:
+                    lowering.mark(call.compute_before_ps, ranks)
+                    done = lowering.call(call, job_groups(mesh, call.group, along_pp=False), own)
+                    if call.stream == "pp":
+                        sent[call.group, seen[stage, call.group]] = done
+                        seen[stage, call.group] += 1
+                positions[stage] += 1
+                moved = True
+        if not moved:
+            raise ValueError("the pipeline stages' programs wait on each other")
 
 
 def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

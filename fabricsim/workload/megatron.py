@@ -1,7 +1,8 @@
 """The ``megatron`` rule: one training step of a transformer under TP x PP x DP, seen from global rank 0.
 
 Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; only
-DDP's buckets do not. Micro-batches run in GPipe order (every forward, then every backward). With
+DDP's buckets do not. Rank 0's micro-batches run in GPipe order (every forward, then every backward);
+in the whole job's step each pipeline stage runs its own program in 1F1B order (``megatron_stages``). With
 b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
 - tensor parallel (Shoeybi et al. 2019, Megatron-LM): per layer and micro-batch, an all-reduce of
   b·s·h·B after the attention block and one after the MLP, forward, and the same two backward, in the
@@ -26,6 +27,7 @@ from fabricsim.config import DTYPE_BYTES, ScenarioError, WorkloadSpec
 from fabricsim.models.transformer import (ParamTensor, attention_forward_flops, embedding_tensors,
                                           head_forward_flops, head_tensors, layer_tensors, mlp_forward_flops,
                                           tp_degree_problem)
+from fabricsim.workload.job import one_f_one_b
 from fabricsim.workload.placement import Mesh
 from fabricsim.workload.trial import Call, batch_count
 
@@ -98,19 +100,38 @@ def megatron_trial_count(workload: WorkloadSpec, mesh: Mesh) -> int:
 
 def megatron_step(workload: WorkloadSpec, mesh: Mesh,
                   peak_flops: float | None = None) -> tuple[tuple[Call, ...], int]:
-    """Rank 0's calls over one step, and the compute time left after the last of them (at ``peak_flops``
-    per GPU; none without)."""
+    """Rank 0's calls over one step (micro-batches in GPipe order), and the compute time left after the
+    last of them (at ``peak_flops`` per GPU; none without)."""
+    micro_batches = workload.parallelism.micro_batches
+    gpipe = (*((True, k) for k in range(micro_batches)), *((False, k) for k in range(micro_batches)))
+    return stage_program(workload, mesh, peak_flops, 0, gpipe)
+
+
+def megatron_stages(workload: WorkloadSpec, mesh: Mesh,
+                    peak_flops: float | None = None) -> tuple[tuple[tuple[Call, ...], int], ...]:
+    """Each pipeline stage's program (its first GPU's calls, 1F1B order, and the compute after them)."""
+    return tuple(stage_program(workload, mesh, peak_flops, stage,
+                               one_f_one_b(mesh.pp, stage, workload.parallelism.micro_batches))
+                 for stage in range(mesh.pp))
+
+
+def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, stage: int,
+                  passes: tuple[tuple[bool, int], ...]) -> tuple[tuple[Call, ...], int]:
+    """The calls of ``stage``'s first GPU over ``passes`` ((forward?, micro-batch) each, in order), and the
+    compute time left after the last of them."""
     model, parallelism = workload.transformer, workload.parallelism
     seq_len, tp = seq_len_of(workload), mesh.tp
     tokens = workload.batch_size * seq_len
     element_bytes = DTYPE_BYTES[model.dtype]
     step = _StepBuilder(peak_flops, tp, element_bytes, parallelism.bucket_bytes)
     activation_bytes = tokens * model.hidden_size * element_bytes
-    tp_group, dp_group = mesh.tp_group(), mesh.dp_group()
-    next_stage = mesh.pp_group()[1:2]
-    last_stage = mesh.pp == 1
+    tp_group, dp_group = mesh.tp_group(0, stage), mesh.dp_group(0, stage)
+    me = mesh.rank(0, 0, stage)
+    previous_stage = mesh.pp_group()[stage - 1:stage] if stage else ()
+    next_stage = mesh.pp_group()[stage + 1:stage + 2]
+    first_stage, last_stage = stage == 0, stage == mesh.pp - 1
     layers = model.layers // mesh.pp
-    stage_tensors = (*embedding_tensors(model), *layer_tensors(model) * layers,
+    stage_tensors = (*(embedding_tensors(model) if first_stage else ()), *layer_tensors(model) * layers,
                      *(head_tensors(model) if last_stage else ()))
     layer_bytes = _shard_bytes(layer_tensors(model), tp, element_bytes)
     root_bytes = _shard_bytes(stage_tensors, tp, element_bytes) - layers * layer_bytes  # embedding, head
@@ -128,22 +149,25 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
 
     def fsdp_unit(op: str, unit_bytes: int) -> None:
         """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded)."""
-        if fsdp:
+        if fsdp and unit_bytes:
             shard_bytes = -(-unit_bytes // mesh.dp)
             step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp, "dp")
 
     pipeline_bytes = activation_bytes // tp if parallelism.sequence_parallel else activation_bytes
-    for _ in range(parallelism.micro_batches):
-        fsdp_unit("all_gather", root_bytes)
-        for _ in range(layers):
-            fsdp_unit("all_gather", layer_bytes)
-            for flops in blocks:
-                tp_block(flops)
-        if last_stage:
-            step.compute(head_forward_flops(model, tokens) / tp)
-        else:
-            step.call("send_recv", (0, *next_stage), pipeline_bytes, "pp")
-    for micro_batch in range(parallelism.micro_batches):
+    for forward, micro_batch in passes:
+        if forward:
+            if previous_stage:
+                step.call("send_recv", (*previous_stage, me), pipeline_bytes, "pp")
+            fsdp_unit("all_gather", root_bytes)
+            for _ in range(layers):
+                fsdp_unit("all_gather", layer_bytes)
+                for flops in blocks:
+                    tp_block(flops)
+            if last_stage:
+                step.compute(head_forward_flops(model, tokens) / tp)
+            else:
+                step.call("send_recv", (me, *next_stage), pipeline_bytes, "pp")
+            continue
         ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # gradients reduced in the last one
         fsdp_unit("all_gather", root_bytes)
         if last_stage:
@@ -151,7 +175,7 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
             if ddp:
                 step.gradients(head_tensors(model), dp_group)
         else:
-            step.call("send_recv", (*next_stage, 0), pipeline_bytes, "pp")
+            step.call("send_recv", (*next_stage, me), pipeline_bytes, "pp")
         for _ in range(layers):
             fsdp_unit("all_gather", layer_bytes)
             for flops in reversed(blocks):
@@ -160,8 +184,11 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
             if ddp:
                 step.gradients(layer_tensors(model), dp_group)
         fsdp_unit("reduce_scatter", root_bytes)
+        if previous_stage:
+            step.call("send_recv", (me, *previous_stage), pipeline_bytes, "pp")
         if ddp:
-            step.gradients(embedding_tensors(model), dp_group)
+            if first_stage:
+                step.gradients(embedding_tensors(model), dp_group)
             step.flush(dp_group)
     return tuple(step.calls), step.take_compute_ps()
 

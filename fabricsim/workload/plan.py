@@ -15,7 +15,7 @@ from __future__ import annotations
 from fabricsim.config import Scenario
 from fabricsim.models.devices import DEVICES
 from fabricsim.workload.kccb import collective_bytes
-from fabricsim.workload.megatron import megatron_mesh, megatron_step, megatron_trial_count
+from fabricsim.workload.megatron import megatron_mesh, megatron_stages, megatron_step, megatron_trial_count
 from fabricsim.workload.trial import Call, Trial, Trials, WorkloadPlan, batch_count
 
 
@@ -25,10 +25,11 @@ def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
     if workload.rule == "megatron":
         mesh = megatron_mesh(workload, gpus, source)
         peak_flops = DEVICES[workload.device].peak_flops() if workload.device else None
-        calls, compute_after_ps = megatron_step(workload, mesh, peak_flops)
-        trials = Trials((Trial(0, calls, compute_after_ps),), megatron_trial_count(workload, mesh))
-        main = calls[0]  # tp x pp x dp = GPUs >= 2, so some group has two ranks
         whole_job = workload.scope == "job" or (workload.scope is None and scenario.fabric.model == "flow")
+        stages = megatron_stages(workload, mesh, peak_flops) if whole_job and mesh.pp > 1 else ()
+        calls, compute_after_ps = stages[0] if stages else megatron_step(workload, mesh, peak_flops)
+        trials = Trials((Trial(0, calls, compute_after_ps, stages),), megatron_trial_count(workload, mesh))
+        main = calls[0]  # tp x pp x dp = GPUs >= 2, so some group has two ranks
         return WorkloadPlan(main.op, len(main.group), trials, mesh if whole_job else None)
     if workload.rule == "data_sizes":
         repeats = workload.trials or 1

@@ -29,11 +29,14 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Trial:
-    """One trial: its index, its calls in order, and the compute left after the last call."""
+    """One trial: its index, its calls in order, and the compute left after the last call. ``stages``:
+    in the whole job's step of a pipeline, each stage's program (its first GPU's calls and the compute
+    after them; ``calls`` is stage 0's); empty: every stage runs ``calls`` in lock step."""
 
     index: int
     calls: tuple[Call, ...]
     compute_after_ps: int = 0
+    stages: tuple[tuple[tuple[Call, ...], int], ...] = ()
 
     @property
     def per_rank_bytes(self) -> tuple[int, ...]:
@@ -55,7 +58,7 @@ class Trials(Sequence):
     def __getitem__(self, index: int) -> Trial:
         index = range(len(self))[operator.index(index)]
         shape = self.shapes[index // self.repeats]
-        return Trial(index, shape.calls, shape.compute_after_ps)
+        return Trial(index, shape.calls, shape.compute_after_ps, shape.stages)
 
     def shape_of(self, index: int) -> int:
         """Which of ``shapes`` trial ``index`` runs: trials of one shape run the same calls."""

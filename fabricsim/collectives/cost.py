@@ -8,7 +8,7 @@ schedules built here: they include the folding steps of non-power-of-two rank co
 pipelining of chunks on an in-order channel, and they hold to the picosecond per message when the
 pieces are equal. They are generic in the number type: Fractions in, an exact Fraction out.
 PAT (``fabricsim.collectives.pat``) is priced message by message: a rank sends its messages one
-after the other, message g of k_g pieces of m = S/(p c) bytes starting once the previous one is
+after the other, message g of k_g pieces of m = S/(p c) bytes (c: PAT's own chunks) starting once the previous one is
 sent and once the messages whose pieces it forwards are delivered, t_g = max(t_(g-1) + k_(g-1) m beta,
 t_f + alpha + k_f m beta for its feeders f); the last one is delivered at t + alpha + k m beta.
 Double binary tree is an estimate, 2 S beta + 2 lg p (alpha + S/(2c) beta): the pipelined bound of

@@ -11,12 +11,13 @@ What a rank sends goes in aggregated messages (src/include/collectives.h, PatRSA
 PatAGAlgorithm): with D = 2^ceil(lg n) / A, the pieces whose distances agree modulo D (not 0) travel
 together, then those that are multiples of D one dimension at a time. A, the aggregation, doubles
 from 1 while twice the aggregated message still fits one chunk and A < n/2 (at full aggregation a
-rank sends lg n messages, one per power of two). NCCL's chunk is 512 KiB, halved down to 64 KiB while
+power-of-two n sends lg n messages, one per power of two). NCCL's chunk is 512 KiB, halved down to 64 KiB while
 32 (all-gather) or 16 (reduce-scatter) of them exceed the collective's bytes (enqueue.cc); a block
 of more than one chunk runs as several chunks, one after the other. A message waits for every piece
 it carries, and a rank sends its messages one after the other, in NCCL's order: reduce-scatter from
 the farthest residue down to the highest dimension; all-gather the reverse. Chunks here split each
-block evenly (``fabricsim.collectives.verify``) where NCCL cuts whole chunks and a remainder.
+block evenly (``fabricsim.collectives.verify``) where NCCL cuts whole chunks and a remainder, and
+PAT runs on one channel (NCCL may spread a large call over several, each aggregating its own share).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pytest
 
 from fabricsim.collectives import ALGORITHMS
 from fabricsim.collectives.cost import COSTS, TWO_LEVEL_COSTS, predicted_time
+from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
 from fabricsim.runner import Simulation
 from tests.conftest import make_scenario
 
@@ -68,6 +69,25 @@ def test_pat_time_equals_its_message_by_message_formula(op, ranks):
         if block_bytes == 4096 and ranks & (ranks - 1) == 0:  # one message per power of two
             lg = ranks.bit_length() - 1
             assert expected_ps == lg * alpha_ps + (ranks - 1) * block_bytes * beta
+
+
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+def test_pat_pays_the_per_message_latency_once_per_aggregated_message(op):
+    """8 ranks, 4 KiB each: lg 8 = 3 messages in a row, so protocol Simple adds PAT's base latency and 3
+    hop latencies, not one per piece (7)."""
+    ranks, block_bytes = 8, 4096
+    fabric = {"topology": "single_switch", "hosts": ranks, "gpus_per_host": 1}
+    size_bytes = ranks * block_bytes
+    latencies = []
+    for protocol in ("none", "simple"):
+        scenario = make_scenario(fabric=fabric, collective={"op": op, "algorithm": "pat", "protocol": protocol},
+                                 workload={"rule": "data_sizes", "data_sizes": [block_bytes if op == "all_gather"
+                                                                                 else size_bytes]})
+        (record,) = Simulation(scenario).run()
+        latencies.append(record.latency_ps)
+    hop_ps = hop_latency_ps("simple", {"roce"})
+    assert latencies[1] - latencies[0] == base_latency_ps("simple", "pat") + 3 * hop_ps
+    assert base_latency_ps("simple", "pat") == 8 * 10**6  # tuning.cc: PAT's 8 us, Ring's 8.4
 
 
 def test_double_binary_tree_approaches_2_S_beta_as_chunks_grow():

@@ -9,15 +9,17 @@ skips the distances a non-power-of-two n lacks).
 
 What a rank sends goes in aggregated messages (src/include/collectives.h, PatRSAlgorithm and
 PatAGAlgorithm): with D = 2^ceil(lg n) / A, the pieces whose distances agree modulo D (not 0) travel
-together, then those that are multiples of D one dimension at a time. A, the aggregation, doubles
-from 1 while twice the aggregated message still fits one chunk and A < n/2 (at full aggregation a
-power-of-two n sends lg n messages, one per power of two). NCCL's chunk is 512 KiB, halved down to 64 KiB while
-32 (all-gather) or 16 (reduce-scatter) of them exceed the collective's bytes (enqueue.cc); a block
-of more than one chunk runs as several chunks, one after the other. A message waits for every piece
-it carries, and a rank sends its messages one after the other, in NCCL's order: reduce-scatter from
-the farthest residue down to the highest dimension; all-gather the reverse. Chunks here split each
-block evenly (``fabricsim.collectives.verify``) where NCCL cuts whole chunks and a remainder, and
-PAT runs on one channel (NCCL may spread a large call over several, each aggregating its own share).
+together, then those that are multiples of D one dimension at a time. A, the aggregation, doubles from 1
+while twice the aggregated message still fits one chunk and A < n/2 (at full aggregation a power-of-two
+n sends lg n messages, one per power of two). NCCL's chunk is 512 KiB, halved down to 64 KiB while 32
+(all-gather) or 16 (reduce-scatter) of them exceed the collective's bytes (enqueue.cc); a block of more
+than one chunk runs as several chunks, one after the other. A message waits for every piece it carries
+(its pieces go as back-to-back transfers, one message: the later ones pay no per-message latency,
+``Schedule.continues``), and a rank sends its messages one after the other, in NCCL's order:
+reduce-scatter from the farthest residue down to the highest dimension; all-gather the reverse. Chunks
+here split each block evenly (``fabricsim.collectives.verify``) where NCCL cuts whole chunks and a
+remainder, and PAT runs on one channel (NCCL may spread a large call over several, each aggregating its
+own share).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def pat(op: str):
         dag = DagBuilder(op, ranks, size_bytes, steps.chunks)
         reduce = op == "reduce_scatter"
         message_end: dict[int, int] = {}  # transfer -> the last transfer of its message
+        continues: list[int] = []  # every transfer of a message but its first
         for chunk in range(steps.chunks):
             for group in steps.groups:
                 for rank in range(ranks):
@@ -92,9 +95,13 @@ def pat(op: str):
                               * steps.chunks + chunk for s in group]
                     dst = (rank + (1 << _lowbit(group[0]))) % ranks  # one peer per message
                     ready = tuple(message_end[tid] for tid in dag.receipts(rank, pieces))
-                    sent = [dag.send(rank, dst, piece, reduce=reduce, after=ready,
-                                     after_sent=(dag.last_sent_by(rank),)) for piece in pieces]
-                    message_end.update((tid, dag.last_sent_by(rank)) for tid in sent if tid is not None)
-        return dag.schedule("pat")
+                    sent = []
+                    for piece in pieces:
+                        tid = dag.send(rank, dst, piece, reduce=reduce, after=ready,
+                                       after_sent=(dag.last_sent_by(rank),))
+                        sent += [] if tid is None else [tid]
+                    message_end.update((tid, sent[-1]) for tid in sent)
+                    continues += sent[1:]
+        return dag.schedule("pat", tuple(continues))
 
     return build

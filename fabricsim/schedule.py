@@ -156,6 +156,8 @@ class Schedule:
     transfers: TransferTable
     root: int = 0
     chunks: int | None = None
+    continues: tuple[int, ...] = ()  # transfers that carry on the message of the one before them on
+    # their connection (pieces of one aggregated message): they pay no per-message software latency
 
     def __post_init__(self) -> None:
         if not isinstance(self.transfers, TransferTable):

@@ -5,7 +5,8 @@ The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory eac
 percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
 qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the channels of ring and tree, 1 otherwise), putting at most n S max(2, log2 n)
+bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT, which auto may pick too, cuts a
+call into as many chunks as its size needs), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
 whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import size_bytes_of
 from fabricsim.units import format_rate
@@ -168,7 +170,7 @@ def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
     collective = scenario.collective
     channels = _channels(collective.algorithm, collective.channels, scenario.fabric.gpus_per_host)
-    return max(sum(2 * len(call.group) ** 2 * collective.chunks * channels * groups
+    return max(sum(2 * len(call.group) ** 2 * _chunks(scenario, call) * channels * groups
                    for call, groups in _trial_calls(plan, shape)) + _marks(plan, shape) for shape in plan.trials.shapes)
 
 
@@ -179,6 +181,14 @@ def _marks(plan: WorkloadPlan, shape: Trial) -> int:
     if not shape.stages:
         return (len(shape.calls) + 1) * plan.mesh.size
     return sum(len(calls) + 1 for calls, _ in shape.stages) * (plan.mesh.size // plan.mesh.pp)
+
+
+def _chunks(scenario: Scenario, call: Call) -> int:
+    """The call's chunks: the scenario's, or PAT's own for its size where PAT may run."""
+    chunks, ranks = scenario.collective.chunks, len(call.group)
+    if scenario.collective.algorithm in ("pat", "auto") and call.op in ("all_gather", "reduce_scatter"):
+        return max(chunks, pat_plan(call.op, ranks, size_bytes_of(call.op, ranks, call.per_rank_bytes)).chunks)
+    return chunks
 
 
 def wire_bytes(call: Call) -> int:

@@ -2,6 +2,7 @@
 chunk count, its DAG is well formed, and the verifier catches each transfer dropped or flipped."""
 
 import dataclasses
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from fabricsim.collectives import ALGORITHMS, ScheduleError, algorithms_for, build_schedule, verify
 from fabricsim.collectives.channels import Place, ring_orders, tree_parents
+from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.collectives.trees import binary_tree_parents
 from fabricsim.schedule import Schedule
 
@@ -78,6 +80,26 @@ def test_verify_rejects_any_flipped_reduce(schedule, data):
         verify(dataclasses.replace(schedule, transfers=tuple(transfers)))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["all_gather", "reduce_scatter"]), st.integers(2, 17), st.integers(0, 3 * 2**20))
+def test_pat_computes_its_collective_in_nccls_messages_for_any_rank_count(op, ranks, size_bytes):
+    """Sizes from one aggregated message to several chunks; every message goes to a peer a power of two
+    away, each piece is sent (reduce-scatter) or received (all-gather) once by each rank, and at full
+    aggregation a power of two n sends lg n messages."""
+    schedule = build_schedule(op, "pat", ranks, size_bytes)
+    verify(schedule)
+    steps = pat_plan(op, ranks, size_bytes)
+    distances = {(t.dst - t.src) % ranks for t in schedule.transfers}
+    assert all(d & (d - 1) == 0 for d in distances)
+    once = Counter((t.src if op == "reduce_scatter" else t.dst, t.piece) for t in schedule.transfers)
+    assert all(count == 1 for count in once.values())  # each contribution sent once, each block received once
+    if size_bytes >= ranks * steps.chunks:  # every piece holds bytes
+        assert len(schedule.transfers) == ranks * (ranks - 1) * steps.chunks
+    assert sorted(s for group in steps.groups for s in group) == list(range(1, ranks))
+    if steps.aggregation >= ranks // 2 and ranks & (ranks - 1) == 0:
+        assert len(steps.groups) == ranks.bit_length() - 1
+
+
 def test_verify_rejects_all_to_all_blocks_delivered_to_the_wrong_rank():
     schedule = build_schedule("all_to_all", "direct", 3, 900)
     transfers = list(schedule.transfers)
@@ -113,8 +135,8 @@ def test_registry_names_every_op_of_the_issue_and_rejects_bad_options():
                                             "halving_doubling", "hierarchical", "recursive_doubling", "ring", "tree"]
     assert algorithms_for("broadcast") == ["binomial_tree", "ring"]
     assert algorithms_for("reduce") == ["binomial_tree", "ring"]
-    assert algorithms_for("all_gather") == ["flat_ring", "recursive_doubling", "ring"]
-    assert algorithms_for("reduce_scatter") == ["flat_ring", "recursive_halving", "ring"]
+    assert algorithms_for("all_gather") == ["flat_ring", "pat", "recursive_doubling", "ring"]
+    assert algorithms_for("reduce_scatter") == ["flat_ring", "pat", "recursive_halving", "ring"]
     assert algorithms_for("all_to_all") == ["direct", "pxn"]
     for op in ("gather", "send_recv"):
         assert algorithms_for(op) == ["direct"]

@@ -57,7 +57,7 @@ def test_latency_follows_the_transport_and_the_algorithm_family():
     assert abs(latency_ps - expected_ps) <= 3
 
 
-NCCL_HAS = {"all_reduce": {"ring", "tree"}, "all_gather": {"ring"}, "reduce_scatter": {"ring"},
+NCCL_HAS = {"all_reduce": {"ring", "tree"}, "all_gather": {"ring", "pat"}, "reduce_scatter": {"ring", "pat"},
             "broadcast": {"ring"}, "reduce": {"ring"}, "all_to_all": {"direct"}, "gather": {"direct"},
             "send_recv": {"direct"}}
 TOPOLOGIES = [Topology(8, 1, "ampere", True, 240, 24.5), Topology(8, 1, "hopper", True, 370.8, 49),
@@ -75,6 +75,7 @@ def test_auto_never_picks_an_algorithm_nccl_has_not_for_the_op_and_fabric(op, to
         assert "CollNet" not in pick.reason  # no SHARP switch on these fabrics
         if named.startswith("PAT"):
             assert topology.nodes == topology.ranks and op in ("all_gather", "reduce_scatter")
+            assert pick.algorithm == "pat" and pick.protocol == "simple" and "not modelled" not in pick.reason
         if named.startswith("NVLS/"):
             assert topology.architecture == "hopper" and topology.nodes == 1
         if named.startswith("NVLSTree"):
@@ -125,6 +126,25 @@ def test_run_reports_what_auto_picked_and_why(tmp_path, capsys):
 def test_nccl_spellings_are_accepted(algorithm, protocol, expected):
     collective = make_scenario(collective={"op": "all_reduce", "algorithm": algorithm, "protocol": protocol}).collective
     assert (collective.algorithm, collective.protocol) == expected
+
+
+def test_pat_runs_where_nccl_allows_it_and_is_refused_elsewhere_in_one_line():
+    """NCCL enables PAT with one GPU per node only: auto runs it there (8 hosts of 1 GPU, 64 KiB), and
+    naming it on hosts of several GPUs is refused, naming the key."""
+    from fabricsim.config import ScenarioError
+    from fabricsim.runner import Simulation
+    for spelling in ("PAT", "pat"):
+        assert make_scenario(fabric={"hosts": 4, "gpus_per_host": 1},
+                             collective={"op": "reduce_scatter", "algorithm": spelling}).collective.algorithm == "pat"
+    with pytest.raises(ScenarioError, match="collective.algorithm: expected pat only with one GPU per host .*got 8$"):
+        make_scenario(fabric={"hosts": 2, "gpus_per_host": 8}, collective={"op": "all_gather", "algorithm": "PAT"})
+    one_gpu = {"preset": "dgx_a100", "hosts": 8, "gpus_per_host": 1, "pcie_switches": 0}
+    scenario = make_scenario(fabric=one_gpu, collective={"op": "all_gather", "algorithm": "auto", "protocol": "auto"},
+                             workload={"rule": "data_sizes", "data_sizes": ["8KiB"]})
+    simulation = Simulation(scenario)
+    pick = simulation.pick("all_gather", 8, 8192, simulation.layout(tuple(range(8))))
+    assert (pick.algorithm, pick.protocol) == ("pat", "simple") and pick.reason.startswith("NCCL's model: PAT/Simple")
+    assert simulation.schedule("all_gather", 8, 8192).algorithm == "pat"
 
 
 def test_an_nccl_algorithm_that_is_not_modelled_is_refused_in_one_line():

@@ -5,6 +5,8 @@ alpha is the route latency between two GPUs, beta the time per byte of the route
 ``fabricsim.collectives.cost`` are exact: the engine rounds each transfer to a whole picosecond, so
 the simulated time may differ by at most one picosecond per transfer. Double binary tree has only
 an estimate and is held to bounds; hierarchical all-reduce is checked with its two alphas and betas.
+PAT chunks by its size as NCCL does, so it is checked at sizes of one aggregated message, of partial
+aggregation and of several chunks.
 """
 
 from fractions import Fraction
@@ -13,11 +15,12 @@ import pytest
 
 from fabricsim.collectives import ALGORITHMS
 from fabricsim.collectives.cost import COSTS, TWO_LEVEL_COSTS, predicted_time
+from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
 from fabricsim.runner import Simulation
 from tests.conftest import make_scenario
 
 PS_PER_S = 10**12
-EXACT = sorted(key for key in COSTS if key != ("all_reduce", "double_binary_tree"))
+EXACT = sorted(key for key in COSTS if key != ("all_reduce", "double_binary_tree") and key[1] != "pat")
 PIPELINED = {key for key, entry in ALGORITHMS.items() if "chunks" in entry.options}
 
 
@@ -51,6 +54,40 @@ def test_simulated_time_equals_the_alpha_beta_formula(op, algorithm, ranks):
         transfers = len(simulation.schedule(op, ranks, size_bytes // ranks if op in ("all_gather", "gather")
                                             else size_bytes).transfers)
         assert abs(latency_ps - expected_ps) <= transfers, (chunks, latency_ps, float(expected_ps))
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 5, 6, 8])
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+def test_pat_time_equals_its_message_by_message_formula(op, ranks):
+    for block_bytes in (4096, 300 * 1024, 1536 * 1024):  # aggregated; A = 1, one chunk; several chunks
+        size_bytes = ranks * block_bytes
+        simulation, latency_ps = simulate(op, "pat", ranks, size_bytes)
+        alpha_ps, beta = alpha_beta(simulation)
+        expected_ps = predicted_time(op, "pat", ranks, size_bytes, alpha_ps, beta)
+        transfers = len(simulation.schedule(op, ranks, block_bytes if op == "all_gather" else size_bytes).transfers)
+        assert abs(latency_ps - expected_ps) <= transfers, (block_bytes, latency_ps, float(expected_ps))
+        if block_bytes == 4096 and ranks & (ranks - 1) == 0:  # one message per power of two
+            lg = ranks.bit_length() - 1
+            assert expected_ps == lg * alpha_ps + (ranks - 1) * block_bytes * beta
+
+
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+def test_pat_pays_the_per_message_latency_once_per_aggregated_message(op):
+    """8 ranks, 4 KiB each: lg 8 = 3 messages in a row, so protocol Simple adds PAT's base latency and 3
+    hop latencies, not one per piece (7)."""
+    ranks, block_bytes = 8, 4096
+    fabric = {"topology": "single_switch", "hosts": ranks, "gpus_per_host": 1}
+    size_bytes = ranks * block_bytes
+    latencies = []
+    for protocol in ("none", "simple"):
+        scenario = make_scenario(fabric=fabric, collective={"op": op, "algorithm": "pat", "protocol": protocol},
+                                 workload={"rule": "data_sizes", "data_sizes": [block_bytes if op == "all_gather"
+                                                                                 else size_bytes]})
+        (record,) = Simulation(scenario).run()
+        latencies.append(record.latency_ps)
+    hop_ps = hop_latency_ps("simple", {"roce"})
+    assert latencies[1] - latencies[0] == base_latency_ps("simple", "pat") + 3 * hop_ps
+    assert base_latency_ps("simple", "pat") == 8 * 10**6  # tuning.cc: PAT's 8 us, Ring's 8.4
 
 
 def test_double_binary_tree_approaches_2_S_beta_as_chunks_grow():

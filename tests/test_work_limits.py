@@ -38,7 +38,7 @@ def test_allow_large_lets_the_work_through_on_purpose():
 
 @pytest.mark.parametrize("op, algorithm", sorted(ALGORITHMS))
 def test_every_schedule_has_at_most_the_transfers_the_estimate_counts(op, algorithm):
-    hosts, gpus_per_host, chunks = 4, 4, 3
+    hosts, gpus_per_host, chunks = (16, 1, 3) if algorithm == "pat" else (4, 4, 3)  # PAT: one GPU per host
     scenario = make_scenario(fabric={"hosts": hosts, "gpus_per_host": gpus_per_host},
                              collective={"op": op, "algorithm": algorithm, "chunks": chunks},
                              workload={"rule": "data_sizes", "data_sizes": ["3MiB"], "trials": 1})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
+from fabricsim.collectives.pat import pat
 from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
                                              recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
 from fabricsim.collectives.ring import Orders, bidirectional_ring_all_reduce, channel_ring, flat_ring
@@ -32,9 +33,11 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_gather", "ring"): Algorithm(channel_ring("all_gather"), ("chunks", "orders")),
     ("all_gather", "flat_ring"): Algorithm(flat_ring("all_gather"), ("chunks",)),
     ("all_gather", "recursive_doubling"): Algorithm(recursive_doubling_all_gather),
+    ("all_gather", "pat"): Algorithm(pat("all_gather")),
     ("reduce_scatter", "ring"): Algorithm(channel_ring("reduce_scatter"), ("chunks", "orders")),
     ("reduce_scatter", "flat_ring"): Algorithm(flat_ring("reduce_scatter"), ("chunks",)),
     ("reduce_scatter", "recursive_halving"): Algorithm(recursive_halving_reduce_scatter),
+    ("reduce_scatter", "pat"): Algorithm(pat("reduce_scatter")),
     ("all_reduce", "ring"): Algorithm(channel_ring("all_reduce"), ("chunks", "orders")),
     ("all_reduce", "flat_ring"): Algorithm(flat_ring("all_reduce"), ("chunks",)),
     ("all_reduce", "bidirectional_ring"): Algorithm(bidirectional_ring_all_reduce, ("chunks",)),

@@ -7,6 +7,10 @@ reference/formulas.md (Thakur, Rabenseifner & Gropp, IJHPCA 19(1), 2005) made ex
 schedules built here: they include the folding steps of non-power-of-two rank counts and the
 pipelining of chunks on an in-order channel, and they hold to the picosecond per message when the
 pieces are equal. They are generic in the number type: Fractions in, an exact Fraction out.
+PAT (``fabricsim.collectives.pat``) is priced message by message: a rank sends its messages one
+after the other, message g of k_g pieces of m = S/(p c) bytes (c: PAT's own chunks) starting once the previous one is
+sent and once the messages whose pieces it forwards are delivered, t_g = max(t_(g-1) + k_(g-1) m beta,
+t_f + alpha + k_f m beta for its feeders f); the last one is delivered at t + alpha + k m beta.
 Double binary tree is an estimate, 2 S beta + 2 lg p (alpha + S/(2c) beta): the pipelined bound of
 Sanders, Speck & Traeff (2009) with a fill of 2 lg p segment steps (the two trees share each rank's
 link, which no closed form captures).
@@ -22,6 +26,8 @@ with one GPU per host, is the flat ring.
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from fabricsim.collectives.pat import plan
 
 Cost = Callable[..., object]  # (p, S, alpha, beta, chunks) -> time
 
@@ -60,6 +66,21 @@ def _is_folded(ranks: int) -> bool:
     return ranks & (ranks - 1) != 0
 
 
+def _pat(op: str) -> Cost:
+    def cost(ranks, size, alpha, beta, chunks):
+        steps = plan(op, ranks, int(size))  # the size's own chunks, not the scenario's
+        piece = size * beta / (ranks * steps.chunks)
+        sent = 0
+        for _ in range(steps.chunks):
+            delivered = []
+            for group, feeders in zip(steps.groups, steps.feeders):
+                start = max([sent] + [delivered[feeder] for feeder in feeders])
+                sent = start + len(group) * piece
+                delivered.append(sent + alpha)
+        return sent + alpha
+    return cost
+
+
 COSTS: dict[tuple[str, str], Cost] = {
     ("all_gather", "ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
     ("reduce_scatter", "ring"): lambda p, s, a, b, c: _pipelined_ring(p - 1, p, s, a, b, c),
@@ -75,6 +96,8 @@ COSTS: dict[tuple[str, str], Cost] = {
         _halving_steps(p, s, a, b) + (2 * a + s * b + s * b / p if _is_folded(p) else 0)),
     ("all_gather", "recursive_doubling"): lambda p, s, a, b, c: (
         _halving_steps(p, s, a, b) + (2 * a + s * b / p + (p - 1) * s * b / p if _is_folded(p) else 0)),
+    ("all_gather", "pat"): _pat("all_gather"),
+    ("reduce_scatter", "pat"): _pat("reduce_scatter"),
     ("broadcast", "binomial_tree"): lambda p, s, a, b, c: _ceil_lg(p) * (a + s * b),
     ("reduce", "binomial_tree"): lambda p, s, a, b, c: _ceil_lg(p) * (a + s * b),
     ("broadcast", "ring"): lambda p, s, a, b, c: (p - 2) * (a + s * b / c) + s * b + a,

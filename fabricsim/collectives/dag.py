@@ -40,11 +40,13 @@ class DagBuilder:
         self._deferred: list[tuple[int, int, bool, int]] | None = None
 
     def send(self, src: int, dst: int, first_piece: int, pieces: int = 1, reduce: bool = False,
-             after: tuple[int | None, ...] = (), channel: int = 0) -> int | None:
+             after: tuple[int | None, ...] = (), channel: int = 0,
+             after_sent: tuple[int | None, ...] = ()) -> int | None:
         """Append a transfer of pieces first_piece.. (+ ``pieces``); None when they hold no bytes.
 
         It waits for the receipts of its pieces at ``src``, for the transfers in ``after`` (None
-        entries are ignored) to be delivered, and for its connection's previous transfer to be sent.
+        entries are ignored) to be delivered, and for its connection's previous transfer and those in
+        ``after_sent`` to be sent.
         """
         layout = self.layout
         carried = [piece for piece in range(first_piece, first_piece + pieces) if piece in layout]
@@ -58,8 +60,8 @@ class DagBuilder:
                                                  pieces, reduce)):
             column.append(value)
         self._after.append(waits[0] if len(waits) == 1 else tuple(sorted(set().union(*waits))))
-        previous = self._last_on.get((src, dst, channel))
-        self._after_sent.append(() if previous is None else (previous,))
+        sent = {self._last_on.get((src, dst, channel)), *after_sent} - {None}
+        self._after_sent.append(tuple(sorted(sent)))
         receipts = [(dst, piece, reduce, tid) for piece in carried]
         if self._deferred is None:
             self._record(receipts)
@@ -83,13 +85,18 @@ class DagBuilder:
         for dst, piece, reduce, transfer_id in receipts:
             frontier[(dst, piece)] = frontier.get((dst, piece), ()) + (transfer_id,) if reduce else (transfer_id,)
 
+    def receipts(self, rank: int, pieces: list[int]) -> tuple[int, ...]:
+        """The receipts a send of ``pieces`` from ``rank`` waits for (to send them together)."""
+        return tuple(sorted({tid for piece in pieces for tid in self._frontier.get((rank, piece), ())}))
+
     def last_sent_by(self, rank: int) -> int | None:
         """The latest transfer appended from ``rank``, if any."""
         return self._last_by.get(rank)
 
-    def schedule(self, algorithm: str) -> Schedule:
+    def schedule(self, algorithm: str, continues: tuple[int, ...] = ()) -> Schedule:
         src, dst, nbytes, piece, pieces, reduce = (np.array(column, dtype=dtype) for column, dtype in
                                                    zip(self._columns, (np.int64,) * 5 + (bool,)))
         table = TransferTable(src, dst, nbytes, piece, pieces, reduce, Dependencies.of(self._after),
                               Dependencies.of(self._after_sent))
-        return Schedule(self.op, algorithm, self.ranks, self.size_bytes, table, root=self.root, chunks=self.chunks)
+        return Schedule(self.op, algorithm, self.ranks, self.size_bytes, table, root=self.root, chunks=self.chunks,
+                        continues=continues)

@@ -5,8 +5,9 @@ call plus a hardware latency per ring step that depends on the protocol (Simple,
 the transport of the step (NVLink, PCI, network). Here every transfer is a message that waits the
 per-hop latency of its route's slowest transport before it starts, and the transfers a schedule
 starts with wait the base latency too, so a ring all-reduce pays base + 2(p - 1) x hop on its
-critical path, as in NCCL's model. Trees take NCCL's Tree base latency; the per-hop latencies are
-NCCL's Ring ones for every algorithm. Protocol ``none`` adds nothing. Only latency is modelled: LL's
+critical path, as in NCCL's model. Trees take NCCL's Tree base latency, PAT its own; the per-hop
+latencies are NCCL's Ring ones for every algorithm, paid once per message (the pieces of one
+aggregated message, ``Schedule.continues``, pay it once). Protocol ``none`` adds nothing. Only latency is modelled: LL's
 and LL128's lower bandwidth efficiency is left to the fabric's effective bandwidths.
 """
 
@@ -28,10 +29,11 @@ TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree", "tree")
 
 
 def base_latency_ps(protocol: str, algorithm: str) -> int:
-    """NCCL's base latency per call (tuning.cc baseLat): Tree's for the trees, Ring's for the others."""
+    """NCCL's base latency per call (tuning.cc baseLat): Tree's for the trees, PAT's for PAT, Ring's for
+    the others."""
     if protocol == "none":
         return 0
-    family = "tree" if algorithm in TREE_ALGORITHMS else "ring"
+    family = "tree" if algorithm in TREE_ALGORITHMS else "pat" if algorithm == "pat" else "ring"
     return round(BASE_LATENCY_US[family][PROTOCOLS.index(protocol)] * PS_PER_US)
 
 
@@ -55,4 +57,5 @@ def with_software_latency(impairments: TransferImpairments, schedule: Schedule, 
     hop_ps = np.array([hop_latency_ps(protocol, {links[i].kind for i in route_of(int(src), int(dst)).links})
                        for src, dst in pairs], dtype=np.int64)
     delays_ps = hop_ps[pair_of] + np.where(transfers.is_root, base_ps, 0)
+    delays_ps[list(schedule.continues)] = 0  # one message's later pieces (never a root)
     return dataclasses.replace(impairments, start_delay_ps=impairments.start_delay_ps + delays_ps)

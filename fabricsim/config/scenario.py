@@ -57,6 +57,9 @@ class Scenario(Spec):
     def _check_collective(self) -> Scenario:
         """The collective keys the workload uses: megatron names each call's op and group itself."""
         collective, defaults = self.collective, CollectiveSpec()
+        if collective.algorithm == "pat" and self.fabric.gpus_per_host > 1:
+            raise KeyedValueError("collective.algorithm", "expected pat only with one GPU per host (NCCL runs PAT "
+                                                          f"with 1 rank per node), got {self.fabric.gpus_per_host}")
         if self.workload.rule == "megatron":
             for key in ("op", "root"):
                 if getattr(collective, key) != getattr(defaults, key):

@@ -212,7 +212,7 @@ def nccl_tests_json(rows: list[SweepRow], ranks: int, program: str, warmup: int,
 
     return {"version": 1, "args": [program], "config": {
         "nthreads": 1, "ngpus": ranks, "minimum_bytes": min(sizes), "maximum_bytes": max(sizes),
-        "step_factor": _step(sizes), "warmup_iters": warmup, "iterations": rows[0].iterations,
+        "step_factor": sizes[1] / sizes[0] if len(sizes) > 1 else 1, "warmup_iters": warmup, "iterations": rows[0].iterations,
         "aggregated_iterations": 1, "validation": 0, "graph": 0, "per_iter_timing": str(per_iteration).lower(),
         "devices": [{"rank": 0, "group": 0, "device": 0}]},
         "results": [{"size": row.size_bytes, "count": row.count, "type": NCCL_TYPE_NAMES.get(row.dtype, row.dtype),

@@ -39,7 +39,7 @@ from fabricsim.impairments import TransferImpairments, Transport, draw_impairmen
 from fabricsim.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import StepSchedule, lower_step, programs_of
-from fabricsim.workload.jobs import join_steps, place_jobs, placed_call, placed_step
+from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +127,13 @@ class Simulation:
         host_gpus: dict[str, list[int]] = {}
         for rank, gpu in enumerate(self.fabric.gpus):
             host_gpus.setdefault(self.fabric.devices[gpu].host, []).append(rank)
-        placed = place_jobs([(job.placement, job.hosts) for job in self.scenario.jobs],
-                            [tuple(gpus) for gpus in host_gpus.values()], self.scenario.seed)
+        spec = self.scenario.fabric
+        group_hosts = spec.clos.hosts_per_leaf if spec.topology == "leaf_spine" else spec.hosts  # rail switches span all
+        try:
+            placed = place_jobs([(job.placement, job.hosts) for job in self.scenario.jobs],
+                                [tuple(gpus) for gpus in host_gpus.values()], self.scenario.seed, group_hosts)
+        except PlacementError as error:
+            raise ScenarioError(f"{source}: jobs.{error.job}.placement: expected {error}") from None
         return tuple(PlacedJob(job.name or f"job{index}", plan, gpus) for index, (job, plan, gpus)
                      in enumerate(zip(self.scenario.jobs, plan_jobs(self.scenario, source), placed)))
 

@@ -73,6 +73,23 @@ def test_fragmented_placement_is_fixed_by_the_seed():
     assert all(sorted(a + b) == [0, 1, 2, 3] for a, b in placements.values())
 
 
+def _placed(fabric, *jobs):
+    """Each job's hosts (two GPUs each)."""
+    raw = _raw(fabric | {"gpus_per_host": 2}) | {"jobs": [{"hosts": hosts, "placement": placement,
+                                                            "workload": WORKLOAD | {"parallelism": {"dp": 2 * hosts}}}
+                                                           for hosts, placement in jobs]}
+    return [tuple(gpu // 2 for gpu in job.gpus[::2]) for job in _simulation(raw).jobs]
+
+
+def test_rail_aligned_keeps_a_job_under_one_leaf_or_on_whole_leaves():
+    assert _placed(LEAF_SPINE, (1, "packed"), (2, "packed"), (1, "packed")) == [(0,), (1, 2), (3,)]
+    assert _placed(LEAF_SPINE, (1, "packed"), (2, "rail_aligned"), (1, "packed")) == [(0,), (2, 3), (1,)]
+    assert _placed(LEAF_SPINE, (3, "rail_aligned"), (1, "rail_aligned")) == [(0, 1, 2), (3,)]
+    # a rail-optimized fabric's rail switches span every host: rail_aligned packs
+    rails = {"topology": "rail_optimized", "hosts": 4}
+    assert _placed(rails, (1, "packed"), (2, "rail_aligned")) == [(0,), (1, 2)]
+
+
 def test_the_work_estimate_counts_every_job(monkeypatch):
     """A limit one job's transfers meet: one job passes it, two jobs are past it."""
     one, two = (validate_scenario(_raw({"hosts": 4}, jobs=jobs), "<t>") for jobs in (1, 2))
@@ -101,6 +118,7 @@ def test_the_resolved_scenario_has_the_jobs_and_loads_back():
     (lambda raw: raw["jobs"].__setitem__(1, {"hosts": 2, "workload": {"rule": "data_sizes", "data_sizes": [1]}}),
      "jobs.1.workload.rule: expected rule megatron"),
     (lambda raw: raw["fabric"].update(model="packet"), "jobs: expected fabric.model flow"),
+    (lambda raw: raw["jobs"][0].update(hosts=1), "jobs.0.hosts: expected a job of 2 GPUs or more"),
 ])
 def test_jobs_that_cannot_run_are_refused_in_one_line(change, expected, tmp_path, capsys):
     raw = _raw({"hosts": 4})
@@ -113,3 +131,16 @@ def test_jobs_that_cannot_run_are_refused_in_one_line(change, expected, tmp_path
     assert not (tmp_path / "out").exists()
     with pytest.raises(ScenarioError):
         validate_scenario(raw, "<t>")
+
+
+def test_a_rail_aligned_job_with_no_room_is_refused_in_one_line(tmp_path, capsys):
+    """One host taken from the first leaf: 3 hosts are free, but not a whole leaf's start for 3."""
+    raw = _raw(LEAF_SPINE | {"gpus_per_host": 2}) | {"jobs": [
+        {"hosts": 1, "workload": WORKLOAD},
+        {"hosts": 3, "placement": "rail_aligned", "workload": WORKLOAD | {"parallelism": {"dp": 6}}}]}
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: jobs.1.placement: expected room for job 1's 3 hosts rail_aligned" in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -30,9 +30,10 @@ class JobSpec(Spec):
 
     name: str | None = Field(None, description="default job<N>")
     hosts: int = Field(ge=1, description="the hosts the job takes (all their GPUs)")
-    placement: Literal["packed", "fragmented"] = Field(
+    placement: Literal["packed", "fragmented", "rail_aligned"] = Field(
         "packed", description="packed: consecutive free hosts, jobs in order; fragmented: free hosts drawn at "
-                              "random with the scenario's seed, fixed for the run")
+                              "random with the scenario's seed, fixed for the run; rail_aligned: consecutive "
+                              "free hosts under one leaf, or whole leaves")
     workload: WorkloadSpec
 
 
@@ -92,6 +93,9 @@ class Scenario(Spec):
             if job.workload.rule != "megatron" or job.workload.scope == "rank0":
                 raise KeyedValueError(f"jobs.{index}.workload.rule", "expected rule megatron run as the whole "
                                       f"job's step (scope job), got rule {job.workload.rule}")
+            if job.hosts * self.fabric.gpus_per_host < 2:
+                raise KeyedValueError(f"jobs.{index}.hosts", "expected a job of 2 GPUs or more (hosts x "
+                                      f"gpus_per_host), got {job.hosts * self.fabric.gpus_per_host}")
             if job.hosts > free:
                 raise KeyedValueError(f"jobs.{index}.placement", f"expected the jobs to fit on the fabric's "
                                       f"{self.fabric.hosts} hosts: job {index} needs {job.hosts}, {free} left")

@@ -2,7 +2,9 @@
 
 Placement takes whole hosts (the fabric numbers GPUs host first): ``packed`` gives each job, in order,
 the lowest free hosts; ``fragmented`` gives it free hosts drawn at random (from the scenario's seed,
-one draw fixed for the whole run), in ascending order. A job's GPU rank r is its r-th GPU.
+one draw fixed for the whole run), in ascending order; ``rail_aligned`` gives it the first consecutive
+free hosts under one leaf (``group_hosts`` hosts; a rail-optimized fabric's rail switches span every
+host), or, for a job larger than that, whole leaves from a leaf's first host. A job's GPU rank r is its r-th GPU.
 ``join_steps`` puts the jobs' steps, each lowered over its own mesh, side by side in one schedule over
 the fabric's GPUs: nothing of one job waits on another's, they share only the fabric.
 """
@@ -20,16 +22,46 @@ from fabricsim.workload.trial import Call
 PLACEMENT_STREAM = 0x706C6163  # the seed's child that draws fragmented placements, apart from the trials'
 
 
-def place_jobs(placements: list[tuple[str, int]], host_gpus: list[tuple[int, ...]], seed: int) -> list[tuple[int, ...]]:
-    """Each job's GPU ranks from its (placement, hosts), given each host's GPU ranks."""
+class PlacementError(ValueError):
+    """Job ``job``'s placement finds no room; the text says what was expected."""
+
+    def __init__(self, job: int, expected: str) -> None:
+        super().__init__(expected)
+        self.job = job
+
+
+def place_jobs(placements: list[tuple[str, int]], host_gpus: list[tuple[int, ...]], seed: int,
+               group_hosts: int) -> list[tuple[int, ...]]:
+    """Each job's GPU ranks from its (placement, hosts), given each host's GPU ranks; PlacementError
+    when a job's placement finds no room."""
     free = list(range(len(host_gpus)))
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PLACEMENT_STREAM,)))
     placed = []
-    for placement, hosts in placements:
-        taken = free[:hosts] if placement == "packed" else sorted(rng.choice(free, hosts, replace=False).tolist())
+    for index, (placement, hosts) in enumerate(placements):
+        if placement == "packed":
+            taken = free[:hosts]
+        elif placement == "fragmented":
+            taken = sorted(rng.choice(free, hosts, replace=False).tolist())
+        else:
+            taken = _aligned(set(free), hosts, group_hosts, len(host_gpus))
+        if len(taken) < hosts:
+            raise PlacementError(index, f"room for job {index}'s {hosts} hosts {placement}: {len(free)} hosts are "
+                                        f"free, but not {hosts} in a row under one leaf of {group_hosts} hosts "
+                                        "or as whole leaves")
         free = [host for host in free if host not in taken]
         placed.append(tuple(gpu for host in taken for gpu in host_gpus[host]))
     return placed
+
+
+def _aligned(free: set[int], hosts: int, group_hosts: int, total: int) -> list[int]:
+    """The first ``hosts`` consecutive free hosts inside one group of ``group_hosts``, or (more hosts
+    than a group) starting on a group's first host; empty when there are none."""
+    for start in range(total - hosts + 1):
+        inside = start // group_hosts == (start + hosts - 1) // group_hosts
+        if (inside if hosts <= group_hosts else start % group_hosts == 0) \
+                and all(host in free for host in range(start, start + hosts)):
+            return list(range(start, start + hosts))
+    return []
 
 
 def placed_call(call: Call, gpus: tuple[int, ...]) -> Call:

@@ -8,12 +8,13 @@ import pytest
 import yaml
 
 from fabricsim.cli import main
-from fabricsim.config import ScenarioError, validate_scenario
+from fabricsim.config import ScenarioError, load_scenario, validate_scenario
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.schedule_times import serialisation_ps
 from fabricsim import work_limits
 from fabricsim.work_limits import transfers_per_trial
+from tests.conftest import SCENARIOS
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
         "vocab_size": 1000}
@@ -144,3 +145,14 @@ def test_a_rail_aligned_job_with_no_room_is_refused_in_one_line(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path}: jobs.1.placement: expected room for job 1's 3 hosts rail_aligned" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_each_jobs_model_file_is_read_relative_to_the_scenario(tmp_path):
+    (tmp_path / "models").symlink_to(SCENARIOS / "models")
+    raw = _raw({"hosts": 4})
+    raw["jobs"][1]["workload"] = WORKLOAD | {"transformer": "models/llama-2-7b.json"}
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    scenario = load_scenario(path)
+    assert scenario.jobs[1].workload.transformer.hidden_size == 4096
+    assert scenario.jobs[0].workload.transformer.hidden_size == TINY["hidden_size"]

@@ -34,6 +34,12 @@ TRIALS_COLUMNS = ("trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_
                   *(f"{part}_us" for part in breakdown.PARTS), "exposed_comm_us")
 
 
+def trials_columns(jobs: int) -> tuple[str, ...]:
+    """trials.csv's columns: with scenario jobs, each job's step time in the shared step, then alone."""
+    return (*TRIALS_COLUMNS, *(f"job{index}_us" for index in range(jobs)),
+            *(f"job{index}_alone_us" for index in range(jobs)))
+
+
 def call_size_bytes(call: Call) -> int:
     """The nccl-tests S of one collective call, by its own op and group."""
     return size_bytes_of(call.op, len(call.group), call.per_rank_bytes)
@@ -77,6 +83,7 @@ class RunResults:
         self._shape_ids: dict[int, int] = {}  # the plan's shape index -> index in shapes
         self.links = usage.LinkTotals(simulation.fabric)  # links.csv's totals and the bottleneck
         self.call_latency_ps: dict[str, list[np.ndarray]] = {}  # the whole job's step: per kind of call
+        self.job_ps: list[tuple[tuple[int, ...], tuple[int, ...]]] = []  # scenario jobs: (shared, alone) per trial
 
     def add(self, record: TrialRecord) -> Shape:
         """Fold one record in; its shape, for the rows written of it."""
@@ -89,6 +96,8 @@ class RunResults:
             self.links.add(record.link_usage, record.latency_ps)
         for kind, latency_ps in (record.call_latency_ps or {}).items():
             self.call_latency_ps.setdefault(kind, []).append(latency_ps)
+        if record.job_latency_ps:
+            self.job_ps.append((record.job_latency_ps, record.job_alone_ps))
         return self.shapes[shape_id]
 
     @cached_property
@@ -140,7 +149,20 @@ class RunResults:
             summary["call_latency_us"] = {kind: stats.latency_summary(np.concatenate(parts) / 1e6)
                                           | {"calls": int(sum(len(part) for part in parts))}
                                           for kind, parts in sorted(self.call_latency_ps.items())}
+        if simulation.jobs:
+            summary["jobs"] = self._jobs_summary()
         return summary
+
+    def _jobs_summary(self) -> list[dict]:
+        """Per scenario job, over the successful trials: its step time shared and alone, and its slowdown
+        (the median over trials of shared over alone, both with the trial's seed)."""
+        shared_ps, alone_ps = (np.array([row[k] for row in self.job_ps], dtype=np.int64).reshape(-1, len(
+            self.simulation.jobs)) for k in (0, 1))
+        return [{"name": job.name, "gpus": list(job.gpus),
+                 "latency_us": stats.latency_summary(shared_ps[:, index] / 1e6) if len(shared_ps) else None,
+                 "alone_us": stats.latency_summary(alone_ps[:, index] / 1e6) if len(alone_ps) else None,
+                 "slowdown": float(np.median(shared_ps[:, index] / alone_ps[:, index])) if len(shared_ps) else None}
+                for index, job in enumerate(self.simulation.jobs)]
 
     def _by_shape(self, name: str) -> np.ndarray:
         return np.array([getattr(shape, name) for shape in self.shapes])
@@ -190,7 +212,8 @@ class _Tables:
     def __init__(self, stage: Path, simulation: Simulation) -> None:
         self.stage, self.fabric = stage, simulation.fabric
         self._files = ExitStack()
-        self._trials = self._table("trials.csv", TRIALS_COLUMNS)
+        self._jobs = len(simulation.jobs)
+        self._trials = self._table("trials.csv", trials_columns(self._jobs))
         self._flows = self._table("flows.csv", usage.FLOW_COLUMNS) if simulation.scenario.output.flows else None
         self._ports = None
 
@@ -206,7 +229,7 @@ class _Tables:
         return writer
 
     def write(self, record: TrialRecord, shape: Shape) -> None:
-        self._trials.writerow(trial_row(record, shape))
+        self._trials.writerow(trial_row(record, shape, self._jobs))
         if self._flows is not None:
             self._flows.writerows(usage.flow_rows(self.fabric, record))
         if record.ports:
@@ -215,13 +238,15 @@ class _Tables:
             self._ports.writerows(counters.port_rows(record))
 
 
-def trial_row(record: TrialRecord, shape: Shape) -> list:
-    """A trial's row of trials.csv."""
+def trial_row(record: TrialRecord, shape: Shape, jobs: int = 0) -> list:
+    """A trial's row of trials.csv (``jobs``: the scenario's, blank in a failed trial)."""
     algbw = stats.algbw_GBps(shape.size_bytes, communication_us(record.latency_ps, shape.compute_ps))
     bandwidth = ("", "") if record.failed else (f"{algbw:.6f}", f"{algbw * shape.busbw_factor:.6f}")
     return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / 1e6:.6f}",
             *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record)),
-            f"{communication_us(record.latency_ps, shape.compute_ps):.6f}"]
+            f"{communication_us(record.latency_ps, shape.compute_ps):.6f}",
+            *((f"{ps / 1e6:.6f}" for ps in record.job_latency_ps + record.job_alone_ps) if record.job_latency_ps
+              else [""] * (2 * jobs))]
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:

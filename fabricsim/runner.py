@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import simpy
@@ -37,8 +37,18 @@ from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
-from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
+from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import StepSchedule, lower_step, programs_of
+from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedJob:
+    """One of the scenario's jobs: its name, its own plan (over its own ranks) and its GPUs."""
+
+    name: str
+    plan: WorkloadPlan
+    gpus: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,9 @@ class TrialRecord:
     # the whole job's step: per kind of call ("tp all_reduce", "pp send_recv", ...), each group's call's
     # latency, its last delivery less its first transfer's ready time
     call_latency_ps: dict[str, np.ndarray] | None = None
+    # scenario jobs: each job's step time in the shared step, and alone (same fabric, placement and seed)
+    job_latency_ps: tuple[int, ...] = ()
+    job_alone_ps: tuple[int, ...] = ()
 
 
 def size_bytes_of(op: str, ranks: int, per_rank_bytes: int) -> int:
@@ -96,7 +109,9 @@ class Simulation:
         self.scenario = scenario
         self.fabric = build_fabric(scenario.fabric)
         self.router = Router(self.fabric)
-        self.plan: WorkloadPlan = plan_workload(scenario, len(self.fabric.gpus), source)
+        self.jobs = self._place_jobs(source)
+        self.plan: WorkloadPlan = self.jobs[0].plan if self.jobs else plan_workload(scenario, len(self.fabric.gpus),
+                                                                                       source)
         self.schedule = lru_cache(maxsize=64)(self._build_schedule)
         self.layout = lru_cache(maxsize=64)(self._layout)
         self.pick = lru_cache(maxsize=64)(self._pick)
@@ -104,6 +119,23 @@ class Simulation:
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         self._check_routes(source)
         self._check_impairment_links(source)
+
+    def _place_jobs(self, source: str) -> tuple[PlacedJob, ...]:
+        """The scenario's jobs on their hosts (``fabricsim.workload.jobs``), each planned on its own GPUs."""
+        if not self.scenario.jobs:
+            return ()
+        host_gpus: dict[str, list[int]] = {}
+        for rank, gpu in enumerate(self.fabric.gpus):
+            host_gpus.setdefault(self.fabric.devices[gpu].host, []).append(rank)
+        spec = self.scenario.fabric
+        group_hosts = spec.clos.hosts_per_leaf if spec.topology == "leaf_spine" else spec.hosts  # rail switches span all
+        try:
+            placed = place_jobs([(job.placement, job.hosts) for job in self.scenario.jobs],
+                                [tuple(gpus) for gpus in host_gpus.values()], self.scenario.seed, group_hosts)
+        except PlacementError as error:
+            raise ScenarioError(f"{source}: jobs.{error.job}.placement: expected {error}") from None
+        return tuple(PlacedJob(job.name or f"job{index}", plan, gpus) for index, (job, plan, gpus)
+                     in enumerate(zip(self.scenario.jobs, plan_jobs(self.scenario, source), placed)))
 
     def _build_schedule(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout | None = None) -> Schedule:
         """The call's schedule, by the scenario's algorithm (auto: as NCCL picks), or the op's first one
@@ -155,7 +187,9 @@ class Simulation:
 
     def _check_routes(self, source: str) -> None:
         try:
-            pairs = {(call.group[src], call.group[dst]) for call in dict.fromkeys(self.plan.trials[0].calls)
+            calls = [placed_call(call, job.gpus) for job in self.jobs for call in job.plan.trials[0].calls] \
+                or self.plan.trials[0].calls
+            pairs = {(call.group[src], call.group[dst]) for call in dict.fromkeys(calls)
                      for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
         except ValueError as error:
             raise ScenarioError(f"{source}: workload: {error}") from None
@@ -233,20 +267,47 @@ class Simulation:
         return self._record(trial, int(env.now), ideal_ps, causes, failed, model)
 
     def step_schedule(self, trial: Trial) -> StepSchedule:
-        """The trial's calls run by every group of the job, as one schedule over GPU ranks."""
+        """The trial's calls run by every group of the job, as one schedule over GPU ranks; with jobs,
+        every job's step at once."""
+        if self.jobs:
+            return self.jobs_step[0]
         return self._step_schedule(programs_of(trial))
 
     def _lower_step(self, programs: tuple[tuple[tuple[Call, ...], int], ...]) -> StepSchedule:
         return lower_step(programs, self.plan.mesh, self.call_schedule)
 
+    @cached_property
+    def job_steps(self) -> tuple[StepSchedule, ...]:
+        """Each job's step on its GPUs (every trial of a job runs its one shape: megatron has one)."""
+        return tuple(placed_step(lower_step(programs_of(job.plan.trials[0]), job.plan.mesh,
+                                            lambda call, gpus=job.gpus: self.call_schedule(placed_call(call, gpus))),
+                                 job.gpus, len(self.fabric.gpus)) for job in self.jobs)
+
+    @cached_property
+    def jobs_step(self) -> tuple[StepSchedule, np.ndarray]:
+        """Every job's step joined, and where each job's transfers start (``join_steps``)."""
+        return join_steps(list(self.job_steps), len(self.fabric.gpus))
+
     def _run_step(self, trial: Trial) -> TrialRecord:
-        """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``)."""
+        """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``). With jobs,
+        every job's step at once, each job's end recorded, and each job run alone with the trial's seed."""
+        if not self.jobs:
+            return self._run_dag(trial, self.step_schedule(trial))[0]
+        step, firsts = self.jobs_step
+        record, delivered_ps = self._run_dag(trial, step)
+        if delivered_ps is None:
+            return record
+        ends = tuple(int(delivered_ps[start:end].max()) for start, end in zip(firsts[:-1], firsts[1:]))
+        alone = tuple(self._run_dag(trial, job_step)[0].latency_ps for job_step in self.job_steps)
+        return dataclasses.replace(record, job_latency_ps=ends, job_alone_ps=alone)
+
+    def _run_dag(self, trial: Trial, step: StepSchedule) -> tuple[TrialRecord, np.ndarray | None]:
+        """``step`` run like a call; its record, and each transfer's delivery time (None: failed)."""
         scenario = self.scenario
         rng = trial_rng(scenario.seed, trial.index)
         env = simpy.Environment()
         model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
             env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
-        step = self.step_schedule(trial)
         schedule, marks = step.schedule, step.marks
         fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
         for index, group, start in step.parts:
@@ -269,8 +330,10 @@ class Simulation:
             causes.failure_ps += result.cut_off_ps
         record = self._record(trial, int(env.now), result.ideal_ps, causes, result.failed, model)
         if result.failed or result.transfer_times is None:
-            return record
-        return dataclasses.replace(record, call_latency_ps=call_latencies_ps(step, *result.transfer_times()))
+            return record, None
+        ready_ps, delivered_ps = result.transfer_times()
+        latencies_ps = call_latencies_ps(step, ready_ps, delivered_ps)
+        return dataclasses.replace(record, call_latency_ps=latencies_ps), delivered_ps
 
     def _step_route(self, src: int, dst: int) -> Route:
         return LOCAL_ROUTE if src == dst else self.route(src, dst)

@@ -9,6 +9,8 @@ bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT, which auto 
 call into as many chunks as its size needs), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
 whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
+With scenario ``jobs``, a trial's transfers are every job's, and the run's flows twice those (each job
+also runs alone, for its slowdown).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import size_bytes_of
 from fabricsim.units import format_rate
-from fabricsim.workload import Call, Trial, WorkloadPlan, plan_workload
+from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import step_calls
 
 MAX_GPUS = 16_384
@@ -43,10 +45,15 @@ def check_work(scenario: Scenario, source: str | Path, allow_large: bool = False
     overridable = "; --allow-large runs it anyway"
     if not allow_large:
         _refuse(_scale_problem(scenario), source, overridable)
-    plan = plan_workload(scenario, scenario.fabric.gpus, str(source))
+    plans = _plans(scenario, source)
     if not allow_large:
-        _refuse(_plan_problem(scenario, plan), source, overridable)
-    _refuse(clock_problem(scenario, plan), source)
+        _refuse(_plan_problem(scenario, plans), source, overridable)
+    _refuse(clock_problem(scenario, *plans), source)
+
+
+def _plans(scenario: Scenario, source: str | Path) -> tuple[WorkloadPlan, ...]:
+    """The scenario's plan, or each job's."""
+    return plan_jobs(scenario, str(source)) or (plan_workload(scenario, scenario.fabric.gpus, str(source)),)
 
 
 def _refuse(problem: tuple[str, str] | None, source: str | Path, hint: str = "") -> None:
@@ -57,8 +64,7 @@ def _refuse(problem: tuple[str, str] | None, source: str | Path, hint: str = "")
 
 def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | None:
     """(key, what was expected and what was found) for the first limit the scenario passes, or None."""
-    return _scale_problem(scenario) or _plan_problem(scenario, plan_workload(scenario, scenario.fabric.gpus,
-                                                                             str(source)))
+    return _scale_problem(scenario) or _plan_problem(scenario, _plans(scenario, source))
 
 
 def _scale_problem(scenario: Scenario) -> tuple[str, str] | None:
@@ -71,23 +77,27 @@ def _scale_problem(scenario: Scenario) -> tuple[str, str] | None:
     flaps = sum(failure.flaps for failure in scenario.impairments.failures)
     if flaps > MAX_FLAPS:
         return "impairments.failures", f"at most {MAX_FLAPS} flaps per trial over all cables, got {flaps}"
-    if workload.rule == "megatron" and workload.transformer is not None:
-        calls = workload.transformer.layers * workload.parallelism.micro_batches
-        if calls > MAX_CALLS_PER_STEP:
-            return ("workload.parallelism.micro_batches",
-                    f"at most {MAX_CALLS_PER_STEP} layers x micro-batches per step, got {calls}")
+    for prefix, workload in [(f"jobs.{index}.", job.workload) for index, job in enumerate(scenario.jobs)] \
+            or [("", workload)]:
+        if workload.rule == "megatron" and workload.transformer is not None:
+            calls = workload.transformer.layers * workload.parallelism.micro_batches
+            if calls > MAX_CALLS_PER_STEP:
+                return (f"{prefix}workload.parallelism.micro_batches",
+                        f"at most {MAX_CALLS_PER_STEP} layers x micro-batches per step, got {calls}")
     return None
 
 
-def _plan_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | None:
-    """The limits on the planned trials: their count, transfers, flows and packets."""
+def _plan_problem(scenario: Scenario, plans: tuple[WorkloadPlan, ...]) -> tuple[str, str] | None:
+    """The limits on the planned trials (of the scenario, or of every job at once): their count,
+    transfers, flows and packets."""
     fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
+    plan = plans[0]
     trials = plan.trials.repeats * len(plan.trials.shapes)  # len() stops at sys.maxsize
-    trials_key = "workload.trials" if workload.trials else "workload"
+    trials_key = ("jobs.0." if scenario.jobs else "") + ("workload.trials" if workload.trials else "workload")
     if trials > MAX_TRIALS:
         return trials_key, (f"at most {MAX_TRIALS} trials (each keeps about {BYTES_PER_TRIAL} bytes: "
                             f"{_gib(trials * BYTES_PER_TRIAL)} here), got {trials}")
-    transfers = transfers_per_trial(scenario, plan)
+    transfers = sum(transfers_per_trial(scenario, each) for each in plans)
     if transfers > MAX_TRANSFERS_PER_TRIAL:
         key = "collective.chunks" if collective.chunks > 1 else "fabric.hosts"
         return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {transfers}"
@@ -100,22 +110,22 @@ def _plan_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | N
         if events > MAX_PACKET_EVENTS:
             return "fabric.model", (f"at most {MAX_PACKET_EVENTS} packets and DCQCN timer events per trial in the "
                                     f"packet model, got about {events}")
-    total = flows * trials
+    total = flows * trials * (2 if scenario.jobs else 1)
     if total > MAX_TRANSFERS:
         return trials_key, f"at most {MAX_TRANSFERS} flows in all, got about {total} ({trials} trials)"
     return None
 
 
-def clock_problem(scenario: Scenario, plan: WorkloadPlan) -> tuple[str, str] | None:
-    """(key, text) when a trial's bytes at the slowest link rate, and its transfers' latencies over
-    MAX_HOPS links each, could take longer than MAX_TRIAL_PS; None otherwise (drawn delays, capped
-    per draw, are left out)."""
+def clock_problem(scenario: Scenario, *plans: WorkloadPlan) -> tuple[str, str] | None:
+    """(key, text) when a trial's bytes (every plan's: jobs at once) at the slowest link rate, and its
+    transfers' latencies over MAX_HOPS links each, could take longer than MAX_TRIAL_PS; None otherwise
+    (drawn delays, capped per draw, are left out)."""
     rate_bps, key = slowest_rate(scenario)
     fabric = scenario.fabric
     latency_ps = max(fabric.cable_latency_ps, fabric.nic.latency_ps, fabric.switch.latency_ps,
                      fabric.nvswitch.latency_ps, fabric.nvlink.latency_ps, fabric.pcie.latency_ps)
-    bound_ps = (_largest_trial_wire_bytes(plan) * 8 * PS_PER_S / rate_bps
-                + transfers_per_trial(scenario, plan) * MAX_HOPS * latency_ps)
+    bound_ps = sum(_largest_trial_wire_bytes(plan) * 8 * PS_PER_S / rate_bps
+                   + transfers_per_trial(scenario, plan) * MAX_HOPS * latency_ps for plan in plans)
     if bound_ps <= MAX_TRIAL_PS:
         return None
     return key, (f"a trial that 64-bit picoseconds can time (at most {MAX_TRIAL_PS / PS_PER_DAY:.0f} days): its "

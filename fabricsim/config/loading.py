@@ -22,11 +22,16 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
     for override in overrides:
         _apply_override(raw, override, path)
     referenced = []  # keys whose values came from other files: their errors quote none of it
-    for key in ("model", "transformer"):
-        ref = raw.get("workload", {}).get(key) if isinstance(raw.get("workload"), dict) else None
-        if isinstance(ref, str):
-            raw["workload"][key] = _read_reference(path, f"workload.{key}", ref)
-            referenced.append(f"workload.{key}")
+    jobs = raw.get("jobs") if isinstance(raw.get("jobs"), list) else []
+    workloads = [("workload", raw)] + [(f"jobs.{index}.workload", job) for index, job in enumerate(jobs)
+                                       if isinstance(job, dict)]
+    for prefix, holder in workloads:  # the scenario's workload, or each job's
+        workload = holder.get("workload")
+        for key in ("model", "transformer"):
+            ref = workload.get(key) if isinstance(workload, dict) else None
+            if isinstance(ref, str):
+                workload[key] = _read_reference(path, f"{prefix}.{key}", ref)
+                referenced.append(f"{prefix}.{key}")
     _read_sample_files(raw, path, "", referenced)
     _read_preset_file(raw, path)
     for key in ("infragraph", "infragraph_annotations"):

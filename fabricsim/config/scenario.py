@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from fabricsim.config.base import KeyedValueError, Spec
 from fabricsim.config.fabric import FabricSpec
@@ -25,12 +25,25 @@ class OutputSpec(Spec):
         None, description="write trace-<trial>.json (Chrome trace events) of the slowest trial or these trials")
 
 
+class JobSpec(Spec):
+    """One job of several on the fabric: a megatron workload on ``hosts`` hosts, placed by ``placement``."""
+
+    name: str | None = Field(None, description="default job<N>")
+    hosts: int = Field(ge=1, description="the hosts the job takes (all their GPUs)")
+    placement: Literal["packed", "fragmented", "rail_aligned"] = Field(
+        "packed", description="packed: consecutive free hosts, jobs in order; fragmented: free hosts drawn at "
+                              "random with the scenario's seed, fixed for the run; rail_aligned: consecutive "
+                              "free hosts under one leaf, or whole leaves")
+    workload: WorkloadSpec
+
+
 class Scenario(Spec):
     name: str = Field(description="a plain file name (letters, digits, _ . -): results/<name>/")
     seed: int = Field(0, ge=0)
     fabric: FabricSpec = FabricSpec()
     collective: CollectiveSpec = CollectiveSpec()
-    workload: WorkloadSpec
+    workload: WorkloadSpec = Field(description="with jobs: the first job's (give no workload of its own)")
+    jobs: list[JobSpec] = Field(default_factory=list, description="several megatron jobs sharing the fabric")
     impairments: ImpairmentsSpec = ImpairmentsSpec()
     output: OutputSpec = OutputSpec()
     matrix: dict[str, list[Any]] = Field(
@@ -52,6 +65,44 @@ class Scenario(Spec):
             if not values:
                 raise ValueError(f"expected a non-empty list of values for {key_path}")
         return matrix
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workload_of_jobs(cls, data: Any) -> Any:
+        """With jobs, the scenario's workload is the first job's (it gives the run's trial count)."""
+        if isinstance(data, dict) and data.get("jobs"):
+            if "workload" in data:
+                raise KeyedValueError("workload", "expected no workload beside jobs (each job has its own)")
+            first = data["jobs"][0]
+            if isinstance(first, dict) and "workload" in first:
+                data = {**data, "workload": first["workload"]}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _without_absent_jobs(self, handler: Any) -> dict[str, Any]:
+        """jobs only when given (scenarios without them resolve as they always have); with them, no workload."""
+        data = handler(self)
+        return {key: value for key, value in data.items()
+                if not (key == "jobs" and not value) and not (key == "workload" and data.get("jobs"))}
+
+    @model_validator(mode="after")
+    def _check_jobs(self) -> Scenario:
+        """Jobs run the whole job's step (megatron, flow model) and must fit on the fabric's hosts."""
+        free = self.fabric.hosts
+        for index, job in enumerate(self.jobs):
+            if job.workload.rule != "megatron" or job.workload.scope == "rank0":
+                raise KeyedValueError(f"jobs.{index}.workload.rule", "expected rule megatron run as the whole "
+                                      f"job's step (scope job), got rule {job.workload.rule}")
+            if job.hosts * self.fabric.gpus_per_host < 2:
+                raise KeyedValueError(f"jobs.{index}.hosts", "expected a job of 2 GPUs or more (hosts x "
+                                      f"gpus_per_host), got {job.hosts * self.fabric.gpus_per_host}")
+            if job.hosts > free:
+                raise KeyedValueError(f"jobs.{index}.placement", f"expected the jobs to fit on the fabric's "
+                                      f"{self.fabric.hosts} hosts: job {index} needs {job.hosts}, {free} left")
+            free -= job.hosts
+        if self.jobs and self.fabric.model != "flow":
+            raise KeyedValueError("jobs", "expected fabric.model flow to run several jobs at once")
+        return self
 
     @model_validator(mode="after")
     def _check_collective(self) -> Scenario:

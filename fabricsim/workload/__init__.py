@@ -4,7 +4,7 @@
 transformer training step, ``placement`` the rank layout, and ``trial`` the data they produce.
 """
 
-from fabricsim.workload.plan import plan_workload
+from fabricsim.workload.plan import plan_jobs, plan_workload
 from fabricsim.workload.trial import Call, Trial, WorkloadPlan, batch_count
 
-__all__ = ["Call", "Trial", "WorkloadPlan", "batch_count", "plan_workload"]
+__all__ = ["Call", "Trial", "WorkloadPlan", "batch_count", "plan_jobs", "plan_workload"]

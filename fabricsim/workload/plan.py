@@ -6,6 +6,7 @@
 - megatron: a transformer's training step under TP x PP x DP (``fabricsim.workload.megatron``), by
   by default run by the whole job at once (``scope: job``; the flow model only), or rank 0's calls one
   at a time (``scope: rank0``, the packet model's default).
+With scenario ``jobs``, each job is planned on its own GPUs (``plan_jobs``).
 Calls of the first two kinds use the scenario's ``collective.op`` over every GPU of the fabric;
 the megatron rule names each call's op and group itself.
 """
@@ -40,3 +41,10 @@ def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
     shapes = tuple(Trial(i * repeats, tuple(Call(op, everyone, nbytes) for nbytes in sizes))
                    for i, sizes in enumerate(per_shape))
     return WorkloadPlan(op, gpus, Trials(shapes, repeats))
+
+
+def plan_jobs(scenario: Scenario, source: str) -> tuple[WorkloadPlan, ...]:
+    """Each of the scenario's jobs planned alone on its hosts' GPUs, over its own ranks."""
+    return tuple(plan_workload(scenario.model_copy(update={"workload": job.workload}),
+                               job.hosts * scenario.fabric.gpus_per_host, f"{source}: jobs.{index}")
+                 for index, job in enumerate(scenario.jobs))

@@ -67,8 +67,15 @@ def scenario_shape(scenario: Scenario) -> dict:
     """What a baseline is comparable with: the resolved scenario without seed and trial count."""
     shape = identity(scenario.resolved())
     del shape["seed"]
-    shape["workload"] = {key: value for key, value in shape["workload"].items() if key != "trials"}
+    if "workload" in shape:
+        shape["workload"] = _without_trials(shape["workload"])
+    if "jobs" in shape:  # several jobs: each has its own workload
+        shape["jobs"] = [{**job, "workload": _without_trials(job["workload"])} for job in shape["jobs"]]
     return shape
+
+
+def _without_trials(workload: dict) -> dict:
+    return {key: value for key, value in workload.items() if key != "trials"}
 
 
 def make_baseline(scenario: Scenario, sample: Sample) -> dict:

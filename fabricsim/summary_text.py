@@ -38,6 +38,20 @@ def call_kind_lines(summary: dict) -> list[str]:
     return lines
 
 
+def job_lines(summary: dict) -> list[str]:
+    """Several jobs on one fabric: a line per job, its step's median shared and alone, and its slowdown."""
+    lines = []
+    for job in summary.get("jobs", ()):
+        shared, alone = job["latency_us"], job["alone_us"]
+        if shared is None or alone is None:
+            lines.append(f"job {job['name']}: {len(job['gpus'])} GPUs, every trial failed")
+            continue
+        unit = TimeUnit.for_typical(alone["p50"])
+        lines.append(f"job {job['name']}: {len(job['gpus'])} GPUs, step p50 {unit.text(shared['p50'])} "
+                     f"(alone {unit.text(alone['p50'])}), slowdown {job['slowdown']:.2f}x")
+    return lines
+
+
 def tail_lines(summary: dict) -> list[str]:
     """What made the slow trials slower than the median trial, and what stopped the failed ones."""
     causes = summary.get("tail_causes", {})

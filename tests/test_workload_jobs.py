@@ -4,6 +4,8 @@ Jobs on links of their own take exactly what each takes alone; two identical job
 the same leaf uplinks split them max-min, half each; a placement that does not fit is refused.
 """
 
+import json
+
 import pytest
 import yaml
 
@@ -64,6 +66,18 @@ def test_two_jobs_sharing_the_leaf_uplinks_each_get_half():
     assert record.job_latency_ps == (2 * step_ps, 2 * step_ps)
     assert record.job_alone_ps == (2 * alone_ps, 2 * alone_ps)
     assert record.latency_ps == 2 * step_ps
+
+
+def test_the_terminal_names_each_jobs_step_shared_and_alone_and_its_slowdown(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(_raw(LEAF_SPINE, "fragmented", seed=1)))
+    assert main(["run", str(path), "-o", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("job ")]
+    assert len(lines) == 2 and all(" 2 GPUs, step p50 " in line and "(alone " in line for line in lines)
+    jobs = json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"]
+    for line, job in zip(lines, jobs):  # the closed form above: twice as long less the latency's share
+        assert 1.9 < job["slowdown"] < 2 and line.endswith(f"slowdown {job['slowdown']:.2f}x")
+        assert job["slowdown"] == pytest.approx(job["latency_us"]["p50"] / job["alone_us"]["p50"], rel=1e-9)
 
 
 def test_fragmented_placement_is_fixed_by_the_seed():
@@ -156,3 +170,17 @@ def test_each_jobs_model_file_is_read_relative_to_the_scenario(tmp_path):
     scenario = load_scenario(path)
     assert scenario.jobs[1].workload.transformer.hidden_size == 4096
     assert scenario.jobs[0].workload.transformer.hidden_size == TINY["hidden_size"]
+
+
+def test_the_trial_count_and_the_baselines_reach_every_jobs_workload(tmp_path, monkeypatch, capsys):
+    """--trials sets each job's trial count (the jobs hold the workloads); check --update and check
+    take a scenario of jobs as any other."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(_raw(LEAF_SPINE, "fragmented", seed=1)))
+    assert main(["run", str(path), "--trials", "1", "-o", "out"]) == 0
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["trials"] == 1
+    assert main(["check", str(path), "--update", "--trials", "3"]) == 0
+    assert json.loads((tmp_path / "results" / "baselines" / "t.json").read_text())["trials"] == 3
+    assert main(["check", str(path)]) == 0
+    assert "ok, 3 trials identical" in capsys.readouterr().out

@@ -20,7 +20,8 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
     path = Path(path)
     raw = _read_yaml(path)
     for override in overrides:
-        _apply_override(raw, override, path)
+        for target in _override_targets(raw, override):
+            _apply_override(target, override, path)
     referenced = []  # keys whose values came from other files: their errors quote none of it
     jobs = raw.get("jobs") if isinstance(raw.get("jobs"), list) else []
     workloads = [("workload", raw)] + [(f"jobs.{index}.workload", job) for index, job in enumerate(jobs)
@@ -72,6 +73,15 @@ def _read_sample_files(node: Any, path: Path, key_path: str, referenced: list[st
         except YamlProblem as problem:
             raise ScenarioError(f"{path}: {where}: {problem}") from None
         referenced.append(f"{key_path}samples")
+
+
+def _override_targets(raw: dict, override: str) -> list[dict]:
+    """Where an override applies: the scenario, or, for the trial count (--trials) of a scenario of
+    several jobs, each job (whose workloads hold it)."""
+    jobs = raw.get("jobs")
+    if isinstance(jobs, list) and jobs and override.partition("=")[0].strip() == "workload.trials":
+        return [job for job in jobs if isinstance(job, dict)]
+    return [raw]
 
 
 def validate_scenario(raw: object, path: str | Path, referenced: tuple[str, ...] = ()) -> Scenario:

@@ -311,12 +311,12 @@ class Simulation:
         schedule, marks = step.schedule, step.marks
         fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
         for index, group, start in step.parts:
-            call_schedule = self.call_schedule(step.calls[index])
+            call, call_schedule = step.calls[index], self.call_schedule(step.calls[index])
             end = start + len(call_schedule.transfers)
             route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
             zeros = np.zeros(end - start, dtype=np.int64)
             local = TransferImpairments(zeros, zeros, zeros, zeros.astype(bool))
-            fixed_ps[start:end] += with_software_latency(local, call_schedule, scenario.collective.protocol, route_of,
+            fixed_ps[start:end] += with_software_latency(local, call_schedule, self.call_pick(call).protocol, route_of,
                                                          self.fabric.links).start_delay_ps
             skew_ps[start:end] = model.launch_skew_ps(call_schedule)
         flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)

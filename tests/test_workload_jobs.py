@@ -184,3 +184,16 @@ def test_the_trial_count_and_the_baselines_reach_every_jobs_workload(tmp_path, m
     assert json.loads((tmp_path / "results" / "baselines" / "t.json").read_text())["trials"] == 3
     assert main(["check", str(path)]) == 0
     assert "ok, 3 trials identical" in capsys.readouterr().out
+
+
+def test_a_step_under_protocol_auto_pays_each_calls_picked_protocol():
+    """The whole job's step adds to each call the software latency of the protocol NCCL's tuner picked
+    for it: with every call picking one protocol (TP all-reduces of one size), the step equals the step
+    with that protocol named."""
+    raw = {"name": "t", "fabric": {"hosts": 1, "gpus_per_host": 4},
+           "workload": {**WORKLOAD, "parallelism": {"tp": 4, "dp": 1}},
+           "collective": {"algorithm": "ring", "protocol": "auto"}}
+    auto = _simulation(raw)
+    (picked,) = {auto.call_pick(call).protocol for call in auto.plan.trials[0].calls}
+    named = _simulation({**raw, "collective": {"algorithm": "ring", "protocol": picked}})
+    assert picked != "none" and auto.run()[0].latency_ps == named.run()[0].latency_ps

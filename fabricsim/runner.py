@@ -117,6 +117,7 @@ class Simulation:
         self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
+        self.step_fixed_delay_ps = lru_cache(maxsize=8)(self._step_fixed_delay_ps)  # steps compare by identity
         self._check_routes(source)
         self._check_impairment_links(source)
 
@@ -301,15 +302,10 @@ class Simulation:
         alone = tuple(self._run_dag(trial, job_step)[0].latency_ps for job_step in self.job_steps)
         return dataclasses.replace(record, job_latency_ps=ends, job_alone_ps=alone)
 
-    def _run_dag(self, trial: Trial, step: StepSchedule) -> tuple[TrialRecord, np.ndarray | None]:
-        """``step`` run like a call; its record, and each transfer's delivery time (None: failed)."""
-        scenario = self.scenario
-        rng = trial_rng(scenario.seed, trial.index)
-        env = simpy.Environment()
-        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
-            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
-        schedule, marks = step.schedule, step.marks
-        fixed_ps, skew_ps = step.compute_ps.copy(), np.zeros(len(schedule.transfers), dtype=np.int64)
+    def _step_fixed_delay_ps(self, step: StepSchedule) -> np.ndarray:
+        """Each transfer's start delay that is the same in every trial: its rank's compute (marks) and
+        the software latency of its call's picked protocol."""
+        fixed_ps = step.compute_ps.copy()
         for index, group, start in step.parts:
             call, call_schedule = step.calls[index], self.call_schedule(step.calls[index])
             end = start + len(call_schedule.transfers)
@@ -318,7 +314,21 @@ class Simulation:
             local = TransferImpairments(zeros, zeros, zeros, zeros.astype(bool))
             fixed_ps[start:end] += with_software_latency(local, call_schedule, self.call_pick(call).protocol, route_of,
                                                          self.fabric.links).start_delay_ps
-            skew_ps[start:end] = model.launch_skew_ps(call_schedule)
+        fixed_ps.flags.writeable = False  # shared by every trial of the step
+        return fixed_ps
+
+    def _run_dag(self, trial: Trial, step: StepSchedule) -> tuple[TrialRecord, np.ndarray | None]:
+        """``step`` run like a call; its record, and each transfer's delivery time (None: failed)."""
+        scenario = self.scenario
+        rng = trial_rng(scenario.seed, trial.index)
+        env = simpy.Environment()
+        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
+            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
+        schedule, marks = step.schedule, step.marks
+        fixed_ps, skew_ps = self.step_fixed_delay_ps(step), np.zeros(len(schedule.transfers), dtype=np.int64)
+        for index, _group, start in step.parts:  # drawn from the trial's fabric stream, part by part
+            call_schedule = self.call_schedule(step.calls[index])
+            skew_ps[start:start + len(call_schedule.transfers)] = model.launch_skew_ps(call_schedule)
         flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
         drawn = draw_impairments(scenario.impairments.jitter, scenario.impairments.loss, schedule.transfers.nbytes,
                                  scenario.fabric.nic.mtu_bytes, rng, flows.loss_rate)

@@ -19,9 +19,9 @@ DEFAULT = ("llama2_7b_64gpu_leaf_spine", "llama2_7b_64gpu_rail_optimized")
 
 def bench(name: str) -> str:
     from fabricsim.config import load_scenario
-    from fabricsim.results import communication_us
-    from fabricsim.runner import Simulation
-    from fabricsim.work_limits import check_work
+    from fabricsim.output.results import communication_us
+    from fabricsim.runner.simulation import Simulation
+    from fabricsim.runner.work_limits import check_work
 
     path = STEPS / f"{name}.yaml"
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """fabricsim: a discrete-event emulator of a GPU cluster's network fabric for collective communication.
 
 The public API follows four steps: load a scenario, build its fabric and workload, run the trials,
-read the records (see ``fabricsim.runner``).
+read the records (see ``fabricsim.runner.simulation``).
 """
 
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ import simpy
 
 from fabricsim.config import ScenarioError
 from fabricsim.engine.trial_fabric import TrialFabric
-from fabricsim.runner import Simulation, fabric_rng
+from fabricsim.runner.simulation import Simulation, fabric_rng
 from tests.conftest import make_scenario
 
 NBYTES = 2**20

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from fabricsim.breakdown import PARTS, Causes, attribute, parts_ps, tail_causes
+from fabricsim.engine.breakdown import PARTS, Causes, attribute, parts_ps, tail_causes
 from fabricsim.cli import main
-from fabricsim.impairments import rto_ps
-from fabricsim.runner import Simulation
+from fabricsim.engine.impairments import rto_ps
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 LEAF_SPINE = {"topology": "leaf_spine", "hosts": 8, "clos": {"hosts_per_leaf": 2, "spines": 2, "oversubscription": 2},

@@ -12,7 +12,7 @@ from fabricsim.collectives import ALGORITHMS, ScheduleError, algorithms_for, bui
 from fabricsim.collectives.channels import Place, ring_orders, tree_parents
 from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.collectives.trees import binary_tree_parents
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 NAMES = sorted(ALGORITHMS)
 

@@ -16,7 +16,7 @@ import pytest
 from fabricsim.collectives import ALGORITHMS
 from fabricsim.collectives.cost import COSTS, TWO_LEVEL_COSTS, predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 PS_PER_S = 10**12

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from fabricsim.fabric.ecmp import FlowRouter
-from fabricsim.runner import Simulation, fabric_rng
-from fabricsim.stats import busbw_GBps
+from fabricsim.runner.simulation import Simulation, fabric_rng
+from fabricsim.output.stats import busbw_GBps
 from tests.conftest import make_scenario
 
 SIZE_BYTES = 3 * 2**16

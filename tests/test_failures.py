@@ -3,7 +3,7 @@
 import pytest
 
 from fabricsim.config import ScenarioError
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 NBYTES = 2**20

@@ -8,10 +8,10 @@ algorithms on real machines").
 import pytest
 
 from fabricsim.fabric import Router, build_fabric
-from fabricsim.fabric.presets import HOST_PRESETS
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
-from fabricsim.stats import busbw_GBps
+from fabricsim.config.presets import HOST_PRESETS
+from fabricsim.output.results import collect
+from fabricsim.runner.simulation import Simulation
+from fabricsim.output.stats import busbw_GBps
 from tests.conftest import make_scenario
 
 SIZE_BYTES = 2**28

@@ -6,7 +6,7 @@ import csv
 import pytest
 import yaml
 
-from fabricsim import stats
+from fabricsim.output import stats
 from fabricsim.cli import main
 from fabricsim.config import ScenarioError
 from fabricsim.formats.measured import regimes

@@ -7,7 +7,7 @@ import pytest
 
 from fabricsim.cli import main
 from fabricsim.config import load_transformer
-from fabricsim.models.devices import DEVICES, LINKS
+from fabricsim.config.devices import DEVICES, LINKS
 from fabricsim.models.transformer import parameter_count
 from fabricsim.planner.memory import memory_per_gpu
 from fabricsim.planner.sizing import recommend

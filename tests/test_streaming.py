@@ -9,11 +9,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fabricsim import parallel, stats
-from fabricsim.breakdown import parts_ps
-from fabricsim.columns import TrialColumns
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
+from fabricsim.output import stats
+from fabricsim.runner import parallel
+from fabricsim.engine.breakdown import parts_ps
+from fabricsim.output.columns import TrialColumns
+from fabricsim.output.results import collect
+from fabricsim.runner.simulation import Simulation
 from fabricsim.workload import plan_workload
 from tests.conftest import make_scenario
 

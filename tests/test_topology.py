@@ -4,7 +4,7 @@ import pytest
 
 from fabricsim.config import ScenarioError
 from fabricsim.fabric import Router, build_fabric
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 

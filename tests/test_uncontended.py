@@ -15,10 +15,10 @@ from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.ecmp import ROCE_SOURCE_PORTS
 from fabricsim.fabric.routing import five_tuple_hash
-from fabricsim.impairments import TransferImpairments, Transport
+from fabricsim.engine.impairments import TransferImpairments, Transport
 from fabricsim.engine.models import FlowModel
-from fabricsim.runner import Simulation
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.runner.simulation import Simulation
+from fabricsim.collectives.schedule import Schedule, Transfer
 from tests.conftest import SCENARIOS, make_scenario
 
 LOSSY = {"jitter": {"distribution": "lognormal", "median": "5us", "sigma": 1.0},

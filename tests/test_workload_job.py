@@ -12,13 +12,13 @@ import pytest
 
 from fabricsim.config import ScenarioError, validate_scenario
 from fabricsim.engine.models import FlowModel
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
-from fabricsim.schedule_times import serialisation_ps
+from fabricsim.output.results import collect
+from fabricsim.runner.simulation import Simulation
+from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.job import job_groups, lower_step, one_f_one_b
 from fabricsim.workload.placement import Mesh
-from fabricsim.work_limits import transfers_per_trial
+from fabricsim.runner.work_limits import transfers_per_trial
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
         "vocab_size": 1000}

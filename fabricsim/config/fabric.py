@@ -27,7 +27,7 @@ class NicSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        from fabricsim.fabric.presets import NIC_PRESETS, with_preset
+        from fabricsim.config.presets import NIC_PRESETS, with_preset
         return with_preset({"preset": data} if isinstance(data, str) else data, NIC_PRESETS)
 
     @property
@@ -159,7 +159,7 @@ class FabricSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        from fabricsim.fabric.presets import HOST_PRESETS, with_preset
+        from fabricsim.config.presets import HOST_PRESETS, with_preset
         return with_preset(data, HOST_PRESETS)
 
     @model_validator(mode="before")

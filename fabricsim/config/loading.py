@@ -53,7 +53,7 @@ def _read_preset_file(raw: dict, path: Path) -> None:
     if not isinstance(reference, str):
         raise ScenarioError(f"{path}: fabric.preset_file: expected a file path relative to the scenario, "
                             f"got {reference!r}")
-    from fabricsim.fabric.presets import merged
+    from fabricsim.config.presets import merged
     keys = _read_reference(path, "fabric.preset_file", reference)
     for key, value in fabric.items():  # nic: roce_400g names the preset of the mapping the file gives
         if isinstance(value, str) and isinstance(keys.get(key), dict):

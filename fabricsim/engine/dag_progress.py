@@ -7,7 +7,7 @@ skew, software latency) and is handed to the model's ``enter(tid)``. The model s
 delivered (``flow_delivered``), or that the transfer failed (``fail``). ``done`` fires when every
 transfer is delivered or one fails.
 
-It keeps what the breakdown needs (fabricsim/breakdown.py): for each transfer, which dependency
+It keeps what the breakdown needs (fabricsim/engine/breakdown.py): for each transfer, which dependency
 released it last (of dependencies done at one moment: a delivery, then the highest id, as
 ``schedule_times.released_by``) and the time its own causes added (``causes``, filled by the model
 but for the jitter), and the schedule's ideal time alone on the intact fabric.
@@ -20,9 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
+from fabricsim.engine.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.fabric.routing import Route
-from fabricsim.schedule import Dependencies, Schedule
+from fabricsim.collectives.schedule import Dependencies, Schedule
 
 
 class DagProgress:

@@ -25,12 +25,12 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes
+from fabricsim.engine.breakdown import Causes
 from fabricsim.engine.dag_progress import DagProgress, column
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.fabric.routing import Route
-from fabricsim.impairments import TransferImpairments, Transport, loss_costs
-from fabricsim.schedule import Schedule
+from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
+from fabricsim.collectives.schedule import Schedule
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Callable
 import simpy
 
 from fabricsim.engine.maxmin import max_min_rates_of
-from fabricsim.schedule_times import PS_PER_S, serialisation_ps
+from fabricsim.collectives.schedule_times import PS_PER_S, serialisation_ps
 
 INFINITE = float("inf")
 END_OF_INSTANT = 2  # a priority after SimPy's NORMAL (1): runs once the instant's other events are done

@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes
+from fabricsim.engine.breakdown import Causes
 from fabricsim.config import Scenario
 from fabricsim.engine.executor import FlowRecord, ScheduleRun
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
@@ -28,8 +28,8 @@ from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.impairments import TransferImpairments, Transport, launch_skew_ps
-from fabricsim.schedule import Schedule
+from fabricsim.engine.impairments import TransferImpairments, Transport, launch_skew_ps
+from fabricsim.collectives.schedule import Schedule
 
 
 @dataclass(frozen=True, slots=True)

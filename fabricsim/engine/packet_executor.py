@@ -17,15 +17,15 @@ from typing import Callable, Generator
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes
+from fabricsim.engine.breakdown import Causes
 from fabricsim.config import FabricSpec
 from fabricsim.engine.dag_progress import DagProgress
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.packet_qp import QueuePair
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.impairments import TransferImpairments, Transport
-from fabricsim.schedule import Schedule
+from fabricsim.engine.impairments import TransferImpairments, Transport
+from fabricsim.collectives.schedule import Schedule
 
 
 def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, schedule: Schedule,

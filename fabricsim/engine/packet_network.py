@@ -30,7 +30,7 @@ from heapq import heappush
 import numpy as np
 
 from fabricsim.config import NicSpec, PacketSpec
-from fabricsim.counters import PortCounters, queue_depths
+from fabricsim.engine.counters import PortCounters, queue_depths
 from fabricsim.engine.packet_dcqcn import REFERENCE_RATE_BPS
 from fabricsim.engine.packet_loop import EventLoop
 from fabricsim.engine.packet_qp import PS_PER_S, Packet, QueuePair

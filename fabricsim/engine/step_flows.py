@@ -7,7 +7,7 @@ import numpy as np
 
 from fabricsim.engine.trial_fabric import CallFlows
 from fabricsim.fabric.routing import Route
-from fabricsim.schedule import Dependencies, Schedule, TransferTable
+from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.workload.job import StepSchedule
 
 LOCAL_ROUTE = Route((), 0, float("inf"))

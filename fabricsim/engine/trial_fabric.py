@@ -22,8 +22,8 @@ from fabricsim.engine.maxmin import max_min_rates
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash
-from fabricsim.impairments import route_loss_rate
-from fabricsim.schedule import Schedule
+from fabricsim.engine.impairments import route_loss_rate
+from fabricsim.collectives.schedule import Schedule
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from fabricsim.fabric.routing import Route, Router, five_tuple_hash
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 ROCE_SOURCE_PORTS = (0xC000, 0x10000)  # [low, high)
 

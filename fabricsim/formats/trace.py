@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fabricsim import breakdown
+from fabricsim.engine import breakdown
 from fabricsim.config import ScenarioError, validate_scenario
-from fabricsim.runner import Simulation, TrialRecord
+from fabricsim.runner.simulation import Simulation, TrialRecord
 
 RANKS_PID, LINKS_PID, TRIAL_PID = 1, 2, 3
 PS_PER_US = 1e6

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fabricsim.config import FabricSpec, validate_scenario
 from fabricsim.planner.tp_cost import TpPlan
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 
 
 def simulated_comm_s(plan: TpPlan) -> tuple[float, ...]:

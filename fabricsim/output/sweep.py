@@ -8,7 +8,7 @@ as nccl-tests does. Each algorithm runs as its own scenario: the given one with
 run ``warmup`` times (left out, as nccl-tests' -w), then ``iterations`` times out of place and
 ``iterations`` times in place (the fabric moves the same bytes either way: the two columns differ
 only by their trials' draws). A column's time is the mean over its successful iterations
-(nccl-tests prints the mean too); algbw and busbw follow ``fabricsim.stats``. Each column also keeps
+(nccl-tests prints the mean too); algbw and busbw follow ``fabricsim.output.stats``. Each column also keeps
 the spread of its iterations as nccl-tests' -I reports it: the fastest and slowest iteration, the
 p99 (only from 100 iterations on, as every percentile fabricsim reports) and the coefficient of
 variation (standard deviation over mean, in percent).
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fabricsim import stats
+from fabricsim.output import stats
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
 from fabricsim.collectives.verify import ROOTED_OPS
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES
-from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
+from fabricsim.runner.simulation import Simulation, TrialRecord, size_bytes_of
 
 PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")

@@ -1,7 +1,7 @@
 """Pictures that put fabrics side by side: their CDFs overlaid on shared axes, their tails as CCDFs
 on a log scale (where p99 and p99.9 live), and one per-trial delay panel per fabric.
 
-Same conventions as ``fabricsim.plots``: numbers in (a mapping from each fabric's label to its
+Same conventions as ``fabricsim.output.plots``: numbers in (a mapping from each fabric's label to its
 completion times in microseconds), one PNG out, matplotlib's default style, no pyplot. Every
 picture uses one scale for all fabrics, logarithmic when their values together span more than
 LOG_SCALE_SPAN x.
@@ -13,9 +13,9 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from fabricsim.plots import (DPI, FIGURE_SIZE_IN, TAIL_GUIDES, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid,
+from fabricsim.output.plots import (DPI, FIGURE_SIZE_IN, TAIL_GUIDES, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid,
                              new_figure, save_figure, shade_unresolved, use_log_scale)
-from fabricsim.stats import trials_needed
+from fabricsim.output.stats import trials_needed
 from fabricsim.units import TimeUnit
 
 _PANEL_HEIGHT_IN = 2.2

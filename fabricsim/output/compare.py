@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fabricsim import report, stats
-from fabricsim.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
-from fabricsim.result_folder import staged_folder
-from fabricsim.sample import METRICS, Sample
+from fabricsim.output import report, stats
+from fabricsim.output.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
+from fabricsim.output.result_folder import staged_folder
+from fabricsim.output.sample import METRICS, Sample
 from fabricsim.units import TimeUnit
 
 CONFIDENCE = 0.95

@@ -20,10 +20,10 @@ import yaml
 
 from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
-from fabricsim.result_folder import written_files
-from fabricsim.results import collect
-from fabricsim.runner import Simulation, TrialRecord
-from fabricsim.stats import PERCENTILES, percentile_key
+from fabricsim.output.result_folder import written_files
+from fabricsim.output.results import collect
+from fabricsim.runner.simulation import Simulation, TrialRecord
+from fabricsim.output.stats import PERCENTILES, percentile_key
 
 # (label, summary key) of the latency metrics compared between runs, all in microseconds
 LATENCY_METRICS = tuple((f"p{p:g}", percentile_key(p)) for p in PERCENTILES) + (("max", "max"),)

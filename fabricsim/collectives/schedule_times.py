@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from fabricsim.schedule import TransferTable
+    from fabricsim.collectives.schedule import TransferTable
 
 PS_PER_S = 10**12
 

@@ -25,8 +25,8 @@ from fabricsim.collectives.channels import Layout, Place, channel_layout
 from fabricsim.collectives.protocol import with_software_latency
 from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.counters import PortCounters
-from fabricsim.breakdown import Causes, attribute
+from fabricsim.engine.counters import PortCounters
+from fabricsim.engine.breakdown import Causes, attribute
 from fabricsim.engine.executor import FlowRecord
 from fabricsim.engine.failures import cable_links
 from fabricsim.engine.flows import LinkUsage
@@ -35,8 +35,8 @@ from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_pa
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
-from fabricsim.schedule import Schedule
+from fabricsim.engine.impairments import TransferImpairments, Transport, draw_impairments
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import StepSchedule, lower_step, programs_of
 from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
@@ -58,7 +58,7 @@ class TrialRecord:
     latency_ps: int
     failed: bool
     ports: tuple[PortCounters, ...] = ()  # fabric.model packet: per-port counters (counters.py)
-    # why it took latency_ps (fabricsim/breakdown.py): the six parts sum to latency_ps
+    # why it took latency_ps (fabricsim/engine/breakdown.py): the six parts sum to latency_ps
     ideal_ps: int = 0
     contention_ps: int = 0
     jitter_ps: int = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fabricsim.breakdown import PARTS, parts_ps
+from fabricsim.engine.breakdown import PARTS, parts_ps
 
 ROW = np.dtype([("trial", np.int64), ("shape", np.int32), ("latency_ps", np.int64), ("failed", np.bool_),
                 ("parts_ps", np.int64, (len(PARTS),))])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.runner import size_bytes_of
+from fabricsim.runner.simulation import size_bytes_of
 from fabricsim.units import format_rate
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import step_calls

@@ -26,9 +26,9 @@ from typing import Callable
 import numpy as np
 
 from fabricsim.fabric.routing import Route, route_columns
-from fabricsim.schedule import Schedule
-from fabricsim.schedule_times import dag_times, serialisation_ps_each
-from fabricsim.stats import trials_needed
+from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.schedule_times import dag_times, serialisation_ps_each
+from fabricsim.output.stats import trials_needed
 
 CAUSES = ("contention", "jitter", "retransmit", "timeout", "failure")
 

@@ -4,7 +4,7 @@ ports.csv, the resolved scenario, plots and trace-<trial>.json timelines (fabric
 Records stream through and are never held: each is written out at once (its rows of trials.csv,
 flows.csv and ports.csv; its link usage added to links.csv's totals) and kept only as a few numbers
 in ``TrialColumns``, so a run of any length holds a bounded amount of memory per trial and its
-percentiles stay exact. The folder is written whole or not at all (``fabricsim.result_folder``).
+percentiles stay exact. The folder is written whole or not at all (``fabricsim.output.result_folder``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from typing import Iterable
 import numpy as np
 import yaml
 
-from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, report, stats, summary_text, usage
-from fabricsim.columns import TrialColumns
+from fabricsim import __version__
+from fabricsim.engine import breakdown, counters
+from fabricsim.output import breakdown_plot, plots, report, stats, summary_text, usage
+from fabricsim.output.columns import TrialColumns
 from fabricsim.formats.trace import write_traces
-from fabricsim.result_folder import staged_folder
-from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
+from fabricsim.output.result_folder import staged_folder
+from fabricsim.runner.simulation import Simulation, TrialRecord, size_bytes_of
 from fabricsim.workload import Call, Trial
 from fabricsim.units import TimeUnit, format_bytes
 

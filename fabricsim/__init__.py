@@ -4,4 +4,4 @@ The public API follows four steps: load a scenario, build its fabric and workloa
 read the records (see ``fabricsim.runner.simulation``).
 """
 
-__version__ = "0.1.0"
+from fabricsim.version import __version__

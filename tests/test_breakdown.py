@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from fabricsim.engine.breakdown import PARTS, Causes, attribute, parts_ps, tail_causes
+from fabricsim.engine.breakdown import PARTS, Causes, attribute, parts_ps
+from fabricsim.output.tail import tail_causes
 from fabricsim.cli import main
 from fabricsim.engine.impairments import rto_ps
 from fabricsim.runner.simulation import Simulation

@@ -63,9 +63,9 @@ def test_queue_pairs_split_the_bytes_over_flows_with_their_own_ports():
         assert len(flows) == 4 and sum(f.nbytes for f in flows) == SIZE_BYTES
     router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 4, lambda link: 0)
     schedule = simulation.schedule("send_recv", 2, SIZE_BYTES)
-    ports = [router.draw_ports(schedule, fabric_rng(0, trial)) for trial in range(2)]
+    ports = [router.draw_ports(schedule.transfers.pairs, fabric_rng(0, trial)) for trial in range(2)]
     assert len(set(ports[0][0])) == 4 and not np.array_equal(ports[0], ports[1])
-    assert np.array_equal(ports[0], router.draw_ports(schedule, fabric_rng(0, 0)))  # same trial, same ports
+    assert np.array_equal(ports[0], router.draw_ports(schedule.transfers.pairs, fabric_rng(0, 0)))  # same trial, same ports
     assert all(0xC000 <= port < 0x10000 for port in ports[0][0])
 
 
@@ -74,7 +74,7 @@ def test_each_switch_hashes_independently_and_evenly():
     simulation = _two_leaves(4, 1)
     router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 2000, lambda link: 0)
     schedule = simulation.schedule("send_recv", 2, SIZE_BYTES)
-    ports = router.draw_ports(schedule, np.random.default_rng(9))[0]
+    ports = router.draw_ports(schedule.transfers.pairs, np.random.default_rng(9))[0]
     spines = [simulation.fabric.links[route.links[2]].dst for route, _ in router.flows(0, 1, ports)]
     counts = np.array([spines.count(f"spine{i}") for i in range(4)])
     chi2 = ((counts - 500) ** 2 / 500).sum()
@@ -105,7 +105,7 @@ def test_a_connection_keeps_its_ports_for_every_message():
     simulation = Simulation(scenario)
     schedule = simulation.schedule("all_reduce", 4, 2**20)
     router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 2, lambda link: 0)
-    ports = router.draw_ports(schedule, fabric_rng(0, 0))
+    ports = router.draw_ports(schedule.transfers.pairs, fabric_rng(0, 0))
     by_pair = {}
     for transfer, row in zip(schedule.transfers, ports.tolist()):
         by_pair.setdefault((transfer.src, transfer.dst), set()).add(tuple(row))

@@ -14,7 +14,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from fabricsim import __version__
+from fabricsim.version import __version__
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, run_records,
                                       scenario_overrides)
 from fabricsim.output.compare import compare_samples, format_table, write_comparison

@@ -29,7 +29,7 @@ from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
 from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun, nccl_tests_program
 from fabricsim.output.result_folder import staged_folder
-from fabricsim.runner.simulation import size_bytes_of
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config.size_range import size_range
 from fabricsim.output.sweep import REDOPS, SweepRow, format_table, nccl_tests_json, run_sweep
 from fabricsim.output.sweep_plot import plot_sweep

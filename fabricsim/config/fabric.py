@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_serializer, model_validator
 
 from fabricsim.config.base import Bytes, KeyedValueError, LinkLatencyPs, RateBps, Spec, TimePs
+from fabricsim.config.infragraph_document import InfraGraphError, shape
+from fabricsim.config.presets import HOST_PRESETS, NIC_PRESETS, with_preset
 
 
 class LinkSpec(Spec):
@@ -27,7 +29,6 @@ class NicSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        from fabricsim.config.presets import NIC_PRESETS, with_preset
         return with_preset({"preset": data} if isinstance(data, str) else data, NIC_PRESETS)
 
     @property
@@ -159,7 +160,6 @@ class FabricSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        from fabricsim.config.presets import HOST_PRESETS, with_preset
         return with_preset(data, HOST_PRESETS)
 
     @model_validator(mode="before")
@@ -168,7 +168,6 @@ class FabricSpec(Spec):
         """hosts and gpus_per_host of an InfraGraph fabric are its own."""
         if not isinstance(data, dict) or not isinstance(data.get("infragraph"), dict):
             return data
-        from fabricsim.fabric.infragraph import InfraGraphError, shape
         try:
             hosts, gpus_per_host = shape(data["infragraph"])
         except InfraGraphError as error:

@@ -47,6 +47,10 @@ class CallResult:
 
 
 class NetworkModel(Protocol):
+    now_ps: int  # the trial's time
+
+    def wait(self, duration_ps: int) -> None: ...  # let the trial's time pass (compute, nothing sent)
+
     def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows: ...
 
     def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int: ...
@@ -58,7 +62,27 @@ class NetworkModel(Protocol):
     def record_fields(self) -> dict: ...
 
 
-class FlowModel:
+def trial_model(scenario: Scenario, fabric: Fabric, router: Router, trial_rng: np.random.Generator,
+                fabric_rng: np.random.Generator) -> NetworkModel:
+    """The scenario's model (``fabric.model``) for one trial, its time at 0."""
+    model = PacketModel if scenario.fabric.model == "packet" else FlowModel
+    return model(simpy.Environment(), scenario, fabric, router, trial_rng, fabric_rng)
+
+
+class _TrialClock:
+    """A model's time: where the trial is, and time passing with nothing sent."""
+
+    env: simpy.Environment
+
+    @property
+    def now_ps(self) -> int:
+        return int(self.env.now)
+
+    def wait(self, duration_ps: int) -> None:
+        self.env.run(until=self.env.now + duration_ps)
+
+
+class FlowModel(_TrialClock):
     """The flow model for one trial: its fabric as drawn for the trial, the flows it records, its cuts.
 
     A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
@@ -130,7 +154,7 @@ def _older_objects_frozen():
         gc.unfreeze()
 
 
-class PacketModel:
+class PacketModel(_TrialClock):
     """The packet model for one trial: its packet network, and its queue pairs' ECMP ports."""
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,

@@ -34,7 +34,7 @@ def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, sc
     trial source ports, ECMP by hash or by the queue pairs on each link; spraying becomes one queue
     pair per equal-cost route."""
     flow_router = FlowRouter(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, network.active_on)
-    ports = flow_router.draw_ports(schedule, rng)
+    ports = flow_router.draw_ports(schedule.transfers.pairs, rng)
     src, dst = schedule.transfers.src.tolist(), schedule.transfers.dst.tolist()
 
     def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:

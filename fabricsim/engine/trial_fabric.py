@@ -59,7 +59,7 @@ class TrialFabric:
 
     def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec) -> CallFlows:
         """One call's transfers as flows, by this trial's source ports."""
-        ports = self.flow_router.draw_ports(schedule, self.rng)
+        ports = self.flow_router.draw_ports(schedule.transfers.pairs, self.rng)
         gpus = self.flow_router.gpus
         srcs, dsts = np.asarray(group)[schedule.transfers.src], np.asarray(group)[schedule.transfers.dst]
 

@@ -17,7 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from fabricsim.engine.breakdown import PART_WORDS, PARTS
+from fabricsim.engine.breakdown import PARTS
+from fabricsim.output.tail import PART_WORDS
 from fabricsim.output.plots import FAILED_COLOR, OUTLIER_FACTOR, grid, new_figure, save_figure
 from fabricsim.units import TimeUnit
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from fabricsim import __version__
+from fabricsim.version import __version__
 from fabricsim.config import ScenarioError
 
 MARKER = ".fabricsim"

@@ -20,13 +20,14 @@ from typing import Iterable
 import numpy as np
 import yaml
 
-from fabricsim import __version__
+from fabricsim.collectives.sizes import size_bytes_of
+from fabricsim.version import __version__
 from fabricsim.engine import breakdown, counters
-from fabricsim.output import breakdown_plot, plots, report, stats, summary_text, usage
+from fabricsim.output import breakdown_plot, plots, report, stats, summary_text, tail, usage
 from fabricsim.output.columns import TrialColumns
 from fabricsim.formats.trace import write_traces
 from fabricsim.output.result_folder import staged_folder
-from fabricsim.runner.simulation import Simulation, TrialRecord, size_bytes_of
+from fabricsim.runner.simulation import Simulation, TrialRecord
 from fabricsim.workload import Call, Trial
 from fabricsim.units import TimeUnit, format_bytes
 
@@ -124,7 +125,7 @@ class RunResults:
             "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
                                         else call_size_bytes(calls_of[p][0]) for p in per_rank]),
             "latency_us": None, "exposed_comm_us": None, "algbw_GBps": None, "busbw_GBps": None,
-            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
+            "tail_causes": tail.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
             "bottleneck": self.links.busiest() if self.links.trials else None,
             "warnings": list(simulation.fabric.warnings),
             "fabricsim_version": __version__,
@@ -262,7 +263,7 @@ def _write_plots(stage: Path, results: RunResults) -> None:
     title, subtitle = results.plot_titles()
     columns = results.columns
     latency_us, failed, parts_ps = columns.latency_ps / 1e6, columns.failed, columns.parts_ps
-    reference = breakdown.median_row(columns.latency_ps, failed)
+    reference = tail.median_row(columns.latency_ps, failed)
     if reference is None:  # every trial failed: no median to measure against
         plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
         return
@@ -296,7 +297,7 @@ def run_report(stage: Path, results: RunResults) -> str:
         ("Pictures", report.pictures([stage / name for name in ("cdf.png", "ccdf.png", "delay.png", "breakdown.png")])),
         (f"The {len(rows)} slowest trials",
          report.table(["trial", f"latency ({unit.name})", "failed",
-                       *(f"{breakdown.PART_WORDS[part]} ({unit.name})" for part in breakdown.PARTS)],
+                       *(f"{tail.PART_WORDS[part]} ({unit.name})" for part in breakdown.PARTS)],
                       rows, [bool(columns.failed[row]) for row in slowest])),
         ("Scenario", report.preformatted((stage / "scenario.resolved.yaml").read_text())),
     ])

@@ -31,9 +31,10 @@ import numpy as np
 
 from fabricsim.output import stats
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.collectives.verify import ROOTED_OPS
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES
-from fabricsim.runner.simulation import Simulation, TrialRecord, size_bytes_of
+from fabricsim.runner.simulation import Simulation, TrialRecord
 
 PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")

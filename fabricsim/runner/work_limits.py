@@ -19,8 +19,8 @@ import math
 from pathlib import Path
 
 from fabricsim.collectives.pat import plan as pat_plan
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.runner.simulation import size_bytes_of
 from fabricsim.units import format_rate
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import step_calls

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from fabricsim.collectives import ALGORITHMS, ScheduleError, algorithms_for, build_schedule, verify
 from fabricsim.collectives.channels import Place, ring_orders, tree_parents
 from fabricsim.collectives.pat import plan as pat_plan
-from fabricsim.collectives.trees import binary_tree_parents
 from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.trees import binary_tree_parents
 
 NAMES = sorted(ALGORITHMS)
 

@@ -7,9 +7,9 @@ import yaml
 
 pytest.importorskip("infragraph")
 
-from fabricsim.output import stats  # noqa: E402
 from fabricsim.cli import main  # noqa: E402
 from fabricsim.config import load_scenario  # noqa: E402
+from fabricsim.output import stats  # noqa: E402
 from fabricsim.runner.simulation import Simulation  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 

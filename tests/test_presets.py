@@ -10,8 +10,8 @@ import pytest
 
 from fabricsim.config import ScenarioError, validate_scenario
 from fabricsim.config.presets import HOST_PRESETS, NIC_PRESETS, ROCE_HEADER_BYTES
-from fabricsim.runner.simulation import Simulation
 from fabricsim.output.stats import busbw_GBps
+from fabricsim.runner.simulation import Simulation
 from fabricsim.units import parse_rate_bps
 from tests.conftest import make_scenario
 

@@ -8,17 +8,17 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import fabricsim.engine.models as models
+from fabricsim.collectives.schedule import Schedule, Transfer
 from fabricsim.config import load_scenario
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.flows import FlowNetwork
+from fabricsim.engine.impairments import TransferImpairments, Transport
+from fabricsim.engine.models import FlowModel
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.ecmp import ROCE_SOURCE_PORTS
 from fabricsim.fabric.routing import five_tuple_hash
-from fabricsim.engine.impairments import TransferImpairments, Transport
-from fabricsim.engine.models import FlowModel
 from fabricsim.runner.simulation import Simulation
-from fabricsim.collectives.schedule import Schedule, Transfer
 from tests.conftest import SCENARIOS, make_scenario
 
 LOSSY = {"jitter": {"distribution": "lognormal", "median": "5us", "sigma": 1.0},

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from fabricsim.cli import main
+from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.config import ScenarioError, load_scenario, validate_scenario
 from fabricsim.output.results import collect
-from fabricsim.runner.simulation import Simulation
-from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.runner import work_limits
+from fabricsim.runner.simulation import Simulation
 from fabricsim.runner.work_limits import transfers_per_trial
 from tests.conftest import SCENARIOS
 

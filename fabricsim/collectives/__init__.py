@@ -19,8 +19,8 @@ from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recurs
 from fabricsim.collectives.ring import Orders, bidirectional_ring_all_reduce, channel_ring, flat_ring
 from fabricsim.collectives.trees import (Trees, binomial_broadcast, binomial_reduce, chain_broadcast, chain_reduce,
                                          double_binary_tree_all_reduce, tree_all_reduce)
-from fabricsim.collectives.verify import ScheduleError, verify
 from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.verify import ScheduleError, verify
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.tuner import BASE_LATENCY_US, HW_LATENCY_US, PROTOCOLS
 from fabricsim.fabric.graph import Link
 from fabricsim.fabric.routing import Route
-from fabricsim.collectives.schedule import Schedule
 
 PS_PER_US = 10**6
 TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree", "tree")

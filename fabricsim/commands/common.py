@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Iterator
 
 from fabricsim.config import Scenario, ScenarioError, load_scenario
-from fabricsim.runner.parallel import run_trials
 from fabricsim.output.result_folder import check_target
-from fabricsim.runner.simulation import Simulation, TrialRecord
+from fabricsim.records import TrialRecord
+from fabricsim.runner.parallel import run_trials
+from fabricsim.runner.simulation import Simulation
 from fabricsim.runner.work_limits import MAX_WORKERS, check_work
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3

@@ -17,9 +17,9 @@ from pathlib import Path
 from fabricsim.version import __version__
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, run_records,
                                       scenario_overrides)
-from fabricsim.output.compare import compare_samples, format_table, write_comparison
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.config.matrix import Variant, load_variants
+from fabricsim.output.compare import compare_samples, format_table, write_comparison
 from fabricsim.output.result_folder import check_target
 from fabricsim.output.sample import Sample, identity, read_sample, run_sample, sha256_of
 from fabricsim.runner.work_limits import check_work

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from fabricsim.config.base import KeyedValueError, ScenarioError
 from fabricsim.config.presets import merged
-from fabricsim.config.workload import TransformerSpec
 from fabricsim.config.scenario import Scenario
+from fabricsim.config.workload import TransformerSpec
 from fabricsim.config.yaml_text import MAX_DEPTH, YamlProblem, load_yaml_text, read_text_file, read_yaml_file
 
 

@@ -24,39 +24,10 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.fabric.routing import Route, route_columns
 from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.schedule_times import dag_times, serialisation_ps_each
-
-CAUSES = ("contention", "jitter", "retransmit", "timeout", "failure")
-
-
-@dataclass(slots=True)
-class Causes:
-    """Time (ps) the named causes added: to one transfer, or summed along a critical path."""
-
-    jitter_ps: int = 0
-    retransmit_ps: int = 0
-    timeout_ps: int = 0
-    failure_ps: int = 0
-
-    def add(self, other: Causes) -> None:
-        for field in fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-
-    def values(self) -> list[int]:
-        return [max(0, getattr(self, field.name)) for field in fields(self)]
-
-
-@dataclass(frozen=True, slots=True)
-class Breakdown:
-    ideal_ps: int
-    contention_ps: int
-    jitter_ps: int
-    retransmit_ps: int
-    timeout_ps: int
-    failure_ps: int
-
+from fabricsim.fabric.routing import Route, route_columns
+from fabricsim.records import Breakdown, Causes
 
 @dataclass(frozen=True, eq=False)
 class TransferCauses:
@@ -128,11 +99,3 @@ def _scaled(values: list[int], total: int) -> list[int]:
     for i in remainders[: total - sum(shares)]:
         shares[i] += 1
     return shares
-
-
-PARTS = ("ideal",) + CAUSES
-
-
-def parts_ps(record) -> list[int]:
-    """A trial record's breakdown, in PARTS order (fields ``<part>_ps`` of runner.TrialRecord)."""
-    return [getattr(record, f"{part}_ps") for part in PARTS]

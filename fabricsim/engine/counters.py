@@ -9,32 +9,14 @@ host's PCIe link, pauses are the NIC's backpressure on its GPU (its egress is pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Sequence
 
 import numpy as np
 
+from fabricsim.records import PortCounters
+
 QUEUE_PERCENTILES = (50, 99)
-
-
-@dataclass(frozen=True, slots=True)
-class PortCounters:
-    link: str
-    kind: str
-    tx_packets: int
-    tx_bytes: int
-    pause_frames: int
-    paused_ps: int
-    ecn_marks: int
-    cnps: int
-    nacks: int
-    drops: int
-    losses: int
-    retransmits: int
-    timeouts: int
-    queue_p50_bytes: float
-    queue_p99_bytes: float
-    queue_max_bytes: int
 
 
 def queue_depths(samples: Sequence[int]) -> tuple[float, float, int]:

@@ -20,9 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.engine.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
-from fabricsim.fabric.routing import Route
 from fabricsim.collectives.schedule import Dependencies, Schedule
+from fabricsim.engine.breakdown import TransferCauses, critical_path_causes, ideal_makespan_ps
+from fabricsim.fabric.routing import Route
+from fabricsim.records import Causes
 
 
 class DagProgress:

@@ -18,34 +18,18 @@ is kept by the DAG progress; this executor fills in the causes the flow model kn
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
 import numpy as np
 import simpy
 
-from fabricsim.engine.breakdown import Causes
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.engine.dag_progress import DagProgress, column
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
-from fabricsim.fabric.routing import Route
 from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
-from fabricsim.collectives.schedule import Schedule
-
-
-@dataclass(frozen=True, slots=True)
-class FlowRecord:
-    """One flow of a transfer, for flows.csv; ranks are the collective's."""
-
-    transfer: int
-    qp: int  # the flow's index in its transfer: queue pair (x equal-cost route when spraying)
-    src: int
-    dst: int
-    nbytes: int
-    links: tuple[int, ...]
-    start_ps: int
-    sent_ps: int
-    stalled_ps: int
+from fabricsim.fabric.routing import Route
+from fabricsim.records import Causes, FlowRecord
 
 
 class ScheduleRun:

@@ -21,8 +21,8 @@ from typing import Callable
 
 import simpy
 
-from fabricsim.engine.maxmin import max_min_rates_of
 from fabricsim.collectives.schedule_times import PS_PER_S, serialisation_ps
+from fabricsim.engine.maxmin import max_min_rates_of
 
 INFINITE = float("inf")
 END_OF_INSTANT = 2  # a priority after SimPy's NORMAL (1): runs once the instant's other events are done

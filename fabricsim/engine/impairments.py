@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fabricsim.config import DistributionSpec, LossSpec, Scenario
 from fabricsim.collectives.schedule import Schedule
+from fabricsim.config import DistributionSpec, LossSpec, Scenario
 
 RTO_BASE_PS = 4_096_000  # 4.096 us
 MAX_DELAY_PS = 86_400 * 10**12  # one day: a drawn delay is capped there, so picoseconds stay in int64

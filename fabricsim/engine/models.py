@@ -19,17 +19,17 @@ from typing import Callable, Protocol
 import numpy as np
 import simpy
 
-from fabricsim.engine.breakdown import Causes
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import Scenario
-from fabricsim.engine.executor import FlowRecord, ScheduleRun
+from fabricsim.engine.executor import ScheduleRun
+from fabricsim.engine.impairments import TransferImpairments, Transport, launch_skew_ps
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.engine.impairments import TransferImpairments, Transport, launch_skew_ps
-from fabricsim.collectives.schedule import Schedule
+from fabricsim.records import Causes, FlowRecord, LinkUse
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,9 @@ class FlowModel(_TrialClock):
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
     def record_fields(self) -> dict:
-        return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}
+        usage = self.fabric.usage()
+        return {"link_usage": LinkUse(tuple(usage.carried_bits), tuple(usage.busy_ps), tuple(usage.peak_flows)),
+                "flows": tuple(self.flows)}
 
 
 @contextmanager

@@ -17,15 +17,15 @@ from typing import Callable, Generator
 import numpy as np
 import simpy
 
-from fabricsim.engine.breakdown import Causes
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import FabricSpec
 from fabricsim.engine.dag_progress import DagProgress
+from fabricsim.engine.impairments import TransferImpairments, Transport
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.packet_qp import QueuePair
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.engine.impairments import TransferImpairments, Transport
-from fabricsim.collectives.schedule import Schedule
+from fabricsim.records import Causes
 
 
 def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, schedule: Schedule,

@@ -14,16 +14,16 @@ from typing import Callable
 import numpy as np
 import simpy
 
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import LossSpec, Scenario
 from fabricsim.engine.background import start_background
 from fabricsim.engine.failures import LinkFailures
 from fabricsim.engine.flows import FlowNetwork, LinkUsage
+from fabricsim.engine.impairments import route_loss_rate
 from fabricsim.engine.maxmin import max_min_rates
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash
-from fabricsim.engine.impairments import route_loss_rate
-from fabricsim.collectives.schedule import Schedule
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.engine.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
-from fabricsim.engine.flows import FlowNetwork
-from fabricsim.fabric.routing import Route, route_columns
-from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.schedule_times import dag_times, released_by, serialisation_ps_each
+from fabricsim.engine.breakdown import TransferCauses, critical_path_causes, ideal_makespan_ps
+from fabricsim.engine.flows import FlowNetwork
+from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
+from fabricsim.fabric.routing import Route, route_columns
+from fabricsim.records import Causes
 
 
 class UncontendedRun:

@@ -35,8 +35,8 @@ from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import Scenario, ScenarioError, validate_scenario
 from fabricsim.formats.measured import SizeError, size_errors
 from fabricsim.formats.nccl_tests_log import MeasuredRow, MeasuredRun
-from fabricsim.runner.simulation import Simulation
 from fabricsim.output.sweep import run_sweep, sweep_scenario
+from fabricsim.runner.simulation import Simulation
 
 # link kind on the fabric -> the fabric section whose bandwidth and latency it takes
 LINK_SECTIONS = {"roce": "nic", "nvlink": "nvlink", "pcie": "pcie"}

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fabricsim.config import Scenario, ScenarioError
 from fabricsim.output import stats
 from fabricsim.output.compare import CONFIDENCE, GUARDED_PERCENTILE
-from fabricsim.config import Scenario, ScenarioError
 from fabricsim.output.sample import LATENCY_METRICS, METRICS, Sample, identity, sha256_of
 from fabricsim.units import TimeUnit
 

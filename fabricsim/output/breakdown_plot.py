@@ -17,9 +17,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from fabricsim.engine.breakdown import PARTS
-from fabricsim.output.tail import PART_WORDS
 from fabricsim.output.plots import FAILED_COLOR, OUTLIER_FACTOR, grid, new_figure, save_figure
+from fabricsim.output.tail import PART_WORDS
+from fabricsim.records import PARTS
 from fabricsim.units import TimeUnit
 
 PART_COLORS = dict(zip(PARTS, ("0.65", "tab:blue", "tab:orange", "tab:purple", "tab:red", "tab:brown")))

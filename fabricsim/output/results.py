@@ -21,20 +21,21 @@ import numpy as np
 import yaml
 
 from fabricsim.collectives.sizes import size_bytes_of
-from fabricsim.version import __version__
-from fabricsim.engine import breakdown, counters
+from fabricsim.engine import counters
+from fabricsim.formats.trace import write_traces
 from fabricsim.output import breakdown_plot, plots, report, stats, summary_text, tail, usage
 from fabricsim.output.columns import TrialColumns
-from fabricsim.formats.trace import write_traces
 from fabricsim.output.result_folder import staged_folder
-from fabricsim.runner.simulation import Simulation, TrialRecord
-from fabricsim.workload import Call, Trial
+from fabricsim.records import PARTS, TrialRecord
+from fabricsim.runner.simulation import Simulation
 from fabricsim.units import TimeUnit, format_bytes
+from fabricsim.version import __version__
+from fabricsim.workload import Call, Trial
 
 
 SLOWEST_TRIALS_PLOTTED = 20
 TRIALS_COLUMNS = ("trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
-                  *(f"{part}_us" for part in breakdown.PARTS), "exposed_comm_us")
+                  *(f"{part}_us" for part in PARTS), "exposed_comm_us")
 
 
 def trials_columns(jobs: int) -> tuple[str, ...]:
@@ -246,7 +247,7 @@ def trial_row(record: TrialRecord, shape: Shape, jobs: int = 0) -> list:
     algbw = stats.algbw_GBps(shape.size_bytes, communication_us(record.latency_ps, shape.compute_ps))
     bandwidth = ("", "") if record.failed else (f"{algbw:.6f}", f"{algbw * shape.busbw_factor:.6f}")
     return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / 1e6:.6f}",
-            *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record)),
+            *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in record.breakdown.parts_ps()),
             f"{communication_us(record.latency_ps, shape.compute_ps):.6f}",
             *((f"{ps / 1e6:.6f}" for ps in record.job_latency_ps + record.job_alone_ps) if record.job_latency_ps
               else [""] * (2 * jobs))]
@@ -268,7 +269,7 @@ def _write_plots(stage: Path, results: RunResults) -> None:
         plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
         return
     excess_ps = parts_ps - parts_ps[reference]
-    causes = np.where(excess_ps.max(axis=1) > 0, np.array(breakdown.PARTS)[excess_ps.argmax(axis=1)], "none")
+    causes = np.where(excess_ps.max(axis=1) > 0, np.array(PARTS)[excess_ps.argmax(axis=1)], "none")
     ok = ~failed
     plots.plot_cdf(latency_us[ok], stage / "cdf.png", title, subtitle, causes[ok], int(failed.sum()))
     plots.plot_ccdf(latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))
@@ -297,7 +298,7 @@ def run_report(stage: Path, results: RunResults) -> str:
         ("Pictures", report.pictures([stage / name for name in ("cdf.png", "ccdf.png", "delay.png", "breakdown.png")])),
         (f"The {len(rows)} slowest trials",
          report.table(["trial", f"latency ({unit.name})", "failed",
-                       *(f"{tail.PART_WORDS[part]} ({unit.name})" for part in breakdown.PARTS)],
+                       *(f"{tail.PART_WORDS[part]} ({unit.name})" for part in PARTS)],
                       rows, [bool(columns.failed[row]) for row in slowest])),
         ("Scenario", report.preformatted((stage / "scenario.resolved.yaml").read_text())),
     ])

@@ -22,8 +22,9 @@ from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
 from fabricsim.output.result_folder import written_files
 from fabricsim.output.results import collect
-from fabricsim.runner.simulation import Simulation, TrialRecord
 from fabricsim.output.stats import PERCENTILES, percentile_key
+from fabricsim.records import TrialRecord
+from fabricsim.runner.simulation import Simulation
 
 # (label, summary key) of the latency metrics compared between runs, all in microseconds
 LATENCY_METRICS = tuple((f"p{p:g}", percentile_key(p)) for p in PERCENTILES) + (("max", "max"),)

@@ -29,12 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fabricsim.output import stats
-from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
 from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.collectives.verify import ROOTED_OPS
+from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES
-from fabricsim.runner.simulation import Simulation, TrialRecord
+from fabricsim.output import stats
+from fabricsim.records import TrialRecord
+from fabricsim.runner.simulation import Simulation
 
 PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")

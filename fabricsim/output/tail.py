@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from fabricsim.engine.breakdown import CAUSES, PARTS
 from fabricsim.output.stats import trials_needed
+from fabricsim.records import CAUSES, PARTS
 
 
 # what each part means to a network engineer, for pictures and the terminal

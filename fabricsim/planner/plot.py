@@ -12,8 +12,8 @@ from pathlib import Path
 import matplotlib.style
 import numpy as np
 
-from fabricsim.planner.tp_cost import TpPlan
 from fabricsim.output.plots import DPI, new_figure
+from fabricsim.planner.tp_cost import TpPlan
 
 
 def plot_plan(plan: TpPlan, comm_s: tuple[float, ...], comm_label: str, path: str | Path,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from fabricsim.collectives import build_schedule
-from fabricsim.config import DTYPE_BYTES, ParallelismSpec, ScenarioError, TransformerSpec, WorkloadSpec
 from fabricsim.collectives.sizes import size_bytes_of
+from fabricsim.config import DTYPE_BYTES, ParallelismSpec, ScenarioError, TransformerSpec, WorkloadSpec
 from fabricsim.config.devices import Device, Link
 from fabricsim.models.transformer import parameter_count, tp_degree_problem, training_flops
 from fabricsim.planner.memory import memory_per_gpu

@@ -22,21 +22,19 @@ import numpy as np
 from fabricsim.collectives import algorithms_for, build_schedule
 from fabricsim.collectives.channels import Layout, Place, channel_layout
 from fabricsim.collectives.protocol import software_latency_ps
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.engine.counters import PortCounters
-from fabricsim.engine.breakdown import Causes, attribute
-from fabricsim.engine.executor import FlowRecord
+from fabricsim.engine.breakdown import attribute
 from fabricsim.engine.failures import cable_links
-from fabricsim.engine.flows import LinkUsage
+from fabricsim.engine.impairments import Transport, draw_impairments
 from fabricsim.engine.models import NetworkModel, trial_model
 from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.engine.impairments import Transport, draw_impairments
-from fabricsim.collectives.schedule import Schedule
+from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import StepSchedule, lower_step, programs_of
 from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
@@ -49,30 +47,6 @@ class PlacedJob:
     name: str
     plan: WorkloadPlan
     gpus: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TrialRecord:
-    trial: int
-    per_rank_bytes: tuple[int, ...]
-    latency_ps: int
-    failed: bool
-    ports: tuple[PortCounters, ...] = ()  # fabric.model packet: per-port counters (counters.py)
-    # why it took latency_ps (fabricsim/engine/breakdown.py): the six parts sum to latency_ps
-    ideal_ps: int = 0
-    contention_ps: int = 0
-    jitter_ps: int = 0
-    retransmit_ps: int = 0
-    timeout_ps: int = 0
-    failure_ps: int = 0
-    link_usage: LinkUsage | None = None  # flow model: per link bits, busy time, peak flows
-    flows: tuple[FlowRecord, ...] = ()  # output.flows: every flow of the trial
-    # the whole job's step: per kind of call ("tp all_reduce", "pp send_recv", ...), each group's call's
-    # latency, its last delivery less its first transfer's ready time
-    call_latency_ps: dict[str, np.ndarray] | None = None
-    # scenario jobs: each job's step time in the shared step, and alone (same fabric, placement and seed)
-    job_latency_ps: tuple[int, ...] = ()
-    job_alone_ps: tuple[int, ...] = ()
 
 
 def trial_rng(seed: int, trial: int) -> np.random.Generator:
@@ -342,7 +316,5 @@ class Simulation:
 
     def _record(self, trial: Trial, latency_ps: int, ideal_ps: int, causes: Causes, failed: bool,
                 model: NetworkModel) -> TrialRecord:
-        breakdown = attribute(latency_ps, ideal_ps, causes, failed)
         return TrialRecord(trial.index, trial.per_rank_bytes, latency_ps, failed,
-                           **{name: getattr(breakdown, name) for name in breakdown.__slots__},
-                           **model.record_fields())
+                           attribute(latency_ps, ideal_ps, causes, failed), **model.record_fields())

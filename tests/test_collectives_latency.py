@@ -13,9 +13,9 @@ from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
 from fabricsim.collectives.tuner import Topology, bandwidth_GBps, enabled, latency_us, nccl_pick, time_us
 from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 from tests.conftest import make_scenario
 
-PS_PER_US = 10**6
 ONE_HOST = {"topology": "single_switch", "hosts": 1, "gpus_per_host": 8}
 EIGHT_HOSTS = {"topology": "single_switch", "hosts": 8, "gpus_per_host": 1}
 

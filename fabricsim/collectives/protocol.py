@@ -21,8 +21,8 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.tuner import BASE_LATENCY_US, HW_LATENCY_US, PROTOCOLS
 from fabricsim.fabric.graph import Link
 from fabricsim.fabric.routing import Route
+from fabricsim.units import PS_PER_US
 
-PS_PER_US = 10**6
 TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree", "tree")
 
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fabricsim.units import PS_PER_S
+
 if TYPE_CHECKING:
     from fabricsim.collectives.schedule import TransferTable
-
-PS_PER_S = 10**12
 
 
 def serialisation_ps(nbits: float, rate_bps: float) -> int:

@@ -31,14 +31,16 @@ from fabricsim.records import Breakdown, Causes
 
 @dataclass(frozen=True, eq=False)
 class TransferCauses:
-    """Per transfer of a run (arrays by transfer id), what its own causes added: before its last bit
-    left (start delay beyond the fixed software latency, resent bytes' wire time, time stalled on a
-    link that was down) and after (NACK round trips, retransmission timeouts)."""
+    """Per transfer of a run (arrays by transfer id), what its own causes added, by the names of
+    ``records.CAUSES``: before its last bit left (jitter: its drawn start delay; retransmit: resent
+    bytes' wire time; failure: time stalled on a link that was down) and after (retransmit_after: NACK
+    round trips, and in the packet model the resent packets' wire time; timeout: retransmission
+    timeouts)."""
 
     jitter_ps: np.ndarray
-    resent_ps: np.ndarray
-    stalled_ps: np.ndarray
-    nack_ps: np.ndarray
+    retransmit_ps: np.ndarray
+    failure_ps: np.ndarray
+    retransmit_after_ps: np.ndarray
     timeout_ps: np.ndarray
 
     @classmethod
@@ -46,10 +48,11 @@ class TransferCauses:
         return cls(*(np.zeros(transfers, dtype=np.int64) for _ in fields(cls)))
 
     def to_sent(self, tid: int) -> Causes:
-        return Causes(int(self.jitter_ps[tid]), int(self.resent_ps[tid]), 0, int(self.stalled_ps[tid]))
+        return Causes(jitter_ps=int(self.jitter_ps[tid]), retransmit_ps=int(self.retransmit_ps[tid]),
+                      failure_ps=int(self.failure_ps[tid]))
 
     def after_sent(self, tid: int) -> Causes:
-        return Causes(0, int(self.nack_ps[tid]), int(self.timeout_ps[tid]), 0)
+        return Causes(retransmit_ps=int(self.retransmit_after_ps[tid]), timeout_ps=int(self.timeout_ps[tid]))
 
 
 def ideal_makespan_ps(schedule: Schedule, route_of_pair: Callable[[int, int], Route], fixed_delay_ps: np.ndarray) -> int:

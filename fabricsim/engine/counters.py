@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from fabricsim.records import PortCounters
+from fabricsim.units import PS_PER_US
 
 QUEUE_PERCENTILES = (50, 99)
 
@@ -40,6 +41,6 @@ def port_rows(record) -> list[list]:
     for port in record.ports:
         if port.tx_packets or port.drops or port.losses:
             row = [getattr(port, name) for name in _FIELDS]
-            row[_FIELDS.index("paused_ps")] = f"{port.paused_ps / 1e6:.6f}"
+            row[_FIELDS.index("paused_ps")] = f"{port.paused_ps / PS_PER_US:.6f}"
             rows.append([record.trial, *row])
     return rows

@@ -39,12 +39,11 @@ class ScheduleRun:
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
                  transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
-                 fixed_delay_ps: np.ndarray | None = None, record_flows: bool = False,
+                 record_flows: bool = False,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.env = env
         self.network = network
-        self.dag = dag = DagProgress(env, schedule, impairments.start_delay_ps, fixed_delay_ps,
-                                     ideal_route_of or route_of, self._inject)
+        self.dag = dag = DagProgress(env, schedule, impairments, ideal_route_of or route_of, self._inject)
         self._src, self._dst, self._nbytes = dag.src, dag.dst, dag.nbytes
         self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self._gaps, self._timeouts = column(impairments.gap_losses), column(impairments.tail_timeouts)
@@ -82,7 +81,7 @@ class ScheduleRun:
         resent_bytes = 0
         if self._gaps[tid] or self._timeouts[tid]:
             resent_bytes = int(self._loss_costs(tid, flows[0][0])[0])
-            self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+            self.causes.retransmit_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
         transfer_bytes = self._nbytes[tid]
         self.dag.entered(tid, len(flows))
         started: list[Flow] = []  # the flows, once start_all() has returned them
@@ -113,7 +112,7 @@ class ScheduleRun:
         wait_ps = route.latency_ps
         if self._gaps[tid] or self._timeouts[tid]:
             _, nack_ps, timeout_ps = self._loss_costs(tid, route)
-            causes.nack_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
+            causes.retransmit_after_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
             wait_ps += int(nack_ps + timeout_ps)
         self._deliver_after(wait_ps, tid)
 
@@ -145,8 +144,8 @@ class ScheduleRun:
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""
-        if flow.stalled_ps > self.causes.stalled_ps[tid]:
-            self.causes.stalled_ps[tid] = flow.stalled_ps
+        if flow.stalled_ps > self.causes.failure_ps[tid]:
+            self.causes.failure_ps[tid] = flow.stalled_ps
         if self.flow_records is not None:
             self.flow_records.append(FlowRecord(tid, qp, self._src[tid], self._dst[tid], nbytes, flow.links,
                                                 flow.start_ps, self.env.now, flow.stalled_ps))

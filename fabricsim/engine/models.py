@@ -56,7 +56,7 @@ class NetworkModel(Protocol):
     def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int: ...
 
     def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult: ...
 
     def record_fields(self) -> dict: ...
@@ -106,19 +106,19 @@ class FlowModel(_TrialClock):
         return 0 if skew.distribution == "none" else launch_skew_ps(skew, schedule, self.fabric.rng)
 
     def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult:
         if self._may_skip_events(impairments):
             routes = flows.fixed_routes()
             run = routes and run_uncontended(self.fabric.network, int(self.env.now), schedule, routes, impairments,
-                                             transport, fixed_delay_ps, ideal_route_of)
+                                             transport, ideal_route_of)
             if run:
                 if run.end_ps > self.env.now:
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
-                          flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
+                          flows_of=flows.flows_of,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
         dead_end = self.fabric.failures.dead_end
         with _older_objects_frozen():
@@ -175,10 +175,10 @@ class PacketModel(_TrialClock):
         return 0  # refused in packet mode by the scenario's validation
 
     def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult:
         run = PacketScheduleRun(self.env, self.network, schedule, route_of, impairments, transport,
-                                flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps, ideal_route_of=ideal_route_of)
+                                flows_of=flows.flows_of, ideal_route_of=ideal_route_of)
         with _older_objects_frozen():
             self.env.run(until=run.done)
         return CallResult(int(self.env.now), run.failed, run.ideal_ps(), run.critical_causes())

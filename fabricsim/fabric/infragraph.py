@@ -33,9 +33,10 @@ from fabricsim.config import FabricSpec
 from fabricsim.config.infragraph_document import InfraGraphError, graph_of
 from fabricsim.fabric.graph import Device, Fabric
 from fabricsim.fabric.nic_paths import derive_nic_paths
+from fabricsim.units import PS_PER_UNIT
 
 UNLIMITED_BPS = 1e16  # an internal link InfraGraph gives no bandwidth: not a bottleneck (10 Pb/s)
-PS_PER = {"ms": 10**9, "us": 10**6, "ns": 10**3}
+PS_PER = {unit: PS_PER_UNIT[unit] for unit in ("ms", "us", "ns")}  # InfraGraph's latency units
 BPS_PER = {"gigabits_per_second": 1e9, "gigabytes_per_second": 8e9}
 _LOCAL = re.compile(r"^(.*?)\.?(\d*)$")  # "gpu3" -> ("gpu", "3"), "xpu.3" -> ("xpu", "3")
 

@@ -24,9 +24,9 @@ import numpy as np
 from fabricsim.config import ScenarioError, validate_scenario
 from fabricsim.records import PARTS, TrialRecord
 from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 
 RANKS_PID, LINKS_PID, TRIAL_PID = 1, 2, 3
-PS_PER_US = 1e6
 
 
 def traced_trials(simulation: Simulation, latency_ps: np.ndarray, trials: np.ndarray) -> list[int]:

@@ -36,6 +36,7 @@ from fabricsim.formats.nccl_tests_log import NCCL_DTYPES
 from fabricsim.output import stats
 from fabricsim.records import TrialRecord
 from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 
 PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")
@@ -128,7 +129,7 @@ def run_sweep(scenario: Scenario, source: str, algorithms: list[str], sizes_byte
 
 def _times_us(records: list[TrialRecord]) -> np.ndarray:
     """The times of a column's successful iterations."""
-    return np.array([r.latency_ps / 1e6 for r in records if not r.failed])
+    return np.array([r.latency_ps / PS_PER_US for r in records if not r.failed])
 
 
 def _column(op: str, ranks: int, size: int, times_us: np.ndarray) -> tuple[float, float, float]:

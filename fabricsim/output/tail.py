@@ -10,6 +10,7 @@ import numpy as np
 
 from fabricsim.output.stats import trials_needed
 from fabricsim.records import CAUSES, PARTS
+from fabricsim.units import PS_PER_US
 
 
 # what each part means to a network engineer, for pictures and the terminal
@@ -48,8 +49,8 @@ def tail_causes(trial: np.ndarray, latency_ps: np.ndarray, failed: np.ndarray,
     if reference is not None:
         ok = np.flatnonzero(carried & ~failed)
         ranked = ok[np.argsort(latency_ps[ok], kind="stable")]
-        report["median"] = {"trial": int(trial[reference]), "latency_us": int(latency_ps[reference]) / 1e6,
-                            "parts_us": dict(zip(PARTS, (breakdown_ps[reference] / 1e6).tolist()))}
+        report["median"] = {"trial": int(trial[reference]), "latency_us": int(latency_ps[reference]) / PS_PER_US,
+                            "parts_us": dict(zip(PARTS, (breakdown_ps[reference] / PS_PER_US).tolist()))}
         picks = {"max": ranked[-1]}
         if ranked.size >= trials_needed(99):
             picks = {"p99": ranked[math.ceil(0.99 * (ranked.size - 1))], **picks}
@@ -58,8 +59,8 @@ def tail_causes(trial: np.ndarray, latency_ps: np.ndarray, failed: np.ndarray,
             part = dominant_part(excess_ps)
             beyond_ps = int(latency_ps[row] - latency_ps[reference])
             part_ps = int(excess_ps[PARTS.index(part)]) if part != "none" else 0
-            report[label] = {"trial": int(trial[row]), "latency_us": int(latency_ps[row]) / 1e6,
-                             "beyond_median_us": beyond_ps / 1e6, "cause": part, "cause_us": part_ps / 1e6,
+            report[label] = {"trial": int(trial[row]), "latency_us": int(latency_ps[row]) / PS_PER_US,
+                             "beyond_median_us": beyond_ps / PS_PER_US, "cause": part, "cause_us": part_ps / PS_PER_US,
                              "share": part_ps / beyond_ps if beyond_ps > 0 else 0.0}
     failed_rows = np.flatnonzero(carried & failed)
     if failed_rows.size:

@@ -216,10 +216,10 @@ class Simulation:
                                      rng, flows.loss_rate)
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
             software_ps = software_latency_ps(schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
-            drawn = dataclasses.replace(
-                drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule) + software_ps)
+            drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule),
+                                        fixed_delay_ps=software_ps)
             result = model.run_call(
-                schedule, flows, route_of, drawn, transport, fixed_delay_ps=software_ps,
+                schedule, flows, route_of, drawn, transport,
                 ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
             ideal_ps += result.ideal_ps
             causes.add(result.causes)
@@ -295,9 +295,10 @@ class Simulation:
         flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
         drawn = draw_impairments(scenario.impairments.jitter, scenario.impairments.loss, schedule.transfers.nbytes,
                                  scenario.fabric.nic.mtu_bytes, rng, flows.loss_rate)
-        drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps) + fixed_ps)
+        drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps),
+                                    fixed_delay_ps=fixed_ps)
         result = model.run_call(schedule, flows, self._step_route, drawn, Transport.of(scenario),
-                                fixed_delay_ps=fixed_ps, ideal_route_of=self._step_ideal_route)
+                                ideal_route_of=self._step_ideal_route)
         causes = result.causes
         if result.cut_off_ps is not None:
             causes.failure_ps += result.cut_off_ps

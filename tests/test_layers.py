@@ -8,6 +8,8 @@ layers.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -116,3 +118,14 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path, monkeypatch):
                                            ("fabricsim.output.results", "output"), ("fabricsim", "cli and the public API")])
 def test_layer_of_takes_the_longest_prefix(module, layer):
     assert LAYERS[layer_of(module)][0] == layer
+
+
+def test_the_public_api_is_imported_when_first_used():
+    """``import fabricsim`` loads no layer (the command line's --help stays fast); a name loads its own."""
+    code = ("import sys, fabricsim; before = sorted(m for m in sys.modules if m.startswith('fabricsim'));"
+            "fabricsim.Simulation; print(before, 'simpy' in sys.modules, sorted(fabricsim.__all__))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert result.stdout.strip() == ("['fabricsim', 'fabricsim.version'] True ['Breakdown', 'Scenario', "
+                                     "'ScenarioError', 'Simulation', 'TrialRecord', '__version__', 'collect', "
+                                     "'load_scenario', 'run_trials', 'validate_scenario']")

@@ -1,9 +1,6 @@
-"""Runner: the four steps of a run, as a public API.
-
-    scenario = load_scenario("scenarios/tp4_ring_allgather.yaml")   # 1. describe
-    simulation = Simulation(scenario)                                # 2. build fabric and workload
-    records = simulation.run()                                       # 3. run the trials
-    records[0].latency_ps                                            # 4. read flat records
+"""Simulation: a scenario made concrete (fabric, routes, workload plan, schedules) and its trials run
+on the engine's network models into ``records.TrialRecord``s (the public API's steps 2 and 3: see
+``fabricsim/__init__.py``).
 
 Trials are independent: trial i draws only from ``SeedSequence(seed, spawn_key=(i,))`` (the i-th
 child of ``SeedSequence(seed).spawn``), so its numbers do not depend on which trials ran before it

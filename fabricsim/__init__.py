@@ -3,16 +3,16 @@
 The public API follows four steps::
 
     import fabricsim
-    scenario = fabricsim.load_scenario("scenarios/tp4_ring_allgather.yaml")   # 1. describe
-    simulation = fabricsim.Simulation(scenario)                                # 2. build fabric and workload
-    records = simulation.run()                                                 # 3. run the trials
-    records[0].latency_ps, records[0].breakdown                                # 4. read the records
+    scenario = fabricsim.load_scenario("scenarios/tp4_ring_allgather.yaml")  # 1. describe
+    simulation = fabricsim.Simulation(scenario)                               # 2. build fabric, workload
+    records = simulation.run()                                                # 3. run the trials
+    records[0].latency_ps, records[0].breakdown                               # 4. read the records
 
 ``run_trials(simulation, source, workers=N)`` runs them over worker processes (the same records, in
 trial order) and ``collect(simulation, records, out_dir)`` folds records into a run's summary and,
-given a folder, writes the result folder ``fabricsim run`` writes. The names are imported when first used, so that ``import fabricsim``
-(and ``fabricsim --help``) stays fast. This package is the top layer: nothing inside fabricsim imports
-from it (README.md, "Code layout").
+given a folder, writes the result folder ``fabricsim run`` writes. The names are imported when first
+used, so that ``import fabricsim`` (and ``fabricsim --help``) stays fast. This package is the top
+layer: nothing inside fabricsim imports from it (README.md, "Code layout").
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from fabricsim.config import FabricSpec
 from fabricsim.fabric.routing import Route, Router, five_tuple_hash
 
 ROCE_SOURCE_PORTS = (0xC000, 0x10000)  # [low, high)
@@ -44,6 +45,12 @@ class FlowRouter:
         self.mode = mode
         self.qps = qps
         self.flows_on = flows_on
+
+    @classmethod
+    def of(cls, router: Router, spec: FabricSpec, flows_on: Callable[[int], int]) -> FlowRouter:
+        """The scenario's ECMP mode (``clos.ecmp``) and queue pairs per rank pair, over ``router``'s
+        fabric; ``flows_on(link)``: the flows a link carries now (adaptive mode's load)."""
+        return cls(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, flows_on)
 
     def draw_ports(self, transfer_pairs: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         """Source ports, one per transfer and queue pair: drawn per connection (each distinct sender and

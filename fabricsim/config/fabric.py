@@ -18,7 +18,7 @@ class LinkSpec(Spec):
 
 
 class NicSpec(Spec):
-    """A NIC: ``preset`` (a name, or ``nic: roce_400g``) fills the keys not given (fabric/presets.py)."""
+    """A NIC: ``preset`` (a name, or ``nic: roce_400g``) fills the keys not given (config/presets.py)."""
 
     preset: Literal["roce_100g", "roce_200g", "roce_400g", "roce_800g"] | None = None
     bandwidth_bps: RateBps = Field(100e9, alias="bandwidth", description="line rate")
@@ -120,7 +120,7 @@ class ClosSpec(Spec):
 
 class FabricSpec(Spec):
     preset: Literal["dgx_a100", "dgx_h100", "dgx_b200", "dgx_b300", "gb200_nvl72", "pcie_8gpu"] | None = Field(
-        None, description="a server model that fills the keys not given (fabric/presets.py)")
+        None, description="a server model that fills the keys not given (config/presets.py)")
     topology: Literal["single_switch", "direct_ring", "leaf_spine", "rail_optimized"] = "single_switch"
     hosts: int = Field(4, ge=1)
     gpus_per_host: int = Field(1, ge=1)

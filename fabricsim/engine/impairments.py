@@ -50,7 +50,8 @@ class TransferImpairments:
 
     def fixed_ps(self) -> np.ndarray:
         """The fixed delay of each transfer (zeros when there is none)."""
-        return np.zeros(len(self.start_delay_ps), dtype=np.int64) if self.fixed_delay_ps is None else self.fixed_delay_ps
+        no_delay = self.fixed_delay_ps is None
+        return np.zeros(len(self.start_delay_ps), dtype=np.int64) if no_delay else self.fixed_delay_ps
 
     def delay_ps(self) -> np.ndarray:
         """Each transfer's whole wait before it starts: its drawn start delay, then its fixed delay."""

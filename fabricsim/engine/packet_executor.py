@@ -88,9 +88,9 @@ class _PacketDag:
 
 class PacketScheduleRun:
     """Starts a schedule at ``env.now``; ``done`` (a SimPy event) fires when all is delivered or a
-    transfer fails, at the simulated time it happened. ``flows_of`` (see ``packet_flows_of``),
-    and ``ideal_route_of`` are ScheduleRun's; the latter serves the breakdown
-    (``ideal_ps``, ``critical_causes``)."""
+    transfer fails, at the simulated time it happened. ``flows_of`` (see ``packet_flows_of``) and
+    ``ideal_route_of`` are ScheduleRun's; the latter serves the breakdown (``ideal_ps``,
+    ``critical_causes``)."""
 
     def __init__(self, env: simpy.Environment, network: PacketNetwork, schedule: Schedule,
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,

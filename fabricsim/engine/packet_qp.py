@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from fabricsim.engine.packet_network import PacketNetwork, Port
 
 
-
 def _nothing() -> None:
     pass
 

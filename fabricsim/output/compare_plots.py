@@ -46,7 +46,8 @@ def _draw_each(ax, latency_us_by_label: dict[str, np.ndarray], unit, draw) -> No
     """Each fabric's curve (``draw``: draw_ecdf or draw_ccdf) of its successful trials, in its colour."""
     for index, (label, latency_us) in enumerate(latency_us_by_label.items()):
         if np.size(latency_us):
-            draw(ax, np.asarray(latency_us, dtype=float) / unit.us, _color(index), f"{label} ({np.size(latency_us)} trials)")
+            draw(ax, np.asarray(latency_us, dtype=float) / unit.us, _color(index),
+                 f"{label} ({np.size(latency_us)} trials)")
 
 
 def compare_cdf_figure(latency_us_by_label: dict[str, np.ndarray], title: str, subtitle: str) -> Figure:

@@ -277,8 +277,8 @@ def _write_plots(stage: Path, results: RunResults) -> None:
     slower = np.flatnonzero((columns.latency_ps > columns.latency_ps[reference]) | failed)
     # the slowest of them, ties in trial order
     slowest = slower[np.argsort(-columns.latency_ps[slower], kind="stable")][:SLOWEST_TRIALS_PLOTTED]
-    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / PS_PER_US, columns.trial[slowest],
-                                  latency_us[slowest], excess_ps[slowest] / PS_PER_US, failed[slowest],
+    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / PS_PER_US,
+                                  columns.trial[slowest], latency_us[slowest], excess_ps[slowest] / PS_PER_US, failed[slowest],
                                   stage / "breakdown.png", title,
                                   f"the {len(slowest)} slowest of {columns.count} trials, against the median trial")
 
@@ -291,7 +291,8 @@ def run_report(stage: Path, results: RunResults) -> str:
         else ["every trial failed"]
     slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]
     unit = TimeUnit.for_typical(summary["latency_us"]["p50"] if summary["latency_us"] else 1.0)
-    rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / PS_PER_US), "yes" if columns.failed[row] else "",
+    rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / PS_PER_US),
+             "yes" if columns.failed[row] else "",
              *(unit.number(part_ps / PS_PER_US) for part_ps in columns.parts_ps[row])] for row in slowest]
     return report.page(title, subtitle, [
         ("Summary", report.preformatted("\n".join(words + summary_text.tail_lines(summary)))),

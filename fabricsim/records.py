@@ -1,8 +1,9 @@
 """Records: what a trial leaves behind, a leaf every layer may read.
 
 A ``TrialRecord`` holds a trial's latency, its ``Breakdown`` (ideal time and the ``CAUSES``, in the one
-vocabulary the engine attributes and trials.csv's columns name) and what its network model kept: the
-flow model's ``LinkUse`` and ``FlowRecord``s, the packet model's ``PortCounters``.
+vocabulary the engine attributes and trials.csv's columns name) and what its network model kept, typed
+by model: ``FlowModelOutput`` (each link's ``LinkUse``, ``FlowRecord``s) or ``PacketModelOutput``
+(``PortCounters``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,21 @@ class LinkUse:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowModelOutput:
+    """What the flow model keeps of a trial: each link's use, and (``output.flows``) every flow."""
+
+    link_usage: LinkUse
+    flows: tuple[FlowRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PacketModelOutput:
+    """What the packet model keeps of a trial: its ports' counters."""
+
+    ports: tuple[PortCounters, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TrialRecord:
     """One trial: its sizes, latency and failure, why it took that long, and what its model kept."""
 
@@ -104,12 +120,25 @@ class TrialRecord:
     failed: bool
     # why it took latency_ps (fabricsim/engine/breakdown.py): the six parts sum to latency_ps
     breakdown: Breakdown = Breakdown()
-    ports: tuple[PortCounters, ...] = ()  # fabric.model packet: per-port counters
-    link_usage: LinkUse | None = None  # flow model: per link bits, busy time, peak flows
-    flows: tuple[FlowRecord, ...] = ()  # output.flows: every flow of the trial
+    model_output: FlowModelOutput | PacketModelOutput | None = None  # what the trial's model kept
     # the whole job's step: per kind of call ("tp all_reduce", "pp send_recv", ...), each group's call's
     # latency, its last delivery less its first transfer's ready time
     call_latency_ps: dict[str, np.ndarray] | None = None
     # scenario jobs: each job's step time in the shared step, and alone (same fabric, placement and seed)
     job_latency_ps: tuple[int, ...] = ()
     job_alone_ps: tuple[int, ...] = ()
+
+    @property
+    def ports(self) -> tuple[PortCounters, ...]:
+        """The packet model's port counters; none from the flow model."""
+        return self.model_output.ports if isinstance(self.model_output, PacketModelOutput) else ()
+
+    @property
+    def link_usage(self) -> LinkUse | None:
+        """The flow model's use of each link; None from the packet model."""
+        return self.model_output.link_usage if isinstance(self.model_output, FlowModelOutput) else None
+
+    @property
+    def flows(self) -> tuple[FlowRecord, ...]:
+        """The flow model's flows, when ``output.flows`` asks for them."""
+        return self.model_output.flows if isinstance(self.model_output, FlowModelOutput) else ()

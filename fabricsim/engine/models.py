@@ -5,8 +5,8 @@ A ``NetworkModel`` is one trial's network, flow or packet: it gives a call's tra
 returning a ``CallResult`` (end time, failure, ideal time, the causes along the critical chain).
 How it gets there is its own business: the flow model times a call whose flows never meet as a
 longest path (``engine.uncontended``) and runs the others on its event loop; the packet model plays
-every packet. ``record_fields`` gives what the trial's record keeps of the model (link usage and
-flows, or port counters).
+every packet. ``model_output`` gives what the trial's record keeps of the model (link use and
+flows, or port counters: ``records.FlowModelOutput``, ``records.PacketModelOutput``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.records import Causes, FlowRecord, LinkUse
+from fabricsim.records import Causes, FlowModelOutput, FlowRecord, LinkUse, PacketModelOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class NetworkModel(Protocol):
                  impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult: ...
 
-    def record_fields(self) -> dict: ...
+    def model_output(self) -> FlowModelOutput | PacketModelOutput: ...
 
 
 def trial_model(scenario: Scenario, fabric: Fabric, router: Router, trial_rng: np.random.Generator,
@@ -134,10 +134,10 @@ class FlowModel(_TrialClock):
         return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
-    def record_fields(self) -> dict:
+    def model_output(self) -> FlowModelOutput:
         usage = self.fabric.usage()
-        return {"link_usage": LinkUse(tuple(usage.carried_bits), tuple(usage.busy_ps), tuple(usage.peak_flows)),
-                "flows": tuple(self.flows)}
+        return FlowModelOutput(LinkUse(tuple(usage.carried_bits), tuple(usage.busy_ps), tuple(usage.peak_flows)),
+                               tuple(self.flows))
 
 
 @contextmanager
@@ -183,5 +183,5 @@ class PacketModel(_TrialClock):
             self.env.run(until=run.done)
         return CallResult(int(self.env.now), run.failed, run.ideal_ps(), run.critical_causes())
 
-    def record_fields(self) -> dict:
-        return {"ports": self.network.port_counters()}
+    def model_output(self) -> PacketModelOutput:
+        return PacketModelOutput(self.network.port_counters())

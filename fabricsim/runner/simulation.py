@@ -315,4 +315,4 @@ class Simulation:
     def _record(self, trial: Trial, latency_ps: int, ideal_ps: int, causes: Causes, failed: bool,
                 model: NetworkModel) -> TrialRecord:
         return TrialRecord(trial.index, trial.per_rank_bytes, latency_ps, failed,
-                           attribute(latency_ps, ideal_ps, causes, failed), **model.record_fields())
+                           attribute(latency_ps, ideal_ps, causes, failed), model.model_output())

@@ -29,6 +29,7 @@ from fabricsim.collectives.schedule_times import dag_times, serialisation_ps_eac
 from fabricsim.fabric.routing import Route, route_columns
 from fabricsim.records import Breakdown, Causes
 
+
 @dataclass(frozen=True, eq=False)
 class TransferCauses:
     """Per transfer of a run (arrays by transfer id), what its own causes added, by the names of

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fabricsim.config import load_scenario  # noqa: E402
-from fabricsim.runner import Simulation  # noqa: E402
+from fabricsim.runner.simulation import Simulation  # noqa: E402
 
 CASES = {
     "tp4_ring_allgather_packet (one trial)": ("tp4_ring_allgather_packet.yaml", ()),

@@ -35,7 +35,7 @@ def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
 def _one_call(name: str, hosts: int, collective: dict, size: str) -> tuple:
     """One call on a single switch of ``hosts`` hosts: the simulation, its record, build and run times."""
     from fabricsim.config import validate_scenario
-    from fabricsim.runner import Simulation
+    from fabricsim.runner.simulation import Simulation
 
     scenario = validate_scenario({"name": name, "fabric": {"hosts": hosts}, "collective": collective,
                                   "workload": {"rule": "data_sizes", "data_sizes": [size]}}, "<benchmark>")
@@ -111,7 +111,7 @@ def _naive_simpy(ranks: int) -> dict:
 
 def _scenario_trials(name: str, trials: int, overrides: tuple[str, ...] = ()) -> dict:
     from fabricsim.config import load_scenario
-    from fabricsim.runner import Simulation
+    from fabricsim.runner.simulation import Simulation
 
     path = SCENARIOS / name
     scenario = load_scenario(path, (f"workload.trials={trials}", *overrides))

@@ -19,9 +19,9 @@ DEFAULT = ("llama2_7b_64gpu_leaf_spine", "llama2_7b_64gpu_rail_optimized")
 
 def bench(name: str) -> str:
     from fabricsim.config import load_scenario
-    from fabricsim.results import communication_us
-    from fabricsim.runner import Simulation
-    from fabricsim.work_limits import check_work
+    from fabricsim.output.results import communication_us
+    from fabricsim.runner.simulation import Simulation
+    from fabricsim.runner.work_limits import check_work
 
     path = STEPS / f"{name}.yaml"
     started = time.perf_counter()
@@ -40,8 +40,8 @@ def bench(name: str) -> str:
     return (f"{name}: {len(trial.calls)} calls of rank 0, {transfers} transfers, {step.marks.sum()} marks; "
             f"wall {ran - started:.2f} s (build {built - started:.2f}, lower {lowered - built:.2f}, "
             f"run {ran - lowered:.2f}); {transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
-            f"step {record.latency_ps / 1e6:,.1f} us, ideal {record.ideal_ps / 1e6:,.1f} us, "
-            f"contention {record.contention_ps / 1e6:,.1f} us, "
+            f"step {record.latency_ps / 1e6:,.1f} us, ideal {record.breakdown.ideal_ps / 1e6:,.1f} us, "
+            f"contention {record.breakdown.contention_ps / 1e6:,.1f} us, "
             f"exposed communication {communication_us(record.latency_ps, compute_ps):,.1f} us")
 
 

@@ -17,7 +17,7 @@ import sys
 import threading
 import traceback
 
-from fabricsim import __version__
+from fabricsim.version import __version__
 from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED,
                                       EXIT_TERMINATED)
 from fabricsim.config import ScenarioError

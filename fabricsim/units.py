@@ -22,10 +22,13 @@ from dataclasses import dataclass
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_TIME_PS = {"ps": 1, "ns": 10**3, "us": 10**6, "µs": 10**6, "ms": 10**9, "s": 10**12}
+# picoseconds per unit of time: the one place they are written
+PS_PER_NS, PS_PER_US, PS_PER_MS, PS_PER_S = 10**3, 10**6, 10**9, 10**12
+PS_PER_DAY = 86_400 * PS_PER_S
+PS_PER_UNIT = {"ps": 1, "ns": PS_PER_NS, "us": PS_PER_US, "µs": PS_PER_US, "ms": PS_PER_MS, "s": PS_PER_S}
 MAX_BYTES = 2**50
 MIN_RATE_BPS, MAX_RATE_BPS = 1e3, 1e15
-MAX_TIME_PS = 86_400 * 10**12
+MAX_TIME_PS = PS_PER_DAY
 
 _SIZE_RE = re.compile(rf"^{_NUMBER}\s*(|k|K|M|G|T|Ki|Mi|Gi|Ti)B?$")
 _RATE_RE = re.compile(rf"^{_NUMBER}\s*(|k|K|M|G|T)(bps|bit/s|B/s|Bps)$")
@@ -78,7 +81,7 @@ def parse_time_ps(value: object) -> int:
     if not match:
         raise UnitError(f"a time such as 600ns, 1.5us or 4ms, got {value!r}")
     number, unit = match.groups()
-    return time_within(float(number) * _TIME_PS[unit], MAX_TIME_PS, value)
+    return time_within(float(number) * PS_PER_UNIT[unit], MAX_TIME_PS, value)
 
 
 def time_within(time_ps: float, max_ps: int, value: object) -> int:
@@ -150,6 +153,6 @@ def exact_rate(bandwidth_bps: float) -> str:
 def exact_time(time_ps: int) -> str:
     """A time in the largest unit that divides it: 600000 -> '600ns', 4096000 -> '4096ns', 0 -> '0ps'."""
     for unit in ("s", "ms", "us", "ns"):
-        if time_ps and time_ps % _TIME_PS[unit] == 0:
-            return f"{time_ps // _TIME_PS[unit]}{unit}"
+        if time_ps and time_ps % PS_PER_UNIT[unit] == 0:
+            return f"{time_ps // PS_PER_UNIT[unit]}{unit}"
     return f"{time_ps}ps"

@@ -5,7 +5,7 @@ import simpy
 
 from fabricsim.config import ScenarioError
 from fabricsim.engine.trial_fabric import TrialFabric
-from fabricsim.runner import Simulation, fabric_rng
+from fabricsim.runner.simulation import Simulation, fabric_rng
 from tests.conftest import make_scenario
 
 NBYTES = 2**20
@@ -26,14 +26,14 @@ def test_load_leaves_the_collective_its_max_min_share(load, share):
     route = simulation.route(0, 1)
     alone_ps = NBYTES * 8e12 / route.bottleneck_bps
     assert record.latency_ps == pytest.approx(route.latency_ps + alone_ps / share, abs=2)
-    assert record.contention_ps == pytest.approx(alone_ps / share - alone_ps, abs=2)
-    assert record.ideal_ps + record.contention_ps == record.latency_ps
+    assert record.breakdown.contention_ps == pytest.approx(alone_ps / share - alone_ps, abs=2)
+    assert record.breakdown.ideal_ps + record.breakdown.contention_ps == record.latency_ps
 
 
 def test_no_load_is_no_background():
     _, loaded = _two_ranks({"load": 0.0, "links": ["h0.nic0->switch"]})
     _, clean = _two_ranks({})
-    assert loaded.latency_ps == clean.latency_ps and loaded.contention_ps == 0
+    assert loaded.latency_ps == clean.latency_ps and loaded.breakdown.contention_ps == 0
 
 
 def _background_links(scenario, trial):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fabricsim.cli import main
-from fabricsim.result_folder import MARKER
+from fabricsim.output.result_folder import MARKER
 from tests.folder_snapshot import snapshot, workspace
 
 GOOD = """\

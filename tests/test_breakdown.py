@@ -6,10 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from fabricsim.breakdown import PARTS, Causes, attribute, parts_ps, tail_causes
 from fabricsim.cli import main
-from fabricsim.impairments import rto_ps
-from fabricsim.runner import Simulation
+from fabricsim.engine.breakdown import attribute
+from fabricsim.engine.impairments import rto_ps
+from fabricsim.output.tail import tail_causes
+from fabricsim.records import PARTS, Causes
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 LEAF_SPINE = {"topology": "leaf_spine", "hosts": 8, "clos": {"hosts_per_leaf": 2, "spines": 2, "oversubscription": 2},
@@ -34,9 +36,9 @@ def test_parts_sum_to_the_latency_of_every_trial(mix):
                              workload={"rule": "data_sizes", "data_sizes": ["256KiB"], "trials": 12})
     records = Simulation(scenario).run()
     for record in records:
-        parts = parts_ps(record)
+        parts = record.breakdown.parts_ps()
         assert sum(parts) == record.latency_ps and min(parts) >= 0, (record, parts)
-    named = dict(zip(PARTS, map(sum, zip(*(parts_ps(r) for r in records)))))
+    named = dict(zip(PARTS, map(sum, zip(*(r.breakdown.parts_ps() for r in records)))))
     expected_cause = {"jitter_and_loss": "jitter", "collisions_and_skew": "jitter", "background": "contention",
                       "failures": "failure", "dead_end": "failure"}[mix]
     assert named[expected_cause] > 0
@@ -46,7 +48,7 @@ def test_parts_sum_to_the_latency_of_every_trial(mix):
 
 def test_an_ideal_trial_is_all_ideal():
     (record,) = Simulation(make_scenario(collective={"op": "all_reduce"})).run()
-    assert record.ideal_ps == record.latency_ps and sum(parts_ps(record)[1:]) == 0
+    assert record.breakdown.ideal_ps == record.latency_ps and sum(record.breakdown.parts_ps()[1:]) == 0
 
 
 @pytest.mark.parametrize("ranks", [2, 4, 5])
@@ -56,14 +58,14 @@ def test_constant_jitter_adds_one_delay_per_ring_step(ranks):
                              impairments={"jitter": {"distribution": "constant", "value": "3us"}})
     (record,) = Simulation(scenario).run()
     ideal = Simulation(make_scenario(fabric={"hosts": ranks})).run()[0]
-    assert record.jitter_ps == (ranks - 1) * delay_ps
-    assert record.ideal_ps == ideal.latency_ps and record.latency_ps == ideal.latency_ps + (ranks - 1) * delay_ps
+    assert record.breakdown.jitter_ps == (ranks - 1) * delay_ps
+    assert record.breakdown.ideal_ps == ideal.latency_ps and record.latency_ps == ideal.latency_ps + (ranks - 1) * delay_ps
 
 
 def test_launch_skew_waits_for_the_later_rank_once():
     scenario = make_scenario(impairments={"launch_skew": {"distribution": "constant", "value": "7us"}})
     (record,) = Simulation(scenario).run()
-    assert record.jitter_ps == 7_000_000 and record.contention_ps == 0
+    assert record.breakdown.jitter_ps == 7_000_000 and record.breakdown.contention_ps == 0
 
 
 def test_a_tail_timeout_is_attributed_exactly():
@@ -72,9 +74,9 @@ def test_a_tail_timeout_is_attributed_exactly():
                              workload={"rule": "data_sizes", "data_sizes": ["1KiB"], "trials": 30})
     records = Simulation(scenario).run()
     for record in records:
-        assert record.timeout_ps % rto_ps(3) == 0 and sum(parts_ps(record)) == record.latency_ps
+        assert record.breakdown.timeout_ps % rto_ps(3) == 0 and sum(record.breakdown.parts_ps()) == record.latency_ps
     failed = [r for r in records if r.failed]
-    assert failed and all(r.timeout_ps >= rto_ps(3) for r in failed)
+    assert failed and all(r.breakdown.timeout_ps >= rto_ps(3) for r in failed)
 
 
 def test_scaling_keeps_the_sum_exact():
@@ -90,13 +92,13 @@ def test_tail_causes_measure_the_slowest_trial_against_the_median_trial():
                              workload={"rule": "data_sizes", "data_sizes": ["64KiB"], "trials": 10})
     records = Simulation(scenario).run()
     report = tail_causes(np.array([r.trial for r in records]), np.array([r.latency_ps for r in records]),
-                         np.zeros(len(records), dtype=bool), np.array([parts_ps(r) for r in records]))
+                         np.zeros(len(records), dtype=bool), np.array([r.breakdown.parts_ps() for r in records]))
     by_latency = sorted(records, key=lambda r: r.latency_ps)
     median, slowest = by_latency[4], by_latency[-1]  # the lower middle of 10
     assert report["median"]["trial"] == median.trial and "p99" not in report  # 10 trials cannot name a p99
     assert report["max"]["trial"] == slowest.trial and report["max"]["cause"] == "jitter"
     assert report["max"]["beyond_median_us"] == (slowest.latency_ps - median.latency_ps) / 1e6
-    assert report["max"]["cause_us"] == (slowest.jitter_ps - median.jitter_ps) / 1e6
+    assert report["max"]["cause_us"] == (slowest.breakdown.jitter_ps - median.breakdown.jitter_ps) / 1e6
 
 
 def test_the_p99_trial_is_a_completed_one_and_failed_trials_are_told_apart():

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fabricsim.baseline import check_exact, make_baseline
 from fabricsim.cli import main
 from fabricsim.config import load_scenario
-from fabricsim.runner import Simulation
-from fabricsim.sample import Sample
+from fabricsim.output.baseline import check_exact, make_baseline
+from fabricsim.output.sample import Sample
+from fabricsim.runner.simulation import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_YAML = """\

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from fabricsim.collectives import ALGORITHMS, ScheduleError, algorithms_for, build_schedule, verify
 from fabricsim.collectives.channels import Place, ring_orders, tree_parents
 from fabricsim.collectives.pat import plan as pat_plan
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.trees import binary_tree_parents
-from fabricsim.schedule import Schedule
 
 NAMES = sorted(ALGORITHMS)
 
@@ -209,3 +209,11 @@ def test_nccls_tree_chains_each_host_below_its_head_and_reduces_over_every_chann
         assert all(places[rank].rail == places[parent].rail == channel % local for rank, parent in crossing)
     if hosts * local > 1:
         verify(build_schedule("all_reduce", "tree", hosts * local, size_bytes, chunks, trees=trees))
+
+
+def test_the_scenario_schema_knows_the_algorithms_built():
+    """The names the scenario's validation accepts per op are those of the builders, no more, no fewer."""
+    from fabricsim.config.collective import OP_ALGORITHMS
+    assert set(OP_ALGORITHMS) == {op for op, _ in ALGORITHMS}
+    for op, names in OP_ALGORITHMS.items():
+        assert list(names) == algorithms_for(op)

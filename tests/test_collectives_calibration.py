@@ -8,7 +8,7 @@ latency-bound at NCCL's own LL estimate for an 8-GPU ring (6.6 us + 14 x 0.6 us,
 import pytest
 
 from fabricsim.config import load_scenario
-from fabricsim.sweep import run_sweep
+from fabricsim.output.sweep import run_sweep
 from tests.conftest import SCENARIOS
 
 MEASURED_BUSBW_GBPS = {  # ring all-reduce, 8 GPUs, one node, large messages

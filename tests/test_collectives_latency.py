@@ -12,10 +12,10 @@ import pytest
 from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
 from fabricsim.collectives.tuner import Topology, bandwidth_GBps, enabled, latency_us, nccl_pick, time_us
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 from tests.conftest import make_scenario
 
-PS_PER_US = 10**6
 ONE_HOST = {"topology": "single_switch", "hosts": 1, "gpus_per_host": 8}
 EIGHT_HOSTS = {"topology": "single_switch", "hosts": 8, "gpus_per_host": 1}
 
@@ -132,7 +132,7 @@ def test_pat_runs_where_nccl_allows_it_and_is_refused_elsewhere_in_one_line():
     """NCCL enables PAT with one GPU per node only: auto runs it there (8 hosts of 1 GPU, 64 KiB), and
     naming it on hosts of several GPUs is refused, naming the key."""
     from fabricsim.config import ScenarioError
-    from fabricsim.runner import Simulation
+    from fabricsim.runner.simulation import Simulation
     for spelling in ("PAT", "pat"):
         assert make_scenario(fabric={"hosts": 4, "gpus_per_host": 1},
                              collective={"op": "reduce_scatter", "algorithm": spelling}).collective.algorithm == "pat"

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from fabricsim.collectives import ALGORITHMS, ScheduleError, build_schedule, verify
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.ring import chunk_segments, ring_phase
+from fabricsim.collectives.schedule import Schedule, Transfer
 from fabricsim.collectives.verify import split_bytes
-from fabricsim.schedule import Schedule, Transfer
 
 OPS = ("all_gather", "reduce_scatter", "all_reduce")
 PHASES = {"all_gather": 1, "reduce_scatter": 1, "all_reduce": 2}

@@ -16,10 +16,10 @@ import pytest
 from fabricsim.collectives import ALGORITHMS
 from fabricsim.collectives.cost import COSTS, TWO_LEVEL_COSTS, predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_S
 from tests.conftest import make_scenario
 
-PS_PER_S = 10**12
 EXACT = sorted(key for key in COSTS if key != ("all_reduce", "double_binary_tree") and key[1] != "pat")
 PIPELINED = {key for key, entry in ALGORITHMS.items() if "chunks" in entry.options}
 

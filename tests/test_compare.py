@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from fabricsim.cli import main
-from fabricsim.compare import compare_samples, format_table
-from fabricsim.sample import Sample
-from fabricsim.stats import latency_summary
+from fabricsim.output.compare import compare_samples, format_table
+from fabricsim.output.sample import Sample
+from fabricsim.output.stats import latency_summary
 
 SCENARIO_YAML = """\
 name: {name}

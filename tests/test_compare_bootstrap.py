@@ -4,7 +4,7 @@ distribution about as often as they claim, and the trial-count estimate follows 
 import numpy as np
 import pytest
 
-from fabricsim.stats import bootstrap_difference_ci, bootstrap_percentile_ci, trials_to_separate
+from fabricsim.output.stats import bootstrap_difference_ci, bootstrap_percentile_ci, trials_to_separate
 
 
 @pytest.mark.parametrize("percentile", [50, 90])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from fabricsim.fabric.ecmp import FlowRouter
-from fabricsim.runner import Simulation, fabric_rng
-from fabricsim.stats import busbw_GBps
+from fabricsim.output.stats import busbw_GBps
+from fabricsim.runner.simulation import Simulation, fabric_rng
 from tests.conftest import make_scenario
 
 SIZE_BYTES = 3 * 2**16
@@ -32,10 +32,10 @@ def _two_leaves(spines, qps, ecmp="hash", trials=1, flows=False):
 def test_collision_frequency_matches_balls_into_bins():
     n, trials = 3, 400
     records = _two_leaves(n, n, trials=trials).run()
-    spread = np.mean([r.contention_ps == 0 for r in records])
+    spread = np.mean([r.breakdown.contention_ps == 0 for r in records])
     p = math.factorial(n) / n**n  # 2/9
     assert abs(spread - p) < 4 * math.sqrt(p * (1 - p) / trials), spread
-    assert all(sum((r.ideal_ps, r.contention_ps)) == r.latency_ps for r in records)
+    assert all(sum((r.breakdown.ideal_ps, r.breakdown.contention_ps)) == r.latency_ps for r in records)
 
 
 def test_a_collision_halves_the_rate_exactly():
@@ -44,16 +44,16 @@ def test_a_collision_halves_the_rate_exactly():
     records = simulation.run()
     nic_bps = simulation.fabric.link_between("h0.nic0", "leaf0").bandwidth_bps
     serialise_ps = SIZE_BYTES * 8e12 / nic_bps
-    collided = [r for r in records if r.contention_ps]
+    collided = [r for r in records if r.breakdown.contention_ps]
     assert 0 < len(collided) < len(records)
     for record in collided:
-        assert record.contention_ps == pytest.approx(serialise_ps, abs=4)
+        assert record.breakdown.contention_ps == pytest.approx(serialise_ps, abs=4)
 
 
 @pytest.mark.parametrize("ecmp, qps", [("adaptive", 3), ("spray", 1), ("spray", 2)])
 def test_adaptive_routing_and_spraying_do_not_collide(ecmp, qps):
     records = _two_leaves(3, qps, ecmp=ecmp, trials=20).run()
-    assert all(r.contention_ps == 0 and r.latency_ps == r.ideal_ps for r in records)
+    assert all(r.breakdown.contention_ps == 0 and r.latency_ps == r.breakdown.ideal_ps for r in records)
 
 
 def test_queue_pairs_split_the_bytes_over_flows_with_their_own_ports():
@@ -63,9 +63,9 @@ def test_queue_pairs_split_the_bytes_over_flows_with_their_own_ports():
         assert len(flows) == 4 and sum(f.nbytes for f in flows) == SIZE_BYTES
     router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 4, lambda link: 0)
     schedule = simulation.schedule("send_recv", 2, SIZE_BYTES)
-    ports = [router.draw_ports(schedule, fabric_rng(0, trial)) for trial in range(2)]
+    ports = [router.draw_ports(schedule.transfers.pairs, fabric_rng(0, trial)) for trial in range(2)]
     assert len(set(ports[0][0])) == 4 and not np.array_equal(ports[0], ports[1])
-    assert np.array_equal(ports[0], router.draw_ports(schedule, fabric_rng(0, 0)))  # same trial, same ports
+    assert np.array_equal(ports[0], router.draw_ports(schedule.transfers.pairs, fabric_rng(0, 0)))  # same trial, same ports
     assert all(0xC000 <= port < 0x10000 for port in ports[0][0])
 
 
@@ -74,7 +74,7 @@ def test_each_switch_hashes_independently_and_evenly():
     simulation = _two_leaves(4, 1)
     router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 2000, lambda link: 0)
     schedule = simulation.schedule("send_recv", 2, SIZE_BYTES)
-    ports = router.draw_ports(schedule, np.random.default_rng(9))[0]
+    ports = router.draw_ports(schedule.transfers.pairs, np.random.default_rng(9))[0]
     spines = [simulation.fabric.links[route.links[2]].dst for route, _ in router.flows(0, 1, ports)]
     counts = np.array([spines.count(f"spine{i}") for i in range(4)])
     chi2 = ((counts - 500) ** 2 / 500).sum()
@@ -94,7 +94,7 @@ def test_k_queue_pairs_on_one_nic_each_get_one_kth(qps):
     for flow in record.flows:
         rate_bps = flow.nbytes * 8e12 / (flow.sent_ps - flow.start_ps)
         assert rate_bps == pytest.approx(nic_bps / qps, rel=1e-9)
-    assert record.contention_ps == 0 and record.ideal_ps == record.latency_ps
+    assert record.breakdown.contention_ps == 0 and record.breakdown.ideal_ps == record.latency_ps
 
 
 def test_a_connection_keeps_its_ports_for_every_message():
@@ -105,7 +105,7 @@ def test_a_connection_keeps_its_ports_for_every_message():
     simulation = Simulation(scenario)
     schedule = simulation.schedule("all_reduce", 4, 2**20)
     router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 2, lambda link: 0)
-    ports = router.draw_ports(schedule, fabric_rng(0, 0))
+    ports = router.draw_ports(schedule.transfers.pairs, fabric_rng(0, 0))
     by_pair = {}
     for transfer, row in zip(schedule.transfers, ports.tolist()):
         by_pair.setdefault((transfer.src, transfer.dst), set()).add(tuple(row))

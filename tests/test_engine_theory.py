@@ -12,7 +12,7 @@ from fractions import Fraction
 import pytest
 
 from fabricsim.engine.models import FlowModel
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 RANKS = (2, 3, 4, 5, 8, 16)

@@ -3,7 +3,7 @@
 import pytest
 
 from fabricsim.config import ScenarioError
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 NBYTES = 2**20
@@ -26,7 +26,7 @@ def test_a_failed_link_with_no_alternative_fails_the_trial():
     (record,) = _run({"hosts": 2}, {"cable": ["h1.nic0", "switch"], "detection_delay": "5us",
                                     "down_at": {"distribution": "constant", "value": "0us"}})
     assert record.failed and record.latency_ps == 5_000_000  # the fabric knows at 5 us: no path, none coming
-    assert record.failure_ps == record.latency_ps
+    assert record.breakdown.failure_ps == record.latency_ps
 
 
 @pytest.mark.parametrize("down_at_us", [0, 10, 50])
@@ -37,8 +37,8 @@ def test_a_link_down_for_an_interval_stalls_its_flows_for_exactly_that_long(down
                               "down_at": {"distribution": "constant", "value": f"{down_at_us}us"}})
     assert not record.failed
     assert record.latency_ps == pytest.approx(_clean_latency_ps(fabric) + 30_000_000, abs=2)
-    assert record.failure_ps == pytest.approx(30_000_000, abs=2)
-    assert sum((record.ideal_ps, record.contention_ps, record.failure_ps)) == record.latency_ps
+    assert record.breakdown.failure_ps == pytest.approx(30_000_000, abs=2)
+    assert sum((record.breakdown.ideal_ps, record.breakdown.contention_ps, record.breakdown.failure_ps)) == record.latency_ps
 
 
 def test_flows_are_re_hashed_onto_the_other_spine_after_detection():
@@ -52,14 +52,14 @@ def test_flows_are_re_hashed_onto_the_other_spine_after_detection():
     delays = {round((r.latency_ps - clean_ps) / 1e6) for r in records}
     assert delays == {0, 7} and not any(r.failed for r in records)
     for record in records:
-        assert record.failure_ps == pytest.approx(record.latency_ps - clean_ps, abs=2)
+        assert record.breakdown.failure_ps == pytest.approx(record.latency_ps - clean_ps, abs=2)
 
 
 def test_flapping_repeats_the_outage():
     fabric = {"hosts": 2}
     (record,) = _run(fabric, {"cable": ["h0.nic0", "switch"], "detection_delay": "50us", "down_for": "4us",
                               "flaps": 3, "period": "20us", "down_at": {"distribution": "constant", "value": "1us"}})
-    assert record.failure_ps == pytest.approx(3 * 4_000_000, abs=4)
+    assert record.breakdown.failure_ps == pytest.approx(3 * 4_000_000, abs=4)
     assert record.latency_ps == pytest.approx(_clean_latency_ps(fabric) + 12_000_000, abs=4)
 
 
@@ -85,4 +85,4 @@ def test_a_flow_cut_off_by_a_permanent_failure_fails_even_when_another_cable_ret
              "down_at": {"distribution": "constant", "value": "0us"}}]},
         workload={"rule": "data_sizes", "data_sizes": [NBYTES]})
     (record,) = Simulation(scenario).run()
-    assert record.failed and record.latency_ps == 20_000_000 and record.failure_ps == record.latency_ps
+    assert record.failed and record.latency_ps == 20_000_000 and record.breakdown.failure_ps == record.latency_ps

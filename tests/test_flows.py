@@ -3,8 +3,9 @@
 import pytest
 import simpy
 
-from fabricsim.engine.flows import PS_PER_S, FlowNetwork
+from fabricsim.engine.flows import FlowNetwork
 from fabricsim.engine.maxmin import max_min_rates
+from fabricsim.units import PS_PER_S
 
 
 class _F:

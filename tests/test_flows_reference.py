@@ -19,9 +19,10 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fabricsim.engine.flows import PS_PER_S, FlowNetwork
+from fabricsim.engine.flows import FlowNetwork
 from fabricsim.engine.maxmin import _filled_in_numpy, _filled_plainly
 from fabricsim.fabric import Router, build_fabric
+from fabricsim.units import PS_PER_S
 from tests.conftest import make_scenario
 
 

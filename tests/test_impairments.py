@@ -5,12 +5,12 @@ import pytest
 import simpy
 from scipy import stats as scipy_stats
 
+from fabricsim.collectives.schedule import Schedule, Transfer
 from fabricsim.config import DistributionSpec, LossSpec
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.flows import FlowNetwork
-from fabricsim.impairments import TransferImpairments, Transport, draw_delays_ps, draw_impairments, rto_ps
-from fabricsim.runner import Simulation
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.engine.impairments import TransferImpairments, Transport, draw_delays_ps, draw_impairments, rto_ps
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 MTU = 4096
@@ -134,7 +134,6 @@ def test_empirical_jitter_draws_only_and_evenly_from_its_samples(tmp_path):
 def test_loss_on_one_link_hits_only_the_transfers_that_cross_it():
     """Rank 0 sends one packet to rank 1: it times out at least once with probability q when the lossy
     link is on its route, never when it is not."""
-    from fabricsim.breakdown import parts_ps
 
     q, trials = 0.3, 400
     for link, expected in (("h0.nic0->switch", q), ("h1.nic0->switch", 0.0)):
@@ -142,13 +141,13 @@ def test_loss_on_one_link_hits_only_the_transfers_that_cross_it():
                                  impairments={"loss": {"links": {link: q}, "timeout_exponent": 0}},
                                  workload={"rule": "data_sizes", "data_sizes": ["1KiB"], "trials": trials})
         records = Simulation(scenario).run()
-        assert all(sum(parts_ps(r)) == r.latency_ps and r.timeout_ps % rto_ps(0) == 0 for r in records)
-        observed = np.mean([r.timeout_ps > 0 for r in records])
+        assert all(sum(r.breakdown.parts_ps()) == r.latency_ps and r.breakdown.timeout_ps % rto_ps(0) == 0 for r in records)
+        observed = np.mean([r.breakdown.timeout_ps > 0 for r in records])
         assert abs(observed - expected) <= 4 * np.sqrt(expected * (1 - expected) / trials)
 
 
 def test_route_loss_rate_combines_the_global_and_link_rates():
-    from fabricsim.impairments import route_loss_rate
+    from fabricsim.engine.impairments import route_loss_rate
 
     assert route_loss_rate(0.1, {3: 0.2, 5: 0.5}, (1, 3, 5)) == pytest.approx(1 - 0.9 * 0.8 * 0.5)
     assert route_loss_rate(0.0, {3: 0.2}, (1, 2)) == 0.0

@@ -7,10 +7,10 @@ import yaml
 
 pytest.importorskip("infragraph")
 
-from fabricsim import stats  # noqa: E402
 from fabricsim.cli import main  # noqa: E402
 from fabricsim.config import load_scenario  # noqa: E402
-from fabricsim.runner import Simulation  # noqa: E402
+from fabricsim.output import stats  # noqa: E402
+from fabricsim.runner.simulation import Simulation  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "infragraph"

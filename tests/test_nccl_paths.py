@@ -7,11 +7,11 @@ algorithms on real machines").
 
 import pytest
 
+from fabricsim.config.presets import HOST_PRESETS
 from fabricsim.fabric import Router, build_fabric
-from fabricsim.fabric.presets import HOST_PRESETS
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
-from fabricsim.stats import busbw_GBps
+from fabricsim.output.results import collect
+from fabricsim.output.stats import busbw_GBps
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 SIZE_BYTES = 2**28

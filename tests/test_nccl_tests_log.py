@@ -6,11 +6,11 @@ import csv
 import pytest
 import yaml
 
-from fabricsim import stats
 from fabricsim.cli import main
 from fabricsim.config import ScenarioError
 from fabricsim.formats.measured import regimes
 from fabricsim.formats.nccl_tests_log import op_of_program, read_log
+from fabricsim.output import stats
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -4,7 +4,7 @@ trials.csv (an incast's time is contention, not ideal)."""
 import csv
 
 from fabricsim.cli import main
-from fabricsim.counters import PORT_COLUMNS, queue_depths
+from fabricsim.engine.counters import PORT_COLUMNS, queue_depths
 from tests.conftest import SCENARIOS
 
 

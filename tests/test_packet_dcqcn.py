@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import simpy
 
+from fabricsim.collectives.schedule import Schedule, Transfer
 from fabricsim.config import DcqcnSpec
+from fabricsim.engine.impairments import TransferImpairments, Transport, rto_ps
 from fabricsim.engine.packet_dcqcn import DcqcnReactionPoint
 from fabricsim.engine.packet_executor import PacketScheduleRun
 from fabricsim.engine.packet_loop import EventLoop
 from fabricsim.engine.packet_network import PacketNetwork
-from fabricsim.impairments import TransferImpairments, Transport, rto_ps
-from fabricsim.runner import Simulation
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 SENDERS = 4

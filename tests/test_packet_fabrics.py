@@ -4,11 +4,11 @@
 import numpy as np
 import simpy
 
+from fabricsim.collectives.schedule import Schedule, Transfer
+from fabricsim.engine.impairments import TransferImpairments, Transport, rto_ps
 from fabricsim.engine.packet_executor import PacketScheduleRun
 from fabricsim.engine.packet_network import PacketNetwork
-from fabricsim.impairments import TransferImpairments, Transport, rto_ps
-from fabricsim.runner import Simulation
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 LEAF_SPINE = {"topology": "leaf_spine", "hosts": 8, "nic": "roce_100g",

@@ -1,8 +1,8 @@
 """Random loss on packets: a gap is NACKed and resent by go-back-N; a lost tail waits one RTO
 (4.096 us x 2^exponent); retry_count timeouts without progress fail the queue pair and the trial."""
 
-from fabricsim.impairments import rto_ps
-from fabricsim.runner import Simulation
+from fabricsim.engine.impairments import rto_ps
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 

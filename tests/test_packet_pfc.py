@@ -1,7 +1,7 @@
 """Incast N -> 1 on packets: PFC makes it lossless at line rate by pausing the senders hop by hop;
 without PFC a shallow buffer overflows, and go-back-N and timeouts lengthen the tail."""
 
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
 SENDERS = 8

@@ -8,7 +8,7 @@ partial packet pays a whole header: the issue asks for agreement within 1%.
 import pytest
 
 from fabricsim.config import load_scenario
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import SCENARIOS, make_scenario
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from fabricsim.cli import main
 from fabricsim.config import load_scenario
-from fabricsim.parallel import ProgressLines, batches, run_trials
-from fabricsim.runner import Simulation
+from fabricsim.runner.parallel import ProgressLines, batches, run_trials
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import SCENARIOS
 
 MAIN = SCENARIOS / "tp4_ring_allgather.yaml"

@@ -7,11 +7,11 @@ import pytest
 
 from fabricsim.cli import main
 from fabricsim.config import load_transformer
-from fabricsim.models.devices import DEVICES, LINKS
+from fabricsim.config.devices import DEVICES, LINKS
 from fabricsim.models.transformer import parameter_count
 from fabricsim.planner.memory import memory_per_gpu
-from fabricsim.planner.sizing import recommend
 from fabricsim.planner.simulate import simulated_comm_s
+from fabricsim.planner.sizing import recommend
 from fabricsim.planner.tp_cost import plan_tp
 from tests.conftest import SCENARIOS
 

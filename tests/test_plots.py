@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from fabricsim.breakdown import PARTS
-from fabricsim.breakdown_plot import breakdown_figure
-from fabricsim.compare_plots import compare_tail_figure
-from fabricsim.plots import (DPI, FIGURE_SIZE_IN, MAX_LINE_POINTS, ccdf_figure, cdf_figure, delay_figure, draw_delay,
+from fabricsim.output.breakdown_plot import breakdown_figure
+from fabricsim.output.compare_plots import compare_tail_figure
+from fabricsim.records import PARTS
+from fabricsim.output.plots import (DPI, FIGURE_SIZE_IN, MAX_LINE_POINTS, ccdf_figure, cdf_figure, delay_figure, draw_delay,
                              draw_ecdf, plot_cdf, plot_delay, use_log_scale)
 from fabricsim.units import format_time_us
 

@@ -9,9 +9,9 @@ from fractions import Fraction
 import pytest
 
 from fabricsim.config import ScenarioError, validate_scenario
-from fabricsim.fabric.presets import HOST_PRESETS, NIC_PRESETS, ROCE_HEADER_BYTES
-from fabricsim.runner import Simulation
-from fabricsim.stats import busbw_GBps
+from fabricsim.config.presets import HOST_PRESETS, NIC_PRESETS, ROCE_HEADER_BYTES
+from fabricsim.output.stats import busbw_GBps
+from fabricsim.runner.simulation import Simulation
 from fabricsim.units import parse_rate_bps
 from tests.conftest import make_scenario
 

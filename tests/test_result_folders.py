@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from fabricsim.cli import main
-from fabricsim.result_folder import MARKER
+from fabricsim.output.result_folder import MARKER
 from tests.folder_snapshot import snapshot, workspace
 
 # (command line after the command, the words the one line must hold); run from the workspace

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fabricsim.collectives import build_schedule
-from fabricsim.schedule import Schedule, Transfer, TransferTable
-from fabricsim.schedule_times import dag_times, released_by
+from fabricsim.collectives.schedule import Schedule, Transfer, TransferTable
+from fabricsim.collectives.schedule_times import dag_times, released_by
 
 
 @st.composite

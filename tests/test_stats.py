@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fabricsim.stats import (
+from fabricsim.output.stats import (
     PERCENTILES,
     algbw_GBps,
     busbw_factor,

@@ -9,11 +9,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fabricsim import parallel, stats
-from fabricsim.breakdown import parts_ps
-from fabricsim.columns import TrialColumns
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
+from fabricsim.output import stats
+from fabricsim.output.columns import TrialColumns
+from fabricsim.output.results import collect
+from fabricsim.runner import parallel
+from fabricsim.runner.simulation import Simulation
 from fabricsim.workload import plan_workload
 from tests.conftest import make_scenario
 
@@ -64,7 +64,7 @@ def test_streamed_tables_hold_every_record_in_order(lossy_run, streamed):
     assert [(row["failed"], row["busbw_GBps"] == "") for row in rows] == [(str(int(r.failed)), r.failed)
                                                                           for r in records]
     assert results.columns.latency_ps.tolist() == [r.latency_ps for r in records]
-    assert results.columns.parts_ps.tolist() == [parts_ps(r) for r in records]
+    assert results.columns.parts_ps.tolist() == [r.breakdown.parts_ps() for r in records]
     link = simulation.fabric.link_named("h0.nic0->switch")
     links = {row["link"]: row for row in csv.DictReader((out / "links.csv").open())}
     carried_bits = sum(r.link_usage.carried_bits[link.index] for r in records)

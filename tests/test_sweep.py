@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
-from fabricsim import stats
 from fabricsim.cli import main
-from fabricsim.formats.nccl_tests_log import read_log
-from fabricsim.size_range import size_range
 from fabricsim.config import load_scenario
-from fabricsim.runner import Simulation
-from fabricsim.sweep import element_sizes, per_rank_bytes_of, sweep_scenario
+from fabricsim.config.size_range import size_range
+from fabricsim.formats.nccl_tests_log import read_log
+from fabricsim.output import stats
+from fabricsim.output.sweep import element_sizes, per_rank_bytes_of, sweep_scenario
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import ROOT
 
 SCENARIO = {

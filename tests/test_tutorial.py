@@ -1,7 +1,7 @@
 """The KCCB tutorial's numbers come out of the model and the rules, not typed in."""
 
 from fabricsim.config import load_scenario
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import SCENARIOS
 
 

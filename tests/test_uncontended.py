@@ -8,17 +8,17 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import fabricsim.engine.models as models
+from fabricsim.collectives.schedule import Schedule, Transfer
 from fabricsim.config import load_scenario
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.flows import FlowNetwork
+from fabricsim.engine.impairments import TransferImpairments, Transport
+from fabricsim.engine.models import FlowModel
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.ecmp import ROCE_SOURCE_PORTS
 from fabricsim.fabric.routing import five_tuple_hash
-from fabricsim.impairments import TransferImpairments, Transport
-from fabricsim.engine.models import FlowModel
-from fabricsim.runner import Simulation
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import SCENARIOS, make_scenario
 
 LOSSY = {"jitter": {"distribution": "lognormal", "median": "5us", "sigma": 1.0},
@@ -96,7 +96,7 @@ def test_flows_that_meet_on_a_link_go_back_to_the_event_loop(second_after_first)
     network, schedule, routes = _three_transfers(second_after_first)
     zeros = np.zeros(3, dtype=np.int64)
     run = run_uncontended(network, 0, schedule, routes, TransferImpairments(zeros, zeros, zeros, zeros > 0),
-                          Transport(4096, 10**6, 7), zeros, lambda src, dst: routes[1][0])
+                          Transport(4096, 10**6, 7), lambda src, dst: routes[1][0])
     assert (run is not None) == second_after_first
     if run is None:
         assert network.usage.carried_bits == [0.0] * len(network.usage.carried_bits)  # nothing counted
@@ -159,16 +159,13 @@ def _shortcut_is_the_event_loop(call, fabric_spec: dict) -> None:
     route_of = lambda src, dst: router.route(fabric.gpus[src], fabric.gpus[dst],  # noqa: E731
                                              five_tuple_hash(src, dst, ROCE_SOURCE_PORTS[0]))
     capacities = [link.bandwidth_bps for link in fabric.links]
-    fixed_ps = np.zeros(len(schedule.transfers), dtype=np.int64)
     env = simpy.Environment()
-    events = ScheduleRun(env, FlowNetwork(env, capacities), schedule, route_of, impairments, Transport(4096, 10**9, 7),
-                         fixed_delay_ps=fixed_ps)
+    events = ScheduleRun(env, FlowNetwork(env, capacities), schedule, route_of, impairments, Transport(4096, 10**9, 7))
     env.run(until=events.done)
     pairs = [(t.src, t.dst) for t in schedule.transfers]
     routes = (np.arange(len(pairs)), [route_of(*pair) for pair in pairs])
     network = FlowNetwork(simpy.Environment(), capacities)
-    shortcut = run_uncontended(network, 0, schedule, routes, impairments, Transport(4096, 10**9, 7), fixed_ps,
-                               route_of)
+    shortcut = run_uncontended(network, 0, schedule, routes, impairments, Transport(4096, 10**9, 7), route_of)
     event(f"timed as a longest path: {shortcut is not None}")
     if shortcut is not None:
         assert shortcut.end_ps == env.now

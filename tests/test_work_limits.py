@@ -5,7 +5,7 @@ import pytest
 
 from fabricsim.collectives import ALGORITHMS, build_schedule
 from fabricsim.config import ScenarioError
-from fabricsim.work_limits import (MAX_GPUS, MAX_TRIALS, check_work, transfers_per_trial, wire_bytes,
+from fabricsim.runner.work_limits import (MAX_GPUS, MAX_TRIALS, check_work, transfers_per_trial, wire_bytes,
                                   work_problem)
 from fabricsim.workload import plan_workload
 from tests.conftest import make_scenario

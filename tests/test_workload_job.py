@@ -10,15 +10,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.config import ScenarioError, validate_scenario
 from fabricsim.engine.models import FlowModel
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
-from fabricsim.schedule_times import serialisation_ps
+from fabricsim.output.results import collect
+from fabricsim.runner.simulation import Simulation
+from fabricsim.runner.work_limits import transfers_per_trial
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.job import job_groups, lower_step, one_f_one_b
 from fabricsim.workload.placement import Mesh
-from fabricsim.work_limits import transfers_per_trial
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
         "vocab_size": 1000}
@@ -100,7 +100,7 @@ def test_groups_sharing_one_link_each_get_half_of_it():
     record = simulation.run_trial(Trial(0, (call,)))
     step_ps = serialisation_ps(8 * size_bytes // 2, uplink.bandwidth_bps / 2) + route.latency_ps
     assert record.latency_ps == 2 * step_ps
-    assert record.contention_ps == 2 * (step_ps - serialisation_ps(8 * size_bytes // 2, route.bottleneck_bps)
+    assert record.breakdown.contention_ps == 2 * (step_ps - serialisation_ps(8 * size_bytes // 2, route.bottleneck_bps)
                                         - route.latency_ps)
 
 
@@ -158,7 +158,7 @@ def test_ddp_buckets_overlap_backward_on_the_critical_path_by_hand(fabric, bucke
     assert (t_a + alone_ps(first) > t_b) == bucket_waits
     record = simulation.run()[0]
     assert record.latency_ps == max(t_b, t_a + alone_ps(first)) + alone_ps(second)
-    assert record.ideal_ps == record.latency_ps
+    assert record.breakdown.ideal_ps == record.latency_ps
     # what compute did not hide: the step less its compute, here all before B's launch
     exposed_us = collect(simulation, [record]).summary["exposed_comm_us"]["p50"]
     assert exposed_us == pytest.approx((record.latency_ps - t_b) / 1e6, abs=1e-9)
@@ -263,5 +263,5 @@ def test_a_2_stage_pipeline_on_the_critical_path_by_hand():
     g1_ps = g0_ps + head_forward_ps + send_ps
     record = simulation.run()[0]
     assert record.latency_ps == max(g0_ps + backward_ps, g1_ps) + backward_ps
-    assert record.ideal_ps == record.latency_ps
+    assert record.breakdown.ideal_ps == record.latency_ps
     assert record.call_latency_ps["pp send_recv"].tolist() == [send_ps] * 4  # each send as long as alone

@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from fabricsim.cli import main
+from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.config import ScenarioError, load_scenario, validate_scenario
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
-from fabricsim.schedule_times import serialisation_ps
-from fabricsim import work_limits
-from fabricsim.work_limits import transfers_per_trial
+from fabricsim.output.results import collect
+from fabricsim.runner import work_limits
+from fabricsim.runner.simulation import Simulation
+from fabricsim.runner.work_limits import transfers_per_trial
 from tests.conftest import SCENARIOS
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,

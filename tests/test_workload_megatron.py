@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from fabricsim.config import DTYPE_BYTES, ScenarioError, TransformerSpec, load_scenario, validate_scenario
-from fabricsim.models.devices import DEVICES
+from fabricsim.config.devices import DEVICES
 from fabricsim.models.transformer import (ParamTensor, embedding_tensors, head_tensors, layer_tensors,
                                           training_flops)
 from fabricsim.workload import plan_workload

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from fabricsim.config import load_scenario, validate_scenario
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
 from tests.conftest import SCENARIOS
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,

@@ -1,6 +1,6 @@
 """Collective algorithms: builders that turn (op, algorithm, ranks, S, options) into a transfer schedule.
 
-Builders are pure functions returning a ``fabricsim.schedule.Schedule``; ``verify`` checks that a
+Builders are pure functions returning a ``fabricsim.collectives.schedule.Schedule``; ``verify`` checks that a
 schedule computes its collective. ``ALGORITHMS`` maps (op, algorithm) to a builder and the options
 it takes: ``chunks`` (pipelining), ``root`` (rooted ops), ``local_ranks`` (GPUs per host) and
 ``orders`` and ``trees`` (each channel's ring or tree).
@@ -19,8 +19,8 @@ from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recurs
 from fabricsim.collectives.ring import Orders, bidirectional_ring_all_reduce, channel_ring, flat_ring
 from fabricsim.collectives.trees import (Trees, binomial_broadcast, binomial_reduce, chain_broadcast, chain_reduce,
                                          double_binary_tree_all_reduce, tree_all_reduce)
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.verify import ScheduleError, verify
-from fabricsim.schedule import Schedule
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.collectives.verify import block_bytes, piece_layout
-from fabricsim.schedule import Dependencies, Schedule, TransferTable
 
 
 class DagBuilder:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from fabricsim.collectives.dag import DagBuilder
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 
 def direct_gather(ranks: int, size_bytes: int, root: int = 0) -> Schedule:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.ring import ring_phase
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 
 def hierarchical_all_reduce(ranks: int, size_bytes: int, chunks: int = 1, local_ranks: int = 1) -> Schedule:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fabricsim.collectives.dag import DagBuilder
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 CHUNK_BYTES = 512 * 1024  # Simple's buffer (4 MiB) over NCCL_STEPS (8)
 MIN_CHUNK_BYTES = 64 * 1024

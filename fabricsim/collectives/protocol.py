@@ -13,18 +13,16 @@ and LL128's lower bandwidth efficiency is left to the fabric's effective bandwid
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.tuner import BASE_LATENCY_US, HW_LATENCY_US, PROTOCOLS
 from fabricsim.fabric.graph import Link
 from fabricsim.fabric.routing import Route
-from fabricsim.impairments import TransferImpairments
-from fabricsim.schedule import Schedule
+from fabricsim.units import PS_PER_US
 
-PS_PER_US = 10**6
 TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree", "tree")
 
 
@@ -46,16 +44,16 @@ def hop_latency_ps(protocol: str, link_kinds: set[str]) -> int:
     return round(HW_LATENCY_US[transport]["ring"][PROTOCOLS.index(protocol)] * PS_PER_US)
 
 
-def with_software_latency(impairments: TransferImpairments, schedule: Schedule, protocol: str,
-                          route_of: Callable[[int, int], Route], links: Sequence[Link]) -> TransferImpairments:
-    """The impairments with each transfer's software latency added to its start delay."""
+def software_latency_ps(schedule: Schedule, protocol: str, route_of: Callable[[int, int], Route],
+                        links: Sequence[Link]) -> np.ndarray:
+    """Each transfer's software latency (int64, by transfer id): what it waits before it starts."""
     transfers = schedule.transfers
     if protocol == "none" or not len(transfers):
-        return impairments
+        return np.zeros(len(transfers), dtype=np.int64)
     base_ps = base_latency_ps(protocol, schedule.algorithm)
     pairs, pair_of = transfers.pairs
     hop_ps = np.array([hop_latency_ps(protocol, {links[i].kind for i in route_of(int(src), int(dst)).links})
                        for src, dst in pairs], dtype=np.int64)
     delays_ps = hop_ps[pair_of] + np.where(transfers.is_root, base_ps, 0)
     delays_ps[list(schedule.continues)] = 0  # one message's later pieces (never a root)
-    return dataclasses.replace(impairments, start_delay_ps=impairments.start_delay_ps + delays_ps)
+    return delays_ps

@@ -23,7 +23,7 @@ from __future__ import annotations
 from math import gcd
 
 from fabricsim.collectives.dag import DagBuilder
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 Group = tuple[int, int]  # [first piece id, end piece id) of one virtual rank
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 import numpy as np
 
 from fabricsim.collectives.dag import DagBuilder
+from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.collectives.verify import piece_layout
-from fabricsim.schedule import Dependencies, Schedule, TransferTable
 
 Segments = list[tuple[int, int]]  # (first piece id, piece count) of each message of one group
 

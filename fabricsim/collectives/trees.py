@@ -18,7 +18,7 @@ Ranks are renumbered relative to the root, rel = (rank - root) mod p.
 from __future__ import annotations
 
 from fabricsim.collectives.dag import DagBuilder
-from fabricsim.schedule import Schedule
+from fabricsim.collectives.schedule import Schedule
 
 Trees = tuple[tuple[int | None, ...], ...]  # each channel's tree: every rank's parent, None at the root
 

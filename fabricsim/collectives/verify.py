@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fabricsim.schedule import Schedule, Transfer
+from fabricsim.collectives.schedule import Schedule, Transfer
 
 OPS = ("all_gather", "reduce_scatter", "all_reduce", "broadcast", "reduce", "gather", "all_to_all", "send_recv")
 ROOTED_OPS = ("broadcast", "reduce", "gather", "send_recv")

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import yaml
 
-from fabricsim.baseline import (baseline_path, baseline_scenario, changed_keys, check_exact, check_stat, format_check,
-                                make_baseline, parse_tolerances, read_baseline, scenario_shape, write_baseline)
 from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, add_scenario_arguments,
                                       load_checked, run_records)
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.matrix import yaml_text
-from fabricsim.result_folder import staged_folder, unwritable
-from fabricsim.sample import run_sample, sha256_of
+from fabricsim.config.matrix import yaml_text
+from fabricsim.output.baseline import (baseline_path, baseline_scenario, changed_keys, check_exact, check_stat,
+                                       format_check, make_baseline, parse_tolerances, read_baseline, scenario_shape,
+                                       write_baseline)
+from fabricsim.output.result_folder import staged_folder, unwritable
+from fabricsim.output.sample import run_sample, sha256_of
 
 _KEYS_SHOWN = 8
 CHANGED_DIR = Path("results") / "check"

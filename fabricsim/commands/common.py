@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Iterator
 
 from fabricsim.config import Scenario, ScenarioError, load_scenario
-from fabricsim.parallel import run_trials
-from fabricsim.result_folder import check_target
-from fabricsim.runner import Simulation, TrialRecord
-from fabricsim.work_limits import MAX_WORKERS, check_work
+from fabricsim.output.result_folder import check_target
+from fabricsim.records import TrialRecord
+from fabricsim.runner.parallel import run_trials
+from fabricsim.runner.simulation import Simulation
+from fabricsim.runner.work_limits import MAX_WORKERS, check_work
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM

@@ -14,15 +14,15 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from fabricsim import __version__
+from fabricsim.version import __version__
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, run_records,
                                       scenario_overrides)
-from fabricsim.compare import compare_samples, format_table, write_comparison
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.matrix import Variant, load_variants
-from fabricsim.result_folder import check_target
-from fabricsim.sample import Sample, identity, read_sample, run_sample, sha256_of
-from fabricsim.work_limits import check_work
+from fabricsim.config.matrix import Variant, load_variants
+from fabricsim.output.compare import compare_samples, format_table, write_comparison
+from fabricsim.output.result_folder import check_target
+from fabricsim.output.sample import Sample, identity, read_sample, run_sample, sha256_of
+from fabricsim.runner.work_limits import check_work
 
 RUNS_DIR = Path("results") / "runs"
 

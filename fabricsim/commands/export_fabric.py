@@ -15,8 +15,9 @@ import yaml
 
 from fabricsim.commands.common import EXIT_OK, refuse_foreign_file, scenario_overrides, write_file
 from fabricsim.config import ScenarioError, load_scenario
+from fabricsim.config.infragraph_document import INFRAGRAPH_VERSION, InfraGraphError
 from fabricsim.fabric import build_fabric
-from fabricsim.fabric.infragraph import INFRAGRAPH_VERSION, InfraGraphError, infragraph_of
+from fabricsim.fabric.infragraph import infragraph_of
 
 HEADER = "# fabricsim export-fabric"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fabricsim.commands.common import EXIT_OK, positive_int
 from fabricsim.config import ScenarioError, TransformerSpec, load_transformer
-from fabricsim.models.devices import DEVICES, LINKS
+from fabricsim.config.devices import DEVICES, LINKS
 from fabricsim.planner.memory import gigabytes
 from fabricsim.planner.plot import plot_plan
 from fabricsim.planner.simulate import simulated_comm_s

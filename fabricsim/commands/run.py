@@ -7,9 +7,9 @@ import argparse
 from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
 from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
-from fabricsim.results import collect
-from fabricsim.runner import Simulation
-from fabricsim.summary_text import call_kind_lines, job_lines, latency_table, tail_lines
+from fabricsim.output.results import collect
+from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, tail_lines
+from fabricsim.runner.simulation import Simulation
 from fabricsim.units import format_bytes
 
 

@@ -25,16 +25,16 @@ from pathlib import Path
 
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, load_checked, non_negative_int,
                                       result_folder, run_records)
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
+from fabricsim.config.size_range import size_range
 from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun, nccl_tests_program
-from fabricsim.result_folder import staged_folder
-from fabricsim.runner import size_bytes_of
-from fabricsim.size_range import size_range
-from fabricsim.sweep import REDOPS, SweepRow, format_table, nccl_tests_json, run_sweep
-from fabricsim.sweep_plot import plot_sweep
+from fabricsim.output.result_folder import staged_folder
+from fabricsim.output.sweep import REDOPS, SweepRow, format_table, nccl_tests_json, run_sweep
+from fabricsim.output.sweep_plot import plot_sweep
+from fabricsim.runner.work_limits import MAX_TRIALS
 from fabricsim.units import UnitError, parse_bytes
-from fabricsim.work_limits import MAX_TRIALS
 
 _NCCL_SIZE = re.compile(r"^([0-9]+)([KMGkmg]?)$")
 

@@ -6,9 +6,21 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fabricsim.collectives import algorithms_for
 from fabricsim.config.base import Spec
 
+# the algorithms fabricsim builds for each op, by name (the builders: fabricsim.collectives.ALGORITHMS,
+# which holds the same names; tests/test_collectives_algorithms.py keeps the two equal)
+OP_ALGORITHMS = {
+    "all_gather": ("flat_ring", "pat", "recursive_doubling", "ring"),
+    "reduce_scatter": ("flat_ring", "pat", "recursive_halving", "ring"),
+    "all_reduce": ("bidirectional_ring", "double_binary_tree", "flat_ring", "halving_doubling", "hierarchical",
+                   "recursive_doubling", "ring", "tree"),
+    "broadcast": ("binomial_tree", "ring"),
+    "reduce": ("binomial_tree", "ring"),
+    "gather": ("direct",),
+    "all_to_all": ("direct", "pxn"),
+    "send_recv": ("direct",),
+}
 NOT_MODELLED = ("nvls", "nvlstree", "collnetdirect", "collnetchain", "collnet")  # NCCL_ALGO names
 
 
@@ -45,7 +57,7 @@ class CollectiveSpec(Spec):
 
     @model_validator(mode="after")
     def _check_algorithm(self) -> CollectiveSpec:
-        known = algorithms_for(self.op)
+        known = list(OP_ALGORITHMS[self.op])
         if self.algorithm != "auto" and self.algorithm not in known:
             raise ValueError(f"expected algorithm auto or one of {known} for op {self.op}, got {self.algorithm!r}")
         return self

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_serializer, model_validator
 
 from fabricsim.config.base import Bytes, KeyedValueError, LinkLatencyPs, RateBps, Spec, TimePs
+from fabricsim.config.infragraph_document import InfraGraphError, shape
+from fabricsim.config.presets import HOST_PRESETS, NIC_PRESETS, with_preset
 
 
 class LinkSpec(Spec):
@@ -16,7 +18,7 @@ class LinkSpec(Spec):
 
 
 class NicSpec(Spec):
-    """A NIC: ``preset`` (a name, or ``nic: roce_400g``) fills the keys not given (fabric/presets.py)."""
+    """A NIC: ``preset`` (a name, or ``nic: roce_400g``) fills the keys not given (config/presets.py)."""
 
     preset: Literal["roce_100g", "roce_200g", "roce_400g", "roce_800g"] | None = None
     bandwidth_bps: RateBps = Field(100e9, alias="bandwidth", description="line rate")
@@ -27,7 +29,6 @@ class NicSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        from fabricsim.fabric.presets import NIC_PRESETS, with_preset
         return with_preset({"preset": data} if isinstance(data, str) else data, NIC_PRESETS)
 
     @property
@@ -119,7 +120,7 @@ class ClosSpec(Spec):
 
 class FabricSpec(Spec):
     preset: Literal["dgx_a100", "dgx_h100", "dgx_b200", "dgx_b300", "gb200_nvl72", "pcie_8gpu"] | None = Field(
-        None, description="a server model that fills the keys not given (fabric/presets.py)")
+        None, description="a server model that fills the keys not given (config/presets.py)")
     topology: Literal["single_switch", "direct_ring", "leaf_spine", "rail_optimized"] = "single_switch"
     hosts: int = Field(4, ge=1)
     gpus_per_host: int = Field(1, ge=1)
@@ -159,7 +160,6 @@ class FabricSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        from fabricsim.fabric.presets import HOST_PRESETS, with_preset
         return with_preset(data, HOST_PRESETS)
 
     @model_validator(mode="before")
@@ -168,7 +168,6 @@ class FabricSpec(Spec):
         """hosts and gpus_per_host of an InfraGraph fabric are its own."""
         if not isinstance(data, dict) or not isinstance(data.get("infragraph"), dict):
             return data
-        from fabricsim.fabric.infragraph import InfraGraphError, shape
         try:
             hosts, gpus_per_host = shape(data["infragraph"])
         except InfraGraphError as error:

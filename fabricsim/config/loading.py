@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from fabricsim.config.base import KeyedValueError, ScenarioError
-from fabricsim.config.workload import TransformerSpec
+from fabricsim.config.presets import merged
 from fabricsim.config.scenario import Scenario
+from fabricsim.config.workload import TransformerSpec
 from fabricsim.config.yaml_text import MAX_DEPTH, YamlProblem, load_yaml_text, read_text_file, read_yaml_file
 
 
@@ -53,7 +54,6 @@ def _read_preset_file(raw: dict, path: Path) -> None:
     if not isinstance(reference, str):
         raise ScenarioError(f"{path}: fabric.preset_file: expected a file path relative to the scenario, "
                             f"got {reference!r}")
-    from fabricsim.fabric.presets import merged
     keys = _read_reference(path, "fabric.preset_file", reference)
     for key, value in fabric.items():  # nic: roce_400g names the preset of the mapping the file gives
         if isinstance(value, str) and isinstance(keys.get(key), dict):

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer, model_validator
 
-from fabricsim.models.devices import DEVICES
-from fabricsim.models.hf_config import transformer_keys
-from fabricsim.size_range import expand_size_range
 from fabricsim.config.base import Bytes, KeyedValueError, SizeWithUnit, Spec
+from fabricsim.config.devices import DEVICES
+from fabricsim.config.hf_config import transformer_keys
+from fabricsim.config.size_range import expand_size_range
 
 
 # bytes per element (torch.Tensor.element_size)

@@ -7,7 +7,7 @@ skew, software latency) and is handed to the model's ``enter(tid)``. The model s
 delivered (``flow_delivered``), or that the transfer failed (``fail``). ``done`` fires when every
 transfer is delivered or one fails.
 
-It keeps what the breakdown needs (fabricsim/breakdown.py): for each transfer, which dependency
+It keeps what the breakdown needs (fabricsim/engine/breakdown.py): for each transfer, which dependency
 released it last (of dependencies done at one moment: a delivery, then the highest id, as
 ``schedule_times.released_by``) and the time its own causes added (``causes``, filled by the model
 but for the jitter), and the schedule's ideal time alone on the intact fabric.
@@ -20,15 +20,17 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
+from fabricsim.collectives.schedule import Dependencies, Schedule
+from fabricsim.engine.breakdown import TransferCauses, critical_path_causes, ideal_makespan_ps
+from fabricsim.engine.impairments import TransferImpairments
 from fabricsim.fabric.routing import Route
-from fabricsim.schedule import Dependencies, Schedule
+from fabricsim.records import Causes
 
 
 class DagProgress:
     """One schedule's DAG progress from ``env.now`` on ``env`` (SimPy's or the packet loop's)."""
 
-    def __init__(self, env, schedule: Schedule, start_delay_ps: np.ndarray, fixed_delay_ps: np.ndarray | None,
+    def __init__(self, env, schedule: Schedule, impairments: TransferImpairments,
                  ideal_route_of: Callable[[int, int], Route], enter: Callable[[int], None]) -> None:
         self.env = env
         self.schedule = schedule
@@ -36,9 +38,8 @@ class DagProgress:
         self.enter = enter
         transfers = schedule.transfers
         self.src, self.dst, self.nbytes = column(transfers.src), column(transfers.dst), column(transfers.nbytes)
-        self._delay_ps = column(start_delay_ps)
-        # the part of each start delay that is not jitter (software latency): ideal time
-        self.fixed_delay_ps = np.zeros(len(transfers), dtype=np.int64) if fixed_delay_ps is None else fixed_delay_ps
+        self._delay_ps = column(impairments.delay_ps())
+        self.fixed_delay_ps = impairments.fixed_ps()  # counts in the ideal time
         self.done = env.event()
         self.failed = False
         self._waiting = column(transfers.after.counts() + transfers.after_sent.counts())
@@ -54,7 +55,7 @@ class DagProgress:
         self._undelivered_flows = column(np.zeros(len(transfers)))
         self._start_ps, self._delivered_at = int(env.now), column(np.full(len(transfers), -1))
         self.causes = TransferCauses.zeros(len(transfers))
-        self.causes.jitter_ps[:] = start_delay_ps - self.fixed_delay_ps
+        self.causes.jitter_ps[:] = impairments.start_delay_ps
         self._last = (-1, "delivered")
         self._latest_delivery = (-1, -1)  # (time, transfer): of transfers delivered at one time, the highest id
         self._undelivered = len(transfers)

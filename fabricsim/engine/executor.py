@@ -18,34 +18,18 @@ is kept by the DAG progress; this executor fills in the causes the flow model kn
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.engine.dag_progress import DagProgress, column
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
+from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.fabric.routing import Route
-from fabricsim.impairments import TransferImpairments, Transport, loss_costs
-from fabricsim.schedule import Schedule
-
-
-@dataclass(frozen=True, slots=True)
-class FlowRecord:
-    """One flow of a transfer, for flows.csv; ranks are the collective's."""
-
-    transfer: int
-    qp: int  # the flow's index in its transfer: queue pair (x equal-cost route when spraying)
-    src: int
-    dst: int
-    nbytes: int
-    links: tuple[int, ...]
-    start_ps: int
-    sent_ps: int
-    stalled_ps: int
+from fabricsim.records import Causes, FlowRecord
 
 
 class ScheduleRun:
@@ -55,12 +39,11 @@ class ScheduleRun:
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
                  transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
-                 fixed_delay_ps: np.ndarray | None = None, record_flows: bool = False,
+                 record_flows: bool = False,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.env = env
         self.network = network
-        self.dag = dag = DagProgress(env, schedule, impairments.start_delay_ps, fixed_delay_ps,
-                                     ideal_route_of or route_of, self._inject)
+        self.dag = dag = DagProgress(env, schedule, impairments, ideal_route_of or route_of, self._inject)
         self._src, self._dst, self._nbytes = dag.src, dag.dst, dag.nbytes
         self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self._gaps, self._timeouts = column(impairments.gap_losses), column(impairments.tail_timeouts)
@@ -98,7 +81,7 @@ class ScheduleRun:
         resent_bytes = 0
         if self._gaps[tid] or self._timeouts[tid]:
             resent_bytes = int(self._loss_costs(tid, flows[0][0])[0])
-            self.causes.resent_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
+            self.causes.retransmit_ps[tid] = serialisation_ps(8.0 * resent_bytes, flows[0][0].bottleneck_bps)
         transfer_bytes = self._nbytes[tid]
         self.dag.entered(tid, len(flows))
         started: list[Flow] = []  # the flows, once start_all() has returned them
@@ -129,7 +112,7 @@ class ScheduleRun:
         wait_ps = route.latency_ps
         if self._gaps[tid] or self._timeouts[tid]:
             _, nack_ps, timeout_ps = self._loss_costs(tid, route)
-            causes.nack_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
+            causes.retransmit_after_ps[tid], causes.timeout_ps[tid] = nack_ps, timeout_ps
             wait_ps += int(nack_ps + timeout_ps)
         self._deliver_after(wait_ps, tid)
 
@@ -161,8 +144,8 @@ class ScheduleRun:
 
     def _record_flow(self, tid: int, qp: int, nbytes: int, flow: Flow) -> None:
         """Note the longest stall of the transfer's flows (and, if asked, the flow itself)."""
-        if flow.stalled_ps > self.causes.stalled_ps[tid]:
-            self.causes.stalled_ps[tid] = flow.stalled_ps
+        if flow.stalled_ps > self.causes.failure_ps[tid]:
+            self.causes.failure_ps[tid] = flow.stalled_ps
         if self.flow_records is not None:
             self.flow_records.append(FlowRecord(tid, qp, self._src[tid], self._dst[tid], nbytes, flow.links,
                                                 flow.start_ps, self.env.now, flow.stalled_ps))

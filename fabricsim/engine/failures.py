@@ -15,10 +15,10 @@ import simpy
 
 from fabricsim.config import FailureSpec
 from fabricsim.engine.flows import FlowNetwork
+from fabricsim.engine.impairments import draw_delays_ps
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError
-from fabricsim.impairments import draw_delays_ps
 
 
 def cable_links(fabric: Fabric, spec: FailureSpec) -> tuple[int, int]:

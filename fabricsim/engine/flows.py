@@ -21,8 +21,9 @@ from typing import Callable
 
 import simpy
 
+from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.engine.maxmin import max_min_rates_of
-from fabricsim.schedule_times import PS_PER_S, serialisation_ps
+from fabricsim.units import PS_PER_S
 
 INFINITE = float("inf")
 END_OF_INSTANT = 2  # a priority after SimPy's NORMAL (1): runs once the instant's other events are done

@@ -5,8 +5,8 @@ A ``NetworkModel`` is one trial's network, flow or packet: it gives a call's tra
 returning a ``CallResult`` (end time, failure, ideal time, the causes along the critical chain).
 How it gets there is its own business: the flow model times a call whose flows never meet as a
 longest path (``engine.uncontended``) and runs the others on its event loop; the packet model plays
-every packet. ``record_fields`` gives what the trial's record keeps of the model (link usage and
-flows, or port counters).
+every packet. ``model_output`` gives what the trial's record keeps of the model (link use and
+flows, or port counters: ``records.FlowModelOutput``, ``records.PacketModelOutput``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from typing import Callable, Protocol
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import Scenario
-from fabricsim.engine.executor import FlowRecord, ScheduleRun
+from fabricsim.engine.executor import ScheduleRun
+from fabricsim.engine.impairments import TransferImpairments, Transport, launch_skew_ps
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.impairments import TransferImpairments, Transport, launch_skew_ps
-from fabricsim.schedule import Schedule
+from fabricsim.records import Causes, FlowModelOutput, FlowRecord, LinkUse, PacketModelOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +47,42 @@ class CallResult:
 
 
 class NetworkModel(Protocol):
+    now_ps: int  # the trial's time
+
+    def wait(self, duration_ps: int) -> None: ...  # let the trial's time pass (compute, nothing sent)
+
     def call_flows(self, schedule: Schedule, group: tuple[int, ...]) -> CallFlows: ...
 
     def launch_skew_ps(self, schedule: Schedule) -> np.ndarray | int: ...
 
     def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult: ...
 
-    def record_fields(self) -> dict: ...
+    def model_output(self) -> FlowModelOutput | PacketModelOutput: ...
 
 
-class FlowModel:
+def trial_model(scenario: Scenario, fabric: Fabric, router: Router, trial_rng: np.random.Generator,
+                fabric_rng: np.random.Generator) -> NetworkModel:
+    """The scenario's model (``fabric.model``) for one trial, its time at 0."""
+    model = PacketModel if scenario.fabric.model == "packet" else FlowModel
+    return model(simpy.Environment(), scenario, fabric, router, trial_rng, fabric_rng)
+
+
+class _TrialClock:
+    """A model's time: where the trial is, and time passing with nothing sent."""
+
+    env: simpy.Environment
+
+    @property
+    def now_ps(self) -> int:
+        return int(self.env.now)
+
+    def wait(self, duration_ps: int) -> None:
+        self.env.run(until=self.env.now + duration_ps)
+
+
+class FlowModel(_TrialClock):
     """The flow model for one trial: its fabric as drawn for the trial, the flows it records, its cuts.
 
     A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
@@ -82,19 +106,19 @@ class FlowModel:
         return 0 if skew.distribution == "none" else launch_skew_ps(skew, schedule, self.fabric.rng)
 
     def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult:
         if self._may_skip_events(impairments):
             routes = flows.fixed_routes()
             run = routes and run_uncontended(self.fabric.network, int(self.env.now), schedule, routes, impairments,
-                                             transport, fixed_delay_ps, ideal_route_of)
+                                             transport, ideal_route_of)
             if run:
                 if run.end_ps > self.env.now:
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
-                          flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
+                          flows_of=flows.flows_of,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
         dead_end = self.fabric.failures.dead_end
         with _older_objects_frozen():
@@ -110,8 +134,10 @@ class FlowModel:
         return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
-    def record_fields(self) -> dict:
-        return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}
+    def model_output(self) -> FlowModelOutput:
+        usage = self.fabric.usage()
+        return FlowModelOutput(LinkUse(tuple(usage.carried_bits), tuple(usage.busy_ps), tuple(usage.peak_flows)),
+                               tuple(self.flows))
 
 
 @contextmanager
@@ -130,7 +156,7 @@ def _older_objects_frozen():
         gc.unfreeze()
 
 
-class PacketModel:
+class PacketModel(_TrialClock):
     """The packet model for one trial: its packet network, and its queue pairs' ECMP ports."""
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
@@ -149,13 +175,13 @@ class PacketModel:
         return 0  # refused in packet mode by the scenario's validation
 
     def run_call(self, schedule: Schedule, flows: CallFlows, route_of: Callable[[int, int], Route],
-                 impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
+                 impairments: TransferImpairments, transport: Transport,
                  ideal_route_of: Callable[[int, int], Route]) -> CallResult:
         run = PacketScheduleRun(self.env, self.network, schedule, route_of, impairments, transport,
-                                flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps, ideal_route_of=ideal_route_of)
+                                flows_of=flows.flows_of, ideal_route_of=ideal_route_of)
         with _older_objects_frozen():
             self.env.run(until=run.done)
         return CallResult(int(self.env.now), run.failed, run.ideal_ps(), run.critical_causes())
 
-    def record_fields(self) -> dict:
-        return {"ports": self.network.port_counters()}
+    def model_output(self) -> PacketModelOutput:
+        return PacketModelOutput(self.network.port_counters())

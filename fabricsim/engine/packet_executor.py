@@ -17,15 +17,15 @@ from typing import Callable, Generator
 import numpy as np
 import simpy
 
-from fabricsim.breakdown import Causes
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import FabricSpec
 from fabricsim.engine.dag_progress import DagProgress
+from fabricsim.engine.impairments import TransferImpairments, Transport
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.packet_qp import QueuePair
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.routing import Route, Router
-from fabricsim.impairments import TransferImpairments, Transport
-from fabricsim.schedule import Schedule
+from fabricsim.records import Causes
 
 
 def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, schedule: Schedule,
@@ -33,8 +33,8 @@ def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, sc
     """A transfer's queue pairs and their routes, as the flow model draws them (``fabric.ecmp``): per
     trial source ports, ECMP by hash or by the queue pairs on each link; spraying becomes one queue
     pair per equal-cost route."""
-    flow_router = FlowRouter(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, network.active_on)
-    ports = flow_router.draw_ports(schedule, rng)
+    flow_router = FlowRouter.of(router, spec, network.active_on)
+    ports = flow_router.draw_ports(schedule.transfers.pairs, rng)
     src, dst = schedule.transfers.src.tolist(), schedule.transfers.dst.tolist()
 
     def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
@@ -48,13 +48,11 @@ class _PacketDag:
     def __init__(self, loop, network: PacketNetwork, schedule: Schedule, route_of: Callable[[int, int], Route],
                  impairments: TransferImpairments, transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
-                 fixed_delay_ps: np.ndarray | None = None,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.network = network
         self.route_of = route_of
         self.transport = transport
-        self.dag = dag = DagProgress(loop, schedule, impairments.start_delay_ps, fixed_delay_ps,
-                                     ideal_route_of or route_of, self._enter)
+        self.dag = dag = DagProgress(loop, schedule, impairments, ideal_route_of or route_of, self._enter)
         self.flows_of = flows_of or (lambda tid: [(route_of(dag.src[tid], dag.dst[tid]), None)])
         dag.start()
 
@@ -85,26 +83,24 @@ class _PacketDag:
         """What loss cost this transfer: its timeouts, and the wire time of its resent packets."""
         causes = self.dag.causes
         causes.timeout_ps[tid] = max(causes.timeout_ps[tid], qp.timeouts * self.transport.rto_ps)
-        causes.nack_ps[tid] = max(causes.nack_ps[tid], qp.resent_wire_ps)
+        causes.retransmit_after_ps[tid] = max(causes.retransmit_after_ps[tid], qp.resent_wire_ps)
 
 
 class PacketScheduleRun:
     """Starts a schedule at ``env.now``; ``done`` (a SimPy event) fires when all is delivered or a
-    transfer fails, at the simulated time it happened. ``flows_of`` (see ``packet_flows_of``),
-    ``fixed_delay_ps`` and ``ideal_route_of`` are ScheduleRun's; the last two serve the breakdown
-    (``ideal_ps``, ``critical_causes``)."""
+    transfer fails, at the simulated time it happened. ``flows_of`` (see ``packet_flows_of``) and
+    ``ideal_route_of`` are ScheduleRun's; the latter serves the breakdown (``ideal_ps``,
+    ``critical_causes``)."""
 
     def __init__(self, env: simpy.Environment, network: PacketNetwork, schedule: Schedule,
                  route_of: Callable[[int, int], Route], impairments: TransferImpairments,
                  transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
-                 fixed_delay_ps: np.ndarray | None = None,
                  ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.failed = False
         self._dag: DagProgress | None = None
         self.done = env.process(self._run(env, network, schedule, route_of, impairments, transport,
-                                          flows_of=flows_of, fixed_delay_ps=fixed_delay_ps,
-                                          ideal_route_of=ideal_route_of))
+                                          flows_of=flows_of, ideal_route_of=ideal_route_of))
 
     def _run(self, env: simpy.Environment, network: PacketNetwork, *dag_args, **dag_options) -> Generator:
         network.loop.advance_to(int(env.now))

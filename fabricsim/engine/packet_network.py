@@ -30,11 +30,13 @@ from heapq import heappush
 import numpy as np
 
 from fabricsim.config import NicSpec, PacketSpec
-from fabricsim.counters import PortCounters, queue_depths
+from fabricsim.engine.counters import queue_depths
 from fabricsim.engine.packet_dcqcn import REFERENCE_RATE_BPS
 from fabricsim.engine.packet_loop import EventLoop
-from fabricsim.engine.packet_qp import PS_PER_S, Packet, QueuePair
+from fabricsim.engine.packet_qp import Packet, QueuePair
 from fabricsim.fabric.graph import Fabric, Link
+from fabricsim.records import PortCounters
+from fabricsim.units import PS_PER_S
 
 ROCE = "roce"
 _UNIFORM_BATCH = 4096

@@ -19,11 +19,10 @@ from bisect import bisect_right
 from typing import TYPE_CHECKING, Callable
 
 from fabricsim.engine.packet_dcqcn import DcqcnReactionPoint
+from fabricsim.units import PS_PER_S
 
 if TYPE_CHECKING:
     from fabricsim.engine.packet_network import PacketNetwork, Port
-
-PS_PER_S = 10**12
 
 
 def _nothing() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.engine.trial_fabric import CallFlows
 from fabricsim.fabric.routing import Route
-from fabricsim.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.workload.job import StepSchedule
 
 LOCAL_ROUTE = Route((), 0, float("inf"))

@@ -14,16 +14,16 @@ from typing import Callable
 import numpy as np
 import simpy
 
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import LossSpec, Scenario
 from fabricsim.engine.background import start_background
 from fabricsim.engine.failures import LinkFailures
 from fabricsim.engine.flows import FlowNetwork, LinkUsage
+from fabricsim.engine.impairments import route_loss_rate
 from fabricsim.engine.maxmin import max_min_rates
 from fabricsim.fabric.ecmp import FlowRouter, FlowTag
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_hash
-from fabricsim.impairments import route_loss_rate
-from fabricsim.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,7 @@ class TrialFabric:
         self.network = FlowNetwork(env, [link.bandwidth_bps for link in fabric.links])
         # failures change routes: such a trial gets routes of its own
         live_router = Router(fabric) if impairments.failures else router
-        self.flow_router = FlowRouter(live_router, fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair,
-                                      lambda link: len(self.network.flows_on[link]))
+        self.flow_router = FlowRouter.of(live_router, spec, lambda link: len(self.network.flows_on[link]))
         self.link_loss = {fabric.link_named(name).index: rate for name, rate in impairments.loss.links.items()}
         start_background(self.network, fabric, impairments.background, spec.hosts, rng)
         self.failures_ahead = bool(impairments.failures)
@@ -59,7 +58,7 @@ class TrialFabric:
 
     def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec) -> CallFlows:
         """One call's transfers as flows, by this trial's source ports."""
-        ports = self.flow_router.draw_ports(schedule, self.rng)
+        ports = self.flow_router.draw_ports(schedule.transfers.pairs, self.rng)
         gpus = self.flow_router.gpus
         srcs, dsts = np.asarray(group)[schedule.transfers.src], np.asarray(group)[schedule.transfers.dst]
 

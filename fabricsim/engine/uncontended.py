@@ -22,12 +22,13 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
+from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.schedule_times import dag_times, released_by, serialisation_ps_each
+from fabricsim.engine.breakdown import TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import FlowNetwork
+from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
 from fabricsim.fabric.routing import Route, route_columns
-from fabricsim.impairments import TransferImpairments, Transport, loss_costs
-from fabricsim.schedule import Schedule
-from fabricsim.schedule_times import dag_times, released_by, serialisation_ps_each
+from fabricsim.records import Causes
 
 
 class UncontendedRun:
@@ -66,7 +67,6 @@ class UncontendedRun:
 
 def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
                     routes: tuple[np.ndarray, list[Route]], impairments: TransferImpairments, transport: Transport,
-                    fixed_delay_ps: np.ndarray,
                     ideal_route_of: Callable[[int, int], Route]) -> UncontendedRun | None:
     """The call's run from ``start_ps`` with each transfer on ``routes`` (route index per transfer,
     routes), or None if two of its flows would share a link. On success the network's link usage
@@ -80,15 +80,15 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     nbits = 8.0 * (transfers.nbytes + resent_bytes)
     flowing = on_links & (nbits > 0)
     wire_ps = np.where(flowing, serialisation_ps_each(nbits, rate_bps), 0)
-    causes = TransferCauses(impairments.start_delay_ps - fixed_delay_ps, serialisation_ps_each(8.0 * resent_bytes, rate_bps),
+    causes = TransferCauses(impairments.start_delay_ps, serialisation_ps_each(8.0 * resent_bytes, rate_bps),
                             np.zeros(len(transfers), dtype=np.int64), nack_ps, timeout_ps)
-    send_ps = impairments.start_delay_ps + wire_ps
-    times = dag_times(transfers.waves, start_ps, send_ps, latency_ps + causes.nack_ps + causes.timeout_ps)
+    send_ps = impairments.delay_ps() + wire_ps
+    times = dag_times(transfers.waves, start_ps, send_ps, latency_ps + causes.retransmit_after_ps + causes.timeout_ps)
     sent_ps = times[:len(transfers)]
     if not _apart(schedule, route_of, route_list, np.flatnonzero(flowing), sent_ps - wire_ps, sent_ps):
         return None
     _count_usage(network, route_of, route_list, flowing, nbits, wire_ps)
-    return UncontendedRun(schedule, times, send_ps, causes, fixed_delay_ps, ideal_route_of)
+    return UncontendedRun(schedule, times, send_ps, causes, impairments.fixed_ps(), ideal_route_of)
 
 
 def _apart(schedule: Schedule, route_of: np.ndarray, route_list: list[Route], flows: np.ndarray,

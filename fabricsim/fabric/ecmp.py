@@ -21,8 +21,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from fabricsim.config import FabricSpec
 from fabricsim.fabric.routing import Route, Router, five_tuple_hash
-from fabricsim.schedule import Schedule
 
 ROCE_SOURCE_PORTS = (0xC000, 0x10000)  # [low, high)
 
@@ -46,10 +46,17 @@ class FlowRouter:
         self.qps = qps
         self.flows_on = flows_on
 
-    def draw_ports(self, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
+    @classmethod
+    def of(cls, router: Router, spec: FabricSpec, flows_on: Callable[[int], int]) -> FlowRouter:
+        """The scenario's ECMP mode (``clos.ecmp``) and queue pairs per rank pair, over ``router``'s
+        fabric; ``flows_on(link)``: the flows a link carries now (adaptive mode's load)."""
+        return cls(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, flows_on)
+
+    def draw_ports(self, transfer_pairs: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         """Source ports, one per transfer and queue pair: drawn per connection (each distinct sender and
-        receiver, in ascending order), so every message of a connection takes its queue pairs' paths."""
-        pairs, pair_of = schedule.transfers.pairs
+        receiver, in ascending order: ``Transfers.pairs``, the connections and each transfer's), so every
+        message of a connection takes its queue pairs' paths."""
+        pairs, pair_of = transfer_pairs
         return rng.integers(*ROCE_SOURCE_PORTS, size=(len(pairs), self.qps))[pair_of]
 
     def flows(self, src_rank: int, dst_rank: int, ports: Sequence[int]) -> list[tuple[Route, FlowTag]]:

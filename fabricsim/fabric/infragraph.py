@@ -26,67 +26,19 @@ to the picosecond when device latencies are whole even picoseconds (every preset
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fabricsim.config import FabricSpec
+from fabricsim.config.infragraph_document import InfraGraphError, graph_of
 from fabricsim.fabric.graph import Device, Fabric
 from fabricsim.fabric.nic_paths import derive_nic_paths
+from fabricsim.units import PS_PER_UNIT
 
-if TYPE_CHECKING:  # config reads this module's shape check while it is being defined
-    from fabricsim.config import FabricSpec
-
-INFRAGRAPH_VERSION = "3.1.0"  # the schema read and written (pyproject's infragraph extra pins it)
 UNLIMITED_BPS = 1e16  # an internal link InfraGraph gives no bandwidth: not a bottleneck (10 Pb/s)
-PS_PER = {"ms": 10**9, "us": 10**6, "ns": 10**3}
+PS_PER = {unit: PS_PER_UNIT[unit] for unit in ("ms", "us", "ns")}  # InfraGraph's latency units
 BPS_PER = {"gigabits_per_second": 1e9, "gigabytes_per_second": 8e9}
 _LOCAL = re.compile(r"^(.*?)\.?(\d*)$")  # "gpu3" -> ("gpu", "3"), "xpu.3" -> ("xpu", "3")
-
-
-class InfraGraphError(ValueError):
-    """A document the infragraph package refuses, or one fabricsim cannot run."""
-
-
-# --- in ------------------------------------------------------------------------------------------
-
-def _service():
-    try:
-        from infragraph import Infrastructure
-        from infragraph.infragraph_service import InfraGraphService
-    except ImportError:
-        raise InfraGraphError("expected the infragraph package to read it: pip install -e '.[infragraph]'") from None
-    return Infrastructure, InfraGraphService
-
-
-@lru_cache(maxsize=8)
-def _expanded(document_json: str):
-    """The package's graph of a document (nodes with type, instance, device; edges with link)."""
-    infrastructure_type, service_type = _service()
-    service = service_type()
-    try:
-        service.set_graph(infrastructure_type().deserialize(document_json))
-    except Exception as error:  # the package raises its own and plain Python errors alike
-        raise InfraGraphError(f"expected a document the infragraph package accepts: {error}") from None
-    return service.get_networkx_graph()
-
-
-def graph_of(document: dict[str, Any]):
-    return _expanded(json.dumps(document, sort_keys=True))
-
-
-def shape(document: dict[str, Any]) -> tuple[int, int]:
-    """(hosts, GPUs per host): the device instances holding xpus, and their xpus each."""
-    per_host: dict[str, int] = {}
-    for node, data in graph_of(document).nodes(data=True):
-        if data.get("type") == "xpu":
-            per_host[data["composed_device"]] = per_host.get(data["composed_device"], 0) + 1
-    if not per_host:
-        raise InfraGraphError("expected xpu components (the GPUs), found none")
-    counts = set(per_host.values())
-    if len(counts) > 1:
-        raise InfraGraphError(f"expected every host to hold as many xpus, got {sorted(counts)}")
-    return len(per_host), counts.pop()
 
 
 def fabric_from_infragraph(spec: FabricSpec) -> Fabric:

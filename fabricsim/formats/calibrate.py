@@ -1,7 +1,7 @@
 """Calibration: a scenario's link classes fitted to nccl-tests measurements of the user's cluster.
 
 The model is fabricsim's own simulation: the scenario's collective swept over the measured sizes
-(``fabricsim.sweep.run_sweep``, one run per size, impairments off so that the model is deterministic).
+(``fabricsim.output.sweep.run_sweep``, one run per size, impairments off so that the model is deterministic).
 The parameters are each link class's latency (alpha) and bandwidth (beta): NVLink (``fabric.nvlink``),
 PCIe (``fabric.pcie``) and the NIC (``fabric.nic``: its line rate, and its per-traversal latency), for
 the classes on the collective's routes.
@@ -31,11 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import Scenario, ScenarioError, validate_scenario
 from fabricsim.formats.measured import SizeError, size_errors
 from fabricsim.formats.nccl_tests_log import MeasuredRow, MeasuredRun
-from fabricsim.runner import Simulation, size_bytes_of
-from fabricsim.sweep import run_sweep, sweep_scenario
+from fabricsim.output.sweep import run_sweep, sweep_scenario
+from fabricsim.runner.simulation import Simulation
 
 # link kind on the fabric -> the fabric section whose bandwidth and latency it takes
 LINK_SECTIONS = {"roce": "nic", "nvlink": "nvlink", "pcie": "pcie"}

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fabricsim import breakdown
 from fabricsim.config import ScenarioError, validate_scenario
-from fabricsim.runner import Simulation, TrialRecord
+from fabricsim.records import PARTS, TrialRecord
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 
 RANKS_PID, LINKS_PID, TRIAL_PID = 1, 2, 3
-PS_PER_US = 1e6
 
 
 def traced_trials(simulation: Simulation, latency_ps: np.ndarray, trials: np.ndarray) -> list[int]:
@@ -90,7 +90,7 @@ def trace_events(simulation: Simulation, record: TrialRecord) -> dict:
             lane_end_ps[lane] = slice_["args"]["sent_ps"]
             events.append({**slice_, "pid": pid, "tid": lane_tids[(pid, key)][lane]})
     events += [{**instant, "pid": pid, "tid": lane_tids[(pid, key)][0]} for (pid, key), instant in instants]
-    parts = dict(zip(breakdown.PARTS, breakdown.parts_ps(record)))
+    parts = dict(zip(PARTS, record.breakdown.parts_ps()))
     events.append({"ph": "i", "s": "g", "name": "trial failed" if record.failed else "trial end", "cat": "trial",
                    "ts": record.latency_ps / PS_PER_US, "pid": TRIAL_PID, "tid": 0,
                    "args": {"latency_ps": record.latency_ps, **{f"{part}_ps": int(ps) for part, ps in parts.items()}}})

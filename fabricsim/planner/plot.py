@@ -1,7 +1,7 @@
 """The plan's picture: time per step against the TP degree, compute and communication stacked.
 
 Bars whose TP degree the link cannot feed (seed 001) are hatched; the recommended degree is marked.
-Like ``fabricsim.plots``, it builds a Figure without pyplot under matplotlib's default style and writes
+Like ``fabricsim.output.plots``, it builds a Figure without pyplot under matplotlib's default style and writes
 one PNG.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import matplotlib.style
 import numpy as np
 
+from fabricsim.output.plots import DPI, new_figure
 from fabricsim.planner.tp_cost import TpPlan
-from fabricsim.plots import DPI, new_figure
 
 
 def plot_plan(plan: TpPlan, comm_s: tuple[float, ...], comm_label: str, path: str | Path,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fabricsim.config import FabricSpec, validate_scenario
 from fabricsim.planner.tp_cost import TpPlan
-from fabricsim.runner import Simulation
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_S
 
 
 def simulated_comm_s(plan: TpPlan) -> tuple[float, ...]:
@@ -29,4 +30,4 @@ def _simulate(plan: TpPlan, tp: int) -> float:
     }
     simulation = Simulation(validate_scenario(raw, "<plan>"), "<plan>")
     (record,) = simulation.run()
-    return record.latency_ps / 1e12
+    return record.latency_ps / PS_PER_S

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from fabricsim.collectives import build_schedule
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import DTYPE_BYTES, ParallelismSpec, ScenarioError, TransformerSpec, WorkloadSpec
-from fabricsim.models.devices import Device, Link
+from fabricsim.config.devices import Device, Link
 from fabricsim.models.transformer import parameter_count, tp_degree_problem, training_flops
 from fabricsim.planner.memory import memory_per_gpu
-from fabricsim.runner import size_bytes_of
 from fabricsim.workload.megatron import megatron_step
 from fabricsim.workload.placement import Mesh
 

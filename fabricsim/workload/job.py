@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.schedule import Dependencies, Schedule, TransferTable
+from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.workload.placement import Mesh
 from fabricsim.workload.trial import Call, Trial
 

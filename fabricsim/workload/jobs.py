@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from fabricsim.schedule import Dependencies, Schedule, TransferTable
+from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
 from fabricsim.workload.job import StepSchedule
 from fabricsim.workload.trial import Call
 

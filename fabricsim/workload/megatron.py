@@ -27,6 +27,7 @@ from fabricsim.config import DTYPE_BYTES, ScenarioError, WorkloadSpec
 from fabricsim.models.transformer import (ParamTensor, attention_forward_flops, embedding_tensors,
                                           head_forward_flops, head_tensors, layer_tensors, mlp_forward_flops,
                                           tp_degree_problem)
+from fabricsim.units import PS_PER_S
 from fabricsim.workload.job import one_f_one_b
 from fabricsim.workload.placement import Mesh
 from fabricsim.workload.trial import Call, batch_count
@@ -66,7 +67,7 @@ class _StepBuilder:
             self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
 
     def take_compute_ps(self) -> int:
-        compute_ps = round(self.pending_flops / self._peak_flops * 1e12) if self._peak_flops else 0
+        compute_ps = round(self.pending_flops / self._peak_flops * PS_PER_S) if self._peak_flops else 0
         self.pending_flops = 0
         return compute_ps
 

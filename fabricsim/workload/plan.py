@@ -14,7 +14,7 @@ the megatron rule names each call's op and group itself.
 from __future__ import annotations
 
 from fabricsim.config import Scenario
-from fabricsim.models.devices import DEVICES
+from fabricsim.config.devices import DEVICES
 from fabricsim.workload.kccb import collective_bytes
 from fabricsim.workload.megatron import megatron_mesh, megatron_stages, megatron_step, megatron_trial_count
 from fabricsim.workload.trial import Call, Trial, Trials, WorkloadPlan, batch_count

@@ -1,9 +1,6 @@
-"""Runner: the four steps of a run, as a public API.
-
-    scenario = load_scenario("scenarios/tp4_ring_allgather.yaml")   # 1. describe
-    simulation = Simulation(scenario)                                # 2. build fabric and workload
-    records = simulation.run()                                       # 3. run the trials
-    records[0].latency_ps                                            # 4. read flat records
+"""Simulation: a scenario made concrete (fabric, routes, workload plan, schedules) and its trials run
+on the engine's network models into ``records.TrialRecord``s (the public API's steps 2 and 3: see
+``fabricsim/__init__.py``).
 
 Trials are independent: trial i draws only from ``SeedSequence(seed, spawn_key=(i,))`` (the i-th
 child of ``SeedSequence(seed).spawn``), so its numbers do not depend on which trials ran before it
@@ -18,25 +15,23 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-import simpy
 
 from fabricsim.collectives import algorithms_for, build_schedule
 from fabricsim.collectives.channels import Layout, Place, channel_layout
-from fabricsim.collectives.protocol import with_software_latency
+from fabricsim.collectives.protocol import software_latency_ps
+from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.counters import PortCounters
-from fabricsim.breakdown import Causes, attribute
-from fabricsim.engine.executor import FlowRecord
+from fabricsim.engine.breakdown import attribute
 from fabricsim.engine.failures import cable_links
-from fabricsim.engine.flows import LinkUsage
-from fabricsim.engine.models import FlowModel, NetworkModel, PacketModel
+from fabricsim.engine.impairments import Transport, draw_impairments
+from fabricsim.engine.models import NetworkModel, trial_model
 from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
 from fabricsim.fabric.routing import NoRouteError, Route
-from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
-from fabricsim.schedule import Schedule
+from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import StepSchedule, lower_step, programs_of
 from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
@@ -49,35 +44,6 @@ class PlacedJob:
     name: str
     plan: WorkloadPlan
     gpus: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TrialRecord:
-    trial: int
-    per_rank_bytes: tuple[int, ...]
-    latency_ps: int
-    failed: bool
-    ports: tuple[PortCounters, ...] = ()  # fabric.model packet: per-port counters (counters.py)
-    # why it took latency_ps (fabricsim/breakdown.py): the six parts sum to latency_ps
-    ideal_ps: int = 0
-    contention_ps: int = 0
-    jitter_ps: int = 0
-    retransmit_ps: int = 0
-    timeout_ps: int = 0
-    failure_ps: int = 0
-    link_usage: LinkUsage | None = None  # flow model: per link bits, busy time, peak flows
-    flows: tuple[FlowRecord, ...] = ()  # output.flows: every flow of the trial
-    # the whole job's step: per kind of call ("tp all_reduce", "pp send_recv", ...), each group's call's
-    # latency, its last delivery less its first transfer's ready time
-    call_latency_ps: dict[str, np.ndarray] | None = None
-    # scenario jobs: each job's step time in the shared step, and alone (same fabric, placement and seed)
-    job_latency_ps: tuple[int, ...] = ()
-    job_alone_ps: tuple[int, ...] = ()
-
-
-def size_bytes_of(op: str, ranks: int, per_rank_bytes: int) -> int:
-    """The nccl-tests S of a collective from each rank's contribution."""
-    return per_rank_bytes * ranks if op in ("all_gather", "gather") else per_rank_bytes
 
 
 def trial_rng(seed: int, trial: int) -> np.random.Generator:
@@ -234,25 +200,23 @@ class Simulation:
         scenario = self.scenario
         impairments, loss = scenario.impairments, scenario.impairments.loss
         rng = trial_rng(scenario.seed, trial.index)
-        env = simpy.Environment()
-        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
-            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
+        model = trial_model(scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
         transport = Transport.of(scenario)
         ideal_ps, causes, failed = 0, Causes(), False
         for call in trial.calls:
             if call.compute_before_ps:
-                env.run(until=env.now + call.compute_before_ps)
+                model.wait(call.compute_before_ps)
                 ideal_ps += call.compute_before_ps
             schedule = self.call_schedule(call)
             flows = model.call_flows(schedule, call.group)
             drawn = draw_impairments(impairments.jitter, loss, schedule.transfers.nbytes, scenario.fabric.nic.mtu_bytes,
                                      rng, flows.loss_rate)
-            drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule))
-            jitter_ps = drawn.start_delay_ps
             route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
-            drawn = with_software_latency(drawn, schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
+            software_ps = software_latency_ps(schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
+            drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule),
+                                        fixed_delay_ps=software_ps)
             result = model.run_call(
-                schedule, flows, route_of, drawn, transport, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
+                schedule, flows, route_of, drawn, transport,
                 ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
             ideal_ps += result.ideal_ps
             causes.add(result.causes)
@@ -263,9 +227,9 @@ class Simulation:
                 break
         else:
             if trial.compute_after_ps:
-                env.run(until=env.now + trial.compute_after_ps)
+                model.wait(trial.compute_after_ps)
                 ideal_ps += trial.compute_after_ps
-        return self._record(trial, int(env.now), ideal_ps, causes, failed, model)
+        return self._record(trial, model.now_ps, ideal_ps, causes, failed, model)
 
     def step_schedule(self, trial: Trial) -> StepSchedule:
         """The trial's calls run by every group of the job, as one schedule over GPU ranks; with jobs,
@@ -310,10 +274,8 @@ class Simulation:
             call, call_schedule = step.calls[index], self.call_schedule(step.calls[index])
             end = start + len(call_schedule.transfers)
             route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
-            zeros = np.zeros(end - start, dtype=np.int64)
-            local = TransferImpairments(zeros, zeros, zeros, zeros.astype(bool))
-            fixed_ps[start:end] += with_software_latency(local, call_schedule, self.call_pick(call).protocol, route_of,
-                                                         self.fabric.links).start_delay_ps
+            fixed_ps[start:end] += software_latency_ps(call_schedule, self.call_pick(call).protocol, route_of,
+                                                       self.fabric.links)
         fixed_ps.flags.writeable = False  # shared by every trial of the step
         return fixed_ps
 
@@ -321,9 +283,7 @@ class Simulation:
         """``step`` run like a call; its record, and each transfer's delivery time (None: failed)."""
         scenario = self.scenario
         rng = trial_rng(scenario.seed, trial.index)
-        env = simpy.Environment()
-        model: NetworkModel = (PacketModel if scenario.fabric.model == "packet" else FlowModel)(
-            env, scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
+        model = trial_model(scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
         schedule, marks = step.schedule, step.marks
         fixed_ps, skew_ps = self.step_fixed_delay_ps(step), np.zeros(len(schedule.transfers), dtype=np.int64)
         for index, _group, start in step.parts:  # drawn from the trial's fabric stream, part by part
@@ -332,13 +292,14 @@ class Simulation:
         flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
         drawn = draw_impairments(scenario.impairments.jitter, scenario.impairments.loss, schedule.transfers.nbytes,
                                  scenario.fabric.nic.mtu_bytes, rng, flows.loss_rate)
-        drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps) + fixed_ps)
+        drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps),
+                                    fixed_delay_ps=fixed_ps)
         result = model.run_call(schedule, flows, self._step_route, drawn, Transport.of(scenario),
-                                fixed_delay_ps=fixed_ps, ideal_route_of=self._step_ideal_route)
+                                ideal_route_of=self._step_ideal_route)
         causes = result.causes
         if result.cut_off_ps is not None:
             causes.failure_ps += result.cut_off_ps
-        record = self._record(trial, int(env.now), result.ideal_ps, causes, result.failed, model)
+        record = self._record(trial, model.now_ps, result.ideal_ps, causes, result.failed, model)
         if result.failed or result.transfer_times is None:
             return record, None
         ready_ps, delivered_ps = result.transfer_times()
@@ -353,7 +314,5 @@ class Simulation:
 
     def _record(self, trial: Trial, latency_ps: int, ideal_ps: int, causes: Causes, failed: bool,
                 model: NetworkModel) -> TrialRecord:
-        breakdown = attribute(latency_ps, ideal_ps, causes, failed)
         return TrialRecord(trial.index, trial.per_rank_bytes, latency_ps, failed,
-                           **{name: getattr(breakdown, name) for name in breakdown.__slots__},
-                           **model.record_fields())
+                           attribute(latency_ps, ideal_ps, causes, failed), model.model_output())

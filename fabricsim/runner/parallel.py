@@ -28,7 +28,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 from tqdm import tqdm
 
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.runner import Simulation, TrialRecord
+from fabricsim.records import TrialRecord
+from fabricsim.runner.simulation import Simulation
 
 BATCHES_PER_WORKER = 8  # enough batches to even out the load, few enough to keep the overhead small
 MAX_BATCH_TRIALS = 500  # records a batch brings back at once

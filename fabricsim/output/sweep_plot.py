@@ -1,6 +1,6 @@
 """The picture of a sweep: bus bandwidth and time against size, one line per algorithm.
 
-Like ``fabricsim.plots``: numbers in, one PNG out, a Figure built without pyplot under matplotlib's
+Like ``fabricsim.output.plots``: numbers in, one PNG out, a Figure built without pyplot under matplotlib's
 default style. Size is on a log2 axis (sweeps multiply it), time on a log axis (it spans decades from
 the latency-bound to the bandwidth-bound end).
 """
@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from fabricsim.plots import DPI
+from fabricsim.output.plots import DPI
 from fabricsim.units import format_bytes
 
 FIGURE_SIZE_IN = (12, 5)

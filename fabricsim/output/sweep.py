@@ -8,7 +8,7 @@ as nccl-tests does. Each algorithm runs as its own scenario: the given one with
 run ``warmup`` times (left out, as nccl-tests' -w), then ``iterations`` times out of place and
 ``iterations`` times in place (the fabric moves the same bytes either way: the two columns differ
 only by their trials' draws). A column's time is the mean over its successful iterations
-(nccl-tests prints the mean too); algbw and busbw follow ``fabricsim.stats``. Each column also keeps
+(nccl-tests prints the mean too); algbw and busbw follow ``fabricsim.output.stats``. Each column also keeps
 the spread of its iterations as nccl-tests' -I reports it: the fastest and slowest iteration, the
 p99 (only from 100 iterations on, as every percentile fabricsim reports) and the coefficient of
 variation (standard deviation over mean, in percent).
@@ -29,11 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fabricsim import stats
-from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.collectives.verify import ROOTED_OPS
+from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError, validate_scenario
 from fabricsim.formats.nccl_tests_log import NCCL_DTYPES
-from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
+from fabricsim.output import stats
+from fabricsim.records import TrialRecord
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 
 PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")
@@ -126,7 +129,7 @@ def run_sweep(scenario: Scenario, source: str, algorithms: list[str], sizes_byte
 
 def _times_us(records: list[TrialRecord]) -> np.ndarray:
     """The times of a column's successful iterations."""
-    return np.array([r.latency_ps / 1e6 for r in records if not r.failed])
+    return np.array([r.latency_ps / PS_PER_US for r in records if not r.failed])
 
 
 def _column(op: str, ranks: int, size: int, times_us: np.ndarray) -> tuple[float, float, float]:

@@ -2,7 +2,7 @@
 
 The summary, the plots and the tail causes need, per trial: its index, the plan's shape it ran
 (``Trials.shape_of``: trials of one shape run the same calls), its latency, whether it failed and the
-six parts of its breakdown (``breakdown.PARTS``). That is 69 bytes a trial in one structured array,
+six parts of its breakdown (``records.PARTS``). That is 69 bytes a trial in one structured array,
 sized for the trials the run expects and doubled should more arrive, so a run of a million trials
 keeps 69 MB of them, and its percentiles stay exact.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fabricsim.breakdown import PARTS, parts_ps
+from fabricsim.records import PARTS
 
 ROW = np.dtype([("trial", np.int64), ("shape", np.int32), ("latency_ps", np.int64), ("failed", np.bool_),
                 ("parts_ps", np.int64, (len(PARTS),))])
@@ -28,7 +28,7 @@ class TrialColumns:
         """Keep a trial record's columns (fields of runner.TrialRecord) and its shape."""
         if self.count == len(self._rows):
             self._rows = np.concatenate([self._rows, np.empty(len(self._rows), dtype=ROW)])
-        self._rows[self.count] = (record.trial, shape, record.latency_ps, record.failed, parts_ps(record))
+        self._rows[self.count] = (record.trial, shape, record.latency_ps, record.failed, record.breakdown.parts_ps())
         self.count += 1
 
     def _column(self, name: str) -> np.ndarray:

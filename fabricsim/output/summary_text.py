@@ -3,7 +3,7 @@ by the median, and what made the slow trials slower than the median trial."""
 
 from __future__ import annotations
 
-from fabricsim.breakdown import PART_WORDS
+from fabricsim.output.tail import PART_WORDS
 from fabricsim.units import TimeUnit
 
 _KEYS = ("min", "p50", "p90", "p99", "p999", "max", "mean")

@@ -24,7 +24,7 @@ from functools import cached_property
 
 import numpy as np
 
-from fabricsim.schedule_times import Waves
+from fabricsim.collectives.schedule_times import Waves
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ class TransferTable(Sequence):
 
     @cached_property
     def waves(self) -> Waves:
-        """The DAG's levels (``fabricsim.schedule_times``), found once per schedule."""
+        """The DAG's levels (``fabricsim.collectives.schedule_times``), found once per schedule."""
         return Waves.of(self)
 
 

@@ -30,8 +30,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fabricsim.breakdown import PART_WORDS
-from fabricsim.stats import PERCENTILES, ccdf, ecdf, latency_summary, percentile_key, trials_needed
+from fabricsim.output.stats import PERCENTILES, ccdf, ecdf, latency_summary, percentile_key, trials_needed
+from fabricsim.output.tail import PART_WORDS
 from fabricsim.units import TimeUnit, format_time_us
 
 LOG_SCALE_SPAN = 100

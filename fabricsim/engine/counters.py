@@ -9,32 +9,15 @@ host's PCIe link, pauses are the NIC's backpressure on its GPU (its egress is pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Sequence
 
 import numpy as np
 
+from fabricsim.records import PortCounters
+from fabricsim.units import PS_PER_US
+
 QUEUE_PERCENTILES = (50, 99)
-
-
-@dataclass(frozen=True, slots=True)
-class PortCounters:
-    link: str
-    kind: str
-    tx_packets: int
-    tx_bytes: int
-    pause_frames: int
-    paused_ps: int
-    ecn_marks: int
-    cnps: int
-    nacks: int
-    drops: int
-    losses: int
-    retransmits: int
-    timeouts: int
-    queue_p50_bytes: float
-    queue_p99_bytes: float
-    queue_max_bytes: int
 
 
 def queue_depths(samples: Sequence[int]) -> tuple[float, float, int]:
@@ -58,6 +41,6 @@ def port_rows(record) -> list[list]:
     for port in record.ports:
         if port.tx_packets or port.drops or port.losses:
             row = [getattr(port, name) for name in _FIELDS]
-            row[_FIELDS.index("paused_ps")] = f"{port.paused_ps / 1e6:.6f}"
+            row[_FIELDS.index("paused_ps")] = f"{port.paused_ps / PS_PER_US:.6f}"
             rows.append([record.trial, *row])
     return rows

@@ -9,6 +9,7 @@ its transfer, queue pair, ranks, bytes, links, start, last bit sent, time stalle
 from __future__ import annotations
 
 from fabricsim.fabric.graph import Fabric, Link
+from fabricsim.units import PS_PER_S, PS_PER_US
 
 LINK_COLUMNS = ("link", "kind", "capacity_Gbps", "bytes", "busy_us", "peak_flows", "utilization")
 FLOW_COLUMNS = ("trial", "transfer", "qp", "src", "dst", "bytes", "links", "start_us", "sent_us", "stalled_us",
@@ -38,11 +39,11 @@ class LinkTotals:
 
     def utilization(self, link: Link) -> float:
         """Bits carried over what the link could carry in the total simulated time."""
-        return self.carried_bits[link.index] / (link.bandwidth_bps * self.total_ps / 1e12) if self.total_ps else 0.0
+        return self.carried_bits[link.index] / (link.bandwidth_bps * self.total_ps / PS_PER_S) if self.total_ps else 0.0
 
     def rows(self) -> list[list]:
         return [[link.name, link.kind, f"{link.bandwidth_bps / 1e9:.6g}", round(self.carried_bits[link.index] / 8),
-                 f"{self.busy_ps[link.index] / 1e6:.6f}", self.peak_flows[link.index],
+                 f"{self.busy_ps[link.index] / PS_PER_US:.6f}", self.peak_flows[link.index],
                  f"{self.utilization(link):.6f}"] for link in self.fabric.links]
 
     def busiest(self) -> dict:
@@ -60,6 +61,6 @@ def flow_rows(fabric: Fabric, record) -> list[list]:
         rate_gbps = flow.nbytes * 8 / duration_ps * 1e3 if duration_ps else 0.0
         rows.append([record.trial, flow.transfer, flow.qp, flow.src, flow.dst, flow.nbytes,
                      ";".join(fabric.links[i].name for i in flow.links if i < len(fabric.links)),
-                     f"{flow.start_ps / 1e6:.6f}", f"{flow.sent_ps / 1e6:.6f}", f"{flow.stalled_ps / 1e6:.6f}",
+                     f"{flow.start_ps / PS_PER_US:.6f}", f"{flow.sent_ps / PS_PER_US:.6f}", f"{flow.stalled_ps / PS_PER_US:.6f}",
                      f"{rate_gbps:.6g}"])
     return rows

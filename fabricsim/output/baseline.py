@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fabricsim import stats
-from fabricsim.compare import CONFIDENCE, GUARDED_PERCENTILE
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.sample import LATENCY_METRICS, METRICS, Sample, identity, sha256_of
+from fabricsim.output import stats
+from fabricsim.output.compare import CONFIDENCE, GUARDED_PERCENTILE
+from fabricsim.output.sample import LATENCY_METRICS, METRICS, Sample, identity, sha256_of
 from fabricsim.units import TimeUnit
 
 BASELINE_DIR = Path("results") / "baselines"

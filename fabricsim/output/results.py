@@ -4,7 +4,7 @@ ports.csv, the resolved scenario, plots and trace-<trial>.json timelines (fabric
 Records stream through and are never held: each is written out at once (its rows of trials.csv,
 flows.csv and ports.csv; its link usage added to links.csv's totals) and kept only as a few numbers
 in ``TrialColumns``, so a run of any length holds a bounded amount of memory per trial and its
-percentiles stay exact. The folder is written whole or not at all (``fabricsim.result_folder``).
+percentiles stay exact. The folder is written whole or not at all (``fabricsim.output.result_folder``).
 """
 
 from __future__ import annotations
@@ -20,18 +20,22 @@ from typing import Iterable
 import numpy as np
 import yaml
 
-from fabricsim import __version__, breakdown, breakdown_plot, counters, plots, report, stats, summary_text, usage
-from fabricsim.columns import TrialColumns
+from fabricsim.collectives.sizes import size_bytes_of
+from fabricsim.engine import counters
 from fabricsim.formats.trace import write_traces
-from fabricsim.result_folder import staged_folder
-from fabricsim.runner import Simulation, TrialRecord, size_bytes_of
+from fabricsim.output import breakdown_plot, plots, report, stats, summary_text, tail, usage
+from fabricsim.output.columns import TrialColumns
+from fabricsim.output.result_folder import staged_folder
+from fabricsim.records import PARTS, TrialRecord
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US, TimeUnit, format_bytes
+from fabricsim.version import __version__
 from fabricsim.workload import Call, Trial
-from fabricsim.units import TimeUnit, format_bytes
 
 
 SLOWEST_TRIALS_PLOTTED = 20
 TRIALS_COLUMNS = ("trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
-                  *(f"{part}_us" for part in breakdown.PARTS), "exposed_comm_us")
+                  *(f"{part}_us" for part in PARTS), "exposed_comm_us")
 
 
 def trials_columns(jobs: int) -> tuple[str, ...]:
@@ -70,7 +74,7 @@ class Shape:
 def communication_us(latency_ps, compute_ps):
     """A trial's time less its compute: the time bandwidth is measured over, and in a training step the
     communication compute did not hide, its compute being one chain on each rank (element-wise on arrays)."""
-    return (latency_ps - compute_ps) / 1e6
+    return (latency_ps - compute_ps) / PS_PER_US
 
 
 class RunResults:
@@ -122,7 +126,7 @@ class RunResults:
             "size_bytes": _one_or_list([[call_size_bytes(call) for call in calls_of[p]] if len(p) > 1
                                         else call_size_bytes(calls_of[p][0]) for p in per_rank]),
             "latency_us": None, "exposed_comm_us": None, "algbw_GBps": None, "busbw_GBps": None,
-            "tail_causes": breakdown.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
+            "tail_causes": tail.tail_causes(columns.trial, columns.latency_ps, columns.failed, columns.parts_ps),
             "bottleneck": self.links.busiest() if self.links.trials else None,
             "warnings": list(simulation.fabric.warnings),
             "fabricsim_version": __version__,
@@ -136,17 +140,17 @@ class RunResults:
             summary["collective"]["why"] = {str(size): picks[size][1].reason for size in sorted(picks)}
         if ok.any():
             latency_ps, shape_ids = columns.latency_ps[ok], columns.shape[ok]
-            summary["latency_us"] = stats.latency_summary(latency_ps / 1e6)
+            summary["latency_us"] = stats.latency_summary(latency_ps / PS_PER_US)
             summary["percentiles_unsupported"] = stats.unsupported_percentiles(latency_ps.size)
             median_size = float(np.median(self._by_shape("size_bytes")[shape_ids]))
             compute_ps = self._by_shape("compute_ps")[shape_ids]
             summary["exposed_comm_us"] = stats.latency_summary(communication_us(latency_ps, compute_ps))
-            compute_us = float(np.median(latency_ps / 1e6 - communication_us(latency_ps, compute_ps)))
+            compute_us = float(np.median(latency_ps / PS_PER_US - communication_us(latency_ps, compute_ps)))
             median_communication_us = summary["latency_us"]["p50"] - compute_us
             summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, median_communication_us))
             summary["busbw_GBps"] = summary["algbw_GBps"] * float(np.median(self._by_shape("busbw_factor")[shape_ids]))
         if self.call_latency_ps:  # every group's call of each kind, in every successful trial
-            summary["call_latency_us"] = {kind: stats.latency_summary(np.concatenate(parts) / 1e6)
+            summary["call_latency_us"] = {kind: stats.latency_summary(np.concatenate(parts) / PS_PER_US)
                                           | {"calls": int(sum(len(part) for part in parts))}
                                           for kind, parts in sorted(self.call_latency_ps.items())}
         if simulation.jobs:
@@ -159,8 +163,8 @@ class RunResults:
         shared_ps, alone_ps = (np.array([row[k] for row in self.job_ps], dtype=np.int64).reshape(-1, len(
             self.simulation.jobs)) for k in (0, 1))
         return [{"name": job.name, "gpus": list(job.gpus),
-                 "latency_us": stats.latency_summary(shared_ps[:, index] / 1e6) if len(shared_ps) else None,
-                 "alone_us": stats.latency_summary(alone_ps[:, index] / 1e6) if len(alone_ps) else None,
+                 "latency_us": stats.latency_summary(shared_ps[:, index] / PS_PER_US) if len(shared_ps) else None,
+                 "alone_us": stats.latency_summary(alone_ps[:, index] / PS_PER_US) if len(alone_ps) else None,
                  "slowdown": float(np.median(shared_ps[:, index] / alone_ps[:, index])) if len(shared_ps) else None}
                 for index, job in enumerate(self.simulation.jobs)]
 
@@ -242,10 +246,10 @@ def trial_row(record: TrialRecord, shape: Shape, jobs: int = 0) -> list:
     """A trial's row of trials.csv (``jobs``: the scenario's, blank in a failed trial)."""
     algbw = stats.algbw_GBps(shape.size_bytes, communication_us(record.latency_ps, shape.compute_ps))
     bandwidth = ("", "") if record.failed else (f"{algbw:.6f}", f"{algbw * shape.busbw_factor:.6f}")
-    return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / 1e6:.6f}",
-            *bandwidth, int(record.failed), *(f"{part_ps / 1e6:.6f}" for part_ps in breakdown.parts_ps(record)),
+    return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / PS_PER_US:.6f}",
+            *bandwidth, int(record.failed), *(f"{part_ps / PS_PER_US:.6f}" for part_ps in record.breakdown.parts_ps()),
             f"{communication_us(record.latency_ps, shape.compute_ps):.6f}",
-            *((f"{ps / 1e6:.6f}" for ps in record.job_latency_ps + record.job_alone_ps) if record.job_latency_ps
+            *((f"{ps / PS_PER_US:.6f}" for ps in record.job_latency_ps + record.job_alone_ps) if record.job_latency_ps
               else [""] * (2 * jobs))]
 
 
@@ -259,13 +263,13 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
 def _write_plots(stage: Path, results: RunResults) -> None:
     title, subtitle = results.plot_titles()
     columns = results.columns
-    latency_us, failed, parts_ps = columns.latency_ps / 1e6, columns.failed, columns.parts_ps
-    reference = breakdown.median_row(columns.latency_ps, failed)
+    latency_us, failed, parts_ps = columns.latency_ps / PS_PER_US, columns.failed, columns.parts_ps
+    reference = tail.median_row(columns.latency_ps, failed)
     if reference is None:  # every trial failed: no median to measure against
         plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
         return
     excess_ps = parts_ps - parts_ps[reference]
-    causes = np.where(excess_ps.max(axis=1) > 0, np.array(breakdown.PARTS)[excess_ps.argmax(axis=1)], "none")
+    causes = np.where(excess_ps.max(axis=1) > 0, np.array(PARTS)[excess_ps.argmax(axis=1)], "none")
     ok = ~failed
     plots.plot_cdf(latency_us[ok], stage / "cdf.png", title, subtitle, causes[ok], int(failed.sum()))
     plots.plot_ccdf(latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))
@@ -273,8 +277,8 @@ def _write_plots(stage: Path, results: RunResults) -> None:
     slower = np.flatnonzero((columns.latency_ps > columns.latency_ps[reference]) | failed)
     # the slowest of them, ties in trial order
     slowest = slower[np.argsort(-columns.latency_ps[slower], kind="stable")][:SLOWEST_TRIALS_PLOTTED]
-    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / 1e6, columns.trial[slowest],
-                                  latency_us[slowest], excess_ps[slowest] / 1e6, failed[slowest],
+    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / PS_PER_US,
+                                  columns.trial[slowest], latency_us[slowest], excess_ps[slowest] / PS_PER_US, failed[slowest],
                                   stage / "breakdown.png", title,
                                   f"the {len(slowest)} slowest of {columns.count} trials, against the median trial")
 
@@ -287,14 +291,15 @@ def run_report(stage: Path, results: RunResults) -> str:
         else ["every trial failed"]
     slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]
     unit = TimeUnit.for_typical(summary["latency_us"]["p50"] if summary["latency_us"] else 1.0)
-    rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / 1e6), "yes" if columns.failed[row] else "",
-             *(unit.number(part_ps / 1e6) for part_ps in columns.parts_ps[row])] for row in slowest]
+    rows = [[str(columns.trial[row]), unit.number(columns.latency_ps[row] / PS_PER_US),
+             "yes" if columns.failed[row] else "",
+             *(unit.number(part_ps / PS_PER_US) for part_ps in columns.parts_ps[row])] for row in slowest]
     return report.page(title, subtitle, [
         ("Summary", report.preformatted("\n".join(words + summary_text.tail_lines(summary)))),
         ("Pictures", report.pictures([stage / name for name in ("cdf.png", "ccdf.png", "delay.png", "breakdown.png")])),
         (f"The {len(rows)} slowest trials",
          report.table(["trial", f"latency ({unit.name})", "failed",
-                       *(f"{breakdown.PART_WORDS[part]} ({unit.name})" for part in breakdown.PARTS)],
+                       *(f"{tail.PART_WORDS[part]} ({unit.name})" for part in PARTS)],
                       rows, [bool(columns.failed[row]) for row in slowest])),
         ("Scenario", report.preformatted((stage / "scenario.resolved.yaml").read_text())),
     ])

@@ -20,10 +20,12 @@ import yaml
 
 from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
-from fabricsim.result_folder import written_files
-from fabricsim.results import collect
-from fabricsim.runner import Simulation, TrialRecord
-from fabricsim.stats import PERCENTILES, percentile_key
+from fabricsim.output.result_folder import written_files
+from fabricsim.output.results import collect
+from fabricsim.output.stats import PERCENTILES, percentile_key
+from fabricsim.records import TrialRecord
+from fabricsim.runner.simulation import Simulation
+from fabricsim.units import PS_PER_US
 
 # (label, summary key) of the latency metrics compared between runs, all in microseconds
 LATENCY_METRICS = tuple((f"p{p:g}", percentile_key(p)) for p in PERCENTILES) + (("max", "max"),)
@@ -43,7 +45,7 @@ class Sample:
     @property
     def ok_latency_us(self) -> np.ndarray:
         """Completion times of the successful trials, in trial order."""
-        return self.trial_latency_ps[~self.failed] / 1e6
+        return self.trial_latency_ps[~self.failed] / PS_PER_US
 
     def metric_values(self) -> dict[str, float | None]:
         """Each of METRICS by its label: latencies in us (None when every trial failed), busbw in GB/s."""
@@ -85,7 +87,7 @@ def read_sample(run_dir: Path, scenario: Scenario, label: str) -> Sample | None:
             rows = list(csv.DictReader(handle))
         if identity(resolved) != identity(scenario.resolved()) or len(rows) != summary["trials"]:
             return None
-        latency_ps = np.array([round(float(row["latency_us"]) * 1e6) for row in rows], dtype=np.int64)
+        latency_ps = np.array([round(float(row["latency_us"]) * PS_PER_US) for row in rows], dtype=np.int64)
         failed = np.array([row["failed"] == "1" for row in rows], dtype=bool)
         sample = Sample(label, latency_ps, failed, summary)
         sample.metric_values()

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import DistributionSpec, LossSpec, Scenario
-from fabricsim.schedule import Schedule
+from fabricsim.units import PS_PER_DAY
 
 RTO_BASE_PS = 4_096_000  # 4.096 us
-MAX_DELAY_PS = 86_400 * 10**12  # one day: a drawn delay is capped there, so picoseconds stay in int64
+MAX_DELAY_PS = PS_PER_DAY  # one day: a drawn delay is capped there, so picoseconds stay in int64
 
 
 def rto_ps(timeout_exponent: int) -> int:
@@ -37,12 +38,24 @@ def rto_ps(timeout_exponent: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TransferImpairments:
-    """Per transfer (index = transfer id): what the fabric adds to it in this trial."""
+    """Per transfer (index = transfer id): what the fabric adds to it in this trial, and the fixed
+    delay it waits in every trial (software latency; in a job's step, also its rank's compute before
+    it), which counts in the ideal time, not as jitter."""
 
-    start_delay_ps: np.ndarray  # int64
+    start_delay_ps: np.ndarray  # int64, drawn: jitter and launch skew
     gap_losses: np.ndarray  # int64, go-back-N recoveries
     tail_timeouts: np.ndarray  # int64, consecutive losses of the last packet
     failed: np.ndarray  # bool, more tail losses than retries: the QP fails
+    fixed_delay_ps: np.ndarray | None = None  # int64; None: none
+
+    def fixed_ps(self) -> np.ndarray:
+        """The fixed delay of each transfer (zeros when there is none)."""
+        no_delay = self.fixed_delay_ps is None
+        return np.zeros(len(self.start_delay_ps), dtype=np.int64) if no_delay else self.fixed_delay_ps
+
+    def delay_ps(self) -> np.ndarray:
+        """Each transfer's whole wait before it starts: its drawn start delay, then its fixed delay."""
+        return self.start_delay_ps if self.fixed_delay_ps is None else self.start_delay_ps + self.fixed_delay_ps
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fabricsim import report, stats
-from fabricsim.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
-from fabricsim.result_folder import staged_folder
-from fabricsim.sample import METRICS, Sample
-from fabricsim.units import TimeUnit
+from fabricsim.output import report, stats
+from fabricsim.output.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
+from fabricsim.output.result_folder import staged_folder
+from fabricsim.output.sample import METRICS, Sample
+from fabricsim.units import PS_PER_US, TimeUnit
 
 CONFIDENCE = 0.95
 GUARDED_PERCENTILE = 99
@@ -165,7 +165,7 @@ def write_comparison(out_dir: Path, samples: list[Sample], rows: list[Row], titl
         (stage / "compare.md").write_text(f"# {title}\n\n{subtitle}\n\n{format_markdown(rows)}")
         plot_compare_cdf(ok_us, stage / "compare_cdf.png", title, subtitle)
         plot_compare_tail(ok_us, stage / "compare_tail.png", title, subtitle)
-        plot_compare_delay({s.label: (s.trial_latency_ps / 1e6, s.failed) for s in samples},
+        plot_compare_delay({s.label: (s.trial_latency_ps / PS_PER_US, s.failed) for s in samples},
                            stage / "compare_delay.png", title)
         header, *body = _cells(rows)
         (stage / "report.html").write_text(report.page(title, subtitle, [

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from fabricsim.schedule import TransferTable
+from fabricsim.units import PS_PER_S
 
-PS_PER_S = 10**12
+if TYPE_CHECKING:
+    from fabricsim.collectives.schedule import TransferTable
 
 
 def serialisation_ps(nbits: float, rate_bps: float) -> int:

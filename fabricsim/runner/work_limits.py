@@ -19,9 +19,9 @@ import math
 from pathlib import Path
 
 from fabricsim.collectives.pat import plan as pat_plan
+from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import Scenario, ScenarioError
-from fabricsim.runner import size_bytes_of
-from fabricsim.units import format_rate
+from fabricsim.units import PS_PER_DAY, PS_PER_S, format_rate
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import step_calls
 
@@ -35,7 +35,6 @@ MAX_FLAPS = 100_000  # link failures per trial, over all cables
 MAX_CALLS_PER_STEP = 100_000  # megatron: layers x micro-batches, what the estimate builds in under a second
 BYTES_PER_TRIAL = 70
 MAX_TRIAL_PS = 2**62  # half of int64: sums of a trial's times keep room
-PS_PER_S, PS_PER_DAY = 10**12, 86_400 * 10**12
 MAX_HOPS = 16  # links a route crosses, at most (GPU, PCIe switch, NIC, leaf, spine and back)
 
 

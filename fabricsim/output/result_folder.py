@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from fabricsim import __version__
 from fabricsim.config import ScenarioError
+from fabricsim.version import __version__
 
 MARKER = ".fabricsim"
 

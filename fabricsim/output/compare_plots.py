@@ -1,7 +1,7 @@
 """Pictures that put fabrics side by side: their CDFs overlaid on shared axes, their tails as CCDFs
 on a log scale (where p99 and p99.9 live), and one per-trial delay panel per fabric.
 
-Same conventions as ``fabricsim.plots``: numbers in (a mapping from each fabric's label to its
+Same conventions as ``fabricsim.output.plots``: numbers in (a mapping from each fabric's label to its
 completion times in microseconds), one PNG out, matplotlib's default style, no pyplot. Every
 picture uses one scale for all fabrics, logarithmic when their values together span more than
 LOG_SCALE_SPAN x.
@@ -13,9 +13,9 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from fabricsim.plots import (DPI, FIGURE_SIZE_IN, TAIL_GUIDES, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid,
+from fabricsim.output.plots import (DPI, FIGURE_SIZE_IN, TAIL_GUIDES, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid,
                              new_figure, save_figure, shade_unresolved, use_log_scale)
-from fabricsim.stats import trials_needed
+from fabricsim.output.stats import trials_needed
 from fabricsim.units import TimeUnit
 
 _PANEL_HEIGHT_IN = 2.2
@@ -42,6 +42,14 @@ def _time_axis(ax, values_us: np.ndarray, unit: TimeUnit, axis: str = "x") -> No
     getattr(ax, f"set_{axis}label")(f"completion time ({unit.name})")
 
 
+def _draw_each(ax, latency_us_by_label: dict[str, np.ndarray], unit, draw) -> None:
+    """Each fabric's curve (``draw``: draw_ecdf or draw_ccdf) of its successful trials, in its colour."""
+    for index, (label, latency_us) in enumerate(latency_us_by_label.items()):
+        if np.size(latency_us):
+            draw(ax, np.asarray(latency_us, dtype=float) / unit.us, _color(index),
+                 f"{label} ({np.size(latency_us)} trials)")
+
+
 def compare_cdf_figure(latency_us_by_label: dict[str, np.ndarray], title: str, subtitle: str) -> Figure:
     """Each fabric's CDF of completion times over its successful trials, overlaid."""
     unit = compare_unit(latency_us_by_label)
@@ -49,10 +57,7 @@ def compare_cdf_figure(latency_us_by_label: dict[str, np.ndarray], title: str, s
         fig = new_figure(title, subtitle)
         ax = fig.add_subplot()
         grid(ax)
-        for index, (label, latency_us) in enumerate(latency_us_by_label.items()):
-            if np.size(latency_us):
-                draw_ecdf(ax, np.asarray(latency_us, dtype=float) / unit.us, _color(index),
-                          f"{label} ({np.size(latency_us)} trials)")
+        _draw_each(ax, latency_us_by_label, unit, draw_ecdf)
         _time_axis(ax, _all_values_us(latency_us_by_label), unit)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("cumulative fraction of trials")
@@ -74,10 +79,7 @@ def compare_tail_figure(latency_us_by_label: dict[str, np.ndarray], title: str, 
         fig = new_figure(title, subtitle)
         ax = fig.add_subplot()
         grid(ax)
-        for index, (label, latency_us) in enumerate(latency_us_by_label.items()):
-            if np.size(latency_us):
-                draw_ccdf(ax, np.asarray(latency_us, dtype=float) / unit.us, _color(index),
-                          f"{label} ({np.size(latency_us)} trials)")
+        _draw_each(ax, latency_us_by_label, unit, draw_ccdf)
         ax.set_yscale("log")
         ax.set_ylim(min(1 / most_trials, TAIL_GUIDES[-1][1]) / 3, 1.5)
         shade_unresolved(ax, most_trials)

@@ -2,7 +2,7 @@
 reference bar), each slow trial's parts minus the median trial's, so every bar shows what that trial
 spent *beyond the median*, and on what.
 
-Same conventions as ``fabricsim.plots`` (numbers in, a Figure built without pyplot, one unit by the
+Same conventions as ``fabricsim.output.plots`` (numbers in, a Figure built without pyplot, one unit by the
 median). Parts that added time stack up from zero, parts that took less than in the median trial stack
 down, and a black tick marks the net time beyond the median. Outliers (beyond OUTLIER_FACTOR x the
 median) get their own panel and scale, so a 4.3 s timeout leaves the 100 us of jitter of the others
@@ -17,8 +17,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from fabricsim.breakdown import PART_WORDS, PARTS
-from fabricsim.plots import FAILED_COLOR, OUTLIER_FACTOR, grid, new_figure, save_figure
+from fabricsim.output.plots import FAILED_COLOR, OUTLIER_FACTOR, grid, new_figure, save_figure
+from fabricsim.output.tail import PART_WORDS
+from fabricsim.records import PARTS
 from fabricsim.units import TimeUnit
 
 PART_COLORS = dict(zip(PARTS, ("0.65", "tab:blue", "tab:orange", "tab:purple", "tab:red", "tab:brown")))

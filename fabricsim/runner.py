@@ -108,6 +108,7 @@ class Simulation:
     def __init__(self, scenario: Scenario, source: str = "<scenario>") -> None:
         self.scenario = scenario
         self.fabric = build_fabric(scenario.fabric)
+        self.endpoints = self.fabric.endpoints  # a schedule's ranks: GPUs, then relays (collectives/nvls.py)
         self.router = Router(self.fabric)
         self.jobs = self._place_jobs(source)
         self.plan: WorkloadPlan = self.jobs[0].plan if self.jobs else plan_workload(scenario, len(self.fabric.gpus),
@@ -157,7 +158,8 @@ class Simulation:
             return Pick(collective.algorithm, collective.protocol, "")
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
-                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9, spec.clos.sharp)
+                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9, spec.clos.sharp,
+                            bool(self.fabric.relays) and self.plan.mesh is None and not self.jobs)
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
         pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
         return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
@@ -167,6 +169,16 @@ class Simulation:
 
     def call_schedule(self, call: Call) -> Schedule:
         return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
+
+    def call_endpoints(self, call: Call, schedule: Schedule) -> tuple[int, ...]:
+        """What the schedule's ranks are on the fabric (indices into ``endpoints``): the call's GPUs,
+        then the relays of their hosts, hosts in the order of their first GPU."""
+        if not schedule.relays:
+            return call.group
+        hosts = dict.fromkeys(self.fabric.devices[self.fabric.gpus[rank]].host for rank in call.group)
+        relay_of = {self.fabric.devices[name].host: len(self.fabric.gpus) + index
+                    for index, name in enumerate(self.fabric.relays)}
+        return call.group + tuple(relay_of[host] for host in hosts)
 
     def _layout(self, group: tuple[int, ...]) -> Layout:
         """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
@@ -184,13 +196,14 @@ class Simulation:
         return channel_layout(places, self.scenario.collective.channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
-        return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])
+        return self.router.route(self.endpoints[src_rank], self.endpoints[dst_rank])
 
     def _check_routes(self, source: str) -> None:
         try:
             calls = [placed_call(call, job.gpus) for job in self.jobs for call in job.plan.trials[0].calls] \
                 or self.plan.trials[0].calls
-            pairs = {(call.group[src], call.group[dst]) for call in dict.fromkeys(calls)
+            pairs = {(endpoints[src], endpoints[dst]) for call in dict.fromkeys(calls)
+                     for endpoints in [self.call_endpoints(call, self.call_schedule(call))]
                      for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
         except ValueError as error:
             raise ScenarioError(f"{source}: workload: {error}") from None
@@ -203,7 +216,7 @@ class Simulation:
     def _ideal_route(self, src_rank: int, dst_rank: int) -> Route:
         """A transfer's route latency and its queue pairs' total rate, alone and without collisions."""
         spec = self.scenario.fabric
-        return ideal_route(self.router, self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank],
+        return ideal_route(self.router, self.endpoints[src_rank], self.endpoints[dst_rank],
                            spec.qps_per_rankpair, spec.clos.ecmp == "spray")
 
     def _check_impairment_links(self, source: str) -> None:
@@ -244,16 +257,17 @@ class Simulation:
                 env.run(until=env.now + call.compute_before_ps)
                 ideal_ps += call.compute_before_ps
             schedule = self.call_schedule(call)
-            flows = model.call_flows(schedule, call.group)
+            group = self.call_endpoints(call, schedule)
+            flows = model.call_flows(schedule, group)
             drawn = draw_impairments(impairments.jitter, loss, schedule.transfers.nbytes, scenario.fabric.nic.mtu_bytes,
                                      rng, flows.loss_rate)
             drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule))
             jitter_ps = drawn.start_delay_ps
-            route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
+            route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
             drawn = with_software_latency(drawn, schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
             result = model.run_call(
                 schedule, flows, route_of, drawn, transport, fixed_delay_ps=drawn.start_delay_ps - jitter_ps,
-                ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
+                ideal_route_of=lambda src, dst, group=group: self.ideal_route(group[src], group[dst]))
             ideal_ps += result.ideal_ps
             causes.add(result.causes)
             if result.cut_off_ps is not None:

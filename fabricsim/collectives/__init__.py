@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
+from fabricsim.collectives.nvls import nvls
 from fabricsim.collectives.pat import pat
 from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
                                              recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
@@ -34,10 +35,12 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_gather", "flat_ring"): Algorithm(flat_ring("all_gather"), ("chunks",)),
     ("all_gather", "recursive_doubling"): Algorithm(recursive_doubling_all_gather),
     ("all_gather", "pat"): Algorithm(pat("all_gather")),
+    ("all_gather", "nvls"): Algorithm(nvls("all_gather")),
     ("reduce_scatter", "ring"): Algorithm(channel_ring("reduce_scatter"), ("chunks", "orders")),
     ("reduce_scatter", "flat_ring"): Algorithm(flat_ring("reduce_scatter"), ("chunks",)),
     ("reduce_scatter", "recursive_halving"): Algorithm(recursive_halving_reduce_scatter),
     ("reduce_scatter", "pat"): Algorithm(pat("reduce_scatter")),
+    ("reduce_scatter", "nvls"): Algorithm(nvls("reduce_scatter")),
     ("all_reduce", "ring"): Algorithm(channel_ring("all_reduce"), ("chunks", "orders")),
     ("all_reduce", "flat_ring"): Algorithm(flat_ring("all_reduce"), ("chunks",)),
     ("all_reduce", "bidirectional_ring"): Algorithm(bidirectional_ring_all_reduce, ("chunks",)),
@@ -45,6 +48,7 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_reduce", "recursive_doubling"): Algorithm(recursive_doubling_all_reduce),
     ("all_reduce", "double_binary_tree"): Algorithm(double_binary_tree_all_reduce, ("chunks",)),
     ("all_reduce", "tree"): Algorithm(tree_all_reduce, ("chunks", "trees")),
+    ("all_reduce", "nvls"): Algorithm(nvls("all_reduce")),
     ("all_reduce", "hierarchical"): Algorithm(hierarchical_all_reduce, ("chunks", "local_ranks")),
     ("broadcast", "ring"): Algorithm(chain_broadcast, ("chunks", "root")),
     ("broadcast", "binomial_tree"): Algorithm(binomial_broadcast, ("root",)),

@@ -93,10 +93,10 @@ class DagBuilder:
         """The latest transfer appended from ``rank``, if any."""
         return self._last_by.get(rank)
 
-    def schedule(self, algorithm: str, continues: tuple[int, ...] = ()) -> Schedule:
+    def schedule(self, algorithm: str, continues: tuple[int, ...] = (), relays: int = 0) -> Schedule:
         src, dst, nbytes, piece, pieces, reduce = (np.array(column, dtype=dtype) for column, dtype in
                                                    zip(self._columns, (np.int64,) * 5 + (bool,)))
         table = TransferTable(src, dst, nbytes, piece, pieces, reduce, Dependencies.of(self._after),
                               Dependencies.of(self._after_sent))
         return Schedule(self.op, algorithm, self.ranks, self.size_bytes, table, root=self.root, chunks=self.chunks,
-                        continues=continues)
+                        continues=continues, relays=relays)

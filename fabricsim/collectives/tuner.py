@@ -10,9 +10,11 @@ together reach the GPU's intra-node bandwidth on one node, and the lesser of tha
 across nodes; the channel count is estimated as ``Topology.channels`` says. The CPU is taken to be
 Intel's x86 (1 us network overhead).
 
-Algorithms NCCL has but fabricsim does not build (NVLS, NVLSTree, CollNetDirect/Chain) are
-priced too: when one of them would be NCCL's pick, auto says so and runs the cheapest one that is
-built. CollNet needs switches that reduce in the network (SHARP: ``fabric.clos.sharp``). Ops
+NVLS runs as its schedule (collectives/nvls.py) on one host whose NVSwitches reduce
+(``fabric.nvswitch.nvls_bandwidth``) when calls run one at a time (``Topology.nvls``). Algorithms NCCL
+has but fabricsim does not build (NVLSTree, CollNetDirect/Chain) are priced too: when one of them would
+be NCCL's pick, auto says so and runs the cheapest one that is built. CollNet needs switches that
+reduce in the network (SHARP: ``fabric.clos.sharp``). Ops
 NCCL runs without a choice run their one algorithm: broadcast and reduce the Ring (a chain),
 all-to-all, gather and send/recv point to point (``direct``).
 """
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 
 ALGOS = ("tree", "ring", "collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
 PROTOCOLS = ("ll", "ll128", "simple")
-BUILT = {"ring": "ring", "tree": "tree", "pat": "pat"}  # NCCL's algorithm -> fabricsim's schedule
-NCCL_ALGORITHM_OF = {"ring": "ring", "flat_ring": "ring", "tree": "tree", "double_binary_tree": "tree", "pat": "pat"}
+BUILT = {"ring": "ring", "tree": "tree", "pat": "pat", "nvls": "nvls"}  # NCCL's algorithm -> fabricsim's schedule
+NCCL_ALGORITHM_OF = {"ring": "ring", "flat_ring": "ring", "tree": "tree", "double_binary_tree": "tree", "pat": "pat",
+                     "nvls": "nvls"}
 NCCL_NAMES = {"tree": "Tree", "ring": "Ring", "collnet_direct": "CollNetDirect", "collnet_chain": "CollNetChain",
               "nvls": "NVLS", "nvls_tree": "NVLSTree", "pat": "PAT", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 ARCHITECTURES = ("volta", "ampere", "hopper", "blackwell")
@@ -79,6 +82,7 @@ class Topology:
     intra_GBps: float  # one GPU's bandwidth to the others of its node
     nic_GBps: float  # one NIC's, as its GPU reaches it (each GPU its own NIC)
     sharp: bool = False  # switches that reduce in the network (SHARP): NCCL enables CollNet
+    nvls: bool = False  # NVSwitches that reduce (NVLS), and a run that places their relays
 
     @property
     def per_node(self) -> float:
@@ -129,7 +133,8 @@ def enabled(op: str, algo: str, protocol: str, topology: Topology) -> bool:
         return False  # needs SHARP switches (collnetEnable); all-gather/reduce-scatter need NCCL's plugin ops
     if algo == "collnet_direct" and not topology.nvlink:
         return False  # CollNetDirect only on NVSwitch systems
-    nvls_capable = topology.nvlink and topology.architecture in NVLS_CHANNELS and topology.per_node > 1
+    nvls_capable = (topology.nvls and topology.nvlink and topology.architecture in NVLS_CHANNELS
+                    and topology.per_node > 1)
     if algo == "nvls" and (not nvls_capable or topology.nodes > 1):  # multi-node NVLS needs CollNet
         return False
     if algo == "nvls" and op in ("all_gather", "reduce_scatter") and topology.nodes > 1:

@@ -111,6 +111,8 @@ class Scenario(Spec):
         if collective.algorithm == "pat" and self.fabric.gpus_per_host > 1:
             raise KeyedValueError("collective.algorithm", "expected pat only with one GPU per host (NCCL runs PAT "
                                                           f"with 1 rank per node), got {self.fabric.gpus_per_host}")
+        if collective.algorithm == "nvls":
+            self._check_nvls()
         if self.workload.rule == "megatron":
             for key in ("op", "root"):
                 if getattr(collective, key) != getattr(defaults, key):
@@ -120,6 +122,21 @@ class Scenario(Spec):
             raise KeyedValueError("collective.root", f"expected a rank below the fabric's {self.fabric.gpus} GPUs, "
                                                      f"got {collective.root}")
         return self
+
+    def _check_nvls(self) -> None:
+        """NVLS needs NVSwitches that reduce (H100 and later presets), on one host, one call at a time."""
+        fabric = self.fabric
+        if fabric.intra_host != "nvlink" or fabric.nvswitch.nvls_bandwidth_bps is None:
+            raise KeyedValueError("collective.algorithm", "expected nvls only on NVSwitches that reduce "
+                                                          "(fabric.nvswitch.nvls_bandwidth, as presets dgx_h100 and "
+                                                          "later set), got none")
+        if fabric.hosts > 1 or fabric.gpus_per_host < 2:
+            raise KeyedValueError("collective.algorithm", "expected nvls on one host of 2 GPUs or more (across "
+                                                          "hosts NCCL runs NVLSTree, not modelled), got "
+                                                          f"{fabric.hosts} host(s) x {fabric.gpus_per_host} GPU")
+        if self.workload.rule == "megatron" or self.jobs:
+            raise KeyedValueError("collective.algorithm", "expected nvls on calls run one at a time (a whole-job "
+                                                          "step does not run it; auto prices it there)")
 
     @model_validator(mode="after")
     def _check_packet_model(self) -> Scenario:

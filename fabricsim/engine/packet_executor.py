@@ -33,7 +33,7 @@ def packet_flows_of(network: PacketNetwork, router: Router, spec: FabricSpec, sc
     """A transfer's queue pairs and their routes, as the flow model draws them (``fabric.ecmp``): per
     trial source ports, ECMP by hash or by the queue pairs on each link; spraying becomes one queue
     pair per equal-cost route."""
-    flow_router = FlowRouter(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, network.active_on)
+    flow_router = FlowRouter(router, router.fabric.endpoints, spec.clos.ecmp, spec.qps_per_rankpair, network.active_on)
     ports = flow_router.draw_ports(schedule, rng)
     src, dst = schedule.transfers.src.tolist(), schedule.transfers.dst.tolist()
 

@@ -50,7 +50,7 @@ class TrialFabric:
         self.network = FlowNetwork(env, [link.bandwidth_bps for link in fabric.links])
         # failures change routes: such a trial gets routes of its own
         live_router = Router(fabric) if impairments.failures else router
-        self.flow_router = FlowRouter(live_router, fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair,
+        self.flow_router = FlowRouter(live_router, fabric.endpoints, spec.clos.ecmp, spec.qps_per_rankpair,
                                       lambda link: len(self.network.flows_on[link]))
         self.link_loss = {fabric.link_named(name).index: rate for name, rate in impairments.loss.links.items()}
         start_background(self.network, fabric, impairments.background, spec.hosts, rng)

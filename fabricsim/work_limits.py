@@ -5,8 +5,8 @@ The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory eac
 percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
 qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT, which auto may pick too, cuts a
-call into as many chunks as its size needs), putting at most n S max(2, log2 n)
+bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT and NVLS, which auto may pick too,
+cut a call into as many chunks as their size needs), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
 whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
 With scenario ``jobs``, a trial's transfers are every job's, and the run's flows twice those (each job
@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from fabricsim.collectives.nvls import chunks_for as nvls_chunks
 from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.runner import size_bytes_of
@@ -194,10 +195,13 @@ def _marks(plan: WorkloadPlan, shape: Trial) -> int:
 
 
 def _chunks(scenario: Scenario, call: Call) -> int:
-    """The call's chunks: the scenario's, or PAT's own for its size where PAT may run."""
+    """The call's chunks: the scenario's, or PAT's or NVLS's own for its size where they may run."""
     chunks, ranks = scenario.collective.chunks, len(call.group)
+    size_bytes = size_bytes_of(call.op, ranks, call.per_rank_bytes)
+    if scenario.collective.algorithm in ("nvls", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
+        chunks = max(chunks, nvls_chunks(ranks, size_bytes))
     if scenario.collective.algorithm in ("pat", "auto") and call.op in ("all_gather", "reduce_scatter"):
-        return max(chunks, pat_plan(call.op, ranks, size_bytes_of(call.op, ranks, call.per_rank_bytes)).chunks)
+        return max(chunks, pat_plan(call.op, ranks, size_bytes).chunks)
     return chunks
 
 

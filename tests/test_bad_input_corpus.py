@@ -135,6 +135,15 @@ CASES = {
                             ["s.yaml: workload.parallelism.bucket: expected a size with its unit such as 25MiB"]),
     "root_outside_the_ranks": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: broadcast, root: 9}")},
                                ["run", "s.yaml"], ["s.yaml: collective.root: expected a rank below the fabric's 4 GPUs"]),
+    "nvls_without_switch_reduction": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: NVLS}")},
+                                      ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls only on "
+                                                          "NVSwitches that reduce (fabric.nvswitch.nvls_bandwidth"]),
+    "nvls_across_hosts": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: nvls}"),
+                                           "hosts: 4,", "preset: dgx_h100, hosts: 2,")},
+                          ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host of 2 GPUs or more"]),
+    "collnet_without_a_schedule": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetDirect}")},
+                                   ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected an algorithm fabricsim "
+                                                       "builds; NCCL's CollNetDirect is not modelled"]),
     "name_dot_dot": ({"s.yaml": _with(GOOD, "name: bad", "name: '..'")}, ["run", "s.yaml"], ["s.yaml: name: expected a plain file name"]),
     "name_with_slash": ({"s.yaml": _with(GOOD, "name: bad", "name: a/b")}, ["run", "s.yaml"], ["s.yaml: name: expected"]),
     "set_name_dot": ({"s.yaml": GOOD}, ["run", "s.yaml", "--set", "name=."], ["s.yaml: name: expected a plain file name"]),

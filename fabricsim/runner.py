@@ -149,7 +149,7 @@ class Simulation:
         algorithm = algorithm if algorithm in known or not known else known[0]
         return build_schedule(op, algorithm, ranks, size_bytes_of(op, ranks, per_rank_bytes), collective.chunks,
                               root=collective.root, local_ranks=self.scenario.fabric.gpus_per_host,
-                              orders=layout.orders, trees=layout.trees)
+                              orders=layout.orders, trees=layout.trees, groups=layout.groups)
 
     def _pick(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout) -> Pick:
         """The algorithm and protocol a call runs: the scenario's, or NCCL's choice where it says auto."""

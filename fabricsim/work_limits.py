@@ -198,7 +198,7 @@ def _chunks(scenario: Scenario, call: Call) -> int:
     """The call's chunks: the scenario's, or PAT's or NVLS's own for its size where they may run."""
     chunks, ranks = scenario.collective.chunks, len(call.group)
     size_bytes = size_bytes_of(call.op, ranks, call.per_rank_bytes)
-    if scenario.collective.algorithm in ("nvls", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
+    if scenario.collective.algorithm in ("nvls", "nvls_tree", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
         chunks = max(chunks, nvls_chunks(ranks, size_bytes))
     if scenario.collective.algorithm in ("pat", "auto") and call.op in ("all_gather", "reduce_scatter"):
         return max(chunks, pat_plan(call.op, ranks, size_bytes).chunks)

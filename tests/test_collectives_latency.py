@@ -150,8 +150,8 @@ def test_pat_runs_where_nccl_allows_it_and_is_refused_elsewhere_in_one_line():
 def test_an_nccl_algorithm_that_is_not_modelled_is_refused_in_one_line():
     from fabricsim.config import ScenarioError
     with pytest.raises(ScenarioError, match="collective.algorithm: expected an algorithm fabricsim builds; "
-                                            "NCCL's NVLSTree is not modelled"):
-        make_scenario(collective={"op": "all_reduce", "algorithm": "NVLSTree"})
+                                            "NCCL's CollNetChain is not modelled"):
+        make_scenario(collective={"op": "all_reduce", "algorithm": "CollNetChain"})
 
 
 def test_collnet_is_priced_only_where_the_switches_reduce():

@@ -39,15 +39,20 @@ class Place:
 @dataclass(frozen=True, slots=True)
 class Layout:
     """The channels of the ranks of one call: ``ring``'s rings and ``tree``'s trees, and the hosts
-    the ranks span."""
+    the ranks span (each host's ranks, hosts in the order of their first rank)."""
 
     orders: Orders
     trees: Trees
-    hosts: int
+    groups: tuple[tuple[int, ...], ...]
+
+    @property
+    def hosts(self) -> int:
+        return len(self.groups)
 
 
 def channel_layout(places: Sequence[Place], channels: int = 0) -> Layout:
-    return Layout(ring_orders(places, channels), tree_parents(places, channels), len(_hosts(places)))
+    return Layout(ring_orders(places, channels), tree_parents(places, channels),
+                  tuple(tuple(members) for members in _hosts(places)))
 
 
 def default_channels(places: Sequence[Place]) -> int:

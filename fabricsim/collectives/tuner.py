@@ -10,9 +10,9 @@ together reach the GPU's intra-node bandwidth on one node, and the lesser of tha
 across nodes; the channel count is estimated as ``Topology.channels`` says. The CPU is taken to be
 Intel's x86 (1 us network overhead).
 
-NVLS runs as its schedule (collectives/nvls.py) on one host whose NVSwitches reduce
-(``fabric.nvswitch.nvls_bandwidth``) when calls run one at a time (``Topology.nvls``). Algorithms NCCL
-has but fabricsim does not build (NVLSTree, CollNetDirect/Chain) are priced too: when one of them would
+NVLS (one host) and NVLSTree (across hosts) run as their schedules (collectives/nvls.py) where the
+NVSwitches reduce (``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``).
+Algorithms NCCL has but fabricsim does not build (CollNetDirect/Chain) are priced too: when one of them would
 be NCCL's pick, auto says so and runs the cheapest one that is built. CollNet needs switches that
 reduce in the network (SHARP: ``fabric.clos.sharp``). Ops
 NCCL runs without a choice run their one algorithm: broadcast and reduce the Ring (a chain),
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 ALGOS = ("tree", "ring", "collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
 PROTOCOLS = ("ll", "ll128", "simple")
-BUILT = {"ring": "ring", "tree": "tree", "pat": "pat", "nvls": "nvls"}  # NCCL's algorithm -> fabricsim's schedule
+BUILT = {"ring": "ring", "tree": "tree", "pat": "pat", "nvls": "nvls", "nvls_tree": "nvls_tree"}  # NCCL's algorithm -> fabricsim's schedule
 NCCL_ALGORITHM_OF = {"ring": "ring", "flat_ring": "ring", "tree": "tree", "double_binary_tree": "tree", "pat": "pat",
-                     "nvls": "nvls"}
+                     "nvls": "nvls", "nvls_tree": "nvls_tree"}
 NCCL_NAMES = {"tree": "Tree", "ring": "Ring", "collnet_direct": "CollNetDirect", "collnet_chain": "CollNetChain",
               "nvls": "NVLS", "nvls_tree": "NVLSTree", "pat": "PAT", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 ARCHITECTURES = ("volta", "ampere", "hopper", "blackwell")

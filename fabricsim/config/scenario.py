@@ -111,8 +111,8 @@ class Scenario(Spec):
         if collective.algorithm == "pat" and self.fabric.gpus_per_host > 1:
             raise KeyedValueError("collective.algorithm", "expected pat only with one GPU per host (NCCL runs PAT "
                                                           f"with 1 rank per node), got {self.fabric.gpus_per_host}")
-        if collective.algorithm == "nvls":
-            self._check_nvls()
+        if collective.algorithm in ("nvls", "nvls_tree"):
+            self._check_nvls(collective.algorithm)
         if self.workload.rule == "megatron":
             for key in ("op", "root"):
                 if getattr(collective, key) != getattr(defaults, key):
@@ -123,20 +123,23 @@ class Scenario(Spec):
                                                      f"got {collective.root}")
         return self
 
-    def _check_nvls(self) -> None:
-        """NVLS needs NVSwitches that reduce (H100 and later presets), on one host, one call at a time."""
+    def _check_nvls(self, algorithm: str) -> None:
+        """NVLS and NVLSTree need NVSwitches that reduce (H100 and later presets) and 2 GPUs or more per
+        host, NVLS one host and NVLSTree several, one call at a time."""
         fabric = self.fabric
         if fabric.intra_host != "nvlink" or fabric.nvswitch.nvls_bandwidth_bps is None:
-            raise KeyedValueError("collective.algorithm", "expected nvls only on NVSwitches that reduce "
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} only on NVSwitches that reduce "
                                                           "(fabric.nvswitch.nvls_bandwidth, as presets dgx_h100 and "
                                                           "later set), got none")
-        if fabric.hosts > 1 or fabric.gpus_per_host < 2:
-            raise KeyedValueError("collective.algorithm", "expected nvls on one host of 2 GPUs or more (across "
-                                                          "hosts NCCL runs NVLSTree, not modelled), got "
-                                                          f"{fabric.hosts} host(s) x {fabric.gpus_per_host} GPU")
+        one_host = algorithm == "nvls"
+        if (fabric.hosts > 1) == one_host or fabric.gpus_per_host < 2:
+            where = ("on one host of 2 GPUs or more (across hosts NCCL runs NVLSTree)" if one_host else
+                     "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} {where}, got {fabric.hosts} "
+                                                          f"host(s) x {fabric.gpus_per_host} GPU")
         if self.workload.rule == "megatron" or self.jobs:
-            raise KeyedValueError("collective.algorithm", "expected nvls on calls run one at a time (a whole-job "
-                                                          "step does not run it; auto prices it there)")
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} on calls run one at a time (a "
+                                                          "whole-job step does not run it; auto prices it there)")
 
     @model_validator(mode="after")
     def _check_packet_model(self) -> Scenario:

@@ -141,6 +141,9 @@ CASES = {
     "nvls_across_hosts": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: nvls}"),
                                            "hosts: 4,", "preset: dgx_h100, hosts: 2,")},
                           ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host of 2 GPUs or more"]),
+    "nvls_tree_on_one_host": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: NVLSTree}"),
+                                               "hosts: 4,", "preset: dgx_h100, hosts: 1,")},
+                              ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls_tree across hosts"]),
     "collnet_without_a_schedule": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetDirect}")},
                                    ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected an algorithm fabricsim "
                                                        "builds; NCCL's CollNetDirect is not modelled"]),

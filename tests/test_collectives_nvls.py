@@ -99,3 +99,43 @@ def test_nvls_is_not_offered_where_no_switch_reduces_or_no_relay_runs():
     assert make_scenario(fabric={"preset": "dgx_a100"}).fabric.nvswitch.nvls_bandwidth_bps is None
     assert make_scenario(collective={"op": "all_gather", "algorithm": "NVLS"},
                          fabric={"preset": "dgx_b200", "hosts": 1}).collective.algorithm == "nvls"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 5), st.booleans(), st.integers(0, 2**20))
+def test_nvls_tree_computes_all_reduce_for_any_hosts_and_placement(hosts, per_host, rail_first, size_bytes):
+    """NVLS inside every host, binary trees of the hosts between them: correct for any host count and
+    rank order; each GPU's NVLink port carries S each way (as NVLS), and every transfer between hosts
+    joins the heads of one slice (the same local index: the same rail)."""
+    ranks = hosts * per_host
+    groups = tuple(tuple(range(h, ranks, hosts)) if rail_first else tuple(range(h * per_host, (h + 1) * per_host))
+                   for h in range(hosts))
+    schedule = build_schedule("all_reduce", "nvls_tree", ranks, size_bytes, groups=groups)
+    verify(schedule)
+    transfers, host_of = schedule.transfers, {rank: h for h, group in enumerate(groups) for rank in group}
+    assert schedule.relays == hosts
+    for rank in range(ranks):
+        relay = ranks + host_of[rank]
+        through_switch = [(transfers.src == rank) & (transfers.dst == relay), (transfers.src == relay) & (transfers.dst == rank)]
+        assert [int(transfers.nbytes[mask].sum()) for mask in through_switch] == [size_bytes, size_bytes]
+    between = (transfers.src < ranks) & (transfers.dst < ranks)
+    for src, dst in zip(transfers.src[between].tolist(), transfers.dst[between].tolist()):
+        assert host_of[src] != host_of[dst] and groups[host_of[src]].index(src) == groups[host_of[dst]].index(dst)
+
+
+def test_auto_runs_nvls_tree_across_hosts_and_it_beats_the_nics_sum_on_two():
+    """NCCL's model picks NVLSTree for a large all-reduce on 2 DGX H100; it runs, and its busbw passes
+    the ring's (bounded by the NICs) as formulas.md says of NCCL's trees on 2 nodes."""
+    fabric = {"preset": "dgx_h100", "hosts": 2, "topology": "rail_optimized", "clos": {"spines": 2}}
+    busbw = {}
+    for algorithm in ("auto", "ring"):
+        scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": algorithm, "protocol": "auto"},
+                                 workload={"rule": "data_sizes", "data_sizes": ["256MiB"]})
+        simulation = Simulation(scenario)
+        (record,) = simulation.run()
+        busbw[algorithm] = 2**28 / record.latency_ps * 2 * 15 / 16
+        if algorithm == "auto":
+            pick = simulation.pick("all_reduce", 16, 2**28, simulation.layout(tuple(range(16))))
+            assert pick.algorithm == "nvls_tree" and pick.reason.startswith("NCCL's model: NVLSTree/Simple")
+            assert simulation.schedule("all_reduce", 16, 2**28).relays == 2
+    assert busbw["auto"] > 1.15 * busbw["ring"]

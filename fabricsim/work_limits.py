@@ -5,8 +5,8 @@ The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory eac
 percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
 qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT and NVLS, which auto may pick too,
-cut a call into as many chunks as their size needs), putting at most n S max(2, log2 n)
+bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT, NVLS, NVLSTree and CollNet, which
+auto may pick too, cut a call into as many chunks as their size needs), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
 whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
 With scenario ``jobs``, a trial's transfers are every job's, and the run's flows twice those (each job
@@ -198,7 +198,7 @@ def _chunks(scenario: Scenario, call: Call) -> int:
     """The call's chunks: the scenario's, or PAT's or NVLS's own for its size where they may run."""
     chunks, ranks = scenario.collective.chunks, len(call.group)
     size_bytes = size_bytes_of(call.op, ranks, call.per_rank_bytes)
-    if scenario.collective.algorithm in ("nvls", "nvls_tree", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
+    if scenario.collective.algorithm in ("nvls", "nvls_tree", "collnet_direct", "collnet_chain", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
         chunks = max(chunks, nvls_chunks(ranks, size_bytes))
     if scenario.collective.algorithm in ("pat", "auto") and call.op in ("all_gather", "reduce_scatter"):
         return max(chunks, pat_plan(call.op, ranks, size_bytes).chunks)

@@ -133,7 +133,7 @@ def test_double_binary_tree_is_two_binary_trees_whose_inner_nodes_differ(ranks):
 
 
 def test_registry_names_every_op_of_the_issue_and_rejects_bad_options():
-    assert algorithms_for("all_reduce") == ["bidirectional_ring", "double_binary_tree", "flat_ring",
+    assert algorithms_for("all_reduce") == ["bidirectional_ring", "collnet_chain", "collnet_direct", "double_binary_tree", "flat_ring",
                                             "halving_doubling", "hierarchical", "nvls", "nvls_tree", "recursive_doubling", "ring", "tree"]
     assert algorithms_for("broadcast") == ["binomial_tree", "ring"]
     assert algorithms_for("reduce") == ["binomial_tree", "ring"]

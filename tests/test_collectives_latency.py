@@ -57,12 +57,17 @@ def test_latency_follows_the_transport_and_the_algorithm_family():
     assert abs(latency_ps - expected_ps) <= 3
 
 
-NCCL_HAS = {"all_reduce": {"ring", "tree"}, "all_gather": {"ring", "pat"}, "reduce_scatter": {"ring", "pat"},
+NCCL_HAS = {"all_reduce": {"ring", "tree", "nvls", "nvls_tree", "collnet_direct", "collnet_chain"},
+            "all_gather": {"ring", "pat", "nvls"}, "reduce_scatter": {"ring", "pat", "nvls"},
             "broadcast": {"ring"}, "reduce": {"ring"}, "all_to_all": {"direct"}, "gather": {"direct"},
             "send_recv": {"direct"}}
 TOPOLOGIES = [Topology(8, 1, "ampere", True, 240, 24.5), Topology(8, 1, "hopper", True, 370.8, 49),
               Topology(16, 2, "hopper", True, 370.8, 49), Topology(8, 8, "ampere", True, 240, 12.25),
-              Topology(64, 8, "ampere", True, 240, 24.5), Topology(16, 2, "ampere", False, 32, 12.25)]
+              Topology(64, 8, "ampere", True, 240, 24.5), Topology(16, 2, "ampere", False, 32, 12.25),
+              Topology(8, 1, "hopper", True, 370.8, 49, nvls=True), Topology(16, 2, "hopper", True, 370.8, 49, nvls=True),
+              Topology(72, 1, "blackwell", True, 721.8, 49, nvls=True),
+              Topology(64, 8, "hopper", True, 370.8, 49, sharp=True, nvls=True),
+              Topology(16, 2, "ampere", False, 32, 12.25, sharp=True), Topology(8, 8, "ampere", True, 240, 24.5, sharp=True)]
 
 
 @pytest.mark.parametrize("topology", TOPOLOGIES)
@@ -72,14 +77,18 @@ def test_auto_never_picks_an_algorithm_nccl_has_not_for_the_op_and_fabric(op, to
         pick = nccl_pick(op, topology, size_bytes)
         assert pick.algorithm in NCCL_HAS[op] and pick.protocol in ("ll", "ll128", "simple")
         named = pick.reason.split(": ")[1].split()[0] if pick.reason.startswith("NCCL") else ""
-        assert "CollNet" not in pick.reason  # no SHARP switch on these fabrics
-        if named.startswith("PAT"):
+        assert named.split("/")[0].lower().replace("nvlstree", "nvls_tree").replace("collnetd", "collnet_d").replace(
+            "collnetc", "collnet_c") in (pick.algorithm, "")  # auto runs what NCCL's model picks
+        if pick.algorithm == "pat":
             assert topology.nodes == topology.ranks and op in ("all_gather", "reduce_scatter")
-            assert pick.algorithm == "pat" and pick.protocol == "simple" and "not modelled" not in pick.reason
-        if named.startswith("NVLS/"):
-            assert topology.architecture == "hopper" and topology.nodes == 1
-        if named.startswith("NVLSTree"):
-            assert topology.architecture == "hopper" and topology.nodes > 1 and op == "all_reduce"
+            assert pick.protocol == "simple"
+        if pick.algorithm.startswith("nvls"):
+            assert topology.nvls and topology.architecture in ("hopper", "blackwell") and pick.protocol == "simple"
+            assert (topology.nodes == 1) == (pick.algorithm == "nvls") and topology.per_node > 1
+        if pick.algorithm == "nvls_tree" or pick.algorithm.startswith("collnet"):
+            assert op == "all_reduce" and topology.nodes > 1
+        if pick.algorithm.startswith("collnet"):
+            assert topology.sharp and (topology.nvlink or pick.algorithm == "collnet_chain")
         if not topology.nvlink and topology.per_node > 1:
             assert pick.protocol != "ll128"  # LL128 only over NVLink inside nodes
 
@@ -147,22 +156,24 @@ def test_pat_runs_where_nccl_allows_it_and_is_refused_elsewhere_in_one_line():
     assert simulation.schedule("all_gather", 8, 8192).algorithm == "pat"
 
 
-def test_an_nccl_algorithm_that_is_not_modelled_is_refused_in_one_line():
-    from fabricsim.config import ScenarioError
-    with pytest.raises(ScenarioError, match="collective.algorithm: expected an algorithm fabricsim builds; "
-                                            "NCCL's CollNetChain is not modelled"):
-        make_scenario(collective={"op": "all_reduce", "algorithm": "CollNetChain"})
+def test_every_nccl_algorithm_is_accepted_by_its_nccl_algo_spelling():
+    fabric = {"preset": "dgx_h100", "hosts": 2, "topology": "rail_optimized", "clos": {"sharp": True}}
+    for spelling, name in (("Ring", "ring"), ("Tree", "tree"), ("NVLSTree", "nvls_tree"), ("CollNetDirect", "collnet_direct"),
+                           ("CollNetChain", "collnet_chain"), ("CollNet", "collnet_direct"), ("collnet_chain", "collnet_chain")):
+        assert make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": spelling}).collective.algorithm == name
+    assert make_scenario(fabric={"preset": "dgx_h100", "hosts": 1},
+                         collective={"op": "all_reduce", "algorithm": "NVLS"}).collective.algorithm == "nvls"
 
 
 def test_collnet_is_priced_only_where_the_switches_reduce():
     """CollNet needs SHARP switches (fabric.clos.sharp): without them NCCL never considers it; with
-    them it is NCCL's pick for a multi-node all-reduce up to large sizes, reported, and the best built one runs."""
+    them it is NCCL's pick for a multi-node all-reduce up to large sizes, and it runs."""
     plain, sharp = Topology(64, 8, "hopper", True, 370.8, 49), Topology(64, 8, "hopper", True, 370.8, 49, True)
     for size_bytes in (8, 2**20, 2**30):
         assert "CollNet" not in nccl_pick("all_reduce", plain, size_bytes).reason
         pick = nccl_pick("all_reduce", sharp, size_bytes)
-        assert "CollNet" in pick.reason and pick.algorithm in ("ring", "tree")
-        assert pick.reason.startswith("NCCL's model: CollNetDirect/Simple") or size_bytes == 2**30  # NVLSTree
+        assert "CollNet" in pick.reason
+        assert pick.algorithm.startswith("collnet") and pick.reason.startswith("NCCL's model: CollNet")
         assert not any(enabled(op, "collnet_direct", "simple", sharp) for op in ("all_gather", "broadcast"))
     one_node = Topology(8, 1, "hopper", True, 370.8, 49, True)
     assert not enabled("all_reduce", "collnet_direct", "simple", one_node)

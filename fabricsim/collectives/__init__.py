@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fabricsim.collectives.collnet import collnet
 from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
 from fabricsim.collectives.nvls import nvls, nvls_tree_all_reduce
@@ -50,6 +51,8 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_reduce", "tree"): Algorithm(tree_all_reduce, ("chunks", "trees")),
     ("all_reduce", "nvls"): Algorithm(nvls("all_reduce")),
     ("all_reduce", "nvls_tree"): Algorithm(nvls_tree_all_reduce, ("groups",)),
+    ("all_reduce", "collnet_direct"): Algorithm(collnet(chain=False), ("groups",)),
+    ("all_reduce", "collnet_chain"): Algorithm(collnet(chain=True), ("groups",)),
     ("all_reduce", "hierarchical"): Algorithm(hierarchical_all_reduce, ("chunks", "local_ranks")),
     ("broadcast", "ring"): Algorithm(chain_broadcast, ("chunks", "root")),
     ("broadcast", "binomial_tree"): Algorithm(binomial_broadcast, ("root",)),

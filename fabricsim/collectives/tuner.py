@@ -11,12 +11,12 @@ across nodes; the channel count is estimated as ``Topology.channels`` says. The 
 Intel's x86 (1 us network overhead).
 
 NVLS (one host) and NVLSTree (across hosts) run as their schedules (collectives/nvls.py) where the
-NVSwitches reduce (``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``).
-Algorithms NCCL has but fabricsim does not build (CollNetDirect/Chain) are priced too: when one of them would
-be NCCL's pick, auto says so and runs the cheapest one that is built. CollNet needs switches that
-reduce in the network (SHARP: ``fabric.clos.sharp``). Ops
-NCCL runs without a choice run their one algorithm: broadcast and reduce the Ring (a chain),
-all-to-all, gather and send/recv point to point (``direct``).
+NVSwitches reduce (``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``);
+CollNetDirect and CollNetChain (collectives/collnet.py) where switches reduce in the network (SHARP:
+``fabric.clos.sharp``) and each slice's NICs share one (``Topology.sharp``). Every algorithm NCCL has
+is built (under its own name, lower case: ``nvls_tree``, ``collnet_direct``), so auto runs what
+NCCL's model picks. Ops NCCL runs without a choice run their one algorithm: broadcast and reduce the
+Ring (a chain), all-to-all, gather and send/recv point to point (``direct``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 ALGOS = ("tree", "ring", "collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
 PROTOCOLS = ("ll", "ll128", "simple")
-BUILT = {"ring": "ring", "tree": "tree", "pat": "pat", "nvls": "nvls", "nvls_tree": "nvls_tree"}  # NCCL's algorithm -> fabricsim's schedule
 NCCL_ALGORITHM_OF = {"ring": "ring", "flat_ring": "ring", "tree": "tree", "double_binary_tree": "tree", "pat": "pat",
-                     "nvls": "nvls", "nvls_tree": "nvls_tree"}
+                     "nvls": "nvls", "nvls_tree": "nvls_tree", "collnet_direct": "collnet_direct",
+                     "collnet_chain": "collnet_chain"}
 NCCL_NAMES = {"tree": "Tree", "ring": "Ring", "collnet_direct": "CollNetDirect", "collnet_chain": "CollNetChain",
               "nvls": "NVLS", "nvls_tree": "NVLSTree", "pat": "PAT", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 ARCHITECTURES = ("volta", "ampere", "hopper", "blackwell")
@@ -227,8 +227,8 @@ def time_us(op: str, algo: str, protocol: str, topology: Topology, nbytes: int) 
 
 def nccl_pick(op: str, topology: Topology, nbytes: int, protocol: str = "auto", only: str | None = None) -> Pick:
     """NCCL's (algorithm, protocol) for ``op`` of ``nbytes`` (``protocol`` fixes it unless "auto";
-    "none" prices as Simple), mapped to the cheapest one fabricsim builds when NCCL's is not. ``only``
-    names NCCL's algorithm when the scenario fixes it ("" for one NCCL has not: Simple then)."""
+    "none" prices as Simple). ``only`` names NCCL's algorithm when the scenario fixes it ("" for one
+    NCCL has not: Simple then)."""
     if op in ONLY_ALGORITHM or only == "":
         return Pick(ONLY_ALGORITHM.get(op, ""), protocol if protocol != "auto" else "simple",
                     f"{op} has one algorithm in NCCL" if op in ONLY_ALGORITHM else "not an NCCL algorithm")
@@ -240,14 +240,10 @@ def nccl_pick(op: str, topology: Topology, nbytes: int, protocol: str = "auto", 
         return Pick("", protocol if protocol != "auto" else "simple", f"NCCL has no {only} for {op}")
     ranked = sorted(times, key=times.__getitem__)
     best = ranked[0]
-    built = next(key for key in ranked if key[0] in BUILT)
     reason = f"NCCL's model: {_named(best)} {times[best]:.1f} us"
-    if built != best:
-        reason += f" (not modelled here; runs {_named(built)} {times[built]:.1f} us)"
-    runner_up = next((key for key in ranked if key != best and key != built), None)
-    if runner_up:
-        reason += f", next {_named(runner_up)} {times[runner_up]:.1f} us"
-    return Pick(BUILT[built[0]], built[1] if protocol == "auto" else protocol, reason)
+    if len(ranked) > 1:
+        reason += f", next {_named(ranked[1])} {times[ranked[1]]:.1f} us"
+    return Pick(best[0], best[1] if protocol == "auto" else protocol, reason)
 
 
 def _named(key: tuple[str, str]) -> str:

@@ -9,7 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from fabricsim.collectives import algorithms_for
 from fabricsim.config.base import Spec
 
-NOT_MODELLED = ("collnetdirect", "collnetchain", "collnet")  # NCCL_ALGO names
+# NCCL_ALGO's spellings (lower case) of fabricsim's names; multi_ring: an earlier name of ring
+ALIASES = {"multi_ring": "ring", "nvlstree": "nvls_tree", "collnetdirect": "collnet_direct",
+           "collnetchain": "collnet_chain", "collnet": "collnet_direct"}
 
 
 class CollectiveSpec(Spec):
@@ -17,7 +19,8 @@ class CollectiveSpec(Spec):
                 "send_recv"] = "all_gather"
     algorithm: Literal["ring", "flat_ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
                        "recursive_halving", "double_binary_tree", "hierarchical", "binomial_tree", "direct",
-                       "pxn", "tree", "pat", "nvls", "nvls_tree", "auto"] = Field(
+                       "pxn", "tree", "pat", "nvls", "nvls_tree", "collnet_direct", "collnet_chain",
+                       "auto"] = Field(
         "ring", description="auto: as NCCL's tuning model picks, per call")
     chunks: int = Field(1, ge=1, description="pipelined pieces each step is cut into (pipelined algorithms)")
     channels: int = Field(0, ge=0, description="ring and tree: rings or trees at once (NCCL's channels); 0: as NCCL picks")
@@ -28,15 +31,12 @@ class CollectiveSpec(Spec):
     @field_validator("algorithm", mode="before")
     @classmethod
     def _alias(cls, value: object) -> object:
-        """NCCL_ALGO's spellings in any case (Ring, Tree, PAT, NVLS, NVLSTree); ``multi_ring``, an earlier name of ``ring``."""
+        """NCCL_ALGO's spellings in any case (Ring, Tree, PAT, NVLS, NVLSTree, CollNetDirect, CollNetChain;
+        CollNet is CollNetDirect); ``multi_ring``, an earlier name of ``ring``."""
         if not isinstance(value, str):
             return value
         name = value.lower()
-        if name in NOT_MODELLED:
-            raise ValueError(f"expected an algorithm fabricsim builds; NCCL's {value} is not modelled "
-                             "(Ring, Tree, PAT, NVLS, NVLSTree, auto are)")
-        return {"multi_ring": "ring", "ring": "ring", "tree": "tree", "pat": "pat", "nvls": "nvls", "nvlstree": "nvls_tree",
-                "auto": "auto"}.get(name, value)
+        return ALIASES.get(name, name if name in ("ring", "tree", "pat", "nvls", "auto") else value)
 
     @field_validator("protocol", mode="before")
     @classmethod

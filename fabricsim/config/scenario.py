@@ -113,6 +113,8 @@ class Scenario(Spec):
                                                           f"with 1 rank per node), got {self.fabric.gpus_per_host}")
         if collective.algorithm in ("nvls", "nvls_tree"):
             self._check_nvls(collective.algorithm)
+        if collective.algorithm in ("collnet_direct", "collnet_chain"):
+            self._check_collnet(collective.algorithm)
         if self.workload.rule == "megatron":
             for key in ("op", "root"):
                 if getattr(collective, key) != getattr(defaults, key):
@@ -137,6 +139,28 @@ class Scenario(Spec):
                      "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} {where}, got {fabric.hosts} "
                                                           f"host(s) x {fabric.gpus_per_host} GPU")
+        self._check_one_call_at_a_time(algorithm)
+
+    def _check_collnet(self, algorithm: str) -> None:
+        """CollNet needs switches that reduce (SHARP), each rail's NICs on one of them, 2 hosts or more,
+        and CollNetDirect NVSwitches; one call at a time."""
+        fabric, clos = self.fabric, self.fabric.clos
+        if not clos.sharp:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} only where switches reduce in the "
+                                                          "network (fabric.clos.sharp: true), got false")
+        leaves = -(-fabric.hosts // clos.hosts_per_leaf)
+        if fabric.topology == "direct_ring" or (fabric.topology == "leaf_spine" and leaves > 1):
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} where the NICs of a rail share one "
+                                                          "switch (single_switch, rail_optimized, or one leaf), got "
+                                                          f"{fabric.topology}" + (f" over {leaves} leaves" if leaves > 1
+                                                                                  else ""))
+        if fabric.hosts < 2 or (algorithm == "collnet_direct" and fabric.intra_host != "nvlink"):
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} across 2 hosts or more"
+                                  + (" of NVSwitches" if algorithm == "collnet_direct" else "") + f", got "
+                                  f"{fabric.hosts} host(s), {fabric.intra_host} inside")
+        self._check_one_call_at_a_time(algorithm)
+
+    def _check_one_call_at_a_time(self, algorithm: str) -> None:
         if self.workload.rule == "megatron" or self.jobs:
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} on calls run one at a time (a "
                                                           "whole-job step does not run it; auto prices it there)")

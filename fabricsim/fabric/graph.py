@@ -39,7 +39,7 @@ class Fabric:
     devices: dict[str, Device] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     gpus: list[str] = field(default_factory=list)
-    relays: list[str] = field(default_factory=list)  # each host's in-switch reduction engine (NVLS), in host order
+    relays: list[str] = field(default_factory=list)  # devices that reduce: NVLS engines, SHARP switches
     nic_of: dict[str, str] = field(default_factory=dict)  # each GPU's own NIC (GPUDirect RDMA pairing)
     # NCCL's path choice between hosts (fabric/routing.py), read from the graph (fabric/nic_paths.py):
     # each GPU's nearest NICs (its own first), each host's NIC on each rail and each NIC's rail, and the

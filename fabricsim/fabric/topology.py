@@ -119,6 +119,8 @@ def _roce(fabric: Fabric, spec: FabricSpec, a: str, b: str, bandwidth_bps: float
 
 def _switch(fabric: Fabric, spec: FabricSpec, name: str) -> str:
     fabric.add_device(Device(name, "switch", None, spec.switch.latency_ps))
+    if spec.clos.sharp:  # it reduces in the network: a relay (fabric/relays.py)
+        fabric.relays.append(name)
     return name
 
 

@@ -127,7 +127,7 @@ class ClosSpec(Spec):
         1.0, gt=0, le=1000, description="a leaf's downlink over uplink capacity: 2 or 2:1")
     ecmp: Literal["hash", "spray", "adaptive"] = Field(
         "hash", description="per-flow 5-tuple hash, per-packet spraying, or least-loaded next hop")
-    sharp: bool = Field(False, description="switches reduce in the network (SHARP): NCCL's CollNet, priced by auto")
+    sharp: bool = Field(False, description="switches reduce in the network (SHARP): NCCL's CollNet")
 
 
 class FabricSpec(Spec):

@@ -28,8 +28,10 @@ def schedules(draw, min_bytes_per_piece=0):
     orders = tuple(draw(st.lists(st.permutations(range(ranks)), min_size=1, max_size=3)))  # ring's channels
     trees = tree_parents([Place(rank // local_ranks, rank % local_ranks, (rank % local_ranks,))
                           for rank in range(ranks)], draw(st.integers(0, 3)))  # tree's channels
+    groups = tuple(tuple(range(start, start + local_ranks)) for start in range(0, ranks, local_ranks))
     return build_schedule(op, algorithm, ranks, size_bytes, chunks, root=root, local_ranks=local_ranks,
-                          orders=orders, trees=trees)
+                          orders=orders, trees=trees,
+                          groups=groups if len(groups) > 1 and (algorithm != "nvls_tree" or local_ranks > 1) else None)
 
 
 @settings(max_examples=150, deadline=None)

@@ -79,8 +79,8 @@ def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks:
 
     ``chunks`` pipelines the algorithms that pipeline and is ignored by the others; ``orders`` and
     ``trees`` give ``ring``'s and ``tree``'s channels (``fabricsim.collectives.channels``): one ring in
-    rank order, the double binary tree over the ranks, if None; ``groups`` each host's ranks (one host
-    of all if None). Raises
+    rank order, the double binary tree over the ranks, if None; ``groups`` each host's ranks (if None,
+    one host of all for NVLSTree, one host per rank for CollNet). Raises
     ``ValueError`` for an unknown op or algorithm, a root outside the ranks, and for ranks < 2,
     chunks < 1 or size_bytes < 0.
     """

@@ -29,10 +29,11 @@ def collnet(chain: bool):
     """The all-reduce builder of CollNetChain (``chain``) or CollNetDirect."""
 
     def build(ranks: int, size_bytes: int, groups: Sequence[Sequence[int]] | None = None) -> Schedule:
-        groups = [tuple(group) for group in (groups or [range(ranks)])]
+        """``groups``: each host's ranks (one rank per host if None)."""
+        groups = [tuple(group) for group in (groups or [(rank,) for rank in range(ranks)])]
         per_host = len(groups[0])
-        if len({len(group) for group in groups}) != 1:
-            raise ValueError("collnet needs the same number of GPUs on every host")
+        if len({len(group) for group in groups}) != 1 or len(groups) < 2:
+            raise ValueError("collnet needs 2 hosts or more, with the same number of GPUs on each")
         chunks = chunks_for(ranks, size_bytes)
         dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
         local = {rank: index for group in groups for index, rank in enumerate(group)}

@@ -21,9 +21,9 @@ import numpy as np
 import simpy
 
 from fabricsim.collectives import algorithms_for, build_schedule
-from fabricsim.collectives.channels import Layout, Place, channel_layout
+from fabricsim.collectives.channels import Layout, Place, channel_layout, default_channels
 from fabricsim.collectives.protocol import with_software_latency
-from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
+from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, duplicated_channels, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.counters import PortCounters
 from fabricsim.breakdown import Causes, attribute
@@ -208,7 +208,12 @@ class Simulation:
             seen[host] += 1
             places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
                                 or (rail,)))
-        return channel_layout(places, self.scenario.collective.channels)
+        spec = self.scenario.fabric
+        channels = self.scenario.collective.channels
+        if not channels and len({place.host for place in places}) > 1:  # NCCL's, doubled where it doubles them
+            nic_GBps = min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9
+            channels = duplicated_channels(default_channels(places), nic_GBps, spec.architecture)
+        return channel_layout(places, channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
         return self.router.route(self.endpoints[src_rank], self.endpoints[dst_rank])

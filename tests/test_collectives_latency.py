@@ -11,7 +11,8 @@ import pytest
 
 from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.collectives.tuner import Topology, bandwidth_GBps, enabled, latency_us, nccl_pick, time_us
+from fabricsim.collectives.tuner import (Topology, bandwidth_GBps, duplicated_channels, enabled, latency_us, nccl_pick,
+                                         time_us)
 from fabricsim.runner import Simulation
 from tests.conftest import make_scenario
 
@@ -178,3 +179,20 @@ def test_collnet_is_priced_only_where_the_switches_reduce():
     one_node = Topology(8, 1, "hopper", True, 370.8, 49, True)
     assert not enabled("all_reduce", "collnet_direct", "simple", one_node)
     assert latency_us("all_reduce", "collnet_chain", "simple", sharp) == pytest.approx(2 * 7 * 2.8 + 30)
+
+
+def test_channels_double_where_nccls_search_doubles_them():
+    """ncclTopoDupChannels: not below 25 GB/s a channel, nor from Hopper on below 50 GB/s with more
+    than 4 channels. 2 nodes: A100 with 200G NICs (24.5 GB/s) and H100 with 400G (49 GB/s, 8 channels)
+    keep one channel per NIC; B300 with 800G (98 GB/s) runs two per NIC, the second ring on the first's path."""
+    assert [duplicated_channels(8, 24.5, "ampere"), duplicated_channels(8, 49.0, "ampere"),
+            duplicated_channels(8, 49.0, "hopper"), duplicated_channels(4, 49.0, "hopper"),
+            duplicated_channels(8, 98.0, "blackwell"), duplicated_channels(24, 98.0, "blackwell")] == [8, 16, 8, 8, 16, 32]
+    for preset, channels in (("dgx_a100", 8), ("dgx_h100", 8), ("dgx_b300", 16)):
+        simulation = Simulation(make_scenario(fabric={"preset": preset, "hosts": 2, "topology": "rail_optimized"},
+                                              collective={"op": "all_reduce"}))
+        layout = simulation.layout(tuple(range(16)))
+        assert len(layout.orders) == channels and len(layout.trees) == channels
+        assert layout.orders[channels // 2:] == layout.orders[:channels // 2] or channels == 8
+    assert Topology(16, 2, "blackwell", True, 721.8, 98.0).channels == 16
+    assert Topology(8, 1, "hopper", True, 370.8, 49).channels == 18  # one per NVLink, 20.6 GB/s each: kept

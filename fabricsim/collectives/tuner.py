@@ -90,13 +90,26 @@ class Topology:
 
     @property
     def channels(self) -> int:
-        """Ring's and Tree's channels as NCCL's search finds them: one per NVLink's worth of bandwidth
-        on one node (PCI: one), one per NIC across nodes, then doubled (search.cc), at most 32."""
+        """Ring's and Tree's channels as NCCL's search finds them: one per NIC across nodes (each at the
+        NIC's bandwidth), one per NVLink's worth of bandwidth on one node (PCI: one), then doubled as
+        NCCL doubles them (``duplicated_channels``)."""
         if self.nodes > 1:
-            found = round(self.per_node)
+            found, per_channel = round(self.per_node), self.nic_GBps
+        elif self.nvlink:
+            found = max(1, round(self.intra_GBps / NVLINK_GBPS[self.architecture]))
+            per_channel = self.intra_GBps / found
         else:
-            found = max(1, round(self.intra_GBps / NVLINK_GBPS[self.architecture])) if self.nvlink else 1
-        return min(MAX_CHANNELS, 2 * found)
+            found, per_channel = 1, self.intra_GBps
+        return duplicated_channels(found, per_channel, self.architecture)
+
+
+def duplicated_channels(found: int, per_channel_GBps: float, architecture: str) -> int:
+    """``found`` channels of ``per_channel_GBps`` each after ncclTopoDupChannels (search.cc): doubled
+    (each a second time on the same path) unless a channel has less than 25 GB/s, or, from Hopper on,
+    less than 50 GB/s with more than 4 channels; at most 32."""
+    hopper_on = ARCHITECTURES.index(architecture) >= ARCHITECTURES.index("hopper")
+    doubled = not (per_channel_GBps < 25 or (hopper_on and per_channel_GBps < 50 and found > 4))
+    return min(MAX_CHANNELS, 2 * found if doubled else found)
 
 
 @dataclass(frozen=True, slots=True)

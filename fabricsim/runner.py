@@ -34,7 +34,7 @@ from fabricsim.engine.models import FlowModel, NetworkModel, PacketModel
 from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
-from fabricsim.fabric.relays import relay_names, sharp_switches
+from fabricsim.fabric.relays import has_nvls, relay_endpoints, sharp_serves_rails
 from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.impairments import TransferImpairments, Transport, draw_impairments
 from fabricsim.schedule import Schedule
@@ -160,7 +160,8 @@ class Simulation:
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
                             min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9,
-                            self.relays_run and self._sharp_rails, self.relays_run and bool(self.fabric.relays))
+                            self.relays_run and spec.clos.sharp and self.sharp_rails,
+                            self.relays_run and has_nvls(self.fabric))
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
         pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
         return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
@@ -171,12 +172,8 @@ class Simulation:
         return self.plan.mesh is None and not self.jobs
 
     @cached_property
-    def _sharp_rails(self) -> bool:
-        """Whether switches reduce (SHARP) and every rail's NICs share one of them."""
-        by_host: dict[int | None, list[int]] = {}
-        for rank, gpu in enumerate(self.fabric.gpus):
-            by_host.setdefault(self.fabric.devices[gpu].host, []).append(rank)
-        return self.scenario.fabric.clos.sharp and sharp_switches(self.fabric, list(by_host.values())) is not None
+    def sharp_rails(self) -> bool:
+        return sharp_serves_rails(self.fabric)
 
     def call_pick(self, call: Call) -> Pick:
         return self.pick(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
@@ -190,10 +187,7 @@ class Simulation:
         if not schedule.relays:
             return call.group
         groups = tuple(tuple(call.group[rank] for rank in group) for group in self.layout(call.group).groups)
-        names = relay_names(self.fabric, groups, schedule.algorithm)
-        if names is None:
-            raise ValueError(f"{schedule.algorithm} needs switches that reduce, shared by each rail's NICs")
-        return call.group + tuple(self.endpoints.index(name) for name in names)
+        return call.group + relay_endpoints(self.fabric, groups, schedule.algorithm)
 
     def _layout(self, group: tuple[int, ...]) -> Layout:
         """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its

@@ -68,7 +68,8 @@ TOPOLOGIES = [Topology(8, 1, "ampere", True, 240, 24.5), Topology(8, 1, "hopper"
               Topology(8, 1, "hopper", True, 370.8, 49, nvls=True), Topology(16, 2, "hopper", True, 370.8, 49, nvls=True),
               Topology(72, 1, "blackwell", True, 721.8, 49, nvls=True),
               Topology(64, 8, "hopper", True, 370.8, 49, sharp=True, nvls=True),
-              Topology(16, 2, "ampere", False, 32, 12.25, sharp=True), Topology(8, 8, "ampere", True, 240, 24.5, sharp=True)]
+              Topology(16, 2, "ampere", False, 32, 12.25, sharp=True), Topology(8, 8, "ampere", True, 240, 24.5, sharp=True),
+              Topology(144, 2, "blackwell", True, 721.8, 49, sharp=True, nvls=True)]
 
 
 @pytest.mark.parametrize("topology", TOPOLOGIES)
@@ -89,7 +90,9 @@ def test_auto_never_picks_an_algorithm_nccl_has_not_for_the_op_and_fabric(op, to
         if pick.algorithm == "nvls_tree" or pick.algorithm.startswith("collnet"):
             assert op == "all_reduce" and topology.nodes > 1
         if pick.algorithm.startswith("collnet"):
-            assert topology.sharp and (topology.nvlink or pick.algorithm == "collnet_chain")
+            assert topology.sharp and (topology.nvlink or pick.algorithm == "collnet_chain") and topology.per_node <= 8
+        if pick.algorithm == "nvls" and op != "all_reduce":
+            assert topology.per_node <= 32
         if not topology.nvlink and topology.per_node > 1:
             assert pick.protocol != "ll128"  # LL128 only over NVLink inside nodes
 

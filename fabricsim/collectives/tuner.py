@@ -63,6 +63,8 @@ NVLS_CHANNELS = {"hopper": 16, "blackwell": 24}  # NCCL_NVLS_NCHANNELS defaults 
 NET_OVERHEAD_US = 1.0  # getNetOverhead on Intel x86
 NVLINK_GBPS = {"volta": 20.0, "ampere": 20.0, "hopper": 20.6, "blackwell": 40.1}  # per NVLink (topo.h)
 MAX_CHANNELS = 32
+MAX_COLLNET_LOCAL_RANKS = 8  # NCCL_MAX_DIRECT_ARITY + 1 (device.h)
+MAX_NVLS_ARITY = 32  # NCCL_MAX_NVLS_ARITY (device.h)
 # ncclTopoGetAlgoTime: Tree all-reduce's bandwidth correction, powers of two from 64 B, per protocol
 TREE_CORRECTION = {
     "ll": (1.0, 1.0, 1.0, 1.0, .9, .8, .7, .7, .7, .7, .6, .5, .4, .4, .5, .6, .7, .8, .9, 1.0, 1.0, 1.0, 1.0, 1.0),
@@ -146,12 +148,14 @@ def enabled(op: str, algo: str, protocol: str, topology: Topology) -> bool:
         return False  # needs SHARP switches (collnetEnable); all-gather/reduce-scatter need NCCL's plugin ops
     if algo == "collnet_direct" and not topology.nvlink:
         return False  # CollNetDirect only on NVSwitch systems
+    if algo.startswith("collnet") and topology.per_node > MAX_COLLNET_LOCAL_RANKS:
+        return False  # enqueue.cc: CollNet up to 8 local GPUs
     nvls_capable = (topology.nvls and topology.nvlink and topology.architecture in NVLS_CHANNELS
                     and topology.per_node > 1)
     if algo == "nvls" and (not nvls_capable or topology.nodes > 1):  # multi-node NVLS needs CollNet
         return False
-    if algo == "nvls" and op in ("all_gather", "reduce_scatter") and topology.nodes > 1:
-        return False
+    if algo == "nvls" and op in ("all_gather", "reduce_scatter") and topology.per_node > MAX_NVLS_ARITY:
+        return False  # enqueue.cc: beside all-reduce, NVLS up to 32 local GPUs
     if algo == "nvls_tree" and (not nvls_capable or topology.nodes == 1):
         return False
     if protocol == "ll128":  # enabled up to PXB paths, inside nodes only over NVLink

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
+from fabricsim.collectives.tuner import MAX_COLLNET_LOCAL_RANKS, MAX_NVLS_ARITY
 from fabricsim.config.base import KeyedValueError, Spec
 from fabricsim.config.fabric import FabricSpec
 from fabricsim.config.collective import CollectiveSpec
@@ -133,6 +134,10 @@ class Scenario(Spec):
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} only on NVSwitches that reduce "
                                                           "(fabric.nvswitch.nvls_bandwidth, as presets dgx_h100 and "
                                                           "later set), got none")
+        if algorithm == "nvls" and self.collective.op != "all_reduce" and fabric.gpus_per_host > MAX_NVLS_ARITY:
+            raise KeyedValueError("collective.algorithm", f"expected nvls {self.collective.op} with at most "
+                                                          f"{MAX_NVLS_ARITY} GPUs per host (as NCCL), got "
+                                                          f"{fabric.gpus_per_host}")
         one_host = algorithm == "nvls"
         if (fabric.hosts > 1) == one_host or fabric.gpus_per_host < 2:
             where = ("on one host of 2 GPUs or more (across hosts NCCL runs NVLSTree)" if one_host else
@@ -154,6 +159,10 @@ class Scenario(Spec):
                                                           "switch (single_switch, rail_optimized, or one leaf), got "
                                                           f"{fabric.topology}" + (f" over {leaves} leaves" if leaves > 1
                                                                                   else ""))
+        if fabric.gpus_per_host > MAX_COLLNET_LOCAL_RANKS:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} with at most "
+                                                          f"{MAX_COLLNET_LOCAL_RANKS} GPUs per host (as NCCL), got "
+                                                          f"{fabric.gpus_per_host}")
         if fabric.hosts < 2 or (algorithm == "collnet_direct" and fabric.intra_host != "nvlink"):
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} across 2 hosts or more"
                                   + (" of NVSwitches" if algorithm == "collnet_direct" else "") + f", got "

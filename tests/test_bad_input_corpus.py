@@ -135,6 +135,26 @@ CASES = {
                             ["s.yaml: workload.parallelism.bucket: expected a size with its unit such as 25MiB"]),
     "root_outside_the_ranks": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: broadcast, root: 9}")},
                                ["run", "s.yaml"], ["s.yaml: collective.root: expected a rank below the fabric's 4 GPUs"]),
+    "nvls_without_switch_reduction": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: NVLS}")},
+                                      ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls only on "
+                                                          "NVSwitches that reduce (fabric.nvswitch.nvls_bandwidth"]),
+    "nvls_across_hosts": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: nvls}"),
+                                           "hosts: 4,", "preset: dgx_h100, hosts: 2,")},
+                          ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host of 2 GPUs or more"]),
+    "nvls_all_gather_over_72": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_gather, algorithm: NVLS}"),
+                                                 "hosts: 4,", "preset: gb200_nvl72, hosts: 1,")},
+                                ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls all_gather with at most 32 "
+                                                    "GPUs per host (as NCCL), got 72"]),
+    "nvls_tree_on_one_host": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: NVLSTree}"),
+                                               "hosts: 4,", "preset: dgx_h100, hosts: 1,")},
+                              ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls_tree across hosts"]),
+    "collnet_without_sharp": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetDirect}")},
+                              ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_direct only where "
+                                                  "switches reduce in the network (fabric.clos.sharp: true)"]),
+    "collnet_over_leaves": ({"s.yaml": _with(_with(LEAF_SPINE, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetChain}"),
+                                             "spines: 2}", "spines: 2, sharp: true}")},
+                            ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_chain where the NICs of a "
+                                                "rail share one switch", "over 2 leaves"]),
     "name_dot_dot": ({"s.yaml": _with(GOOD, "name: bad", "name: '..'")}, ["run", "s.yaml"], ["s.yaml: name: expected a plain file name"]),
     "name_with_slash": ({"s.yaml": _with(GOOD, "name: bad", "name: a/b")}, ["run", "s.yaml"], ["s.yaml: name: expected"]),
     "set_name_dot": ({"s.yaml": GOOD}, ["run", "s.yaml", "--set", "name=."], ["s.yaml: name: expected a plain file name"]),

@@ -28,8 +28,10 @@ def schedules(draw, min_bytes_per_piece=0):
     orders = tuple(draw(st.lists(st.permutations(range(ranks)), min_size=1, max_size=3)))  # ring's channels
     trees = tree_parents([Place(rank // local_ranks, rank % local_ranks, (rank % local_ranks,))
                           for rank in range(ranks)], draw(st.integers(0, 3)))  # tree's channels
+    groups = tuple(tuple(range(start, start + local_ranks)) for start in range(0, ranks, local_ranks))
     return build_schedule(op, algorithm, ranks, size_bytes, chunks, root=root, local_ranks=local_ranks,
-                          orders=orders, trees=trees)
+                          orders=orders, trees=trees,
+                          groups=groups if len(groups) > 1 and (algorithm != "nvls_tree" or local_ranks > 1) else None)
 
 
 @settings(max_examples=150, deadline=None)
@@ -73,7 +75,9 @@ def test_verify_rejects_any_dropped_transfer(schedule, data):
 @settings(max_examples=80, deadline=None)
 @given(schedules(min_bytes_per_piece=1), st.data())
 def test_verify_rejects_any_flipped_reduce(schedule, data):
-    flipped = schedule.transfers[data.draw(st.integers(0, len(schedule.transfers) - 1))]
+    # a relay's copy starts at zero: the first write into it (NVLS) means the same reduced or not
+    flippable = [t.id for t in schedule.transfers if t.dst < schedule.ranks]
+    flipped = schedule.transfers[data.draw(st.sampled_from(flippable))]
     transfers = list(schedule.transfers)
     transfers[flipped.id] = dataclasses.replace(flipped, reduce=not flipped.reduce)
     with pytest.raises(ScheduleError):
@@ -131,12 +135,12 @@ def test_double_binary_tree_is_two_binary_trees_whose_inner_nodes_differ(ranks):
 
 
 def test_registry_names_every_op_of_the_issue_and_rejects_bad_options():
-    assert algorithms_for("all_reduce") == ["bidirectional_ring", "double_binary_tree", "flat_ring",
-                                            "halving_doubling", "hierarchical", "recursive_doubling", "ring", "tree"]
+    assert algorithms_for("all_reduce") == ["bidirectional_ring", "collnet_chain", "collnet_direct", "double_binary_tree", "flat_ring",
+                                            "halving_doubling", "hierarchical", "nvls", "nvls_tree", "recursive_doubling", "ring", "tree"]
     assert algorithms_for("broadcast") == ["binomial_tree", "ring"]
     assert algorithms_for("reduce") == ["binomial_tree", "ring"]
-    assert algorithms_for("all_gather") == ["flat_ring", "pat", "recursive_doubling", "ring"]
-    assert algorithms_for("reduce_scatter") == ["flat_ring", "pat", "recursive_halving", "ring"]
+    assert algorithms_for("all_gather") == ["flat_ring", "nvls", "pat", "recursive_doubling", "ring"]
+    assert algorithms_for("reduce_scatter") == ["flat_ring", "nvls", "pat", "recursive_halving", "ring"]
     assert algorithms_for("all_to_all") == ["direct", "pxn"]
     for op in ("gather", "send_recv"):
         assert algorithms_for(op) == ["direct"]

@@ -11,7 +11,8 @@ import pytest
 
 from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.collectives.tuner import Topology, bandwidth_GBps, enabled, latency_us, nccl_pick, time_us
+from fabricsim.collectives.tuner import (Topology, bandwidth_GBps, duplicated_channels, enabled, latency_us, nccl_pick,
+                                         time_us)
 from fabricsim.runner.simulation import Simulation
 from fabricsim.units import PS_PER_US
 from tests.conftest import make_scenario
@@ -57,12 +58,18 @@ def test_latency_follows_the_transport_and_the_algorithm_family():
     assert abs(latency_ps - expected_ps) <= 3
 
 
-NCCL_HAS = {"all_reduce": {"ring", "tree"}, "all_gather": {"ring", "pat"}, "reduce_scatter": {"ring", "pat"},
+NCCL_HAS = {"all_reduce": {"ring", "tree", "nvls", "nvls_tree", "collnet_direct", "collnet_chain"},
+            "all_gather": {"ring", "pat", "nvls"}, "reduce_scatter": {"ring", "pat", "nvls"},
             "broadcast": {"ring"}, "reduce": {"ring"}, "all_to_all": {"direct"}, "gather": {"direct"},
             "send_recv": {"direct"}}
 TOPOLOGIES = [Topology(8, 1, "ampere", True, 240, 24.5), Topology(8, 1, "hopper", True, 370.8, 49),
               Topology(16, 2, "hopper", True, 370.8, 49), Topology(8, 8, "ampere", True, 240, 12.25),
-              Topology(64, 8, "ampere", True, 240, 24.5), Topology(16, 2, "ampere", False, 32, 12.25)]
+              Topology(64, 8, "ampere", True, 240, 24.5), Topology(16, 2, "ampere", False, 32, 12.25),
+              Topology(8, 1, "hopper", True, 370.8, 49, nvls=True), Topology(16, 2, "hopper", True, 370.8, 49, nvls=True),
+              Topology(72, 1, "blackwell", True, 721.8, 49, nvls=True),
+              Topology(64, 8, "hopper", True, 370.8, 49, sharp=True, nvls=True),
+              Topology(16, 2, "ampere", False, 32, 12.25, sharp=True), Topology(8, 8, "ampere", True, 240, 24.5, sharp=True),
+              Topology(144, 2, "blackwell", True, 721.8, 49, sharp=True, nvls=True)]
 
 
 @pytest.mark.parametrize("topology", TOPOLOGIES)
@@ -72,14 +79,20 @@ def test_auto_never_picks_an_algorithm_nccl_has_not_for_the_op_and_fabric(op, to
         pick = nccl_pick(op, topology, size_bytes)
         assert pick.algorithm in NCCL_HAS[op] and pick.protocol in ("ll", "ll128", "simple")
         named = pick.reason.split(": ")[1].split()[0] if pick.reason.startswith("NCCL") else ""
-        assert "CollNet" not in pick.reason  # no SHARP switch on these fabrics
-        if named.startswith("PAT"):
+        assert named.split("/")[0].lower().replace("nvlstree", "nvls_tree").replace("collnetd", "collnet_d").replace(
+            "collnetc", "collnet_c") in (pick.algorithm, "")  # auto runs what NCCL's model picks
+        if pick.algorithm == "pat":
             assert topology.nodes == topology.ranks and op in ("all_gather", "reduce_scatter")
-            assert pick.algorithm == "pat" and pick.protocol == "simple" and "not modelled" not in pick.reason
-        if named.startswith("NVLS/"):
-            assert topology.architecture == "hopper" and topology.nodes == 1
-        if named.startswith("NVLSTree"):
-            assert topology.architecture == "hopper" and topology.nodes > 1 and op == "all_reduce"
+            assert pick.protocol == "simple"
+        if pick.algorithm.startswith("nvls"):
+            assert topology.nvls and topology.architecture in ("hopper", "blackwell") and pick.protocol == "simple"
+            assert (topology.nodes == 1) == (pick.algorithm == "nvls") and topology.per_node > 1
+        if pick.algorithm == "nvls_tree" or pick.algorithm.startswith("collnet"):
+            assert op == "all_reduce" and topology.nodes > 1
+        if pick.algorithm.startswith("collnet"):
+            assert topology.sharp and (topology.nvlink or pick.algorithm == "collnet_chain") and topology.per_node <= 8
+        if pick.algorithm == "nvls" and op != "all_reduce":
+            assert topology.per_node <= 32
         if not topology.nvlink and topology.per_node > 1:
             assert pick.protocol != "ll128"  # LL128 only over NVLink inside nodes
 
@@ -147,23 +160,42 @@ def test_pat_runs_where_nccl_allows_it_and_is_refused_elsewhere_in_one_line():
     assert simulation.schedule("all_gather", 8, 8192).algorithm == "pat"
 
 
-def test_an_nccl_algorithm_that_is_not_modelled_is_refused_in_one_line():
-    from fabricsim.config import ScenarioError
-    with pytest.raises(ScenarioError, match="collective.algorithm: expected an algorithm fabricsim builds; "
-                                            "NCCL's NVLS is not modelled"):
-        make_scenario(collective={"op": "all_reduce", "algorithm": "NVLS"})
+def test_every_nccl_algorithm_is_accepted_by_its_nccl_algo_spelling():
+    fabric = {"preset": "dgx_h100", "hosts": 2, "topology": "rail_optimized", "clos": {"sharp": True}}
+    for spelling, name in (("Ring", "ring"), ("Tree", "tree"), ("NVLSTree", "nvls_tree"), ("CollNetDirect", "collnet_direct"),
+                           ("CollNetChain", "collnet_chain"), ("CollNet", "collnet_direct"), ("collnet_chain", "collnet_chain")):
+        assert make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": spelling}).collective.algorithm == name
+    assert make_scenario(fabric={"preset": "dgx_h100", "hosts": 1},
+                         collective={"op": "all_reduce", "algorithm": "NVLS"}).collective.algorithm == "nvls"
 
 
 def test_collnet_is_priced_only_where_the_switches_reduce():
     """CollNet needs SHARP switches (fabric.clos.sharp): without them NCCL never considers it; with
-    them it is NCCL's pick for a multi-node all-reduce up to large sizes, reported, and the best built one runs."""
+    them it is NCCL's pick for a multi-node all-reduce up to large sizes, and it runs."""
     plain, sharp = Topology(64, 8, "hopper", True, 370.8, 49), Topology(64, 8, "hopper", True, 370.8, 49, True)
     for size_bytes in (8, 2**20, 2**30):
         assert "CollNet" not in nccl_pick("all_reduce", plain, size_bytes).reason
         pick = nccl_pick("all_reduce", sharp, size_bytes)
-        assert "CollNet" in pick.reason and pick.algorithm in ("ring", "tree")
-        assert pick.reason.startswith("NCCL's model: CollNetDirect/Simple") or size_bytes == 2**30  # NVLSTree
+        assert "CollNet" in pick.reason
+        assert pick.algorithm.startswith("collnet") and pick.reason.startswith("NCCL's model: CollNet")
         assert not any(enabled(op, "collnet_direct", "simple", sharp) for op in ("all_gather", "broadcast"))
     one_node = Topology(8, 1, "hopper", True, 370.8, 49, True)
     assert not enabled("all_reduce", "collnet_direct", "simple", one_node)
     assert latency_us("all_reduce", "collnet_chain", "simple", sharp) == pytest.approx(2 * 7 * 2.8 + 30)
+
+
+def test_channels_double_where_nccls_search_doubles_them():
+    """ncclTopoDupChannels: not below 25 GB/s a channel, nor from Hopper on below 50 GB/s with more
+    than 4 channels. 2 nodes: A100 with 200G NICs (24.5 GB/s) and H100 with 400G (49 GB/s, 8 channels)
+    keep one channel per NIC; B300 with 800G (98 GB/s) runs two per NIC, the second ring on the first's path."""
+    assert [duplicated_channels(8, 24.5, "ampere"), duplicated_channels(8, 49.0, "ampere"),
+            duplicated_channels(8, 49.0, "hopper"), duplicated_channels(4, 49.0, "hopper"),
+            duplicated_channels(8, 98.0, "blackwell"), duplicated_channels(24, 98.0, "blackwell")] == [8, 16, 8, 8, 16, 32]
+    for preset, channels in (("dgx_a100", 8), ("dgx_h100", 8), ("dgx_b300", 16)):
+        simulation = Simulation(make_scenario(fabric={"preset": preset, "hosts": 2, "topology": "rail_optimized"},
+                                              collective={"op": "all_reduce"}))
+        layout = simulation.layout(tuple(range(16)))
+        assert len(layout.orders) == channels and len(layout.trees) == channels
+        assert layout.orders[channels // 2:] == layout.orders[:channels // 2] or channels == 8
+    assert Topology(16, 2, "blackwell", True, 721.8, 98.0).channels == 16
+    assert Topology(8, 1, "hopper", True, 370.8, 49).channels == 18  # one per NVLink, 20.6 GB/s each: kept

@@ -38,8 +38,10 @@ def test_allow_large_lets_the_work_through_on_purpose():
 
 @pytest.mark.parametrize("op, algorithm", sorted(ALGORITHMS))
 def test_every_schedule_has_at_most_the_transfers_the_estimate_counts(op, algorithm):
-    hosts, gpus_per_host, chunks = (16, 1, 3) if algorithm == "pat" else (4, 4, 3)  # PAT: one GPU per host
-    scenario = make_scenario(fabric={"hosts": hosts, "gpus_per_host": gpus_per_host},
+    hosts, gpus_per_host, chunks = {"pat": (16, 1, 3), "nvls": (1, 16, 3)}.get(algorithm, (4, 4, 3))  # PAT: one
+    nvls = {"nvswitch": {"nvls_bandwidth": "200GB/s"}} if algorithm.startswith("nvls") else {}
+    nvls |= {"clos": {"sharp": True}} if algorithm.startswith("collnet") else {}  # GPU per host, NVLS one host
+    scenario = make_scenario(fabric={"hosts": hosts, "gpus_per_host": gpus_per_host, **nvls},
                              collective={"op": op, "algorithm": algorithm, "chunks": chunks},
                              workload={"rule": "data_sizes", "data_sizes": ["3MiB"], "trials": 1})
     schedule = build_schedule(op, algorithm, hosts * gpus_per_host, 3 * 2**20, chunks, local_ranks=gpus_per_host)

@@ -2,8 +2,8 @@
 
 Builders are pure functions returning a ``fabricsim.collectives.schedule.Schedule``; ``verify`` checks that a
 schedule computes its collective. ``ALGORITHMS`` maps (op, algorithm) to a builder and the options
-it takes: ``chunks`` (pipelining), ``root`` (rooted ops), ``local_ranks`` (GPUs per host) and
-``orders`` and ``trees`` (each channel's ring or tree).
+it takes: ``chunks`` (pipelining), ``root`` (rooted ops), ``local_ranks`` (GPUs per host),
+``orders`` and ``trees`` (each channel's ring or tree) and ``groups`` (each host's ranks).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fabricsim.collectives.collnet import collnet
 from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
+from fabricsim.collectives.nvls import nvls, nvls_tree_all_reduce
 from fabricsim.collectives.pat import pat
 from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
                                              recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
@@ -34,10 +36,12 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_gather", "flat_ring"): Algorithm(flat_ring("all_gather"), ("chunks",)),
     ("all_gather", "recursive_doubling"): Algorithm(recursive_doubling_all_gather),
     ("all_gather", "pat"): Algorithm(pat("all_gather")),
+    ("all_gather", "nvls"): Algorithm(nvls("all_gather")),
     ("reduce_scatter", "ring"): Algorithm(channel_ring("reduce_scatter"), ("chunks", "orders")),
     ("reduce_scatter", "flat_ring"): Algorithm(flat_ring("reduce_scatter"), ("chunks",)),
     ("reduce_scatter", "recursive_halving"): Algorithm(recursive_halving_reduce_scatter),
     ("reduce_scatter", "pat"): Algorithm(pat("reduce_scatter")),
+    ("reduce_scatter", "nvls"): Algorithm(nvls("reduce_scatter")),
     ("all_reduce", "ring"): Algorithm(channel_ring("all_reduce"), ("chunks", "orders")),
     ("all_reduce", "flat_ring"): Algorithm(flat_ring("all_reduce"), ("chunks",)),
     ("all_reduce", "bidirectional_ring"): Algorithm(bidirectional_ring_all_reduce, ("chunks",)),
@@ -45,6 +49,10 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_reduce", "recursive_doubling"): Algorithm(recursive_doubling_all_reduce),
     ("all_reduce", "double_binary_tree"): Algorithm(double_binary_tree_all_reduce, ("chunks",)),
     ("all_reduce", "tree"): Algorithm(tree_all_reduce, ("chunks", "trees")),
+    ("all_reduce", "nvls"): Algorithm(nvls("all_reduce")),
+    ("all_reduce", "nvls_tree"): Algorithm(nvls_tree_all_reduce, ("groups",)),
+    ("all_reduce", "collnet_direct"): Algorithm(collnet(chain=False), ("groups",)),
+    ("all_reduce", "collnet_chain"): Algorithm(collnet(chain=True), ("groups",)),
     ("all_reduce", "hierarchical"): Algorithm(hierarchical_all_reduce, ("chunks", "local_ranks")),
     ("broadcast", "ring"): Algorithm(chain_broadcast, ("chunks", "root")),
     ("broadcast", "binomial_tree"): Algorithm(binomial_broadcast, ("root",)),
@@ -66,12 +74,13 @@ def algorithms_for(op: str) -> list[str]:
 
 def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks: int = 1, *,
                    root: int = 0, local_ranks: int = 1, orders: Orders | None = None,
-                   trees: Trees | None = None) -> Schedule:
+                   trees: Trees | None = None, groups: tuple[tuple[int, ...], ...] | None = None) -> Schedule:
     """Build the schedule of ``op`` by ``algorithm`` over ``ranks`` ranks for an S = ``size_bytes`` buffer.
 
     ``chunks`` pipelines the algorithms that pipeline and is ignored by the others; ``orders`` and
     ``trees`` give ``ring``'s and ``tree``'s channels (``fabricsim.collectives.channels``): one ring in
-    rank order, the double binary tree over the ranks, if None. Raises
+    rank order, the double binary tree over the ranks, if None; ``groups`` each host's ranks (if None,
+    one host of all for NVLSTree, one host per rank for CollNet). Raises
     ``ValueError`` for an unknown op or algorithm, a root outside the ranks, and for ranks < 2,
     chunks < 1 or size_bytes < 0.
     """
@@ -83,5 +92,6 @@ def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks:
     if chunks < 1:
         raise ValueError(f"chunks must be >= 1, got {chunks}")
     entry = ALGORITHMS[(op, algorithm)]
-    given = {"chunks": chunks, "root": root, "local_ranks": local_ranks, "orders": orders, "trees": trees}
+    given = {"chunks": chunks, "root": root, "local_ranks": local_ranks, "orders": orders, "trees": trees,
+             "groups": groups}
     return entry.build(ranks, size_bytes, **{name: given[name] for name in entry.options})

@@ -8,8 +8,9 @@ its k-th GPU (by rank, cyclically), whose own NIC is the channel's, visits the h
 rank order from there, and leaves from a GPU near that NIC when the host has one (else from the
 GPU just before the entry, which reaches the NIC through PXN). Hosts follow each other in the order
 of their first rank. On one host the ring is the ranks in order. The default count is one channel
-per GPU of the largest host (one per NIC), one on a single host; NCCL doubles its channels on
-fast nodes, but a doubled channel shares its NIC, so the bandwidth is the same.
+per GPU of the largest host (one per NIC), one on a single host; where NCCL doubles its channels
+(``fabricsim.collectives.tuner.duplicated_channels``), the runner asks for twice as many, and the
+second half repeats the first on the same paths (the same NICs, their own connections).
 
 NCCL's Tree (src/graph/trees.cc, connect.cc) chains each node's GPUs below the node's head and joins
 the heads in a double binary tree. Here channel k's chain starts at the host's k-th GPU (whose NIC
@@ -39,15 +40,20 @@ class Place:
 @dataclass(frozen=True, slots=True)
 class Layout:
     """The channels of the ranks of one call: ``ring``'s rings and ``tree``'s trees, and the hosts
-    the ranks span."""
+    the ranks span (each host's ranks, hosts in the order of their first rank)."""
 
     orders: Orders
     trees: Trees
-    hosts: int
+    groups: tuple[tuple[int, ...], ...]
+
+    @property
+    def hosts(self) -> int:
+        return len(self.groups)
 
 
 def channel_layout(places: Sequence[Place], channels: int = 0) -> Layout:
-    return Layout(ring_orders(places, channels), tree_parents(places, channels), len(_hosts(places)))
+    return Layout(ring_orders(places, channels), tree_parents(places, channels),
+                  tuple(tuple(members) for members in _hosts(places)))
 
 
 def default_channels(places: Sequence[Place]) -> int:

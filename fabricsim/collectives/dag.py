@@ -37,6 +37,7 @@ class DagBuilder:
         self._frontier: dict[tuple[int, int], tuple[int, ...]] = {}  # ascending transfer ids
         self._last_on: dict[tuple[int, int, int], int] = {}
         self._last_by: dict[int, int] = {}
+        self._streamed: list[int] = []  # transfers behind an earlier one on their connection
         self._deferred: list[tuple[int, int, bool, int]] | None = None
 
     def send(self, src: int, dst: int, first_piece: int, pieces: int = 1, reduce: bool = False,
@@ -67,6 +68,8 @@ class DagBuilder:
             self._record(receipts)
         else:
             self._deferred.extend(receipts)
+        if (src, dst, channel) in self._last_on:
+            self._streamed.append(tid)
         self._last_on[(src, dst, channel)] = self._last_by[src] = tid
         return tid
 
@@ -89,14 +92,18 @@ class DagBuilder:
         """The receipts a send of ``pieces`` from ``rank`` waits for (to send them together)."""
         return tuple(sorted({tid for piece in pieces for tid in self._frontier.get((rank, piece), ())}))
 
+    def streamed(self) -> tuple[int, ...]:
+        """Every transfer but the first of each connection: one stream of chunks, as ``continues``."""
+        return tuple(self._streamed)
+
     def last_sent_by(self, rank: int) -> int | None:
         """The latest transfer appended from ``rank``, if any."""
         return self._last_by.get(rank)
 
-    def schedule(self, algorithm: str, continues: tuple[int, ...] = ()) -> Schedule:
+    def schedule(self, algorithm: str, continues: tuple[int, ...] = (), relays: int = 0) -> Schedule:
         src, dst, nbytes, piece, pieces, reduce = (np.array(column, dtype=dtype) for column, dtype in
                                                    zip(self._columns, (np.int64,) * 5 + (bool,)))
         table = TransferTable(src, dst, nbytes, piece, pieces, reduce, Dependencies.of(self._after),
                               Dependencies.of(self._after_sent))
         return Schedule(self.op, algorithm, self.ranks, self.size_bytes, table, root=self.root, chunks=self.chunks,
-                        continues=continues)
+                        continues=continues, relays=relays)

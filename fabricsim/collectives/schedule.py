@@ -158,6 +158,8 @@ class Schedule:
     chunks: int | None = None
     continues: tuple[int, ...] = ()  # transfers that carry on the message of the one before them on
     # their connection (pieces of one aggregated message): they pay no per-message software latency
+    relays: int = 0  # ranks past ``ranks`` that are switches reducing in the network (NVLS, SHARP; which
+    # devices, the algorithm says: fabric/relays.py); they hold no data of their own
 
     def __post_init__(self) -> None:
         if not isinstance(self.transfers, TransferTable):

@@ -81,7 +81,7 @@ def tree_all_reduce(ranks: int, size_bytes: int, chunks: int = 1, trees: Trees |
     if any(len(parents) != ranks for parents in trees):
         raise ValueError(f"each tree must give a parent for each of the {ranks} ranks")
     dag = DagBuilder("all_reduce", ranks, size_bytes, len(trees) * chunks)
-    orders = [_top_down(list(parents)) for parents in trees]
+    orders = [top_down(list(parents)) for parents in trees]
     for segment in range(chunks):
         for tree, (parents, order) in enumerate(zip(trees, orders)):
             first_piece = (tree * chunks + segment) * ranks
@@ -115,7 +115,7 @@ def _btree_parent(rank: int, ranks: int) -> int | None:
     return parent if parent < ranks else rank ^ bit
 
 
-def _top_down(parents: list[int | None]) -> list[int]:
+def top_down(parents: list[int | None]) -> list[int]:
     """The ranks ordered so that every parent comes before its children."""
     depth = {}
     for rank in range(len(parents)):

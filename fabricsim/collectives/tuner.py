@@ -10,21 +10,26 @@ together reach the GPU's intra-node bandwidth on one node, and the lesser of tha
 across nodes; the channel count is estimated as ``Topology.channels`` says. The CPU is taken to be
 Intel's x86 (1 us network overhead).
 
-Algorithms NCCL has but fabricsim does not build (NVLS, NVLSTree, CollNetDirect/Chain) are
-priced too: when one of them would be NCCL's pick, auto says so and runs the cheapest one that is
-built. CollNet needs switches that reduce in the network (SHARP: ``fabric.clos.sharp``). Ops
-NCCL runs without a choice run their one algorithm: broadcast and reduce the Ring (a chain),
-all-to-all, gather and send/recv point to point (``direct``).
+NVLS (one host) and NVLSTree (across hosts) run as their schedules (collectives/nvls.py) where the
+NVSwitches reduce (``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``);
+CollNetDirect and CollNetChain (collectives/collnet.py) where switches reduce in the network (SHARP:
+``fabric.clos.sharp``) and each slice's NICs share one (``Topology.sharp``). Every algorithm NCCL has
+is built (under its own name, lower case: ``nvls_tree``, ``collnet_direct``), so auto runs what
+NCCL's model picks. Ops NCCL runs without a choice run their one algorithm: broadcast and reduce the
+Ring (a chain), all-to-all, gather and send/recv point to point (``direct``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fabricsim.config.collective import MAX_COLLNET_LOCAL_RANKS, MAX_NVLS_ARITY
+
 ALGOS = ("tree", "ring", "collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
 PROTOCOLS = ("ll", "ll128", "simple")
-BUILT = {"ring": "ring", "tree": "tree", "pat": "pat"}  # NCCL's algorithm -> fabricsim's schedule
-NCCL_ALGORITHM_OF = {"ring": "ring", "flat_ring": "ring", "tree": "tree", "double_binary_tree": "tree", "pat": "pat"}
+NCCL_ALGORITHM_OF = {"ring": "ring", "flat_ring": "ring", "tree": "tree", "double_binary_tree": "tree", "pat": "pat",
+                     "nvls": "nvls", "nvls_tree": "nvls_tree", "collnet_direct": "collnet_direct",
+                     "collnet_chain": "collnet_chain"}
 NCCL_NAMES = {"tree": "Tree", "ring": "Ring", "collnet_direct": "CollNetDirect", "collnet_chain": "CollNetChain",
               "nvls": "NVLS", "nvls_tree": "NVLSTree", "pat": "PAT", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 ARCHITECTURES = ("volta", "ampere", "hopper", "blackwell")
@@ -79,6 +84,7 @@ class Topology:
     intra_GBps: float  # one GPU's bandwidth to the others of its node
     nic_GBps: float  # one NIC's, as its GPU reaches it (each GPU its own NIC)
     sharp: bool = False  # switches that reduce in the network (SHARP): NCCL enables CollNet
+    nvls: bool = False  # NVSwitches that reduce (NVLS), and a run that places their relays
 
     @property
     def per_node(self) -> float:
@@ -86,13 +92,26 @@ class Topology:
 
     @property
     def channels(self) -> int:
-        """Ring's and Tree's channels as NCCL's search finds them: one per NVLink's worth of bandwidth
-        on one node (PCI: one), one per NIC across nodes, then doubled (search.cc), at most 32."""
+        """Ring's and Tree's channels as NCCL's search finds them: one per NIC across nodes (each at the
+        NIC's bandwidth), one per NVLink's worth of bandwidth on one node (PCI: one), then doubled as
+        NCCL doubles them (``duplicated_channels``)."""
         if self.nodes > 1:
-            found = round(self.per_node)
+            found, per_channel = round(self.per_node), self.nic_GBps
+        elif self.nvlink:
+            found = max(1, round(self.intra_GBps / NVLINK_GBPS[self.architecture]))
+            per_channel = self.intra_GBps / found
         else:
-            found = max(1, round(self.intra_GBps / NVLINK_GBPS[self.architecture])) if self.nvlink else 1
-        return min(MAX_CHANNELS, 2 * found)
+            found, per_channel = 1, self.intra_GBps
+        return duplicated_channels(found, per_channel, self.architecture)
+
+
+def duplicated_channels(found: int, per_channel_GBps: float, architecture: str) -> int:
+    """``found`` channels of ``per_channel_GBps`` each after ncclTopoDupChannels (search.cc): doubled
+    (each a second time on the same path) unless a channel has less than 25 GB/s, or, from Hopper on,
+    less than 50 GB/s with more than 4 channels; at most 32."""
+    hopper_on = ARCHITECTURES.index(architecture) >= ARCHITECTURES.index("hopper")
+    doubled = not (per_channel_GBps < 25 or (hopper_on and per_channel_GBps < 50 and found > 4))
+    return min(MAX_CHANNELS, 2 * found if doubled else found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +148,14 @@ def enabled(op: str, algo: str, protocol: str, topology: Topology) -> bool:
         return False  # needs SHARP switches (collnetEnable); all-gather/reduce-scatter need NCCL's plugin ops
     if algo == "collnet_direct" and not topology.nvlink:
         return False  # CollNetDirect only on NVSwitch systems
-    nvls_capable = topology.nvlink and topology.architecture in NVLS_CHANNELS and topology.per_node > 1
+    if algo.startswith("collnet") and topology.per_node > MAX_COLLNET_LOCAL_RANKS:
+        return False  # enqueue.cc: CollNet up to 8 local GPUs
+    nvls_capable = (topology.nvls and topology.nvlink and topology.architecture in NVLS_CHANNELS
+                    and topology.per_node > 1)
     if algo == "nvls" and (not nvls_capable or topology.nodes > 1):  # multi-node NVLS needs CollNet
         return False
-    if algo == "nvls" and op in ("all_gather", "reduce_scatter") and topology.nodes > 1:
-        return False
+    if algo == "nvls" and op in ("all_gather", "reduce_scatter") and topology.per_node > MAX_NVLS_ARITY:
+        return False  # enqueue.cc: beside all-reduce, NVLS up to 32 local GPUs
     if algo == "nvls_tree" and (not nvls_capable or topology.nodes == 1):
         return False
     if protocol == "ll128":  # enabled up to PXB paths, inside nodes only over NVLink
@@ -222,8 +244,8 @@ def time_us(op: str, algo: str, protocol: str, topology: Topology, nbytes: int) 
 
 def nccl_pick(op: str, topology: Topology, nbytes: int, protocol: str = "auto", only: str | None = None) -> Pick:
     """NCCL's (algorithm, protocol) for ``op`` of ``nbytes`` (``protocol`` fixes it unless "auto";
-    "none" prices as Simple), mapped to the cheapest one fabricsim builds when NCCL's is not. ``only``
-    names NCCL's algorithm when the scenario fixes it ("" for one NCCL has not: Simple then)."""
+    "none" prices as Simple). ``only`` names NCCL's algorithm when the scenario fixes it ("" for one
+    NCCL has not: Simple then)."""
     if op in ONLY_ALGORITHM or only == "":
         return Pick(ONLY_ALGORITHM.get(op, ""), protocol if protocol != "auto" else "simple",
                     f"{op} has one algorithm in NCCL" if op in ONLY_ALGORITHM else "not an NCCL algorithm")
@@ -235,14 +257,10 @@ def nccl_pick(op: str, topology: Topology, nbytes: int, protocol: str = "auto", 
         return Pick("", protocol if protocol != "auto" else "simple", f"NCCL has no {only} for {op}")
     ranked = sorted(times, key=times.__getitem__)
     best = ranked[0]
-    built = next(key for key in ranked if key[0] in BUILT)
     reason = f"NCCL's model: {_named(best)} {times[best]:.1f} us"
-    if built != best:
-        reason += f" (not modelled here; runs {_named(built)} {times[built]:.1f} us)"
-    runner_up = next((key for key in ranked if key != best and key != built), None)
-    if runner_up:
-        reason += f", next {_named(runner_up)} {times[runner_up]:.1f} us"
-    return Pick(BUILT[built[0]], built[1] if protocol == "auto" else protocol, reason)
+    if len(ranked) > 1:
+        reason += f", next {_named(ranked[1])} {times[ranked[1]]:.1f} us"
+    return Pick(best[0], best[1] if protocol == "auto" else protocol, reason)
 
 
 def _named(key: tuple[str, str]) -> str:

@@ -19,6 +19,8 @@ piece is the set of ranks whose contributions it holds (a Python int used as a b
 sends what its sender is guaranteed to hold by happens-before, i.e. its initial data plus the receipts
 that are transitive ancestors of the transfer; ``reduce=True`` adds the payload into the receiver's
 copy, ``reduce=False`` overwrites it. The final copies must match what the collective promises.
+A relay (a rank past ``ranks``, ``Schedule.relays``: a switch that reduces) starts with nothing and
+promises nothing; its copy of a piece starts at zero, so the first transfer into it may reduce.
 """
 
 from __future__ import annotations
@@ -96,12 +98,14 @@ def _check_header(schedule: Schedule) -> None:
         raise ScheduleError(f"root {schedule.root} is outside 0..{schedule.ranks - 1}")
     if schedule.chunks is not None and schedule.chunks < 1:
         raise ScheduleError(f"chunks must be >= 1, got {schedule.chunks}")
+    if schedule.relays < 0:
+        raise ScheduleError(f"relays must be >= 0, got {schedule.relays}")
 
 
 def _check_transfer(schedule: Schedule, index: int, transfer: Transfer) -> None:
     for rank in (transfer.src, transfer.dst):
-        if not 0 <= rank < schedule.ranks:
-            raise ScheduleError(f"transfer {index} names rank {rank} outside 0..{schedule.ranks - 1}")
+        if not 0 <= rank < schedule.ranks + schedule.relays:
+            raise ScheduleError(f"transfer {index} names rank {rank} outside 0..{schedule.ranks + schedule.relays - 1}")
     if transfer.src == transfer.dst:
         raise ScheduleError(f"transfer {index} sends from rank {transfer.src} to itself")
     if transfer.nbytes < 0:
@@ -207,7 +211,8 @@ def _execute(schedule: Schedule, carried: list[list[int]], initial: Holdings) ->
             mine |= ancestors[parent]
         for piece in carried[t.id]:
             payload = _guaranteed(t, piece, initial, receipts.get((t.src, piece), ()), mine)
-            _receive(t, piece, held, receipts.setdefault((t.dst, piece), []), payload, mine)
+            _receive(t, piece, held, receipts.setdefault((t.dst, piece), []), payload, mine,
+                     t.dst >= schedule.ranks)
         if t.id in last_use:
             ancestors[t.id] = mine
         for parent in t.after + t.after_sent:
@@ -236,8 +241,9 @@ def _guaranteed(t: Transfer, piece: int, initial: Holdings, sender_receipts: Seq
 
 
 def _receive(t: Transfer, piece: int, held: Holdings, dst_receipts: list[Receipt], payload: int,
-             ancestors: int) -> None:
-    """Apply ``t`` to its receiver's copy, rejecting racy or double-counting writes."""
+             ancestors: int, relay: bool) -> None:
+    """Apply ``t`` to its receiver's copy (a relay's starts at zero), rejecting racy or double-counting
+    writes."""
     for receipt_id, reduce, _ in reversed(dst_receipts):
         if (not reduce or not t.reduce) and not ancestors >> receipt_id & 1:
             raise ScheduleError(
@@ -247,7 +253,7 @@ def _receive(t: Transfer, piece: int, held: Holdings, dst_receipts: list[Receipt
         if not reduce:
             break
     current = held.get((t.dst, piece), 0)
-    if t.reduce and not current:
+    if t.reduce and not current and not relay:
         raise ScheduleError(
             f"transfer {t.id} reduces into piece {piece} of rank {t.dst}, which holds none of it"
         )

@@ -11,17 +11,22 @@ from fabricsim.config.base import Spec
 # the algorithms fabricsim builds for each op, by name (the builders: fabricsim.collectives.ALGORITHMS,
 # which holds the same names; tests/test_collectives_algorithms.py keeps the two equal)
 OP_ALGORITHMS = {
-    "all_gather": ("flat_ring", "pat", "recursive_doubling", "ring"),
-    "reduce_scatter": ("flat_ring", "pat", "recursive_halving", "ring"),
-    "all_reduce": ("bidirectional_ring", "double_binary_tree", "flat_ring", "halving_doubling", "hierarchical",
-                   "recursive_doubling", "ring", "tree"),
+    "all_gather": ("flat_ring", "nvls", "pat", "recursive_doubling", "ring"),
+    "reduce_scatter": ("flat_ring", "nvls", "pat", "recursive_halving", "ring"),
+    "all_reduce": ("bidirectional_ring", "collnet_chain", "collnet_direct", "double_binary_tree", "flat_ring",
+                   "halving_doubling", "hierarchical", "nvls", "nvls_tree", "recursive_doubling", "ring", "tree"),
     "broadcast": ("binomial_tree", "ring"),
     "reduce": ("binomial_tree", "ring"),
     "gather": ("direct",),
     "all_to_all": ("direct", "pxn"),
     "send_recv": ("direct",),
 }
-NOT_MODELLED = ("nvls", "nvlstree", "collnetdirect", "collnetchain", "collnet")  # NCCL_ALGO names
+# NCCL's limits on GPUs per host (device.h): CollNet's direct arity, NVLS all-gather / reduce-scatter's arity
+MAX_COLLNET_LOCAL_RANKS = 8  # NCCL_MAX_DIRECT_ARITY + 1
+MAX_NVLS_ARITY = 32  # NCCL_MAX_NVLS_ARITY
+# NCCL_ALGO's spellings (lower case) of fabricsim's names; multi_ring: an earlier name of ring
+ALIASES = {"multi_ring": "ring", "nvlstree": "nvls_tree", "collnetdirect": "collnet_direct",
+           "collnetchain": "collnet_chain", "collnet": "collnet_direct"}
 
 
 class CollectiveSpec(Spec):
@@ -29,7 +34,8 @@ class CollectiveSpec(Spec):
                 "send_recv"] = "all_gather"
     algorithm: Literal["ring", "flat_ring", "bidirectional_ring", "halving_doubling", "recursive_doubling",
                        "recursive_halving", "double_binary_tree", "hierarchical", "binomial_tree", "direct",
-                       "pxn", "tree", "pat", "auto"] = Field(
+                       "pxn", "tree", "pat", "nvls", "nvls_tree", "collnet_direct", "collnet_chain",
+                       "auto"] = Field(
         "ring", description="auto: as NCCL's tuning model picks, per call")
     chunks: int = Field(1, ge=1, description="pipelined pieces each step is cut into (pipelined algorithms)")
     channels: int = Field(0, ge=0, description="ring and tree: rings or trees at once (NCCL's channels); 0: as NCCL picks")
@@ -40,14 +46,12 @@ class CollectiveSpec(Spec):
     @field_validator("algorithm", mode="before")
     @classmethod
     def _alias(cls, value: object) -> object:
-        """NCCL_ALGO's spellings in any case (Ring, Tree, PAT); ``multi_ring``, an earlier name of ``ring``."""
+        """NCCL_ALGO's spellings in any case (Ring, Tree, PAT, NVLS, NVLSTree, CollNetDirect, CollNetChain;
+        CollNet is CollNetDirect); ``multi_ring``, an earlier name of ``ring``."""
         if not isinstance(value, str):
             return value
         name = value.lower()
-        if name in NOT_MODELLED:
-            raise ValueError(f"expected an algorithm fabricsim builds; NCCL's {value} is not modelled "
-                             "(Ring, Tree, PAT, auto are)")
-        return {"multi_ring": "ring", "ring": "ring", "tree": "tree", "pat": "pat", "auto": "auto"}.get(name, value)
+        return ALIASES.get(name, name if name in ("ring", "tree", "pat", "nvls", "auto") else value)
 
     @field_validator("protocol", mode="before")
     @classmethod

@@ -41,6 +41,19 @@ class SwitchSpec(Spec):
     latency_ps: LinkLatencyPs = Field(600_000, alias="latency", description="port-to-port, per hop")
 
 
+class NvSwitchSpec(SwitchSpec):
+    """An NVSwitch; ``nvls_bandwidth`` is its in-switch reduction and multicast (NVLink SHARP, H100 and
+    later) per GPU port: the rate at which NCCL's NVLS moves one GPU's share through it."""
+
+    nvls_bandwidth_bps: RateBps | None = Field(None, alias="nvls_bandwidth",
+                                               description="in-switch reduction per GPU port (NVLS); none: no NVLS")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_nvls(self, handler: Any) -> dict[str, Any]:
+        """``nvls_bandwidth`` only when given, so that other fabrics resolve as they always have."""
+        return {key: value for key, value in handler(self).items() if key != "nvls_bandwidth" or value is not None}
+
+
 class EcnSpec(Spec):
     """RED marking of switch egress queues; thresholds are stated at 25 Gb/s and scale with the port's
     line rate. Kmin 100 KB, Kmax 400 KB, Pmax 0.2: HPCC simulator config (reference/formulas.md)."""
@@ -115,7 +128,7 @@ class ClosSpec(Spec):
         1.0, gt=0, le=1000, description="a leaf's downlink over uplink capacity: 2 or 2:1")
     ecmp: Literal["hash", "spray", "adaptive"] = Field(
         "hash", description="per-flow 5-tuple hash, per-packet spraying, or least-loaded next hop")
-    sharp: bool = Field(False, description="switches reduce in the network (SHARP): NCCL's CollNet, priced by auto")
+    sharp: bool = Field(False, description="switches reduce in the network (SHARP): NCCL's CollNet")
 
 
 class FabricSpec(Spec):
@@ -137,7 +150,7 @@ class FabricSpec(Spec):
     switch: SwitchSpec = SwitchSpec()
     # NVLink3 through NVSwitch: 300 GB/s per GPU per direction (NVIDIA A100 datasheet).
     nvlink: LinkSpec = LinkSpec(bandwidth="300GB/s", latency="100ns")
-    nvswitch: SwitchSpec = SwitchSpec(latency="100ns")
+    nvswitch: NvSwitchSpec = NvSwitchSpec(latency="100ns")
     # PCIe Gen4 x16: 32 GB/s per direction raw (PCI-SIG); the GPU-NIC path and PCIe-only hosts.
     pcie: LinkSpec = LinkSpec(bandwidth="32GB/s", latency="250ns")
     model: Literal["flow", "packet"] = Field("flow", description="max-min flows, or RoCE packets on queues")

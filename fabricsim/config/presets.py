@@ -17,6 +17,15 @@ NVIDIA A100 and H100 datasheets), i.e. 240 GB/s and 370.8 GB/s per direction rat
 datasheet's 300 and 450: an 8-GPU ring all-reduce then reaches a busbw of 240 vs ~230 GB/s
 measured on DGX A100 (+4 %, nccl-tests issues 149, 175) and 370.8 vs ~370 GB/s on DGX H100
 (+0.2 %, nccl-tests issue 212).
+
+NVSwitches of H100 and later reduce and multicast in the switch (NVLS, ``nvswitch.nvls_bandwidth``,
+per GPU port). NCCL's NVLS all-reduce moves about one buffer each way through each GPU's port
+(collectives/nvls.py), so its busbw tends to 2 (p - 1) / p times that rate. NVLS is limited by the
+GPU's multimem loads and stores rather than by the links (NCCL's tuner scales it by 0.85 on Hopper,
+0.74 on Blackwell), so the rate is fitted to the published figures: 274 GB/s on NVLink4 (8x H100,
+~480 GB/s busbw, nccl-tests issue 212, NCCL issue 2140), 453 GB/s on NVLink5 (one figure for 8x
+B300, 845 GB/s, NCCL issue 2140, and 72 GPUs of a GB200 NVL72, 835-847 GB/s, coreweave/nccl-tests
+PR 43: their errors are reported by tests/test_presets.py).
 """
 
 from __future__ import annotations
@@ -52,7 +61,8 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # switches, two GPUs and two of the eight ConnectX-7 400G NICs on each.
     "dgx_h100": {
         "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "hopper",
-        "nvlink": {"bandwidth": "370.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "nvlink": {"bandwidth": "370.8GB/s", "latency": "100ns"},
+        "nvswitch": {"latency": "100ns", "nvls_bandwidth": "274GB/s"},
         "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
     },
     # NVIDIA DGX B200 (DGX B200 datasheet): 8x B200 on NVLink5 (1.8 TB/s per GPU both ways; NCCL's
@@ -60,14 +70,16 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # 400G NICs behind PCIe Gen5 switches (64 GB/s per direction).
     "dgx_b200": {
         "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "blackwell",
-        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"},
+        "nvswitch": {"latency": "100ns", "nvls_bandwidth": "453GB/s"},
         "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
     },
     # NVIDIA DGX B300 (DGX B300 datasheet): 8x B300 on NVLink5 (as B200), eight ConnectX-8 800G
     # SuperNICs on PCIe Gen6 x16 (128 GB/s per direction, PCI-SIG).
     "dgx_b300": {
         "gpus_per_host": 8, "intra_host": "nvlink", "pcie_switches": 4, "architecture": "blackwell",
-        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"},
+        "nvswitch": {"latency": "100ns", "nvls_bandwidth": "453GB/s"},
         "pcie": {"bandwidth": "128GB/s", "latency": "250ns"}, "nic": {"preset": "roce_800g"},
     },
     # NVIDIA GB200 NVL72 (GB200 NVL72 datasheet): one NVLink5 domain of 72 B200 GPUs through the
@@ -75,7 +87,8 @@ HOST_PRESETS: dict[str, dict[str, Any]] = {
     # a ConnectX-7 400G NIC per GPU on PCIe Gen5 (64 GB/s).
     "gb200_nvl72": {
         "gpus_per_host": 72, "intra_host": "nvlink", "pcie_switches": 0, "architecture": "blackwell",
-        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"}, "nvswitch": {"latency": "100ns"},
+        "nvlink": {"bandwidth": "721.8GB/s", "latency": "100ns"},
+        "nvswitch": {"latency": "100ns", "nvls_bandwidth": "453GB/s"},
         "pcie": {"bandwidth": "64GB/s", "latency": "250ns"}, "nic": {"preset": "roce_400g"},
     },
     # A PCIe-only 8-GPU server (e.g. 8x L40S or A100 PCIe without NVLink bridges, dual-socket with

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 
 from fabricsim.config.base import KeyedValueError, Spec
 from fabricsim.config.fabric import FabricSpec
-from fabricsim.config.collective import CollectiveSpec
+from fabricsim.config.collective import MAX_COLLNET_LOCAL_RANKS, MAX_NVLS_ARITY, CollectiveSpec
 from fabricsim.config.workload import WorkloadSpec
 from fabricsim.config.impairments import ImpairmentsSpec
 
@@ -111,6 +111,10 @@ class Scenario(Spec):
         if collective.algorithm == "pat" and self.fabric.gpus_per_host > 1:
             raise KeyedValueError("collective.algorithm", "expected pat only with one GPU per host (NCCL runs PAT "
                                                           f"with 1 rank per node), got {self.fabric.gpus_per_host}")
+        if collective.algorithm in ("nvls", "nvls_tree"):
+            self._check_nvls(collective.algorithm)
+        if collective.algorithm in ("collnet_direct", "collnet_chain"):
+            self._check_collnet(collective.algorithm)
         if self.workload.rule == "megatron":
             for key in ("op", "root"):
                 if getattr(collective, key) != getattr(defaults, key):
@@ -120,6 +124,54 @@ class Scenario(Spec):
             raise KeyedValueError("collective.root", f"expected a rank below the fabric's {self.fabric.gpus} GPUs, "
                                                      f"got {collective.root}")
         return self
+
+    def _check_nvls(self, algorithm: str) -> None:
+        """NVLS and NVLSTree need NVSwitches that reduce (H100 and later presets) and 2 GPUs or more per
+        host, NVLS one host and NVLSTree several, one call at a time."""
+        fabric = self.fabric
+        if fabric.intra_host != "nvlink" or fabric.nvswitch.nvls_bandwidth_bps is None:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} only on NVSwitches that reduce "
+                                                          "(fabric.nvswitch.nvls_bandwidth, as presets dgx_h100 and "
+                                                          "later set), got none")
+        if algorithm == "nvls" and self.collective.op != "all_reduce" and fabric.gpus_per_host > MAX_NVLS_ARITY:
+            raise KeyedValueError("collective.algorithm", f"expected nvls {self.collective.op} with at most "
+                                                          f"{MAX_NVLS_ARITY} GPUs per host (as NCCL), got "
+                                                          f"{fabric.gpus_per_host}")
+        one_host = algorithm == "nvls"
+        if (fabric.hosts > 1) == one_host or fabric.gpus_per_host < 2:
+            where = ("on one host of 2 GPUs or more (across hosts NCCL runs NVLSTree)" if one_host else
+                     "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} {where}, got {fabric.hosts} "
+                                                          f"host(s) x {fabric.gpus_per_host} GPU")
+        self._check_one_call_at_a_time(algorithm)
+
+    def _check_collnet(self, algorithm: str) -> None:
+        """CollNet needs switches that reduce (SHARP), each rail's NICs on one of them, 2 hosts or more,
+        and CollNetDirect NVSwitches; one call at a time."""
+        fabric, clos = self.fabric, self.fabric.clos
+        if not clos.sharp:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} only where switches reduce in the "
+                                                          "network (fabric.clos.sharp: true), got false")
+        leaves = -(-fabric.hosts // clos.hosts_per_leaf)
+        if fabric.topology == "direct_ring" or (fabric.topology == "leaf_spine" and leaves > 1):
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} where the NICs of a rail share one "
+                                                          "switch (single_switch, rail_optimized, or one leaf), got "
+                                                          f"{fabric.topology}" + (f" over {leaves} leaves" if leaves > 1
+                                                                                  else ""))
+        if fabric.gpus_per_host > MAX_COLLNET_LOCAL_RANKS:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} with at most "
+                                                          f"{MAX_COLLNET_LOCAL_RANKS} GPUs per host (as NCCL), got "
+                                                          f"{fabric.gpus_per_host}")
+        if fabric.hosts < 2 or (algorithm == "collnet_direct" and fabric.intra_host != "nvlink"):
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} across 2 hosts or more"
+                                  + (" of NVSwitches" if algorithm == "collnet_direct" else "") + f", got "
+                                  f"{fabric.hosts} host(s), {fabric.intra_host} inside")
+        self._check_one_call_at_a_time(algorithm)
+
+    def _check_one_call_at_a_time(self, algorithm: str) -> None:
+        if self.workload.rule == "megatron" or self.jobs:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} on calls run one at a time (a "
+                                                          "whole-job step does not run it; auto prices it there)")
 
     @model_validator(mode="after")
     def _check_packet_model(self) -> Scenario:

@@ -59,7 +59,7 @@ class TrialFabric:
     def call_flows(self, schedule: Schedule, group: tuple[int, ...], loss: LossSpec) -> CallFlows:
         """One call's transfers as flows, by this trial's source ports."""
         ports = self.flow_router.draw_ports(schedule.transfers.pairs, self.rng)
-        gpus = self.flow_router.gpus
+        endpoints = self.flow_router.endpoints
         srcs, dsts = np.asarray(group)[schedule.transfers.src], np.asarray(group)[schedule.transfers.dst]
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
@@ -68,14 +68,14 @@ class TrialFabric:
                 return self.flow_router.flows(src, dst, ports[tid].tolist())
             except NoRouteError:  # cut off: wait on the intact route for the cable to return, or fail
                 self.failures.stuck()
-                return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]
+                return [(self.intact_router.route(endpoints[src], endpoints[dst]), FlowTag(endpoints[src], endpoints[dst], 0))]
 
         if self.flow_router.mode == "hash" and not self.failures_ahead:  # routes fixed from the start
             flows_of = self._routed_at_once(srcs, dsts, ports, flows_of)
         rates = None
         if self.link_loss:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
-                gpus[src], gpus[dst], five_tuple_hash(src, dst, port)).links)
+                endpoints[src], endpoints[dst], five_tuple_hash(src, dst, port)).links)
                 for src, dst, port in zip(srcs.tolist(), dsts.tolist(), ports[:, 0].tolist())])
         return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports))
 
@@ -99,7 +99,7 @@ class TrialFabric:
                       ) -> tuple[np.ndarray, list[Route]] | None:
         """Each transfer's route (index into a list of routes) when each is one flow whose route the
         ECMP mode fixes before it starts: one queue pair, and a single route or a hash on its port."""
-        router, gpus = self.flow_router.router, self.flow_router.gpus
+        router, endpoints = self.flow_router.router, self.flow_router.endpoints
         if self.flow_router.qps != 1:
             return None
         routes: dict[tuple[int, ...], int] = {}
@@ -114,7 +114,7 @@ class TrialFabric:
         pairs, pair_of = schedule.transfers.pairs
         pair_route = np.full(len(pairs), -1, dtype=np.int64)
         for k, (src, dst) in enumerate(pairs.tolist()):
-            choices = router.equal_cost_routes(gpus[group[src]], gpus[group[dst]])
+            choices = router.equal_cost_routes(endpoints[group[src]], endpoints[group[dst]])
             if len(choices) == 1:
                 pair_route[k] = index_of(choices[0])
             elif self.flow_router.mode != "hash":

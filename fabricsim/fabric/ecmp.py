@@ -38,10 +38,10 @@ class FlowTag(NamedTuple):
 class FlowRouter:
     """Routes each queue pair of a transfer by the trial's source ports and the ECMP mode."""
 
-    def __init__(self, router: Router, gpus: list[str], mode: str, qps: int,
+    def __init__(self, router: Router, endpoints: list[str], mode: str, qps: int,
                  flows_on: Callable[[int], int]) -> None:
         self.router = router
-        self.gpus = gpus
+        self.endpoints = endpoints
         self.mode = mode
         self.qps = qps
         self.flows_on = flows_on
@@ -50,7 +50,7 @@ class FlowRouter:
     def of(cls, router: Router, spec: FabricSpec, flows_on: Callable[[int], int]) -> FlowRouter:
         """The scenario's ECMP mode (``clos.ecmp``) and queue pairs per rank pair, over ``router``'s
         fabric; ``flows_on(link)``: the flows a link carries now (adaptive mode's load)."""
-        return cls(router, router.fabric.gpus, spec.clos.ecmp, spec.qps_per_rankpair, flows_on)
+        return cls(router, router.fabric.endpoints, spec.clos.ecmp, spec.qps_per_rankpair, flows_on)
 
     def draw_ports(self, transfer_pairs: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         """Source ports, one per transfer and queue pair: drawn per connection (each distinct sender and
@@ -62,7 +62,7 @@ class FlowRouter:
     def flows(self, src_rank: int, dst_rank: int, ports: Sequence[int]) -> list[tuple[Route, FlowTag]]:
         """One (route, tag) per queue pair (source ``ports``), or per queue pair and equal-cost route
         when spraying."""
-        src, dst = self.gpus[src_rank], self.gpus[dst_rank]
+        src, dst = self.endpoints[src_rank], self.endpoints[dst_rank]
         tags = [FlowTag(src, dst, five_tuple_hash(src_rank, dst_rank, int(port))) for port in ports]
         if self.mode == "spray":
             routes = self.router.equal_cost_routes(src, dst)
@@ -82,14 +82,14 @@ class FlowRouter:
         """``flows`` of every transfer (``src_ranks``, ``dst_ranks``, a row of ``ports`` each) routed at
         once, ahead of time, by hash (the routes of hash mode while no link goes down), as
         ``flows_of(transfer)``."""
-        qps, gpus = ports.shape[1], self.gpus
+        qps, endpoints = ports.shape[1], self.endpoints
         flow_src, flow_dst = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
         hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
-        route_of, routes = self.router.hashed_routes([gpus[rank] for rank in flow_src.tolist()],
-                                                     [gpus[rank] for rank in flow_dst.tolist()], hashes)
+        route_of, routes = self.router.hashed_routes([endpoints[rank] for rank in flow_src.tolist()],
+                                                     [endpoints[rank] for rank in flow_dst.tolist()], hashes)
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
-            first, src, dst = tid * qps, gpus[src_ranks[tid]], gpus[dst_ranks[tid]]
+            first, src, dst = tid * qps, endpoints[src_ranks[tid]], endpoints[dst_ranks[tid]]
             return [(routes[route], FlowTag(src, dst, flow_hash)) for route, flow_hash in
                     zip(route_of[first:first + qps].tolist(), hashes[first:first + qps].tolist())]
         return flows_of

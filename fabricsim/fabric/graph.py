@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True, slots=True)
 class Device:
     name: str
-    kind: str  # "gpu", "nic", "switch", "nvswitch", "pcie_switch"
+    kind: str  # "gpu", "nic", "switch", "nvswitch", "pcie_switch", "nvls" (an NVSwitch's reduction engine)
     host: int | None = None
     latency_ps: int = 0
 
@@ -39,6 +39,7 @@ class Fabric:
     devices: dict[str, Device] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     gpus: list[str] = field(default_factory=list)
+    relays: list[str] = field(default_factory=list)  # devices that reduce: NVLS engines, SHARP switches
     nic_of: dict[str, str] = field(default_factory=dict)  # each GPU's own NIC (GPUDirect RDMA pairing)
     # NCCL's path choice between hosts (fabric/routing.py), read from the graph (fabric/nic_paths.py):
     # each GPU's nearest NICs (its own first), each host's NIC on each rail and each NIC's rail, and the
@@ -56,6 +57,13 @@ class Fabric:
         self._out.setdefault(device.name, [])
         if device.kind == "gpu":
             self.gpus.append(device.name)
+        if device.kind == "nvls":
+            self.relays.append(device.name)
+
+    @property
+    def endpoints(self) -> list[str]:
+        """What a schedule's ranks name: the GPUs, then the relays (a schedule's ranks past its GPUs)."""
+        return self.gpus + self.relays
 
     def connect(self, a: str, b: str, kind: str, bandwidth_bps: float, latency_ps: int) -> None:
         """A full-duplex cable: one directed link each way, each with the full bandwidth."""

@@ -90,6 +90,10 @@ def _build_host(fabric: Fabric, spec: FabricSpec, host: int) -> None:
     fabric.add_device(hub)
     for local in range(spec.gpus_per_host):
         fabric.connect(gpu_name(host, local), hub.name, kind, link.bandwidth_bps, link.latency_ps)
+    if spec.intra_host == "nvlink" and spec.nvswitch.nvls_bandwidth_bps:
+        # the NVSwitch's reduction and multicast engine: every GPU's share at nvls_bandwidth at once
+        fabric.add_device(Device(f"h{host}.nvls", "nvls", host, 0))
+        fabric.connect(hub.name, f"h{host}.nvls", "nvls", spec.gpus_per_host * spec.nvswitch.nvls_bandwidth_bps, 0)
 
 
 def _build_pcie_tree(fabric: Fabric, spec: FabricSpec, host: int) -> None:
@@ -115,6 +119,8 @@ def _roce(fabric: Fabric, spec: FabricSpec, a: str, b: str, bandwidth_bps: float
 
 def _switch(fabric: Fabric, spec: FabricSpec, name: str) -> str:
     fabric.add_device(Device(name, "switch", None, spec.switch.latency_ps))
+    if spec.clos.sharp:  # it reduces in the network: a relay (fabric/relays.py)
+        fabric.relays.append(name)
     return name
 
 

@@ -173,7 +173,8 @@ def baseline_scenario(baseline: dict) -> dict:
     """The scenario a baseline was run from (its shape, seed and trial count), as a resolved scenario."""
     scenario = json.loads(json.dumps(baseline["scenario_shape"]))
     scenario["seed"] = baseline["seed"]
-    scenario["workload"]["trials"] = baseline["workload_trials"]
+    if "workload" in scenario:  # a scenario of jobs has none of its own
+        scenario["workload"]["trials"] = baseline["workload_trials"]
     return scenario
 
 

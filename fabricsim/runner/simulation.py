@@ -17,11 +17,11 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from fabricsim.collectives import algorithms_for, build_schedule
-from fabricsim.collectives.channels import Layout, Place, channel_layout
+from fabricsim.collectives.channels import Layout, Place, channel_layout, default_channels
 from fabricsim.collectives.protocol import software_latency_ps
 from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.sizes import size_bytes_of
-from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, nccl_pick
+from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, duplicated_channels, nccl_pick
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.engine.breakdown import attribute
 from fabricsim.engine.failures import cable_links
@@ -30,6 +30,7 @@ from fabricsim.engine.models import NetworkModel, trial_model
 from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
+from fabricsim.fabric.relays import has_nvls, relay_endpoints, sharp_serves_rails
 from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
@@ -74,6 +75,7 @@ class Simulation:
     def __init__(self, scenario: Scenario, source: str = "<scenario>") -> None:
         self.scenario = scenario
         self.fabric = build_fabric(scenario.fabric)
+        self.endpoints = self.fabric.endpoints  # a schedule's ranks: GPUs, then relays (collectives/nvls.py)
         self.router = Router(self.fabric)
         self.jobs = self._place_jobs(source)
         self.plan: WorkloadPlan = self.jobs[0].plan if self.jobs else plan_workload(scenario, len(self.fabric.gpus),
@@ -114,7 +116,7 @@ class Simulation:
         algorithm = algorithm if algorithm in known or not known else known[0]
         return build_schedule(op, algorithm, ranks, size_bytes_of(op, ranks, per_rank_bytes), collective.chunks,
                               root=collective.root, local_ranks=self.scenario.fabric.gpus_per_host,
-                              orders=layout.orders, trees=layout.trees)
+                              orders=layout.orders, trees=layout.trees, groups=layout.groups)
 
     def _pick(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout) -> Pick:
         """The algorithm and protocol a call runs: the scenario's, or NCCL's choice where it says auto."""
@@ -123,16 +125,35 @@ class Simulation:
             return Pick(collective.algorithm, collective.protocol, "")
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
-                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9, spec.clos.sharp)
+                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9,
+                            self.relays_run and spec.clos.sharp and self.sharp_rails,
+                            self.relays_run and has_nvls(self.fabric))
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
         pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
         return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
+
+    @property
+    def relays_run(self) -> bool:
+        """Whether calls may run on relays (NVLS, CollNet): one call at a time, not a whole-job step."""
+        return self.plan.mesh is None and not self.jobs
+
+    @cached_property
+    def sharp_rails(self) -> bool:
+        return sharp_serves_rails(self.fabric)
 
     def call_pick(self, call: Call) -> Pick:
         return self.pick(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
 
     def call_schedule(self, call: Call) -> Schedule:
         return self.schedule(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
+
+    def call_endpoints(self, call: Call, schedule: Schedule) -> tuple[int, ...]:
+        """What the schedule's ranks are on the fabric (indices into ``endpoints``): the call's GPUs,
+        then its relays (``fabricsim.fabric.relays``)."""
+        if not schedule.relays:
+            return call.group
+        groups = tuple(tuple(call.group[rank] for rank in group) for group in self.layout(call.group).groups)
+        return call.group + relay_endpoints(self.fabric, groups, schedule.algorithm)
 
     def _layout(self, group: tuple[int, ...]) -> Layout:
         """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
@@ -147,16 +168,22 @@ class Simulation:
             seen[host] += 1
             places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
                                 or (rail,)))
-        return channel_layout(places, self.scenario.collective.channels)
+        spec = self.scenario.fabric
+        channels = self.scenario.collective.channels
+        if not channels and len({place.host for place in places}) > 1:  # NCCL's, doubled where it doubles them
+            nic_GBps = min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9
+            channels = duplicated_channels(default_channels(places), nic_GBps, spec.architecture)
+        return channel_layout(places, channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:
-        return self.router.route(self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank])
+        return self.router.route(self.endpoints[src_rank], self.endpoints[dst_rank])
 
     def _check_routes(self, source: str) -> None:
         try:
             calls = [placed_call(call, job.gpus) for job in self.jobs for call in job.plan.trials[0].calls] \
                 or self.plan.trials[0].calls
-            pairs = {(call.group[src], call.group[dst]) for call in dict.fromkeys(calls)
+            pairs = {(endpoints[src], endpoints[dst]) for call in dict.fromkeys(calls)
+                     for endpoints in [self.call_endpoints(call, self.call_schedule(call))]
                      for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
         except ValueError as error:
             raise ScenarioError(f"{source}: workload: {error}") from None
@@ -169,7 +196,7 @@ class Simulation:
     def _ideal_route(self, src_rank: int, dst_rank: int) -> Route:
         """A transfer's route latency and its queue pairs' total rate, alone and without collisions."""
         spec = self.scenario.fabric
-        return ideal_route(self.router, self.fabric.gpus[src_rank], self.fabric.gpus[dst_rank],
+        return ideal_route(self.router, self.endpoints[src_rank], self.endpoints[dst_rank],
                            spec.qps_per_rankpair, spec.clos.ecmp == "spray")
 
     def _check_impairment_links(self, source: str) -> None:
@@ -208,16 +235,17 @@ class Simulation:
                 model.wait(call.compute_before_ps)
                 ideal_ps += call.compute_before_ps
             schedule = self.call_schedule(call)
-            flows = model.call_flows(schedule, call.group)
+            group = self.call_endpoints(call, schedule)
+            flows = model.call_flows(schedule, group)
             drawn = draw_impairments(impairments.jitter, loss, schedule.transfers.nbytes, scenario.fabric.nic.mtu_bytes,
                                      rng, flows.loss_rate)
-            route_of = lambda src, dst, group=call.group: self.route(group[src], group[dst])  # noqa: E731
+            route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
             software_ps = software_latency_ps(schedule, self.call_pick(call).protocol, route_of, self.fabric.links)
             drawn = dataclasses.replace(drawn, start_delay_ps=drawn.start_delay_ps + model.launch_skew_ps(schedule),
                                         fixed_delay_ps=software_ps)
             result = model.run_call(
                 schedule, flows, route_of, drawn, transport,
-                ideal_route_of=lambda src, dst, group=call.group: self.ideal_route(group[src], group[dst]))
+                ideal_route_of=lambda src, dst, group=group: self.ideal_route(group[src], group[dst]))
             ideal_ps += result.ideal_ps
             causes.add(result.causes)
             if result.cut_off_ps is not None:

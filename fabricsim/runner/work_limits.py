@@ -5,8 +5,8 @@ The estimate counts GPUs and spines, trials (about BYTES_PER_TRIAL of memory eac
 percentiles), link flaps, packets in the packet model, and transfers (and flows: transfers times
 qps_per_rankpair). A collective call of n ranks in c chunks is taken as at most 2 n^2 c k transfers over
 k rings at once (a ring all-reduce has 2 n (n - 1) c, an all-to-all n (n - 1); k is 2 for
-bidirectional_ring, the channels of ring and tree, 1 otherwise; PAT, which auto may pick too, cuts a
-call into as many chunks as its size needs), putting at most n S max(2, log2 n)
+bidirectional_ring, the channels of ring and tree (doubled where NCCL doubles them), 1 otherwise; PAT, NVLS, NVLSTree and CollNet, which
+auto may pick too, cut a call into as many chunks as their size needs), putting at most n S max(2, log2 n)
 bytes on the wire for its size S (a ring all-reduce 2 (n - 1) S, recursive doubling n S log2 n); in the
 whole job's step, once per group that runs it, plus each GPU's marks (one per call, and one more).
 With scenario ``jobs``, a trial's transfers are every job's, and the run's flows twice those (each job
@@ -18,9 +18,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from fabricsim.collectives.nvls import chunks_for as nvls_chunks
 from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.collectives.sizes import size_bytes_of
-from fabricsim.config import Scenario, ScenarioError
+from fabricsim.collectives.tuner import duplicated_channels
+from fabricsim.config import FabricSpec, Scenario, ScenarioError
 from fabricsim.units import PS_PER_DAY, PS_PER_S, format_rate
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.job import step_calls
@@ -178,7 +180,7 @@ def _trial_calls(plan: WorkloadPlan, shape: Trial) -> list[tuple[Call, int]]:
 def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
     collective = scenario.collective
-    channels = _channels(collective.algorithm, collective.channels, scenario.fabric.gpus_per_host)
+    channels = _channels(collective.algorithm, collective.channels, scenario.fabric)
     return max(sum(2 * len(call.group) ** 2 * _chunks(scenario, call) * channels * groups
                    for call, groups in _trial_calls(plan, shape)) + _marks(plan, shape) for shape in plan.trials.shapes)
 
@@ -193,10 +195,13 @@ def _marks(plan: WorkloadPlan, shape: Trial) -> int:
 
 
 def _chunks(scenario: Scenario, call: Call) -> int:
-    """The call's chunks: the scenario's, or PAT's own for its size where PAT may run."""
+    """The call's chunks: the scenario's, or PAT's or NVLS's own for its size where they may run."""
     chunks, ranks = scenario.collective.chunks, len(call.group)
+    size_bytes = size_bytes_of(call.op, ranks, call.per_rank_bytes)
+    if scenario.collective.algorithm in ("nvls", "nvls_tree", "collnet_direct", "collnet_chain", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
+        chunks = max(chunks, nvls_chunks(ranks, size_bytes))
     if scenario.collective.algorithm in ("pat", "auto") and call.op in ("all_gather", "reduce_scatter"):
-        return max(chunks, pat_plan(call.op, ranks, size_bytes_of(call.op, ranks, call.per_rank_bytes)).chunks)
+        return max(chunks, pat_plan(call.op, ranks, size_bytes).chunks)
     return chunks
 
 
@@ -207,12 +212,13 @@ def wire_bytes(call: Call) -> int:
     return ranks * size_bytes_of(call.op, ranks, call.per_rank_bytes) * max(2, math.ceil(math.log2(ranks)))
 
 
-def _channels(algorithm: str, channels: int, gpus_per_host: int) -> int:
+def _channels(algorithm: str, channels: int, fabric: FabricSpec) -> int:
     """Rings or trees an all-reduce runs at once: two for bidirectional_ring; for ring and tree (and
-    auto, which picks one of them) the ``channels`` given, else at most one per GPU of a host, and two
-    trees at least."""
+    auto, which picks one of them) the ``channels`` given, else at most one per GPU of a host, twice
+    that where NCCL doubles them, and two trees at least."""
     if algorithm in ("ring", "tree", "auto"):
-        return channels or max(2, gpus_per_host)
+        nic_GBps = min(fabric.nic.effective_bandwidth_bps, fabric.pcie.bandwidth_bps) / 8e9
+        return channels or max(2, duplicated_channels(fabric.gpus_per_host, nic_GBps, fabric.architecture))
     return 2 if algorithm == "bidirectional_ring" else 1
 
 

@@ -1,0 +1,68 @@
+"""CollNet (NCCL's CollNetDirect and CollNetChain): all-reduce reduced in the network's switches (SHARP).
+
+Each GPU of a host is the head of a slice of S / L (L GPUs per host: the blocks of its local index on
+every host), and the slice's heads meet at one switch that reduces (a relay, ``Schedule.relays``:
+rank ``ranks + j`` for slice j, the switch the heads' NICs share, ``fabric.clos.sharp``). Inside each
+host the slice is first reduced into its head, then the head sends it once into the switch, the
+switch returns the total to every head (one copy per port, as SHARP multicasts), and the head
+gives it back to its host mates (src/device/all_reduce.h):
+- CollNetDirect: every GPU sends each head its share of the slice directly over NVLink (a
+  reduce-scatter), and the head sends the total to each of them directly;
+- CollNetChain: the slice is reduced along a chain of the host's GPUs ending at the head (the others
+  in rank order from the one after it), and the total goes back down the chain.
+Each NIC carries S / L each way; NVLink ports about 2 (L - 1) / L x S. Blocks are cut in chunks as
+NVLS's (``fabricsim.collectives.nvls.chunks_for``), a connection's chunks one stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fabricsim.collectives.dag import DagBuilder
+from fabricsim.collectives.nvls import chunks_for
+from fabricsim.collectives.schedule import Schedule
+
+UP, DOWN, NET_UP, NET_DOWN = 0, 1, 2, 3  # channels
+
+
+def collnet(chain: bool):
+    """The all-reduce builder of CollNetChain (``chain``) or CollNetDirect."""
+
+    def build(ranks: int, size_bytes: int, groups: Sequence[Sequence[int]] | None = None) -> Schedule:
+        """``groups``: each host's ranks (one rank per host if None)."""
+        groups = [tuple(group) for group in (groups or [(rank,) for rank in range(ranks)])]
+        per_host = len(groups[0])
+        if len({len(group) for group in groups}) != 1 or len(groups) < 2:
+            raise ValueError("collnet needs 2 hosts or more, with the same number of GPUs on each")
+        chunks = chunks_for(ranks, size_bytes)
+        dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
+        local = {rank: index for group in groups for index, rank in enumerate(group)}
+        for chunk in range(chunks):
+            for block in range(ranks):
+                piece, index = block * chunks + chunk, local[block]
+                switch = ranks + index
+                paths = [_path(group, index, chain) for group in groups]
+                for path in paths:  # into the head, the last of each path
+                    for src, dst in path:
+                        dag.send(src, dst, piece, reduce=True, channel=UP)
+                heads = [group[index] for group in groups]
+                for head in heads:
+                    dag.send(head, switch, piece, reduce=True, channel=NET_UP)
+                for head in heads:
+                    dag.send(switch, head, piece, channel=NET_DOWN)
+                for path in paths:  # and back out
+                    for src, dst in reversed(path):
+                        dag.send(dst, src, piece, channel=DOWN)
+        return dag.schedule("collnet_chain" if chain else "collnet_direct", dag.streamed(), relays=per_host)
+
+    return build
+
+
+def _path(group: tuple[int, ...], index: int, chain: bool) -> list[tuple[int, int]]:
+    """The sends that reduce a host's slice into its head ``group[index]``: a chain from the GPU after
+    it, or every other GPU straight to it."""
+    head = group[index]
+    if chain:
+        order = group[index + 1:] + group[:index + 1]
+        return list(zip(order, order[1:]))
+    return [(rank, head) for rank in group if rank != head]

@@ -1,0 +1,70 @@
+"""CollNet (SHARP): the switch each rail's NICs share reduces the slice of that rail across hosts.
+Symbolic correctness for any hosts and placement, bytes on each NIC and NVLink port, the NIC bound,
+auto running it."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fabricsim.collectives import build_schedule, verify
+from fabricsim.collectives.nvls import chunks_for
+from fabricsim.collectives.verify import split_bytes
+from fabricsim.runner.simulation import Simulation
+from tests.conftest import make_scenario
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["collnet_direct", "collnet_chain"]), st.integers(2, 6), st.integers(1, 5), st.booleans(),
+       st.integers(0, 2**20))
+def test_collnet_computes_all_reduce_for_any_hosts_and_placement(algorithm, hosts, per_host, rail_first, size_bytes):
+    """Each head sends its host's sum of its slice to its switch once and gets the total back once;
+    between GPUs only host mates talk (directly to the head, or along the chain)."""
+    ranks = hosts * per_host
+    groups = tuple(tuple(range(h, ranks, hosts)) if rail_first else tuple(range(h * per_host, (h + 1) * per_host))
+                   for h in range(hosts))
+    schedule = build_schedule("all_reduce", algorithm, ranks, size_bytes, groups=groups)
+    verify(schedule)
+    transfers = schedule.transfers
+    host_of = {rank: h for h, group in enumerate(groups) for rank in group}
+    local = {rank: group.index(rank) for group in groups for rank in group}
+    blocks = split_bytes(size_bytes, ranks)
+    slices = [sum(blocks[block] for block in range(ranks) if local[block] == index) for index in range(per_host)]
+    assert schedule.relays == per_host
+    for rank in range(ranks):
+        switch = ranks + local[rank]
+        up = (transfers.src == rank) & (transfers.dst >= ranks)
+        down = (transfers.src >= ranks) & (transfers.dst == rank)
+        assert set(transfers.dst[up].tolist()) <= {switch} and set(transfers.src[down].tolist()) <= {switch}
+        assert int(transfers.nbytes[up].sum()) == int(transfers.nbytes[down].sum()) == slices[local[rank]]
+    inside = (transfers.src < ranks) & (transfers.dst < ranks)
+    assert all(host_of[src] == host_of[dst] for src, dst in zip(transfers.src[inside].tolist(), transfers.dst[inside].tolist()))
+
+
+def test_collnet_direct_runs_at_the_nics_rate_through_the_rail_switches():
+    """2 hosts of 4 GPUs on rails whose switches reduce: each NIC carries S / 4 each way, so on NVLink
+    far faster than the NICs the all-reduce takes S / (4 x NIC rate), plus at most two chunks'
+    pipeline (and nanoseconds of latency); the relays are the rail switches."""
+    fabric = {"hosts": 2, "gpus_per_host": 4, "topology": "rail_optimized", "clos": {"sharp": True, "spines": 1},
+              "nic": {"bandwidth": "100Gbps"}, "nvlink": {"bandwidth": "10000GB/s", "latency": "1ns"},
+              "nvswitch": {"latency": "1ns"}, "pcie": {"bandwidth": "1000GB/s", "latency": "1ns"},
+              "cable_latency": "1ns", "switch": {"latency": "1ns"}}
+    scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "collnet_direct"},
+                             workload={"rule": "data_sizes", "data_sizes": ["64MiB"]})
+    simulation = Simulation(scenario)
+    (record,) = simulation.run()
+    call = simulation.plan.trials[0].calls[0]
+    schedule = simulation.call_schedule(call)
+    assert [simulation.endpoints[i] for i in simulation.call_endpoints(call, schedule)[8:]] == [
+        "rail0", "rail1", "rail2", "rail3"]
+    bound_ps = 2**26 / 4 / 100e9 * 8 * 1e12
+    assert bound_ps <= record.latency_ps <= bound_ps * (1 + 2 / chunks_for(8, 2**26)) + 100_000
+
+
+def test_auto_runs_collnet_where_nccls_model_picks_it():
+    fabric = {"preset": "dgx_h100", "hosts": 8, "topology": "rail_optimized", "clos": {"sharp": True, "spines": 2}}
+    scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "auto", "protocol": "auto"},
+                             workload={"rule": "data_sizes", "data_sizes": ["1MiB"]})
+    simulation = Simulation(scenario)
+    (record,) = simulation.run()
+    pick = simulation.pick("all_reduce", 64, 2**20, simulation.layout(tuple(range(64))))
+    assert pick.algorithm.startswith("collnet") and pick.reason.startswith("NCCL's model: CollNet")
+    assert simulation.schedule("all_reduce", 64, 2**20).algorithm == pick.algorithm and not record.failed

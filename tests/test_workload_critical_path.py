@@ -1,0 +1,134 @@
+"""The critical path of the whole job's step, and the pipeline bubble, on cases known by construction.
+
+DDP's two buckets on one DP group end the step after the compute before the last launch, or after the
+first bucket when it is still running: the path holds that compute and those buckets. Of two jobs
+whose rings cross the same leaf uplinks, the larger ends last: its DP group holds the path, and the
+uplink both share is its most loaded link. 1F1B stages of equal compute idle (p - 1) / (m + p - 1) of
+the step's compute critical path.
+"""
+
+from fractions import Fraction
+
+import pytest
+
+from fabricsim.config import validate_scenario
+from fabricsim.results import collect
+from fabricsim.runner import Simulation
+from fabricsim.schedule_times import serialisation_ps
+from fabricsim.summary_text import step_lines
+from fabricsim.workload import Call
+from fabricsim.workload.critical_path import call_number, group_name, step_compute
+from fabricsim.workload.job import lower_step
+from fabricsim.workload.placement import Mesh
+from tests.test_workload_job import TINY, _compute_critical_path_ps, _pipeline_programs, _simulation, engine  # noqa: F401
+
+
+def test_groups_are_named_by_their_place_in_the_mesh():
+    mesh = Mesh(tp=2, dp=3, pp=2)
+    assert group_name("tp", mesh.tp_group(2, 1), mesh) == "TP group 5"
+    assert group_name("dp", mesh.dp_group(1, 0), mesh) == "DP group 1 of stage 0"
+    assert group_name("dp", (1, 3), Mesh(tp=2, dp=2, pp=1)) == "DP group 1"
+    assert group_name("pp", (mesh.rank(1, 2, 1), mesh.rank(1, 2, 0)), mesh) == "PP stage 1->0 (TP 1, DP 2)"
+    calls = (Call("all_reduce", (0, 1), 8, stream="tp"), Call("send_recv", (0, 6), 8, stream="pp"),
+             Call("all_reduce", (6, 7), 8, stream="tp"), Call("all_reduce", (0, 1), 8, stream="tp"))
+    assert [call_number(calls, index, mesh) for index in range(4)] == [0, 0, 0, 1]  # per stage and kind
+
+
+@pytest.mark.parametrize("fabric, bucket_waits", [
+    ({"hosts": 1, "gpus_per_host": 2}, False),
+    ({"hosts": 2, "gpus_per_host": 1}, True),
+])
+def test_the_critical_path_of_two_ddp_buckets_by_hand(fabric, bucket_waits):
+    """2 layers, DP 2, buckets A then B on the DP stream (as in test_workload_job): the path is the
+    compute before B's launch then B, or, when A is still running then, the compute before A's, A and B."""
+    simulation = _simulation(fabric, {"tp": 1, "dp": 2, "bucket": 1_500_000}, device="h100", seq_len=4096)
+    first, second = simulation.plan.trials[0].calls
+    route = simulation.route(0, 1)
+
+    def alone_ps(call):
+        return 2 * (serialisation_ps(8 * call.per_rank_bytes // 2, route.bottleneck_bps) + route.latency_ps)
+
+    t_a = first.compute_before_ps
+    t_b = t_a + second.compute_before_ps
+    assert (t_a + alone_ps(first) > t_b) == bucket_waits
+    record = simulation.run()[0]
+    path = record.critical_path
+    assert path.compute_ps == (t_a if bucket_waits else t_b)
+    on_path = {0: alone_ps(first), 1: alone_ps(second)} if bucket_waits else {1: alone_ps(second)}
+    number = max(on_path, key=lambda n: (on_path[n], -n))
+    assert (path.group, path.gpus, path.call, path.call_ps) == ("DP group 0", (0, 1), f"dp all_reduce {number}",
+                                                                  on_path[number])
+    route_links = set(route.links) | set(simulation.route(1, 0).links)
+    load = {simulation.fabric.links[link].name: record.link_usage.carried_bits[link]
+            / simulation.fabric.links[link].bandwidth_bps / (record.latency_ps / 1e12) for link in route_links}
+    assert path.link_utilization == max(load.values()) == load[path.link]
+    summary = collect(simulation, [record]).summary
+    assert summary["critical_path"][0] | {"gpus": None} == {
+        "trial": 0, "latency_us": record.latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
+        "group": "DP group 0", "gpus": None, "call": path.call, "call_us": path.call_ps / 1e6,
+        "link": path.link, "link_utilization": path.link_utilization}
+    assert summary["bubble_us"] == 0.0  # no pipeline: every GPU computes the whole critical path
+
+
+def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
+    """Each job a 2-rank ring across the two leaves (fragmented, seed 1), sharing each leaf's one uplink:
+    the job with the larger model ends the step, on its DP group, the shared uplink its most loaded link."""
+    workload = {"rule": "megatron", "batch_size": 1, "seq_len": 128, "trials": 3, "parallelism": {"dp": 2}}
+    raw = {"name": "t", "seed": 1, "collective": {"algorithm": "ring"},
+           "fabric": {"topology": "leaf_spine", "hosts": 4, "gpus_per_host": 1,
+                      "clos": {"hosts_per_leaf": 2, "spines": 1, "oversubscription": 2}},
+           "jobs": [{"name": "small", "hosts": 2, "placement": "fragmented", "workload": workload | {"transformer": TINY}},
+                    {"name": "large", "hosts": 2, "placement": "fragmented",
+                     "workload": workload | {"transformer": TINY | {"layers": 6}}}]}
+    simulation = Simulation(validate_scenario(raw, "<t>"), "<t>")
+    small, large = simulation.jobs
+    leaf_of = {0: 0, 1: 0, 2: 1, 3: 1}
+    assert all({leaf_of[gpu] for gpu in job.gpus} == {0, 1} for job in simulation.jobs)
+    records = simulation.run()
+    for record in records:
+        assert record.job_latency_ps[1] > record.job_latency_ps[0] and record.latency_ps == record.job_latency_ps[1]
+        path = record.critical_path
+        assert (path.group, path.gpus) == ("large: DP group 0", large.gpus)
+        assert path.call.startswith("dp all_reduce ") and path.link.startswith("leaf") and "->spine0" in path.link
+    summary = collect(simulation, records).summary
+    assert [row["trial"] for row in summary["critical_path"]] == sorted(
+        range(3), key=lambda trial: (-records[trial].latency_ps, trial))
+    line = step_lines(summary)[-1]
+    assert line.startswith(f"critical path of the slowest trial {summary['critical_path'][0]['trial']}: compute ")
+    assert "large: DP group 0's dp all_reduce" in line and "most loaded link leaf" in line
+
+
+@pytest.mark.parametrize("stages, micro_batches", [(2, 1), (2, 4), (4, 4), (4, 8), (3, 7)])
+def test_the_bubble_of_1f1b_stages_of_equal_compute(stages, micro_batches):
+    """The compute critical path of equal stages is (m + p - 1)(t_f + t_b), each GPU computing m (t_f + t_b):
+    a bubble of (p - 1)(t_f + t_b), (p - 1) / (m + p - 1) of it."""
+    simulation = _simulation({"hosts": 1, "gpus_per_host": 4}, {"tp": 1, "pp": 2, "dp": 2})
+    mesh = Mesh(tp=1, dp=1, pp=stages)
+    forward_ps, backward_ps = 3_000_001, 6_000_017
+    step = lower_step(_pipeline_programs(mesh, micro_batches, forward_ps, backward_ps), mesh,
+                      simulation.call_schedule)
+    compute = step_compute(step)
+    assert compute.critical_ps == _compute_critical_path_ps(step)
+    assert compute.busiest_ps == micro_batches * (forward_ps + backward_ps)
+    assert compute.bubble_ps == (stages - 1) * (forward_ps + backward_ps)
+    assert Fraction(compute.bubble_ps, compute.critical_ps) == Fraction(stages - 1, micro_batches + stages - 1)
+
+
+def test_a_pipeline_steps_bubble_is_split_out_of_its_exposed_communication():
+    """A 2-stage megatron step: the summary's bubble is the compute critical path less the busiest GPU's
+    compute, and the exposed communication is the step less that critical path (no longer the bubble's)."""
+    simulation = _simulation({"hosts": 1, "gpus_per_host": 2}, {"tp": 1, "pp": 2, "micro_batches": 2},
+                             device="h100")
+    record = simulation.run()[0]
+    step = simulation.step_schedule(simulation.plan.trials[0])
+    compute = step_compute(step)
+    stage_ps = [sum(call.compute_before_ps for call in calls) + after_ps for calls, after_ps
+                in simulation.plan.trials[0].stages]
+    assert compute.busiest_ps == max(stage_ps) and compute.critical_ps == _compute_critical_path_ps(step)
+    summary = collect(simulation, [record]).summary
+    assert summary["bubble_us"] == compute.bubble_ps / 1e6 > 0
+    assert summary["bubble_fraction"] == compute.bubble_ps / compute.critical_ps
+    assert summary["exposed_comm_us"]["p50"] == pytest.approx((record.latency_ps - compute.critical_ps) / 1e6,
+                                                               abs=1e-9)
+    assert step_lines(summary)[0].startswith("pipeline bubble: ")
+    assert record.critical_path.group.startswith("PP stage ")

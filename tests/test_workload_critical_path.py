@@ -7,6 +7,7 @@ uplink both share is its most loaded link. 1F1B stages of equal compute idle (p 
 the step's compute critical path.
 """
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -16,7 +17,7 @@ from fabricsim.results import collect
 from fabricsim.runner import Simulation
 from fabricsim.schedule_times import serialisation_ps
 from fabricsim.summary_text import step_lines
-from fabricsim.workload import Call
+from fabricsim.workload import Call, Trial
 from fabricsim.workload.critical_path import call_number, group_name, step_compute
 from fabricsim.workload.job import lower_step
 from fabricsim.workload.placement import Mesh
@@ -132,3 +133,43 @@ def test_a_pipeline_steps_bubble_is_split_out_of_its_exposed_communication():
                                                                abs=1e-9)
     assert step_lines(summary)[0].startswith("pipeline bubble: ")
     assert record.critical_path.group.startswith("PP stage ")
+
+
+def test_fsdp_prefetch_on_the_critical_path_by_hand():
+    """FSDP, DP 2 over NVLink, 2 layers, one micro-batch. On the DP stream, in order: forward all-gathers
+    of the root unit (R), layer 0 (issued as R's compute starts) and layer 1 (as layer 0's starts); backward
+    all-gathers of R, layer 1 (prefetched as R's backward starts), layer 0 (as layer 1's starts), then the
+    reduce-scatters of layer 1 (after its backward), layer 0 and R. A unit's compute waits only for its
+    own all-gather; no reduce-scatter holds the compute. With each call's time alone (a_R, a_L, r_L, r_R),
+    and the compute between, the step is the recurrence below."""
+    simulation = _simulation({"hosts": 1, "gpus_per_host": 2}, {"tp": 1, "dp": 2, "dp_mode": "fsdp"}, device="h100")
+    alone = _simulation({"hosts": 1, "gpus_per_host": 2}, {"tp": 1, "dp": 2, "dp_mode": "fsdp"}, device="h100",
+                        scope="rank0")
+    calls = simulation.plan.trials[0].calls
+    assert [(call.op, call.blocking) for call in calls] == [("all_gather", False)] * 6 + [("reduce_scatter", False)] * 3
+    # the compute before each call: layer 0's forward (f0), then layer 1's and the head's (rest); the head's
+    # backward (hb); layer 1's backward (b1), layer 0's (b0)
+    f0_ps, head_back_ps = calls[3].waits[0][0], calls[5].compute_before_ps
+    rest_ps, b1_ps, b0_ps = calls[3].compute_before_ps - f0_ps, calls[6].compute_before_ps, calls[7].compute_before_ps
+    assert min(f0_ps, rest_ps - f0_ps, head_back_ps, b1_ps, b0_ps) > 0
+    assert simulation.plan.trials[0].compute_after_ps == 0
+    assert [(call.compute_before_ps, call.waits) for call in calls] == [
+        (0, ()), (0, ((0, 0),)), (0, ((0, 1),)), (f0_ps + rest_ps, ((f0_ps, 2),)), (0, ((0, 3),)),
+        (head_back_ps, ((head_back_ps, 4),)), (b1_ps, ()), (b0_ps, ((0, 5),)), (0, ())]
+    a_root, a_layer, _, _, _, _, r_layer, _, r_root = (
+        alone.run_trial(Trial(0, (dataclasses.replace(call, compute_before_ps=0, waits=()),))).latency_ps
+        for call in calls)
+    gathered_layer_0 = a_root + a_layer  # forward: R's gather, then layer 0's, then layer 1's back to back
+    gathered_layer_1 = gathered_layer_0 + a_layer
+    forward_ps = max(gathered_layer_0 + f0_ps, gathered_layer_1) + rest_ps
+    root_back = forward_ps + a_root  # backward: R's gather waits for the forward's end
+    layer_1_back = max(root_back + head_back_ps, root_back + a_layer)  # the head's backward, layer 1's gather
+    layer_0_gathered = layer_1_back + a_layer
+    layer_0_back = max(layer_1_back + b1_ps, layer_0_gathered)
+    rs_layer_1 = max(layer_1_back + b1_ps, layer_0_gathered) + r_layer
+    compute_end = layer_0_back + b0_ps
+    step_ps = max(max(compute_end, rs_layer_1) + r_layer + r_root, compute_end)
+    record = simulation.run()[0]
+    assert record.latency_ps == step_ps and record.ideal_ps == step_ps
+    sequential_ps = alone.run()[0].latency_ps  # the same calls one after another, compute between
+    assert step_ps < sequential_ps

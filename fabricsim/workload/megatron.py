@@ -17,7 +17,10 @@ b = micro-batch size, s = sequence length, h = hidden size and B = bytes per ele
   the compute (in the whole job's step, it overlaps the rest of backward);
 - data parallel, fsdp (ZeRO-3): per unit (each layer; the embedding and LM head together) and
   micro-batch, an all-gather of its parameter shards before its forward and again before its backward,
-  and a reduce-scatter of its gradients after its backward (shards padded to equal size);
+  and a reduce-scatter of its gradients after its backward (shards padded to equal size), as PyTorch
+  FSDP runs them: the next unit's all-gather is issued as a unit's compute starts (prefetched, in
+  forward and backward), a unit's compute waits for its own all-gather only (``Call.waits``), and the
+  reduce-scatters do not block the compute; all on the DP stream, in that order;
 - compute, with a device: forward FLOPs / (tp x its dense peak) before the next call, backward twice that.
 """
 
@@ -41,6 +44,7 @@ class _StepBuilder:
     def __init__(self, peak_flops: float | None, tp: int, element_bytes: int, bucket_bytes: int) -> None:
         self.calls: list[Call] = []
         self.pending_flops = 0
+        self._waits: list[tuple[int, int]] = []  # (ps into the pending compute, position of the call it waits for)
         self._peak_flops = peak_flops
         self._tp, self._element_bytes, self._bucket_bytes = tp, element_bytes, bucket_bytes
         self._filled = 0
@@ -48,9 +52,19 @@ class _StepBuilder:
     def compute(self, flops: float) -> None:
         self.pending_flops += flops
 
-    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int, stream: str, blocking: bool = True) -> None:
-        if len(group) > 1:
-            self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps(), stream, blocking))
+    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int, stream: str,
+             blocking: bool = True) -> int | None:
+        """The call, after the compute so far; its position (None: a group of one rank, no call)."""
+        if len(group) == 1:
+            return None
+        waits, self._waits = tuple(self._waits), []
+        self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps(), stream, blocking, waits))
+        return len(self.calls) - 1
+
+    def wait_for(self, position: int | None) -> None:
+        """The compute from here on waits for the call at ``position`` (None: nothing)."""
+        if position is not None:
+            self._waits.append((self._ps(self.pending_flops), position))
 
     def gradients(self, tensors: tuple[ParamTensor, ...], dp_group: tuple[int, ...]) -> None:
         """``tensors``' gradients are ready: into the bucket, last tensor first (``gradient_buckets``); a
@@ -66,9 +80,12 @@ class _StepBuilder:
             self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
 
     def take_compute_ps(self) -> int:
-        compute_ps = round(self.pending_flops / self._peak_flops * 1e12) if self._peak_flops else 0
+        compute_ps = self._ps(self.pending_flops)
         self.pending_flops = 0
         return compute_ps
+
+    def _ps(self, flops: float) -> int:
+        return round(flops / self._peak_flops * 1e12) if self._peak_flops else 0
 
 
 def megatron_mesh(workload: WorkloadSpec, gpus: int, source: str) -> Mesh:
@@ -147,42 +164,53 @@ def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, 
             step.compute(flops)
             step.call("all_reduce", tp_group, activation_bytes, "tp")
 
-    def fsdp_unit(op: str, unit_bytes: int) -> None:
-        """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded)."""
+    def fsdp_unit(op: str, unit_bytes: int) -> int | None:
+        """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded), not
+        blocking the compute; its position (None: none)."""
         if fsdp and unit_bytes:
             shard_bytes = -(-unit_bytes // mesh.dp)
-            step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp, "dp")
+            return step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp, "dp",
+                             blocking=False)
+        return None
+
+    def units(forward: bool):
+        """The pass's units in order, the root first (``None``), then the layers: each unit's compute
+        waits for its all-gather, and the next unit's is prefetched as it starts (PyTorch FSDP's
+        forward and BACKWARD_PRE prefetch)."""
+        gathered = fsdp_unit("all_gather", root_bytes)
+        for unit in range(layers + 1):
+            step.wait_for(gathered)
+            gathered = fsdp_unit("all_gather", layer_bytes) if unit < layers else None
+            yield None if unit == 0 else unit - 1 if forward else layers - unit
 
     pipeline_bytes = activation_bytes // tp if parallelism.sequence_parallel else activation_bytes
     for forward, micro_batch in passes:
         if forward:
             if previous_stage:
                 step.call("send_recv", (*previous_stage, me), pipeline_bytes, "pp")
-            fsdp_unit("all_gather", root_bytes)
-            for _ in range(layers):
-                fsdp_unit("all_gather", layer_bytes)
-                for flops in blocks:
-                    tp_block(flops)
+            for layer in units(forward):
+                if layer is not None:
+                    for flops in blocks:
+                        tp_block(flops)
             if last_stage:
                 step.compute(head_forward_flops(model, tokens) / tp)
             else:
                 step.call("send_recv", (me, *next_stage), pipeline_bytes, "pp")
             continue
         ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # gradients reduced in the last one
-        fsdp_unit("all_gather", root_bytes)
-        if last_stage:
-            step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)
-            if ddp:
-                step.gradients(head_tensors(model), dp_group)
-        else:
-            step.call("send_recv", (*next_stage, me), pipeline_bytes, "pp")
-        for _ in range(layers):
-            fsdp_unit("all_gather", layer_bytes)
-            for flops in reversed(blocks):
-                tp_block(BACKWARD_FLOPS_FACTOR * flops)
-            fsdp_unit("reduce_scatter", layer_bytes)
-            if ddp:
-                step.gradients(layer_tensors(model), dp_group)
+        for layer in units(forward):
+            if layer is None and last_stage:
+                step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)
+                if ddp:
+                    step.gradients(head_tensors(model), dp_group)
+            elif layer is None:
+                step.call("send_recv", (*next_stage, me), pipeline_bytes, "pp")
+            else:
+                for flops in reversed(blocks):
+                    tp_block(BACKWARD_FLOPS_FACTOR * flops)
+                fsdp_unit("reduce_scatter", layer_bytes)
+                if ddp:
+                    step.gradients(layer_tensors(model), dp_group)
         fsdp_unit("reduce_scatter", root_bytes)
         if previous_stage:
             step.call("send_recv", (me, *previous_stage), pipeline_bytes, "pp")

@@ -19,7 +19,7 @@ from fabricsim.schedule_times import serialisation_ps
 from fabricsim.summary_text import step_lines
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.critical_path import call_number, group_name, step_compute
-from fabricsim.workload.job import lower_step
+from fabricsim.workload.job import interleaved_one_f_one_b, lower_step
 from fabricsim.workload.placement import Mesh
 from tests.test_workload_job import TINY, _compute_critical_path_ps, _pipeline_programs, _simulation, engine  # noqa: F401
 
@@ -173,3 +173,66 @@ def test_fsdp_prefetch_on_the_critical_path_by_hand():
     assert record.latency_ps == step_ps and record.ideal_ps == step_ps
     sequential_ps = alone.run()[0].latency_ps  # the same calls one after another, compute between
     assert step_ps < sequential_ps
+
+
+def _interleaved_programs(mesh, micro_batches, chunks, forward_ps, backward_ps):
+    """Each stage's interleaved 1F1B program of nothing but each chunk's compute and the sends between
+    virtual stages (chunk c of the last stage sends to chunk c + 1 of the first)."""
+    programs, stages = [], mesh.pp
+    for stage in range(stages):
+        calls, pending_ps = [], 0
+        me, previous, following = (mesh.rank(0, 0, s % stages) for s in (stage, stage - 1, stage + 1))
+        for forward, _, chunk in interleaved_one_f_one_b(stages, stage, micro_batches, chunks):
+            virtual = chunk * stages + stage
+            first, last = virtual == 0, virtual == stages * chunks - 1
+            if not (first if forward else last):
+                calls.append(Call("send_recv", (previous, me) if forward else (following, me), 4096, pending_ps, "pp"))
+                pending_ps = 0
+            pending_ps += forward_ps if forward else backward_ps
+            if not (last if forward else first):
+                calls.append(Call("send_recv", (me, following) if forward else (me, previous), 4096, pending_ps, "pp"))
+                pending_ps = 0
+        programs.append((tuple(calls), pending_ps))
+    return tuple(programs)
+
+
+def test_megatrons_interleaved_1f1b_order():
+    assert interleaved_one_f_one_b(4, 3, 4, 2) == (
+        (True, 0, 0), (True, 1, 0), (True, 2, 0), (True, 3, 0), (True, 0, 1), (False, 0, 1), (True, 1, 1),
+        (False, 1, 1), (True, 2, 1), (False, 2, 1), (True, 3, 1), (False, 3, 1), (False, 0, 0), (False, 1, 0),
+        (False, 2, 0), (False, 3, 0))
+    for stage in range(4):  # every chunk's forward and backward of every micro-batch, once
+        passes = interleaved_one_f_one_b(4, stage, 8, 3)
+        assert sorted(passes) == sorted((forward, k, c) for forward in (True, False) for k in range(8) for c in range(3))
+
+
+@pytest.mark.parametrize("stages, micro_batches, chunks", [(3, 3, 2), (3, 6, 3), (4, 4, 2), (4, 8, 4)])
+def test_the_bubble_of_interleaved_1f1b_shrinks_by_the_chunks(stages, micro_batches, chunks):
+    """v chunks per stage of equal compute: each GPU computes v m (t_f + t_b) (t per chunk) and idles
+    (p - 1)(t_f + t_b), a bubble of (p - 1) / (v m + p - 1) (Narayanan et al. 2021)."""
+    simulation = _simulation({"hosts": 1, "gpus_per_host": 4}, {"tp": 1, "pp": 2, "dp": 2})
+    mesh = Mesh(tp=1, dp=1, pp=stages)
+    forward_ps, backward_ps = 3_000_001, 6_000_017
+    step = lower_step(_interleaved_programs(mesh, micro_batches, chunks, forward_ps, backward_ps), mesh,
+                      simulation.call_schedule)
+    compute = step_compute(step)
+    assert compute.critical_ps == _compute_critical_path_ps(step)
+    assert compute.busiest_ps == chunks * micro_batches * (forward_ps + backward_ps)
+    assert Fraction(compute.bubble_ps, compute.critical_ps) == Fraction(stages - 1, chunks * micro_batches + stages - 1)
+
+
+def test_a_megatron_step_with_virtual_stages():
+    """TP 1, PP 4, DP 2, 8 layers in 2 chunks per stage: each stage sends its chunks' activations on, the last
+    stage its first chunk's to the first stage; the bubble is smaller than without chunks."""
+    fabric, parallelism = {"hosts": 1, "gpus_per_host": 8}, {"tp": 1, "pp": 4, "dp": 2, "micro_batches": 4}
+    interleaved = _simulation(fabric, parallelism | {"virtual_stages": 2}, device="h100", transformer=TINY | {"layers": 8})
+    plain = _simulation(fabric, parallelism, device="h100", transformer=TINY | {"layers": 8})
+    stages = interleaved.plan.trials[0].stages
+    last_sends = {call.group for call in stages[3][0] if call.op == "send_recv" and call.group[0] == 6}
+    assert last_sends == {(6, 0), (6, 4)}  # on to stage 0's second chunk, and gradients back to stage 2
+    assert sum(len(calls) for calls, _ in stages) > sum(len(calls) for calls, _ in plain.plan.trials[0].stages)
+    records = [simulation.run()[0] for simulation in (interleaved, plain)]
+    summaries = [collect(simulation, [record]).summary for simulation, record in zip((interleaved, plain), records)]
+    assert 0 < summaries[0]["bubble_fraction"] < summaries[1]["bubble_fraction"]
+    assert "virtual_stages" not in plain.scenario.resolved()["workload"]["parallelism"]
+    assert interleaved.scenario.resolved()["workload"]["parallelism"]["virtual_stages"] == 2

@@ -60,6 +60,24 @@ def one_f_one_b(stages: int, stage: int, micro_batches: int) -> tuple[tuple[bool
              *((False, k) for k in range(micro_batches - warmup, micro_batches))))
 
 
+def interleaved_one_f_one_b(stages: int, stage: int, micro_batches: int,
+                            chunks: int) -> tuple[tuple[bool, int, int], ...]:
+    """Megatron's interleaved 1F1B order on ``stage``, each holding ``chunks`` model chunks (virtual stages:
+    chunk c of stage s is virtual stage c x stages + s): (forward?, micro-batch, chunk) per pass.
+    Passes go in groups of ``stages`` micro-batches per chunk (forward: chunk 0 first; backward: the last
+    first); (stages - stage - 1) x 2 + (chunks - 1) x stages warm-up forwards, then one forward one
+    backward, then the cool-down backwards."""
+    total = micro_batches * chunks
+    warmup = min((stages - stage - 1) * 2 + (chunks - 1) * stages, total)
+
+    def step(k: int, forward: bool) -> tuple[bool, int, int]:
+        chunk = k % (stages * chunks) // stages
+        return forward, k // (stages * chunks) * stages + k % stages, chunk if forward else chunks - 1 - chunk
+
+    steady = [step(k + (warmup if forward else 0), forward) for k in range(total - warmup) for forward in (True, False)]
+    return (*(step(k, True) for k in range(warmup)), *steady, *(step(k, False) for k in range(total - warmup, total)))
+
+
 def programs_of(trial: Trial) -> tuple[tuple[tuple[Call, ...], int], ...]:
     """The trial's programs: one per pipeline stage, or rank 0's calls for every stage in lock step."""
     return trial.stages or ((trial.calls, trial.compute_after_ps),)

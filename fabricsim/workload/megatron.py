@@ -30,7 +30,7 @@ from fabricsim.config import DTYPE_BYTES, ScenarioError, WorkloadSpec
 from fabricsim.models.transformer import (ParamTensor, attention_forward_flops, embedding_tensors,
                                           head_forward_flops, head_tensors, layer_tensors, mlp_forward_flops,
                                           tp_degree_problem)
-from fabricsim.workload.job import one_f_one_b
+from fabricsim.workload.job import interleaved_one_f_one_b, one_f_one_b
 from fabricsim.workload.placement import Mesh
 from fabricsim.workload.trial import Call, batch_count
 
@@ -103,7 +103,24 @@ def megatron_mesh(workload: WorkloadSpec, gpus: int, source: str) -> Mesh:
     if parallelism.sequence_parallel and seq_len_of(workload) % tp:
         raise ScenarioError(f"{source}: workload.seq_len: expected a length dividing by tp {tp} "
                             f"(sequence parallel), got {seq_len_of(workload)}")
+    if (chunks := parallelism.virtual_stages or 1) > 1:
+        if problem := virtual_stages_problem(model.layers, pp, parallelism.micro_batches, chunks,
+                                             parallelism.dp_mode):
+            raise ScenarioError(f"{where}.virtual_stages: {problem}")
     return Mesh(tp, dp, pp)
+
+
+def virtual_stages_problem(layers: int, pp: int, micro_batches: int, chunks: int, dp_mode: str) -> str | None:
+    """What Megatron's interleaved schedule needs and ``chunks`` model chunks per stage lack, or None."""
+    if pp <= 2:
+        return f"expected pp above 2 for an interleaved pipeline (as Megatron-LM), got pp {pp}"
+    if layers % (pp * chunks):
+        return f"expected pp x virtual_stages dividing the {layers} layers, got {pp} x {chunks}"
+    if micro_batches % pp:
+        return f"expected micro_batches a multiple of pp {pp} (as Megatron-LM's interleaving), got {micro_batches}"
+    if dp_mode != "ddp":
+        return "expected dp_mode ddp with an interleaved pipeline"
+    return None
 
 
 def megatron_trial_count(workload: WorkloadSpec, mesh: Mesh) -> int:
@@ -119,23 +136,27 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
                   peak_flops: float | None = None) -> tuple[tuple[Call, ...], int]:
     """Rank 0's calls over one step (micro-batches in GPipe order), and the compute time left after the
     last of them (at ``peak_flops`` per GPU; none without)."""
-    micro_batches = workload.parallelism.micro_batches
-    gpipe = (*((True, k) for k in range(micro_batches)), *((False, k) for k in range(micro_batches)))
+    micro_batches, chunks = workload.parallelism.micro_batches, workload.parallelism.virtual_stages or 1
+    gpipe = (*((True, k, c) for c in range(chunks) for k in range(micro_batches)),
+             *((False, k, c) for c in reversed(range(chunks)) for k in range(micro_batches)))
     return stage_program(workload, mesh, peak_flops, 0, gpipe)
 
 
 def megatron_stages(workload: WorkloadSpec, mesh: Mesh,
                     peak_flops: float | None = None) -> tuple[tuple[tuple[Call, ...], int], ...]:
-    """Each pipeline stage's program (its first GPU's calls, 1F1B order, and the compute after them)."""
+    """Each pipeline stage's program (its first GPU's calls, 1F1B order, interleaved with virtual stages,
+    and the compute after them)."""
+    micro_batches, chunks = workload.parallelism.micro_batches, workload.parallelism.virtual_stages or 1
     return tuple(stage_program(workload, mesh, peak_flops, stage,
-                               one_f_one_b(mesh.pp, stage, workload.parallelism.micro_batches))
+                               interleaved_one_f_one_b(mesh.pp, stage, micro_batches, chunks) if chunks > 1 else
+                               tuple((forward, k, 0) for forward, k in one_f_one_b(mesh.pp, stage, micro_batches)))
                  for stage in range(mesh.pp))
 
 
 def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, stage: int,
-                  passes: tuple[tuple[bool, int], ...]) -> tuple[tuple[Call, ...], int]:
-    """The calls of ``stage``'s first GPU over ``passes`` ((forward?, micro-batch) each, in order), and the
-    compute time left after the last of them."""
+                  passes: tuple[tuple[bool, int, int], ...]) -> tuple[tuple[Call, ...], int]:
+    """The calls of ``stage``'s first GPU over ``passes`` ((forward?, micro-batch, model chunk) each, in
+    order), and the compute time left after the last of them."""
     model, parallelism = workload.transformer, workload.parallelism
     seq_len, tp = seq_len_of(workload), mesh.tp
     tokens = workload.batch_size * seq_len
@@ -143,15 +164,13 @@ def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, 
     step = _StepBuilder(peak_flops, tp, element_bytes, parallelism.bucket_bytes)
     activation_bytes = tokens * model.hidden_size * element_bytes
     tp_group, dp_group = mesh.tp_group(0, stage), mesh.dp_group(0, stage)
-    me = mesh.rank(0, 0, stage)
-    previous_stage = mesh.pp_group()[stage - 1:stage] if stage else ()
-    next_stage = mesh.pp_group()[stage + 1:stage + 2]
-    first_stage, last_stage = stage == 0, stage == mesh.pp - 1
-    layers = model.layers // mesh.pp
-    stage_tensors = (*(embedding_tensors(model) if first_stage else ()), *layer_tensors(model) * layers,
-                     *(head_tensors(model) if last_stage else ()))
+    me, stages = mesh.rank(0, 0, stage), mesh.pp_group()
+    chunks = parallelism.virtual_stages or 1
+    layers = model.layers // (mesh.pp * chunks)  # of each model chunk
+    stage_tensors = (*(embedding_tensors(model) if stage == 0 else ()), *layer_tensors(model) * layers * chunks,
+                     *(head_tensors(model) if stage == mesh.pp - 1 else ()))
     layer_bytes = _shard_bytes(layer_tensors(model), tp, element_bytes)
-    root_bytes = _shard_bytes(stage_tensors, tp, element_bytes) - layers * layer_bytes  # embedding, head
+    root_bytes = _shard_bytes(stage_tensors, tp, element_bytes) - layers * chunks * layer_bytes  # embedding, head
     fsdp = parallelism.dp_mode == "fsdp"
     blocks = (attention_forward_flops(model, tokens, seq_len) / tp, mlp_forward_flops(model, tokens) / tp)
 
@@ -184,7 +203,12 @@ def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, 
             yield None if unit == 0 else unit - 1 if forward else layers - unit
 
     pipeline_bytes = activation_bytes // tp if parallelism.sequence_parallel else activation_bytes
-    for forward, micro_batch in passes:
+    for forward, micro_batch, chunk in passes:
+        # chunk c of stage s follows chunk c of stage s - 1 (stage 0's, chunk c - 1 of the last stage)
+        virtual_stage = chunk * mesh.pp + stage
+        first_stage, last_stage = virtual_stage == 0, virtual_stage == mesh.pp * chunks - 1
+        previous_stage = () if first_stage else (stages[(stage - 1) % mesh.pp],)
+        next_stage = () if last_stage else (stages[(stage + 1) % mesh.pp],)
         if forward:
             if previous_stage:
                 step.call("send_recv", (*previous_stage, me), pipeline_bytes, "pp")
@@ -197,7 +221,7 @@ def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, 
             else:
                 step.call("send_recv", (me, *next_stage), pipeline_bytes, "pp")
             continue
-        ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # gradients reduced in the last one
+        ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # the chunk's gradients, in its last
         for layer in units(forward):
             if layer is None and last_stage:
                 step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)

@@ -1,10 +1,10 @@
-"""The critical path of the whole job's step, and the pipeline bubble, on cases known by construction.
+"""The critical path of the whole job's step, the pipeline bubble and FSDP's prefetch, on cases known
+by construction (DDP's buckets on the critical path: test_workload_job).
 
-DDP's two buckets on one DP group end the step after the compute before the last launch, or after the
-first bucket when it is still running: the path holds that compute and those buckets. Of two jobs
-whose rings cross the same leaf uplinks, the larger ends last: its DP group holds the path, and the
-uplink both share is its most loaded link. 1F1B stages of equal compute idle (p - 1) / (m + p - 1) of
-the step's compute critical path.
+Of two jobs whose rings cross the same leaf uplinks, the larger ends last: its DP group holds the path,
+and the uplink both share is its most loaded link. 1F1B stages of equal compute idle (p - 1) / (m + p - 1)
+of the step's compute critical path, (p - 1) / (v m + p - 1) with v chunks each interleaved. FSDP's
+prefetched all-gathers give a step whose critical path follows by hand.
 """
 
 import dataclasses
@@ -15,13 +15,12 @@ import pytest
 from fabricsim.config import validate_scenario
 from fabricsim.results import collect
 from fabricsim.runner import Simulation
-from fabricsim.schedule_times import serialisation_ps
 from fabricsim.summary_text import step_lines
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.critical_path import call_number, group_name, step_compute
 from fabricsim.workload.job import interleaved_one_f_one_b, lower_step
 from fabricsim.workload.placement import Mesh
-from tests.test_workload_job import TINY, _compute_critical_path_ps, _pipeline_programs, _simulation, engine  # noqa: F401
+from tests.test_workload_job import TINY, _compute_critical_path_ps, _simulation, engine  # noqa: F401
 
 
 def test_groups_are_named_by_their_place_in_the_mesh():
@@ -33,42 +32,6 @@ def test_groups_are_named_by_their_place_in_the_mesh():
     calls = (Call("all_reduce", (0, 1), 8, stream="tp"), Call("send_recv", (0, 6), 8, stream="pp"),
              Call("all_reduce", (6, 7), 8, stream="tp"), Call("all_reduce", (0, 1), 8, stream="tp"))
     assert [call_number(calls, index, mesh) for index in range(4)] == [0, 0, 0, 1]  # per stage and kind
-
-
-@pytest.mark.parametrize("fabric, bucket_waits", [
-    ({"hosts": 1, "gpus_per_host": 2}, False),
-    ({"hosts": 2, "gpus_per_host": 1}, True),
-])
-def test_the_critical_path_of_two_ddp_buckets_by_hand(fabric, bucket_waits):
-    """2 layers, DP 2, buckets A then B on the DP stream (as in test_workload_job): the path is the
-    compute before B's launch then B, or, when A is still running then, the compute before A's, A and B."""
-    simulation = _simulation(fabric, {"tp": 1, "dp": 2, "bucket": 1_500_000}, device="h100", seq_len=4096)
-    first, second = simulation.plan.trials[0].calls
-    route = simulation.route(0, 1)
-
-    def alone_ps(call):
-        return 2 * (serialisation_ps(8 * call.per_rank_bytes // 2, route.bottleneck_bps) + route.latency_ps)
-
-    t_a = first.compute_before_ps
-    t_b = t_a + second.compute_before_ps
-    assert (t_a + alone_ps(first) > t_b) == bucket_waits
-    record = simulation.run()[0]
-    path = record.critical_path
-    assert path.compute_ps == (t_a if bucket_waits else t_b)
-    on_path = {0: alone_ps(first), 1: alone_ps(second)} if bucket_waits else {1: alone_ps(second)}
-    number = max(on_path, key=lambda n: (on_path[n], -n))
-    assert (path.group, path.gpus, path.call, path.call_ps) == ("DP group 0", (0, 1), f"dp all_reduce {number}",
-                                                                  on_path[number])
-    route_links = set(route.links) | set(simulation.route(1, 0).links)
-    load = {simulation.fabric.links[link].name: record.link_usage.carried_bits[link]
-            / simulation.fabric.links[link].bandwidth_bps / (record.latency_ps / 1e12) for link in route_links}
-    assert path.link_utilization == max(load.values()) == load[path.link]
-    summary = collect(simulation, [record]).summary
-    assert summary["critical_path"][0] | {"gpus": None} == {
-        "trial": 0, "latency_us": record.latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
-        "group": "DP group 0", "gpus": None, "call": path.call, "call_us": path.call_ps / 1e6,
-        "link": path.link, "link_utilization": path.link_utilization}
-    assert summary["bubble_us"] == 0.0  # no pipeline: every GPU computes the whole critical path
 
 
 def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
@@ -97,22 +60,6 @@ def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
     line = step_lines(summary)[-1]
     assert line.startswith(f"critical path of the slowest trial {summary['critical_path'][0]['trial']}: compute ")
     assert "large: DP group 0's dp all_reduce" in line and "most loaded link leaf" in line
-
-
-@pytest.mark.parametrize("stages, micro_batches", [(2, 1), (2, 4), (4, 4), (4, 8), (3, 7)])
-def test_the_bubble_of_1f1b_stages_of_equal_compute(stages, micro_batches):
-    """The compute critical path of equal stages is (m + p - 1)(t_f + t_b), each GPU computing m (t_f + t_b):
-    a bubble of (p - 1)(t_f + t_b), (p - 1) / (m + p - 1) of it."""
-    simulation = _simulation({"hosts": 1, "gpus_per_host": 4}, {"tp": 1, "pp": 2, "dp": 2})
-    mesh = Mesh(tp=1, dp=1, pp=stages)
-    forward_ps, backward_ps = 3_000_001, 6_000_017
-    step = lower_step(_pipeline_programs(mesh, micro_batches, forward_ps, backward_ps), mesh,
-                      simulation.call_schedule)
-    compute = step_compute(step)
-    assert compute.critical_ps == _compute_critical_path_ps(step)
-    assert compute.busiest_ps == micro_batches * (forward_ps + backward_ps)
-    assert compute.bubble_ps == (stages - 1) * (forward_ps + backward_ps)
-    assert Fraction(compute.bubble_ps, compute.critical_ps) == Fraction(stages - 1, micro_batches + stages - 1)
 
 
 def test_a_pipeline_steps_bubble_is_split_out_of_its_exposed_communication():

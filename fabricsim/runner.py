@@ -364,7 +364,7 @@ class Simulation:
         path = None
         if views:
             path = critical_path(step, ready_ps, delivered_ps, views,
-                                 lambda tid: (link for route, _ in flows.flows_of(tid) for link in route.links
+                                 lambda tid: (link for route, _ in flows.flows_of_one(tid) for link in route.links
                                               if link < len(self.fabric.links)),
                                  lambda link: self._link_load(record, link))
         return dataclasses.replace(record, call_latency_ps=latencies_ps, critical_path=path), delivered_ps

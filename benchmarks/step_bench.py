@@ -45,7 +45,8 @@ def bench(name: str) -> str:
             f"contention {record.contention_ps / 1e6:,.1f} us, "
             f"exposed communication {communication_us(record.latency_ps, compute.critical_ps):,.1f} us, "
             f"bubble {compute.bubble_ps / 1e6:,.1f} us; critical path: compute {path.compute_ps / 1e6:,.1f} us, "
-            f"longest call {path.group}'s {path.call} ({path.call_ps / 1e6:,.1f} us), most loaded link {path.link} "
+            + ", ".join(f"{kind} {kind_ps / 1e6:,.1f} us" for kind, kind_ps in path.kinds_ps)
+            + f"; most on it {path.group} ({path.group_ps / 1e6:,.1f} us), most loaded link {path.link} "
             f"({100 * path.link_utilization:.1f}%)")
 
 

@@ -198,7 +198,9 @@ class RunResults:
 def critical_path_summary(trial: int, latency_ps: int, path: CriticalPath) -> dict:
     """summary.json's account of one trial's critical path."""
     return {"trial": trial, "latency_us": latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
-            "group": path.group, "gpus": list(path.gpus), "call": path.call, "call_us": path.call_ps / 1e6,
+            "by_kind_us": {kind: kind_ps / 1e6 for kind, kind_ps in path.kinds_ps},
+            "group": path.group, "gpus": list(path.gpus), "group_us": path.group_ps / 1e6,
+            "call": path.call, "call_us": path.call_ps / 1e6,
             "link": path.link, "link_utilization": path.link_utilization}
 
 

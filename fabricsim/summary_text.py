@@ -47,10 +47,14 @@ def step_lines(summary: dict) -> list[str]:
                      f"({100 * summary['bubble_fraction']:.1f}% of the compute critical path)")
     for path in summary.get("critical_path", ())[:1]:
         unit = TimeUnit.for_typical(path["latency_us"])
-        held = f"{path['group']}'s {path['call']} ({unit.text(path['call_us'])})" if path["group"] else "no call"
-        link = f", most loaded link {path['link']} ({100 * path['link_utilization']:.1f}%)" if path["link"] else ""
-        lines.append(f"critical path of the slowest trial {path['trial']}: compute {unit.text(path['compute_us'])}, "
-                     f"longest call {held}{link}")
+        parts = [f"compute {unit.text(path['compute_us'])}",
+                 *(f"{kind} {unit.text(kind_us)}" for kind, kind_us in path["by_kind_us"].items())]
+        lines.append(f"critical path of the slowest trial {path['trial']}: " + ", ".join(parts))
+        if path["group"]:
+            lines.append(f"  most on it: {path['group']} ({unit.text(path['group_us'])}; its longest call "
+                         f"{path['call']}, {unit.text(path['call_us'])})")
+        if path["link"]:
+            lines.append(f"  most loaded link on it: {path['link']} ({100 * path['link_utilization']:.1f}%)")
     return lines
 
 

@@ -57,9 +57,11 @@ def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
     summary = collect(simulation, records).summary
     assert [row["trial"] for row in summary["critical_path"]] == sorted(
         range(3), key=lambda trial: (-records[trial].latency_ps, trial))
-    line = step_lines(summary)[-1]
-    assert line.startswith(f"critical path of the slowest trial {summary['critical_path'][0]['trial']}: compute ")
-    assert "large: DP group 0's dp all_reduce" in line and "most loaded link leaf" in line
+    head, group, link = step_lines(summary)
+    assert head.startswith(f"critical path of the slowest trial {summary['critical_path'][0]['trial']}: compute ")
+    assert "dp all_reduce" in head
+    assert group.startswith("  most on it: large: DP group 0 (") and "its longest call dp all_reduce " in group
+    assert link.startswith("  most loaded link on it: leaf")
 
 
 def test_a_pipeline_steps_bubble_is_split_out_of_its_exposed_communication():

@@ -166,20 +166,24 @@ def test_ddp_buckets_overlap_backward_on_the_critical_path_by_hand(fabric, bucke
     assert exposed_us == pytest.approx((record.latency_ps - t_b) / 1e6, abs=1e-9)
     assert exposed_us < (alone_ps(first) + alone_ps(second)) / 1e6  # A is partly hidden under backward
     # the critical path: the compute before B's launch then B, or, when A is still running then, the compute
-    # before A's, A and B; the call with the most time on it, and the most loaded link its transfers took
+    # before A's, A and B (compute and buckets fill it: compute + buckets = the step); the bucket with the most
+    # time on it, and the most loaded link its transfers took
     path = record.critical_path
     assert path.compute_ps == (t_a if bucket_waits else t_b)
+    assert path.compute_ps + path.group_ps == record.latency_ps
     on_path = {0: alone_ps(first), 1: alone_ps(second)} if bucket_waits else {1: alone_ps(second)}
     number = max(on_path, key=lambda n: (on_path[n], -n))
-    assert (path.group, path.gpus, path.call, path.call_ps) == ("DP group 0", (0, 1), f"dp all_reduce {number}",
-                                                                  on_path[number])
+    assert (path.group, path.gpus, path.group_ps, path.kinds_ps) == ("DP group 0", (0, 1), sum(on_path.values()),
+                                                                     (("dp all_reduce", sum(on_path.values())),))
+    assert (path.call, path.call_ps) == (f"dp all_reduce {number}", on_path[number])
     route_links = set(route.links) | set(simulation.route(1, 0).links)
     load = {simulation.fabric.links[link].name: record.link_usage.carried_bits[link]
             / simulation.fabric.links[link].bandwidth_bps / (record.latency_ps / 1e12) for link in route_links}
     assert path.link_utilization == max(load.values()) == load[path.link]
     assert summary["critical_path"] == [{
         "trial": 0, "latency_us": record.latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
-        "group": "DP group 0", "gpus": [0, 1], "call": path.call, "call_us": path.call_ps / 1e6,
+        "by_kind_us": {"dp all_reduce": path.group_ps / 1e6}, "group": "DP group 0", "gpus": [0, 1],
+        "group_us": path.group_ps / 1e6, "call": path.call, "call_us": path.call_ps / 1e6,
         "link": path.link, "link_utilization": path.link_utilization}]
     assert summary["bubble_us"] == 0.0  # no pipeline: every GPU computes the whole critical path
 

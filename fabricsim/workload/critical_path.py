@@ -5,8 +5,9 @@ critical path is walked back from the last delivery (of several at one time, the
 transfer to the dependency that made it ready: of its ``after`` ones delivered at its ready time, the
 highest id; failing that (a transfer released by a dependency's last bit on the wire, whose time is not
 kept), the highest-id ``after_sent`` one delivered no earlier. Along it, a mark's time is compute and
-a transfer's time belongs to its group's call; the group's call with the most time on the path, and
-how much compute the path holds, say what to act on.
+a transfer's time belongs to its group's call: how much compute the path holds, its time per kind of
+call, the group with the most time on it and that group's longest call, and the most loaded link it
+took, say what to act on.
 
 The step's compute alone (every transfer taking no time) has a longest path too: its compute critical
 path. Less the busiest GPU's own compute, it is the pipeline bubble (with p stages of equal compute and
@@ -51,13 +52,13 @@ def step_compute(step: StepSchedule) -> StepCompute:
 @dataclass(frozen=True, slots=True)
 class PathSpan:
     """The critical path of one run of a step: its transfers (from the first to the last), the time it
-    spent in compute, and the group's call (an index into ``step.parts``; -1: none) with the most
-    time on it, and that time."""
+    spent in compute, and the groups' calls on it (indices into ``step.parts``, ascending) with the time
+    each spent on it."""
 
     chain: np.ndarray
     compute_ps: int
-    part: int
-    part_ps: int
+    parts: np.ndarray
+    parts_ps: np.ndarray
 
 
 def released_by(step: StepSchedule, ready_ps: np.ndarray, delivered_ps: np.ndarray) -> np.ndarray:
@@ -85,12 +86,10 @@ def critical_span(step: StepSchedule, ready_ps: np.ndarray, delivered_ps: np.nda
     spent_ps = delivered_ps[chain] - ready_ps[chain]
     marks = step.marks[chain]
     starts = np.array([start for _, _, start in step.parts], dtype=np.int64)
-    if not len(starts) or marks.all():
-        return PathSpan(chain, int(spent_ps[marks].sum()), -1, 0)
-    part_of = np.searchsorted(starts, chain[~marks], side="right") - 1
-    per_part_ps = np.bincount(part_of, weights=spent_ps[~marks], minlength=len(starts))
-    part = int(np.argmax(per_part_ps))
-    return PathSpan(chain, int(spent_ps[marks].sum()), part, int(round(per_part_ps[part])))
+    parts, inverse = np.unique(np.searchsorted(starts, chain[~marks], side="right") - 1, return_inverse=True)
+    parts_ps = np.zeros(len(parts), dtype=np.int64)
+    np.add.at(parts_ps, inverse, spent_ps[~marks])
+    return PathSpan(chain, int(spent_ps[marks].sum()), parts, parts_ps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +106,17 @@ class JobView:
 
 @dataclass(frozen=True, slots=True)
 class CriticalPath:
-    """A trial's critical path in words and figures: its compute; the group (name and fabric GPUs) and
-    call (kind and number) with the most time on it, and that time; of the links its transfers took, the
-    most loaded in the trial (bits carried over capacity x the trial's time). Empty names: no call or
-    link on the path."""
+    """A trial's critical path in words and figures: its compute; the time on it per kind of call ("tp
+    all_reduce", most first); the group (name and fabric GPUs) with the most time on it over its calls,
+    that time, and its call (kind and number) with the most, and that time; of the links the path's
+    transfers took, the most loaded in the trial (bits carried over capacity x the trial's time). Empty
+    names: no call or link on the path."""
 
     compute_ps: int
+    kinds_ps: tuple[tuple[str, int], ...]
     group: str
     gpus: tuple[int, ...]
+    group_ps: int
     call: str
     call_ps: int
     link: str
@@ -125,22 +127,34 @@ def critical_path(step: StepSchedule, ready_ps: np.ndarray, delivered_ps: np.nda
                   links_of: Callable[[int], Iterable[int]],
                   utilization_of: Callable[[int], tuple[str, float]]) -> CriticalPath:
     """The critical path of a run of ``step`` (every transfer delivered), named: ``links_of(tid)`` gives
-    the links a transfer's flows took, ``utilization_of(link)`` a link's name and load in the trial."""
+    the links a transfer's flows took, ``utilization_of(link)`` a link's name and load in the trial. Of
+    groups or calls with as much time on the path, the first on it."""
     span = critical_span(step, ready_ps, delivered_ps)
     links = sorted({link for tid in span.chain[~step.marks[span.chain]].tolist() for link in links_of(tid)})
     link, utilization = max((utilization_of(link) for link in links), key=lambda named: named[1], default=("", 0.0))
-    if span.part < 0:
-        return CriticalPath(span.compute_ps, "", (), "", 0, link, utilization)
-    index, gpus, start = step.parts[span.part]
+    kinds: dict[str, int] = {}
+    groups: dict[tuple[str, tuple[int, ...]], int] = {}
+    for part, part_ps in zip(span.parts.tolist(), span.parts_ps.tolist()):
+        index, gpus, _ = step.parts[part]
+        call = step.calls[index]
+        kinds[f"{call.stream} {call.op}"] = kinds.get(f"{call.stream} {call.op}", 0) + part_ps
+        groups[call.stream, gpus] = groups.get((call.stream, gpus), 0) + part_ps
+    kinds_ps = tuple(sorted(kinds.items(), key=lambda item: -item[1]))
+    if not groups:
+        return CriticalPath(span.compute_ps, kinds_ps, "", (), 0, "", 0, link, utilization)
+    (stream, gpus), group_ps = max(groups.items(), key=lambda item: item[1])
+    call_ps, part = max((part_ps, -part) for part, part_ps in zip(span.parts.tolist(), span.parts_ps.tolist())
+                        if (step.calls[step.parts[part][0]].stream, step.parts[part][1]) == (stream, gpus))
+    index, _, start = step.parts[-part]
     job = next(job for job in reversed(jobs) if job.first_transfer <= start)
     rank_of = {gpu: rank for rank, gpu in enumerate(job.gpus)}
     calls = tuple(dataclasses.replace(call, group=tuple(rank_of[gpu] for gpu in call.group))
                   for call in step.calls[job.first_call:index + 1])  # the job's, up to the path's
     call = calls[-1]
-    name = group_name(call.stream, tuple(rank_of[gpu] for gpu in gpus), job.mesh)
-    return CriticalPath(span.compute_ps, f"{job.name}: {name}" if job.name else name, gpus,
-                        f"{call.stream} {call.op} {call_number(calls, len(calls) - 1, job.mesh)}",
-                        span.part_ps, link, utilization)
+    name = group_name(stream, tuple(rank_of[gpu] for gpu in gpus), job.mesh)
+    return CriticalPath(span.compute_ps, kinds_ps, f"{job.name}: {name}" if job.name else name, gpus, group_ps,
+                        f"{call.stream} {call.op} {call_number(calls, len(calls) - 1, job.mesh)}", call_ps,
+                        link, utilization)
 
 
 def group_name(stream: str, group: tuple[int, ...], mesh: Mesh) -> str:

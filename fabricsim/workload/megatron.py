@@ -1,8 +1,9 @@
 """The ``megatron`` rule: one training step of a transformer under TP x PP x DP, seen from global rank 0.
 
-Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; only
-DDP's buckets do not. Rank 0's micro-batches run in GPipe order (every forward, then every backward);
-in the whole job's step each pipeline stage runs its own program in 1F1B order (``megatron_stages``). With
+Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; DDP's
+buckets and FSDP's calls do not. Rank 0's micro-batches run in GPipe order (every forward, then every
+backward); in the whole job's step each pipeline stage runs its own program in 1F1B order
+(``megatron_stages``), with ``virtual_stages`` over its model chunks in Megatron's interleaved order. With
 b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
 - tensor parallel (Shoeybi et al. 2019, Megatron-LM): per layer and micro-batch, an all-reduce of
   b·s·h·B after the attention block and one after the MLP, forward, and the same two backward, in the

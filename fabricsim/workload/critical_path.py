@@ -4,8 +4,10 @@ A run gives each transfer of the step (``fabricsim.workload.job``) its ready and
 critical path is walked back from the last delivery (of several at one time, the highest id), each
 transfer to the dependency that made it ready: of its ``after`` ones delivered at its ready time, the
 highest id; failing that (a transfer released by a dependency's last bit on the wire, whose time is not
-kept), the highest-id ``after_sent`` one delivered no earlier. Along it, a mark's time is compute and
-a transfer's time belongs to its group's call: how much compute the path holds, its time per kind of
+kept), the highest-id ``after_sent`` one delivered no earlier. Along it, each transfer adds the time from the
+previous one's delivery to its own (so the times add up to the step, a transfer released by a
+dependency's last bit overlapping it only by what it adds); a mark's time is compute and a transfer's
+belongs to its group's call: how much compute the path holds, its time per kind of
 call, the group with the most time on it and that group's longest call, and the most loaded link it
 took, say what to act on.
 
@@ -83,7 +85,7 @@ def critical_span(step: StepSchedule, ready_ps: np.ndarray, delivered_ps: np.nda
         chain.append(last)
         last = int(by[last])
     chain = np.array(chain[::-1], dtype=np.int64)
-    spent_ps = delivered_ps[chain] - ready_ps[chain]
+    spent_ps = np.maximum(np.diff(delivered_ps[chain], prepend=0), 0)  # what each added to the path's end
     marks = step.marks[chain]
     starts = np.array([start for _, _, start in step.parts], dtype=np.int64)
     parts, inverse = np.unique(np.searchsorted(starts, chain[~marks], side="right") - 1, return_inverse=True)

@@ -45,7 +45,7 @@ def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
                     {"name": "large", "hosts": 2, "placement": "fragmented",
                      "workload": workload | {"transformer": TINY | {"layers": 6}}}]}
     simulation = Simulation(validate_scenario(raw, "<t>"), "<t>")
-    small, large = simulation.jobs
+    _, large = simulation.jobs
     leaf_of = {0: 0, 1: 0, 2: 1, 3: 1}
     assert all({leaf_of[gpu] for gpu in job.gpus} == {0, 1} for job in simulation.jobs)
     records = simulation.run()
@@ -54,6 +54,7 @@ def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
         path = record.critical_path
         assert (path.group, path.gpus) == ("large: DP group 0", large.gpus)
         assert path.call.startswith("dp all_reduce ") and path.link.startswith("leaf") and "->spine0" in path.link
+        assert path.compute_ps + sum(kind_ps for _, kind_ps in path.kinds_ps) == record.latency_ps
     summary = collect(simulation, records).summary
     assert [row["trial"] for row in summary["critical_path"]] == sorted(
         range(3), key=lambda trial: (-records[trial].latency_ps, trial))

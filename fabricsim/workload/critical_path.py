@@ -3,19 +3,17 @@
 A run gives each transfer of the step (``fabricsim.workload.job``) its ready and delivery times. The
 critical path is walked back from the last delivery (of several at one time, the highest id), each
 transfer to the dependency that made it ready: of its ``after`` ones delivered at its ready time, the
-highest id; failing that (a transfer released by a dependency's last bit on the wire, whose time is not
-kept), the highest-id ``after_sent`` one delivered no earlier. Along it, each transfer adds the time from the
-previous one's delivery to its own (so the times add up to the step, a transfer released by a
-dependency's last bit overlapping it only by what it adds); a mark's time is compute and a transfer's
-belongs to its group's call: how much compute the path holds, its time per kind of
-call, the group with the most time on it and that group's longest call, and the most loaded link it
-took, say what to act on.
+highest id; failing that (a transfer released by a dependency's last bit on the wire, whose time is
+not kept), the highest-id ``after_sent`` one delivered no earlier. Along it, each transfer adds the
+time from the previous one's delivery to its own, so the times add up to the step; a mark's time is
+compute, a transfer's belongs to its group's call. The compute on the path, its time per kind of
+call, the group with the most time on it (and that group's longest call) and the most loaded link it
+took say what to act on.
 
 The step's compute alone (every transfer taking no time) has a longest path too: its compute critical
 path. Less the busiest GPU's own compute, it is the pipeline bubble (with p stages of equal compute and
-m micro-batches in 1F1B order, (p - 1) / (m + p - 1) of it); the step less it is the communication
-compute did not hide.
-"""
+m micro-batches in 1F1B order, (p - 1) / (m + p - 1) of it; interleaved over v chunks per stage,
+(p - 1) / (v m + p - 1)); the step less it is the communication compute did not hide."""
 
 from __future__ import annotations
 
@@ -44,6 +42,7 @@ class StepCompute:
 
 
 def step_compute(step: StepSchedule) -> StepCompute:
+    """The step's compute critical path (its marks' longest path) and the busiest GPU's compute."""
     table, marks = step.schedule.transfers, step.marks
     delivered_ps = dag_times(table.waves, 0, step.compute_ps, np.zeros(len(table), dtype=np.int64))[len(table):]
     per_gpu_ps = np.zeros(step.schedule.ranks, dtype=np.int64)

@@ -87,7 +87,8 @@ class RunResults:
         self.links = usage.LinkTotals(simulation.fabric)  # links.csv's totals and the bottleneck
         self.call_latency_ps: dict[str, list[np.ndarray]] = {}  # the whole job's step: per kind of call
         self.job_ps: list[tuple[tuple[int, ...], tuple[int, ...]]] = []  # scenario jobs: (shared, alone) per trial
-        self.slowest_paths: list[tuple[int, int, CriticalPath]] = []  # (latency, -trial, path), slowest first
+        # (latency, trial, path), slowest first (of equal latency, the later trial, as tail_causes' slowest)
+        self.slowest_paths: list[tuple[int, int, CriticalPath]] = []
 
     def add(self, record: TrialRecord) -> Shape:
         """Fold one record in; its shape, for the rows written of it."""
@@ -107,7 +108,7 @@ class RunResults:
         if record.job_latency_ps:
             self.job_ps.append((record.job_latency_ps, record.job_alone_ps))
         if record.critical_path is not None:
-            self.slowest_paths = sorted([*self.slowest_paths, (record.latency_ps, -record.trial, record.critical_path)],
+            self.slowest_paths = sorted([*self.slowest_paths, (record.latency_ps, record.trial, record.critical_path)],
                                         key=lambda row: row[:2], reverse=True)[:SLOWEST_PATHS_NAMED]
         return self.shapes[shape_id]
 
@@ -167,8 +168,8 @@ class RunResults:
             summary["bubble_us"] = compute.bubble_ps / 1e6
             summary["bubble_fraction"] = compute.bubble_ps / compute.critical_ps if compute.critical_ps else 0.0
         if self.slowest_paths:
-            summary["critical_path"] = [critical_path_summary(-minus_trial, latency_ps, path)
-                                        for latency_ps, minus_trial, path in self.slowest_paths]
+            summary["critical_path"] = [critical_path_summary(trial, latency_ps, path)
+                                        for latency_ps, trial, path in self.slowest_paths]
         return summary
 
     def _jobs_summary(self) -> list[dict]:

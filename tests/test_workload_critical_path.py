@@ -57,7 +57,8 @@ def test_the_larger_of_two_jobs_holds_the_path_on_the_uplink_they_share():
         assert path.compute_ps + sum(kind_ps for _, kind_ps in path.kinds_ps) == record.latency_ps
     summary = collect(simulation, records).summary
     assert [row["trial"] for row in summary["critical_path"]] == sorted(
-        range(3), key=lambda trial: (-records[trial].latency_ps, trial))
+        range(3), key=lambda trial: (-records[trial].latency_ps, -trial))
+    assert summary["critical_path"][0]["trial"] == summary["tail_causes"]["max"]["trial"]
     head, group, link = step_lines(summary)
     assert head.startswith(f"critical path of the slowest trial {summary['critical_path'][0]['trial']}: compute ")
     assert "dp all_reduce" in head

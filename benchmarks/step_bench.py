@@ -1,6 +1,6 @@
 """Whole-job training steps: print, per scenario of ``benchmarks/steps/``, the wall time to build the
 simulation, lower the step to one DAG and run one trial, its transfers and transfers per second, and
-the step's time, ideal time and exposed communication.
+the step's time, ideal time, exposed communication, pipeline bubble and what held its critical path.
 
 Figures only, never a pass/fail on time. Usage: ``python benchmarks/step_bench.py [NAME ...]`` (default:
 the 64-GPU steps; name a 1024-GPU one to run it, which takes minutes and GiBs).
@@ -35,14 +35,19 @@ def bench(name: str) -> str:
     record = simulation.run_trial(trial)
     ran = time.perf_counter()
     transfers = int((~step.marks).sum())
-    compute_ps = sum(call.compute_before_ps for call in trial.calls) + trial.compute_after_ps
+    compute = simulation.step_compute(trial)
+    path = record.critical_path
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return (f"{name}: {len(trial.calls)} calls of rank 0, {transfers} transfers, {step.marks.sum()} marks; "
             f"wall {ran - started:.2f} s (build {built - started:.2f}, lower {lowered - built:.2f}, "
             f"run {ran - lowered:.2f}); {transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
             f"step {record.latency_ps / 1e6:,.1f} us, ideal {record.breakdown.ideal_ps / 1e6:,.1f} us, "
             f"contention {record.breakdown.contention_ps / 1e6:,.1f} us, "
-            f"exposed communication {communication_us(record.latency_ps, compute_ps):,.1f} us")
+            f"exposed communication {communication_us(record.latency_ps, compute.critical_ps):,.1f} us, "
+            f"bubble {compute.bubble_ps / 1e6:,.1f} us; critical path: compute {path.compute_ps / 1e6:,.1f} us, "
+            + ", ".join(f"{kind} {kind_ps / 1e6:,.1f} us" for kind, kind_ps in path.kinds_ps)
+            + f"; most on it {path.group} ({path.group_ps / 1e6:,.1f} us), most loaded link {path.link} "
+            f"({100 * path.link_utilization:.1f}%)")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,25 @@ class PacketModelOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class CriticalPath:
+    """A trial's critical path in words and figures: its compute; the time on it per kind of call ("tp
+    all_reduce", most first); the group (name and fabric GPUs) with the most time on it over its calls,
+    that time, and its call (kind and number) with the most, and that time; of the links the path's
+    transfers took, the most loaded in the trial (bits carried over capacity x the trial's time). Empty
+    names: no call or link on the path."""
+
+    compute_ps: int
+    kinds_ps: tuple[tuple[str, int], ...]
+    group: str
+    gpus: tuple[int, ...]
+    group_ps: int
+    call: str
+    call_ps: int
+    link: str
+    link_utilization: float
+
+
+@dataclass(frozen=True, slots=True)
 class TrialRecord:
     """One trial: its sizes, latency and failure, why it took that long, and what its model kept."""
 
@@ -127,6 +146,7 @@ class TrialRecord:
     # scenario jobs: each job's step time in the shared step, and alone (same fabric, placement and seed)
     job_latency_ps: tuple[int, ...] = ()
     job_alone_ps: tuple[int, ...] = ()
+    critical_path: CriticalPath | None = None  # the whole job's step: what held its critical path
 
     @property
     def ports(self) -> tuple[PortCounters, ...]:

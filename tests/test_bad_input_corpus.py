@@ -24,6 +24,9 @@ fabric: {{hosts: 1, gpus_per_host: 4}}
 workload: {{rule: megatron, transformer: {TRANSFORMER}, batch_size: 1, seq_len: 128, trials: 1,
            parallelism: {{tp: 4}}}}
 """
+JOB = f"{{hosts: 1, workload: {{rule: megatron, transformer: {TRANSFORMER}, batch_size: 1, seq_len: 128, trials: 1, " \
+      "parallelism: {tp: 2}}}"
+JOBS = f"name: jobs\nfabric: {{hosts: 2, gpus_per_host: 2}}\njobs: [{JOB}, {JOB}]\noutput: {{plots: false}}\n"
 LEAF_SPINE = GOOD.replace("hosts: 4,", "hosts: 4, topology: leaf_spine, clos: {hosts_per_leaf: 2, spines: 2},")
 HF = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2, "num_attention_heads": 32,
       "intermediate_size": 11008, "vocab_size": 32000}
@@ -131,6 +134,9 @@ CASES = {
         ["run", "s.yaml"], ["s.yaml: workload.parallelism.pp: expected no parallelism.pp under rule tensor_parallel"]),
     "seq_len_under_data_sizes": ({"s.yaml": _with(GOOD, "trials: 1}", "trials: 1, seq_len: 128}")}, ["run", "s.yaml"],
                                  ["s.yaml: workload.seq_len: expected no seq_len"]),
+    "virtual_stages_on_two_stages": ({"s.yaml": _with(MEGATRON, "{tp: 4}", "{tp: 1, pp: 2, dp: 2, virtual_stages: 2}")},
+                                     ["run", "s.yaml"],
+                                     ["s.yaml: workload.parallelism.virtual_stages: expected pp above 2"]),
     "bucket_without_unit": ({"s.yaml": _with(MEGATRON, "{tp: 4}", "{tp: 4, bucket: 25}")}, ["run", "s.yaml"],
                             ["s.yaml: workload.parallelism.bucket: expected a size with its unit such as 25MiB"]),
     "root_outside_the_ranks": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: broadcast, root: 9}")},
@@ -162,6 +168,17 @@ CASES = {
                          ["s.yaml: --set fabric.hosts: the value '[4' is not valid YAML"]),
     "set_duplicate_key": ({"s.yaml": GOOD}, ["run", "s.yaml", "--set", "fabric.nic={mtu: 1, mtu: 2}"],
                           ["s.yaml: --set fabric.nic:", "duplicate key 'mtu'"]),
+    "set_list_index_out_of_range": ({"s.yaml": JOBS}, ["run", "s.yaml", "--set", "jobs.2.placement=fragmented"],
+                                    ["s.yaml: --set jobs.2.placement: jobs: expected an index of its 2 items (0 to 1)"]),
+    "set_list_index_not_a_number": ({"s.yaml": JOBS}, ["run", "s.yaml", "--set", "jobs.last.hosts=1"],
+                                    ["s.yaml: --set jobs.last.hosts: jobs: expected an index", "got 'last'"]),
+    "set_list_item_unknown_key": ({"s.yaml": JOBS}, ["run", "s.yaml", "--set", "jobs.1.placemnt=packed"],
+                                  ["s.yaml: jobs.1.placemnt: unknown key"]),
+    "matrix_list_index_out_of_range": ({"s.yaml": JOBS + "matrix: {jobs.2.placement: [packed, fragmented]}\n"},
+                                       ["compare", "s.yaml"],
+                                       ["s.yaml: matrix: expected in jobs.2.placement an index of the 2 items of jobs"]),
+    "matrix_list_item_unknown_key": ({"s.yaml": JOBS + "matrix: {jobs.1.placemnt: [packed, fragmented]}\n"},
+                                     ["compare", "s.yaml"], ["s.yaml: matrix: expected key paths of the scenario"]),
     "matrix_unknown_key": ({"s.yaml": GOOD + "matrix: {fabric.hostz: [2, 4]}\n"}, ["compare", "s.yaml"],
                            ["s.yaml: matrix: expected key paths of the scenario"]),
     # work too big to finish, estimated at once

@@ -17,6 +17,7 @@ from fabricsim.output.results import collect
 from fabricsim.runner.simulation import Simulation
 from fabricsim.runner.work_limits import transfers_per_trial
 from fabricsim.workload import Call, Trial
+from fabricsim.workload.critical_path import StepCompute, step_compute
 from fabricsim.workload.job import job_groups, lower_step, one_f_one_b
 from fabricsim.workload.placement import Mesh
 
@@ -160,9 +161,31 @@ def test_ddp_buckets_overlap_backward_on_the_critical_path_by_hand(fabric, bucke
     assert record.latency_ps == max(t_b, t_a + alone_ps(first)) + alone_ps(second)
     assert record.breakdown.ideal_ps == record.latency_ps
     # what compute did not hide: the step less its compute, here all before B's launch
-    exposed_us = collect(simulation, [record]).summary["exposed_comm_us"]["p50"]
+    summary = collect(simulation, [record]).summary
+    exposed_us = summary["exposed_comm_us"]["p50"]
     assert exposed_us == pytest.approx((record.latency_ps - t_b) / 1e6, abs=1e-9)
     assert exposed_us < (alone_ps(first) + alone_ps(second)) / 1e6  # A is partly hidden under backward
+    # the critical path: the compute before B's launch then B, or, when A is still running then, the compute
+    # before A's, A and B (compute and buckets fill it: compute + buckets = the step); the bucket with the most
+    # time on it, and the most loaded link its transfers took
+    path = record.critical_path
+    assert path.compute_ps == (t_a if bucket_waits else t_b)
+    assert path.compute_ps + path.group_ps == record.latency_ps
+    on_path = {0: alone_ps(first), 1: alone_ps(second)} if bucket_waits else {1: alone_ps(second)}
+    number = max(on_path, key=lambda n: (on_path[n], -n))
+    assert (path.group, path.gpus, path.group_ps, path.kinds_ps) == ("DP group 0", (0, 1), sum(on_path.values()),
+                                                                     (("dp all_reduce", sum(on_path.values())),))
+    assert (path.call, path.call_ps) == (f"dp all_reduce {number}", on_path[number])
+    route_links = set(route.links) | set(simulation.route(1, 0).links)
+    load = {simulation.fabric.links[link].name: record.link_usage.carried_bits[link]
+            / simulation.fabric.links[link].bandwidth_bps / (record.latency_ps / 1e12) for link in route_links}
+    assert path.link_utilization == max(load.values()) == load[path.link]
+    assert summary["critical_path"] == [{
+        "trial": 0, "latency_us": record.latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
+        "by_kind_us": {"dp all_reduce": path.group_ps / 1e6}, "group": "DP group 0", "gpus": [0, 1],
+        "group_us": path.group_ps / 1e6, "call": path.call, "call_us": path.call_ps / 1e6,
+        "link": path.link, "link_utilization": path.link_utilization}]
+    assert summary["bubble_us"] == 0.0  # no pipeline: every GPU computes the whole critical path
 
 
 def test_the_packet_model_plays_rank_0s_calls_and_refuses_the_whole_job():
@@ -239,6 +262,8 @@ def test_1f1b_pipelines_show_the_bubble_fraction(stages, micro_batches):
     assert step_ps == (micro_batches + stages - 1) * (forward_ps + backward_ps)
     busy_ps = micro_batches * (forward_ps + backward_ps)
     assert Fraction(step_ps - busy_ps, step_ps) == Fraction(stages - 1, micro_batches + stages - 1)
+    # the results' figures: the compute critical path, the busiest GPU's compute, the bubble between
+    assert step_compute(step) == StepCompute(step_ps, busy_ps) and step_compute(step).bubble_ps == step_ps - busy_ps
 
 
 def test_a_2_stage_pipeline_on_the_critical_path_by_hand():

@@ -12,6 +12,7 @@ import yaml
 from fabricsim.cli import main
 from fabricsim.collectives.schedule_times import serialisation_ps
 from fabricsim.config import ScenarioError, load_scenario, validate_scenario
+from fabricsim.config.matrix import load_variants
 from fabricsim.output.results import collect
 from fabricsim.runner import work_limits
 from fabricsim.runner.simulation import Simulation
@@ -124,6 +125,18 @@ def test_the_resolved_scenario_has_the_jobs_and_loads_back():
     assert validate_scenario(resolved, "<t>") == scenario
     plain = validate_scenario({"name": "t", "workload": WORKLOAD | {"parallelism": {"dp": 4}}}, "<t>")
     assert "jobs" not in plain.resolved()
+
+
+def test_set_and_matrix_reach_keys_inside_each_job(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_raw(LEAF_SPINE) | {"matrix": {"jobs.1.placement": ["packed", "fragmented"]}}))
+    scenario = load_scenario(path, ("jobs.1.placement=fragmented", "jobs.0.workload.parallelism.dp=2"))
+    assert [job.placement for job in scenario.jobs] == ["packed", "fragmented"]
+    assert scenario.jobs[0].workload.parallelism.dp == 2 == scenario.workload.parallelism.dp
+    variants = load_variants([str(path)])
+    assert [variant.label for variant in variants] == ["jobs.1.placement=packed", "jobs.1.placement=fragmented"]
+    assert [[job.placement for job in variant.scenario.jobs] for variant in variants] == [
+        ["packed", "packed"], ["packed", "fragmented"]]
 
 
 @pytest.mark.parametrize("change, expected", [

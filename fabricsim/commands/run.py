@@ -8,7 +8,7 @@ from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_chec
 from fabricsim.config import Scenario
 from fabricsim.formats.trace import check_trace_trials
 from fabricsim.output.results import collect
-from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, tail_lines
+from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, step_lines, tail_lines
 from fabricsim.runner.simulation import Simulation
 from fabricsim.units import format_bytes
 
@@ -47,7 +47,7 @@ def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) ->
     if summary["latency_us"] is None:
         return "\n".join(lines + ["every trial failed"] + bottleneck_lines(summary) + tail_lines(summary))
     return "\n".join(lines + latency_table(summary) + job_lines(summary) + call_kind_lines(summary)
-                     + bottleneck_lines(summary) + tail_lines(summary))
+                     + step_lines(summary) + bottleneck_lines(summary) + tail_lines(summary))
 
 
 def bottleneck_lines(summary: dict) -> list[str]:

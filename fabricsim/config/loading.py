@@ -134,17 +134,29 @@ def _apply_override(raw: dict, override: str, path: Path) -> None:
     if not sep or not key_path:
         raise ScenarioError(f"--set {override}: expected key.path=value")
     keys = key_path.split(".")
-    node = raw
-    for depth, key in enumerate(keys[:-1]):
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
+    node: dict | list = raw
+    for depth, key in enumerate(keys):
+        if isinstance(node, list):  # a list of mappings (jobs.1.placement): its item by index
+            key = _list_index(node, key, f"{path}: --set {key_path}: {'.'.join(keys[:depth])}")
+        if depth == len(keys) - 1:
+            break
+        child = node[key] if isinstance(node, list) else node.setdefault(key, {})
+        if not isinstance(child, (dict, list)):
             where = ".".join(keys[: depth + 1])
             raise ScenarioError(f"{path}: --set {key_path}: {where} holds a value, not a mapping of keys")
         node = child
     try:
-        node[keys[-1]] = load_yaml_text(text)
+        node[key] = load_yaml_text(text)
     except YamlProblem as problem:
         raise ScenarioError(f"{path}: --set {key_path}: the value {text!r} is not valid YAML ({problem})") from None
+
+
+def _list_index(items: list, key: str, where: str) -> int:
+    """The position ``key`` names in ``items`` (a list the key path runs through), or one clear line."""
+    if not key.isdecimal() or int(key) >= len(items):
+        raise ScenarioError(f"{where}: expected an index of its {len(items)} items (0 to {len(items) - 1}), "
+                            f"got {key!r}" if items else f"{where}: expected an index, but the list is empty")
+    return int(key)
 
 
 def _first_error_line(error: ValidationError, path: str | Path, referenced: tuple[str, ...] = ()) -> str:

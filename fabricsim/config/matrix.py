@@ -38,9 +38,16 @@ def _file_variants(path: str, overrides: tuple[str, ...], name_labels: bool) -> 
     for values in itertools.product(*scenario.matrix.values()):
         settings = [(key, yaml_text(value)) for key, value in zip(scenario.matrix, values)]
         variant = load_scenario(path, overrides + tuple(f"{key}={text}" for key, text in settings) + ("matrix={}",))
-        label = ", ".join(f"{key.partition('.')[2] or key}={text}" for key, text in settings)
+        label = ", ".join(f"{_short(key)}={text}" for key, text in settings)
         variants.append(Variant(f"{scenario.name}: {label}" if name_labels else label, variant, path))
     return variants
+
+
+def _short(key_path: str) -> str:
+    """A matrix key in a variant's label: without its section (fabric.hosts: hosts), whole when the rest
+    starts at a list index (jobs.1.placement)."""
+    rest = key_path.partition(".")[2]
+    return key_path if not rest or rest.partition(".")[0].isdecimal() else rest
 
 
 def yaml_text(value: object) -> str:

@@ -105,6 +105,16 @@ class Scenario(Spec):
         return self
 
     @model_validator(mode="after")
+    def _check_matrix_indices(self) -> Scenario:
+        """A matrix key into a list (jobs.1.placement) names one of its items."""
+        for key_path in self.matrix:
+            if past := _list_lengths(self, key_path):
+                where, length, index = past
+                raise KeyedValueError("matrix", f"expected in {key_path} an index of the {length} items of "
+                                                f"{where} (0 to {length - 1}), got {index}")
+        return self
+
+    @model_validator(mode="after")
     def _check_collective(self) -> Scenario:
         """The collective keys the workload uses: megatron names each call's op and group itself."""
         collective, defaults = self.collective, CollectiveSpec()
@@ -195,12 +205,43 @@ class Scenario(Spec):
 
 
 def _has_key_path(spec: type[Spec], key_path: str) -> bool:
-    """True when a dotted key path (YAML names, as in --set) names a key of the schema."""
+    """True when a dotted key path (YAML names, as in --set) names a key of the schema; an item of a
+    list of mappings by its index (jobs.1.placement)."""
     head, _, rest = key_path.partition(".")
     for name, field in spec.model_fields.items():
         if head in (name, field.alias):
+            items = _item_specs(field.annotation)
+            if items and rest:
+                index, _, rest = rest.partition(".")
+                if not index.isdecimal():
+                    return False
+                return not rest or any(_has_key_path(sub, rest) for sub in items)
             return not rest or any(_has_key_path(sub, rest) for sub in _nested_specs(field.annotation))
     return False
+
+
+def _item_specs(annotation: Any) -> list[type[Spec]]:
+    """The mappings of keys the items of a list field hold (none: not a list of them)."""
+    if get_origin(annotation) in (tuple, list):
+        return [spec for arg in get_args(annotation) for spec in _nested_specs(arg)]
+    return []
+
+
+def _list_lengths(model: Spec, key_path: str) -> tuple[str, int, int] | None:
+    """The first list on ``key_path`` (a valid one) whose index runs past its end: (its key path, its
+    length, the index), or None."""
+    node, keys = model, key_path.split(".")
+    for depth, key in enumerate(keys):
+        if isinstance(node, (list, tuple)):
+            if int(key) >= len(node):
+                return ".".join(keys[:depth]), len(node), int(key)
+            node = node[int(key)]
+        elif isinstance(node, Spec):
+            node = getattr(node, next(name for name, field in type(node).model_fields.items()
+                                      if key in (name, field.alias)))
+        else:
+            return None
+    return None
 
 
 def _nested_specs(annotation: Any) -> list[type[Spec]]:

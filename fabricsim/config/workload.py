@@ -140,6 +140,13 @@ class ParallelismSpec(Spec):
     micro_batches: int = Field(1, ge=1, description="per step, per pipeline")
     dp_mode: Literal["ddp", "fsdp"] = "ddp"
     bucket_bytes: SizeWithUnit = Field(25 * 2**20, alias="bucket", gt=0, description="DDP gradient bucket")
+    virtual_stages: int | None = Field(None, ge=1, description="model chunks per pipeline stage (Megatron's "
+                                                               "interleaved 1F1B); default 1")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_virtual_stages(self, handler: Any) -> dict[str, Any]:
+        """virtual_stages only when given, so that scenarios without it resolve as they always have."""
+        return {key: value for key, value in handler(self).items() if key != "virtual_stages" or value is not None}
 
 
 class WorkloadSpec(Spec):

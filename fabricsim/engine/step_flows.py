@@ -35,6 +35,9 @@ def step_flows(flows: CallFlows, marks: np.ndarray) -> CallFlows:
     def flows_of(tid: int) -> list:
         return local if marks[tid] else flows.flows_of(int(part_of[tid]))
 
+    def flows_of_one(tid: int) -> list:
+        return local if marks[tid] else (flows.flows_of_one or flows.flows_of)(int(part_of[tid]))
+
     def fixed_routes() -> tuple[np.ndarray, list[Route]] | None:
         routes = flows.fixed_routes()
         if routes is None:
@@ -44,4 +47,4 @@ def step_flows(flows: CallFlows, marks: np.ndarray) -> CallFlows:
         every[~marks] = route_of
         return every, [*route_list, LOCAL_ROUTE]
 
-    return CallFlows(flows_of, loss_rate, fixed_routes)
+    return CallFlows(flows_of, loss_rate, fixed_routes, flows_of_one)

@@ -36,6 +36,7 @@ class CallFlows:
     flows_of: Callable[[int], list[tuple[Route, FlowTag]]]
     loss_rate: np.ndarray | None = None
     fixed_routes: Callable[[], tuple[np.ndarray, list[Route]] | None] = lambda: None
+    flows_of_one: Callable[[int], list[tuple[Route, FlowTag]]] | None = None  # without routing the others too
 
 
 class TrialFabric:
@@ -70,6 +71,7 @@ class TrialFabric:
                 self.failures.stuck()
                 return [(self.intact_router.route(endpoints[src], endpoints[dst]), FlowTag(endpoints[src], endpoints[dst], 0))]
 
+        one_by_one = flows_of
         if self.flow_router.mode == "hash" and not self.failures_ahead:  # routes fixed from the start
             flows_of = self._routed_at_once(srcs, dsts, ports, flows_of)
         rates = None
@@ -77,7 +79,7 @@ class TrialFabric:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
                 endpoints[src], endpoints[dst], five_tuple_hash(src, dst, port)).links)
                 for src, dst, port in zip(srcs.tolist(), dsts.tolist(), ports[:, 0].tolist())])
-        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports))
+        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports), one_by_one)
 
     def _routed_at_once(self, srcs: np.ndarray, dsts: np.ndarray, ports: np.ndarray,
                         one_by_one: Callable[[int], list[tuple[Route, FlowTag]]]

@@ -10,6 +10,7 @@ percentiles stay exact. The folder is written whole or not at all (``fabricsim.o
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from fabricsim.runner.simulation import Simulation
 from fabricsim.units import PS_PER_US, TimeUnit, format_bytes
 from fabricsim.version import __version__
 from fabricsim.workload import Call, Trial
+from fabricsim.records import CriticalPath
 
 
 SLOWEST_TRIALS_PLOTTED = 20
+SLOWEST_PATHS_NAMED = 3  # the whole job's step: the critical paths summary.json names, slowest first
 TRIALS_COLUMNS = ("trial", "per_rank_bytes", "latency_us", "algbw_GBps", "busbw_GBps", "failed",
                   *(f"{part}_us" for part in PARTS), "exposed_comm_us")
 
@@ -88,13 +91,19 @@ class RunResults:
         self.links = usage.LinkTotals(simulation.fabric)  # links.csv's totals and the bottleneck
         self.call_latency_ps: dict[str, list[np.ndarray]] = {}  # the whole job's step: per kind of call
         self.job_ps: list[tuple[tuple[int, ...], tuple[int, ...]]] = []  # scenario jobs: (shared, alone) per trial
+        # (latency, trial, path), slowest first (of equal latency, the later trial, as tail_causes' slowest)
+        self.slowest_paths: list[tuple[int, int, CriticalPath]] = []
 
     def add(self, record: TrialRecord) -> Shape:
         """Fold one record in; its shape, for the rows written of it."""
         trials = self.simulation.plan.trials
         shape_id = self._shape_ids.setdefault(trials.shape_of(record.trial), len(self.shapes))
         if shape_id == len(self.shapes):
-            self.shapes.append(Shape.of(trials[record.trial]))
+            shape = Shape.of(trials[record.trial])
+            if self.simulation.plan.mesh is not None:  # the compute the step cannot hide: its longest chain
+                shape = dataclasses.replace(shape, compute_ps=self.simulation.step_compute(trials[record.trial])
+                                            .critical_ps)
+            self.shapes.append(shape)
         self.columns.append(record, shape_id)
         if record.link_usage is not None:
             self.links.add(record.link_usage, record.latency_ps)
@@ -102,6 +111,9 @@ class RunResults:
             self.call_latency_ps.setdefault(kind, []).append(latency_ps)
         if record.job_latency_ps:
             self.job_ps.append((record.job_latency_ps, record.job_alone_ps))
+        if record.critical_path is not None:
+            self.slowest_paths = sorted([*self.slowest_paths, (record.latency_ps, record.trial, record.critical_path)],
+                                        key=lambda row: row[:2], reverse=True)[:SLOWEST_PATHS_NAMED]
         return self.shapes[shape_id]
 
     @cached_property
@@ -155,6 +167,13 @@ class RunResults:
                                           for kind, parts in sorted(self.call_latency_ps.items())}
         if simulation.jobs:
             summary["jobs"] = self._jobs_summary()
+        if plan.mesh is not None:
+            compute = simulation.step_compute(plan.trials[0])
+            summary["bubble_us"] = compute.bubble_ps / 1e6
+            summary["bubble_fraction"] = compute.bubble_ps / compute.critical_ps if compute.critical_ps else 0.0
+        if self.slowest_paths:
+            summary["critical_path"] = [critical_path_summary(trial, latency_ps, path)
+                                        for latency_ps, trial, path in self.slowest_paths]
         return summary
 
     def _jobs_summary(self) -> list[dict]:
@@ -179,6 +198,15 @@ class RunResults:
         title = f"{scenario.name}: {plan.op.replace('_', ' ')} ({scenario.collective.algorithm}), {plan.ranks} ranks"
         subtitle = f"{size_text} per rank, {self.columns.count} trials | {simulation.fabric.description}"
         return title, subtitle
+
+
+def critical_path_summary(trial: int, latency_ps: int, path: CriticalPath) -> dict:
+    """summary.json's account of one trial's critical path."""
+    return {"trial": trial, "latency_us": latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
+            "by_kind_us": {kind: kind_ps / 1e6 for kind, kind_ps in path.kinds_ps},
+            "group": path.group, "gpus": list(path.gpus), "group_us": path.group_ps / 1e6,
+            "call": path.call, "call_us": path.call_ps / 1e6,
+            "link": path.link, "link_utilization": path.link_utilization}
 
 
 def _one_or_list(values: list):
@@ -287,7 +315,8 @@ def run_report(stage: Path, results: RunResults) -> str:
     """report.html of a result folder being written in `stage` (its pictures inline)."""
     title, subtitle = results.plot_titles()
     summary, columns = results.summary, results.columns
-    words = summary_text.latency_table(summary) + summary_text.call_kind_lines(summary) if summary["latency_us"] \
+    words = summary_text.latency_table(summary) + summary_text.call_kind_lines(summary) \
+        + summary_text.step_lines(summary) if summary["latency_us"] \
         else ["every trial failed"]
     slowest = np.argsort(-columns.latency_ps, kind="stable")[:SLOWEST_TRIALS_PLOTTED]
     unit = TimeUnit.for_typical(summary["latency_us"]["p50"] if summary["latency_us"] else 1.0)

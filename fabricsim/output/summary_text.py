@@ -38,6 +38,26 @@ def call_kind_lines(summary: dict) -> list[str]:
     return lines
 
 
+def step_lines(summary: dict) -> list[str]:
+    """The whole job's step: its pipeline bubble, and what held the critical path of its slowest trial."""
+    lines = []
+    if summary.get("bubble_us"):
+        unit = TimeUnit.for_typical(summary["bubble_us"])
+        lines.append(f"pipeline bubble: {unit.text(summary['bubble_us'])} "
+                     f"({100 * summary['bubble_fraction']:.1f}% of the compute critical path)")
+    for path in summary.get("critical_path", ())[:1]:
+        unit = TimeUnit.for_typical(path["latency_us"])
+        parts = [f"compute {unit.text(path['compute_us'])}",
+                 *(f"{kind} {unit.text(kind_us)}" for kind, kind_us in path["by_kind_us"].items())]
+        lines.append(f"critical path of the slowest trial {path['trial']}: " + ", ".join(parts))
+        if path["group"]:
+            lines.append(f"  most on it: {path['group']} ({unit.text(path['group_us'])}; its longest call "
+                         f"{path['call']}, {unit.text(path['call_us'])})")
+        if path["link"]:
+            lines.append(f"  most loaded link on it: {path['link']} ({100 * path['link_utilization']:.1f}%)")
+    return lines
+
+
 def job_lines(summary: dict) -> list[str]:
     """Several jobs on one fabric: a line per job, its step's median shared and alone, and its slowdown."""
     lines = []

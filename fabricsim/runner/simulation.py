@@ -34,6 +34,7 @@ from fabricsim.fabric.relays import has_nvls, relay_endpoints, sharp_serves_rail
 from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
+from fabricsim.workload.critical_path import JobView, StepCompute, critical_path, step_compute
 from fabricsim.workload.job import StepSchedule, lower_step, programs_of
 from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
 
@@ -86,6 +87,7 @@ class Simulation:
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         self.step_fixed_delay_ps = lru_cache(maxsize=8)(self._step_fixed_delay_ps)  # steps compare by identity
+        self._step_compute = lru_cache(maxsize=4)(step_compute)
         self._check_routes(source)
         self._check_impairment_links(source)
 
@@ -285,14 +287,27 @@ class Simulation:
         """One step of the whole job: its one DAG run like a call (``fabricsim.workload.job``). With jobs,
         every job's step at once, each job's end recorded, and each job run alone with the trial's seed."""
         if not self.jobs:
-            return self._run_dag(trial, self.step_schedule(trial))[0]
+            return self._run_dag(trial, self.step_schedule(trial), self.job_views)[0]
         step, firsts = self.jobs_step
-        record, delivered_ps = self._run_dag(trial, step)
+        record, delivered_ps = self._run_dag(trial, step, self.job_views)
         if delivered_ps is None:
             return record
         ends = tuple(int(delivered_ps[start:end].max()) for start, end in zip(firsts[:-1], firsts[1:]))
         alone = tuple(self._run_dag(trial, job_step)[0].latency_ps for job_step in self.job_steps)
         return dataclasses.replace(record, job_latency_ps=ends, job_alone_ps=alone)
+
+    @cached_property
+    def job_views(self) -> tuple[JobView, ...]:
+        """How the step names its groups: each job's mesh and GPUs, and where its transfers and calls start."""
+        if not self.jobs:
+            return (JobView("", self.plan.mesh, tuple(range(self.plan.mesh.size))),)
+        calls_before = np.cumsum([0] + [len(step.calls) for step in self.job_steps])
+        return tuple(JobView(job.name, job.plan.mesh, job.gpus, int(first), int(before)) for job, first, before
+                     in zip(self.jobs, self.jobs_step[1], calls_before))
+
+    def step_compute(self, trial: Trial) -> StepCompute:
+        """The trial's step's compute critical path and its busiest GPU's compute (``workload.critical_path``)."""
+        return self._step_compute(self.step_schedule(trial))
 
     def _step_fixed_delay_ps(self, step: StepSchedule) -> np.ndarray:
         """Each transfer's start delay that is the same in every trial: its rank's compute (marks) and
@@ -307,8 +322,10 @@ class Simulation:
         fixed_ps.flags.writeable = False  # shared by every trial of the step
         return fixed_ps
 
-    def _run_dag(self, trial: Trial, step: StepSchedule) -> tuple[TrialRecord, np.ndarray | None]:
-        """``step`` run like a call; its record, and each transfer's delivery time (None: failed)."""
+    def _run_dag(self, trial: Trial, step: StepSchedule,
+                 views: tuple[JobView, ...] = ()) -> tuple[TrialRecord, np.ndarray | None]:
+        """``step`` run like a call; its record (with ``views``, its critical path named), and each
+        transfer's delivery time (None: failed)."""
         scenario = self.scenario
         rng = trial_rng(scenario.seed, trial.index)
         model = trial_model(scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
@@ -332,7 +349,18 @@ class Simulation:
             return record, None
         ready_ps, delivered_ps = result.transfer_times()
         latencies_ps = call_latencies_ps(step, ready_ps, delivered_ps)
-        return dataclasses.replace(record, call_latency_ps=latencies_ps), delivered_ps
+        path = None
+        if views:
+            path = critical_path(step, ready_ps, delivered_ps, views,
+                                 lambda tid: (link for route, _ in flows.flows_of_one(tid) for link in route.links
+                                              if link < len(self.fabric.links)),
+                                 lambda link: self._link_load(record, link))
+        return dataclasses.replace(record, call_latency_ps=latencies_ps, critical_path=path), delivered_ps
+
+    def _link_load(self, record: TrialRecord, link: int) -> tuple[str, float]:
+        """A link's name and the share of its capacity it carried over the trial."""
+        spec = self.fabric.links[link]
+        return spec.name, record.link_usage.carried_bits[link] / (spec.bandwidth_bps * max(record.latency_ps, 1) / 1e12)
 
     def _step_route(self, src: int, dst: int) -> Route:
         return LOCAL_ROUTE if src == dst else self.route(src, dst)

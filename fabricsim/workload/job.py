@@ -19,6 +19,8 @@ order:
   rank's part of the previous call on the same stream (``Call.stream``: calls on one stream in
   order, streams concurrent), unless one of its dependencies inside the call already involves that
   rank;
+- a call's ``waits`` split the compute before it: a mark more at each, which also waits on the
+  rank's part of the named earlier call of its program (FSDP's prefetched all-gathers);
 - a last mark per rank stands for the compute after the last call; the step ends when every
   transfer and mark is done.
 """
@@ -56,6 +58,24 @@ def one_f_one_b(stages: int, stage: int, micro_batches: int) -> tuple[tuple[bool
               for forward in (True, False)]
     return ((*((True, k) for k in range(warmup)), *steady,
              *((False, k) for k in range(micro_batches - warmup, micro_batches))))
+
+
+def interleaved_one_f_one_b(stages: int, stage: int, micro_batches: int,
+                            chunks: int) -> tuple[tuple[bool, int, int], ...]:
+    """Megatron's interleaved 1F1B order on ``stage``, each holding ``chunks`` model chunks (virtual stages:
+    chunk c of stage s is virtual stage c x stages + s): (forward?, micro-batch, chunk) per pass.
+    Passes go in groups of ``stages`` micro-batches per chunk (forward: chunk 0 first; backward: the last
+    first); (stages - stage - 1) x 2 + (chunks - 1) x stages warm-up forwards, then one forward one
+    backward, then the cool-down backwards."""
+    total = micro_batches * chunks
+    warmup = min((stages - stage - 1) * 2 + (chunks - 1) * stages, total)
+
+    def step(k: int, forward: bool) -> tuple[bool, int, int]:
+        chunk = k % (stages * chunks) // stages
+        return forward, k // (stages * chunks) * stages + k % stages, chunk if forward else chunks - 1 - chunk
+
+    steady = [step(k + (warmup if forward else 0), forward) for k in range(total - warmup) for forward in (True, False)]
+    return (*(step(k, True) for k in range(warmup)), *steady, *(step(k, False) for k in range(total - warmup, total)))
 
 
 def programs_of(trial: Trial) -> tuple[tuple[tuple[Call, ...], int], ...]:
@@ -140,8 +160,13 @@ class _Lowering:
     """The state of ``lower_step``: per GPU rank its latest mark, what blocks its next one and its last
     transfers per stream; the calls and groups lowered so far."""
 
-    def __init__(self, mesh: Mesh, schedule_of: Callable[[Call], Schedule]) -> None:
+    def __init__(self, mesh: Mesh, schedule_of: Callable[[Call], Schedule],
+                 programs: tuple[tuple[tuple[Call, ...], int], ...]) -> None:
         self.step, self.mesh, self.schedule_of = _Columns(), mesh, schedule_of
+        # (program, position) of each call some compute waits for (``Call.waits``) -> its ranks' last transfers
+        self.awaited: dict[tuple[int, int], dict[int, np.ndarray]] = dict.fromkeys(
+            (program, position) for program, (calls, _) in enumerate(programs) for call in calls
+            for _, position in call.waits)
         self.none = np.zeros(0, dtype=np.int64)
         self.mark_of = np.full(mesh.size, -1, dtype=np.int64)
         self.blocked_by = [self.none] * mesh.size
@@ -150,14 +175,25 @@ class _Lowering:
         self.calls: list[Call] = []
         self.parts: list[tuple[int, tuple[int, ...], int]] = []
 
-    def mark(self, compute_ps: int, ranks: np.ndarray) -> None:
-        """The compute of ``ranks`` before their next call (or after their last)."""
-        self.mark_of[ranks] = self.step.marks(compute_ps, ranks, [self.blocked_by[r] for r in ranks.tolist()],
+    def mark(self, compute_ps: int, ranks: np.ndarray, waits: tuple[tuple[int, int], ...] = (),
+             program: int = 0) -> None:
+        """The compute of ``ranks`` before their next call (or after their last); a mark more at each of
+        ``waits`` (``Call.waits`` in ``program``), from which on it also waits for that call."""
+        done_ps = 0
+        for wait_ps, position in waits:
+            self.mark(wait_ps - done_ps, ranks)
+            ends = self.awaited[program, position]
+            for rank in ranks.tolist():
+                self.blocked_by[rank] = ends.get(rank, self.none)
+            done_ps = wait_ps
+        self.mark_of[ranks] = self.step.marks(compute_ps - done_ps, ranks, [self.blocked_by[r] for r in ranks.tolist()],
                                               self.mark_of[ranks])
 
-    def call(self, call: Call, groups: tuple[tuple[int, ...], ...], own: np.ndarray) -> dict[int, np.ndarray]:
+    def call(self, call: Call, groups: tuple[tuple[int, ...], ...], own: np.ndarray,
+             at: tuple[int, int] = (0, 0)) -> dict[int, np.ndarray]:
         """``call``'s transfers in every group; they wait on the marks and streams of the ranks in ``own``
-        (a mask over GPU ranks), whose streams and blocking move on. Each rank's last transfers."""
+        (a mask over GPU ranks), whose streams and blocking move on. Each rank's last transfers (kept
+        when the call, at ``at`` = (program, position), is waited for later)."""
         step, index = self.step, len(self.calls)
         self.calls.append(call)
         schedule = self.schedule_of(call)
@@ -189,6 +225,8 @@ class _Lowering:
         self.on_stream.update({(call.stream, rank): tids for rank, tids in done.items() if own[rank]})
         for rank in np.flatnonzero(own).tolist():
             self.blocked_by[rank] = done.get(rank, self.none) if call.blocking else self.none
+        if at in self.awaited:
+            self.awaited[at] = done
         return done
 
 
@@ -196,13 +234,13 @@ def lower_step(programs: tuple[tuple[tuple[Call, ...], int], ...], mesh: Mesh,
                schedule_of: Callable[[Call], Schedule]) -> StepSchedule:
     """The step of ``programs`` (``programs_of``): one (calls, compute after the last) run by every stage
     in lock step, or one per pipeline stage (see the module doc)."""
-    lowering = _Lowering(mesh, schedule_of)
+    lowering = _Lowering(mesh, schedule_of, programs)
     if len(programs) == 1:
         (calls, compute_after_ps), = programs
         everyone = np.ones(mesh.size, dtype=bool)
-        for call in calls:
-            lowering.mark(call.compute_before_ps, np.arange(mesh.size))
-            lowering.call(call, job_groups(mesh, call.group), everyone)
+        for position, call in enumerate(calls):
+            lowering.mark(call.compute_before_ps, np.arange(mesh.size), call.waits)
+            lowering.call(call, job_groups(mesh, call.group), everyone, (0, position))
         lowering.mark(compute_after_ps, np.arange(mesh.size))
     else:
         _lower_stages(lowering, programs)
@@ -236,12 +274,13 @@ def _lower_stages(lowering: _Lowering, programs: tuple[tuple[tuple[Call, ...], i
                         break
                     seen[stage, call.group] += 1
                     ends = sent.pop(key)
-                    lowering.mark(call.compute_before_ps, ranks)
+                    lowering.mark(call.compute_before_ps, ranks, call.waits, stage)
                     for rank in ranks.tolist():
                         lowering.blocked_by[rank] = ends.get(rank, lowering.none) if call.blocking else lowering.none
                 else:
-                    lowering.mark(call.compute_before_ps, ranks)
-                    done = lowering.call(call, job_groups(mesh, call.group, along_pp=False), own)
+                    lowering.mark(call.compute_before_ps, ranks, call.waits, stage)
+                    done = lowering.call(call, job_groups(mesh, call.group, along_pp=False), own,
+                                         (stage, positions[stage]))
                     if call.stream == "pp":
                         sent[call.group, seen[stage, call.group]] = done
                         seen[stage, call.group] += 1

@@ -1,8 +1,9 @@
 """The ``megatron`` rule: one training step of a transformer under TP x PP x DP, seen from global rank 0.
 
-Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; only
-DDP's buckets do not. Rank 0's micro-batches run in GPipe order (every forward, then every backward);
-in the whole job's step each pipeline stage runs its own program in 1F1B order (``megatron_stages``). With
+Each call names its stream (``tp``, ``pp``, ``dp``) and whether it blocks the compute after it; DDP's
+buckets and FSDP's calls do not. Rank 0's micro-batches run in GPipe order (every forward, then every
+backward); in the whole job's step each pipeline stage runs its own program in 1F1B order
+(``megatron_stages``), with ``virtual_stages`` over its model chunks in Megatron's interleaved order. With
 b = micro-batch size, s = sequence length, h = hidden size and B = bytes per element:
 - tensor parallel (Shoeybi et al. 2019, Megatron-LM): per layer and micro-batch, an all-reduce of
   b·s·h·B after the attention block and one after the MLP, forward, and the same two backward, in the
@@ -17,7 +18,10 @@ b = micro-batch size, s = sequence length, h = hidden size and B = bytes per ele
   the compute (in the whole job's step, it overlaps the rest of backward);
 - data parallel, fsdp (ZeRO-3): per unit (each layer; the embedding and LM head together) and
   micro-batch, an all-gather of its parameter shards before its forward and again before its backward,
-  and a reduce-scatter of its gradients after its backward (shards padded to equal size);
+  and a reduce-scatter of its gradients after its backward (shards padded to equal size), as PyTorch
+  FSDP runs them: the next unit's all-gather is issued as a unit's compute starts (prefetched, in
+  forward and backward), a unit's compute waits for its own all-gather only (``Call.waits``), and the
+  reduce-scatters do not block the compute; all on the DP stream, in that order;
 - compute, with a device: forward FLOPs / (tp x its dense peak) before the next call, backward twice that.
 """
 
@@ -28,7 +32,7 @@ from fabricsim.models.transformer import (ParamTensor, attention_forward_flops, 
                                           head_forward_flops, head_tensors, layer_tensors, mlp_forward_flops,
                                           tp_degree_problem)
 from fabricsim.units import PS_PER_S
-from fabricsim.workload.job import one_f_one_b
+from fabricsim.workload.job import interleaved_one_f_one_b, one_f_one_b
 from fabricsim.workload.placement import Mesh
 from fabricsim.workload.trial import Call, batch_count
 
@@ -42,6 +46,7 @@ class _StepBuilder:
     def __init__(self, peak_flops: float | None, tp: int, element_bytes: int, bucket_bytes: int) -> None:
         self.calls: list[Call] = []
         self.pending_flops = 0
+        self._waits: list[tuple[int, int]] = []  # (ps into the pending compute, position of the call it waits for)
         self._peak_flops = peak_flops
         self._tp, self._element_bytes, self._bucket_bytes = tp, element_bytes, bucket_bytes
         self._filled = 0
@@ -49,9 +54,19 @@ class _StepBuilder:
     def compute(self, flops: float) -> None:
         self.pending_flops += flops
 
-    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int, stream: str, blocking: bool = True) -> None:
-        if len(group) > 1:
-            self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps(), stream, blocking))
+    def call(self, op: str, group: tuple[int, ...], per_rank_bytes: int, stream: str,
+             blocking: bool = True) -> int | None:
+        """The call, after the compute so far; its position (None: a group of one rank, no call)."""
+        if len(group) == 1:
+            return None
+        waits, self._waits = tuple(self._waits), []
+        self.calls.append(Call(op, group, per_rank_bytes, self.take_compute_ps(), stream, blocking, waits))
+        return len(self.calls) - 1
+
+    def wait_for(self, position: int | None) -> None:
+        """The compute from here on waits for the call at ``position`` (None: nothing)."""
+        if position is not None:
+            self._waits.append((self._ps(self.pending_flops), position))
 
     def gradients(self, tensors: tuple[ParamTensor, ...], dp_group: tuple[int, ...]) -> None:
         """``tensors``' gradients are ready: into the bucket, last tensor first (``gradient_buckets``); a
@@ -67,9 +82,12 @@ class _StepBuilder:
             self.call("all_reduce", dp_group, nbytes, "dp", blocking=False)
 
     def take_compute_ps(self) -> int:
-        compute_ps = round(self.pending_flops / self._peak_flops * PS_PER_S) if self._peak_flops else 0
+        compute_ps = self._ps(self.pending_flops)
         self.pending_flops = 0
         return compute_ps
+
+    def _ps(self, flops: float) -> int:
+        return round(flops / self._peak_flops * PS_PER_S) if self._peak_flops else 0
 
 
 def megatron_mesh(workload: WorkloadSpec, gpus: int, source: str) -> Mesh:
@@ -87,7 +105,24 @@ def megatron_mesh(workload: WorkloadSpec, gpus: int, source: str) -> Mesh:
     if parallelism.sequence_parallel and seq_len_of(workload) % tp:
         raise ScenarioError(f"{source}: workload.seq_len: expected a length dividing by tp {tp} "
                             f"(sequence parallel), got {seq_len_of(workload)}")
+    if (chunks := parallelism.virtual_stages or 1) > 1:
+        if problem := virtual_stages_problem(model.layers, pp, parallelism.micro_batches, chunks,
+                                             parallelism.dp_mode):
+            raise ScenarioError(f"{where}.virtual_stages: {problem}")
     return Mesh(tp, dp, pp)
+
+
+def virtual_stages_problem(layers: int, pp: int, micro_batches: int, chunks: int, dp_mode: str) -> str | None:
+    """What Megatron's interleaved schedule needs and ``chunks`` model chunks per stage lack, or None."""
+    if pp <= 2:
+        return f"expected pp above 2 for an interleaved pipeline (as Megatron-LM), got pp {pp}"
+    if layers % (pp * chunks):
+        return f"expected pp x virtual_stages dividing the {layers} layers, got {pp} x {chunks}"
+    if micro_batches % pp:
+        return f"expected micro_batches a multiple of pp {pp} (as Megatron-LM's interleaving), got {micro_batches}"
+    if dp_mode != "ddp":
+        return "expected dp_mode ddp with an interleaved pipeline"
+    return None
 
 
 def megatron_trial_count(workload: WorkloadSpec, mesh: Mesh) -> int:
@@ -103,23 +138,27 @@ def megatron_step(workload: WorkloadSpec, mesh: Mesh,
                   peak_flops: float | None = None) -> tuple[tuple[Call, ...], int]:
     """Rank 0's calls over one step (micro-batches in GPipe order), and the compute time left after the
     last of them (at ``peak_flops`` per GPU; none without)."""
-    micro_batches = workload.parallelism.micro_batches
-    gpipe = (*((True, k) for k in range(micro_batches)), *((False, k) for k in range(micro_batches)))
+    micro_batches, chunks = workload.parallelism.micro_batches, workload.parallelism.virtual_stages or 1
+    gpipe = (*((True, k, c) for c in range(chunks) for k in range(micro_batches)),
+             *((False, k, c) for c in reversed(range(chunks)) for k in range(micro_batches)))
     return stage_program(workload, mesh, peak_flops, 0, gpipe)
 
 
 def megatron_stages(workload: WorkloadSpec, mesh: Mesh,
                     peak_flops: float | None = None) -> tuple[tuple[tuple[Call, ...], int], ...]:
-    """Each pipeline stage's program (its first GPU's calls, 1F1B order, and the compute after them)."""
+    """Each pipeline stage's program (its first GPU's calls, 1F1B order, interleaved with virtual stages,
+    and the compute after them)."""
+    micro_batches, chunks = workload.parallelism.micro_batches, workload.parallelism.virtual_stages or 1
     return tuple(stage_program(workload, mesh, peak_flops, stage,
-                               one_f_one_b(mesh.pp, stage, workload.parallelism.micro_batches))
+                               interleaved_one_f_one_b(mesh.pp, stage, micro_batches, chunks) if chunks > 1 else
+                               tuple((forward, k, 0) for forward, k in one_f_one_b(mesh.pp, stage, micro_batches)))
                  for stage in range(mesh.pp))
 
 
 def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, stage: int,
-                  passes: tuple[tuple[bool, int], ...]) -> tuple[tuple[Call, ...], int]:
-    """The calls of ``stage``'s first GPU over ``passes`` ((forward?, micro-batch) each, in order), and the
-    compute time left after the last of them."""
+                  passes: tuple[tuple[bool, int, int], ...]) -> tuple[tuple[Call, ...], int]:
+    """The calls of ``stage``'s first GPU over ``passes`` ((forward?, micro-batch, model chunk) each, in
+    order), and the compute time left after the last of them."""
     model, parallelism = workload.transformer, workload.parallelism
     seq_len, tp = seq_len_of(workload), mesh.tp
     tokens = workload.batch_size * seq_len
@@ -127,15 +166,13 @@ def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, 
     step = _StepBuilder(peak_flops, tp, element_bytes, parallelism.bucket_bytes)
     activation_bytes = tokens * model.hidden_size * element_bytes
     tp_group, dp_group = mesh.tp_group(0, stage), mesh.dp_group(0, stage)
-    me = mesh.rank(0, 0, stage)
-    previous_stage = mesh.pp_group()[stage - 1:stage] if stage else ()
-    next_stage = mesh.pp_group()[stage + 1:stage + 2]
-    first_stage, last_stage = stage == 0, stage == mesh.pp - 1
-    layers = model.layers // mesh.pp
-    stage_tensors = (*(embedding_tensors(model) if first_stage else ()), *layer_tensors(model) * layers,
-                     *(head_tensors(model) if last_stage else ()))
+    me, stages = mesh.rank(0, 0, stage), mesh.pp_group()
+    chunks = parallelism.virtual_stages or 1
+    layers = model.layers // (mesh.pp * chunks)  # of each model chunk
+    stage_tensors = (*(embedding_tensors(model) if stage == 0 else ()), *layer_tensors(model) * layers * chunks,
+                     *(head_tensors(model) if stage == mesh.pp - 1 else ()))
     layer_bytes = _shard_bytes(layer_tensors(model), tp, element_bytes)
-    root_bytes = _shard_bytes(stage_tensors, tp, element_bytes) - layers * layer_bytes  # embedding, head
+    root_bytes = _shard_bytes(stage_tensors, tp, element_bytes) - layers * chunks * layer_bytes  # embedding, head
     fsdp = parallelism.dp_mode == "fsdp"
     blocks = (attention_forward_flops(model, tokens, seq_len) / tp, mlp_forward_flops(model, tokens) / tp)
 
@@ -148,42 +185,58 @@ def stage_program(workload: WorkloadSpec, mesh: Mesh, peak_flops: float | None, 
             step.compute(flops)
             step.call("all_reduce", tp_group, activation_bytes, "tp")
 
-    def fsdp_unit(op: str, unit_bytes: int) -> None:
-        """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded)."""
+    def fsdp_unit(op: str, unit_bytes: int) -> int | None:
+        """An FSDP unit's all-gather of parameters or reduce-scatter of gradients (sharded, padded), not
+        blocking the compute; its position (None: none)."""
         if fsdp and unit_bytes:
             shard_bytes = -(-unit_bytes // mesh.dp)
-            step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp, "dp")
+            return step.call(op, dp_group, shard_bytes if op == "all_gather" else shard_bytes * mesh.dp, "dp",
+                             blocking=False)
+        return None
+
+    def units(forward: bool):
+        """The pass's units in order, the root first (``None``), then the layers: each unit's compute
+        waits for its all-gather, and the next unit's is prefetched as it starts (PyTorch FSDP's
+        forward and BACKWARD_PRE prefetch)."""
+        gathered = fsdp_unit("all_gather", root_bytes)
+        for unit in range(layers + 1):
+            step.wait_for(gathered)
+            gathered = fsdp_unit("all_gather", layer_bytes) if unit < layers else None
+            yield None if unit == 0 else unit - 1 if forward else layers - unit
 
     pipeline_bytes = activation_bytes // tp if parallelism.sequence_parallel else activation_bytes
-    for forward, micro_batch in passes:
+    for forward, micro_batch, chunk in passes:
+        # chunk c of stage s follows chunk c of stage s - 1 (stage 0's, chunk c - 1 of the last stage)
+        virtual_stage = chunk * mesh.pp + stage
+        first_stage, last_stage = virtual_stage == 0, virtual_stage == mesh.pp * chunks - 1
+        previous_stage = () if first_stage else (stages[(stage - 1) % mesh.pp],)
+        next_stage = () if last_stage else (stages[(stage + 1) % mesh.pp],)
         if forward:
             if previous_stage:
                 step.call("send_recv", (*previous_stage, me), pipeline_bytes, "pp")
-            fsdp_unit("all_gather", root_bytes)
-            for _ in range(layers):
-                fsdp_unit("all_gather", layer_bytes)
-                for flops in blocks:
-                    tp_block(flops)
+            for layer in units(forward):
+                if layer is not None:
+                    for flops in blocks:
+                        tp_block(flops)
             if last_stage:
                 step.compute(head_forward_flops(model, tokens) / tp)
             else:
                 step.call("send_recv", (me, *next_stage), pipeline_bytes, "pp")
             continue
-        ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # gradients reduced in the last one
-        fsdp_unit("all_gather", root_bytes)
-        if last_stage:
-            step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)
-            if ddp:
-                step.gradients(head_tensors(model), dp_group)
-        else:
-            step.call("send_recv", (*next_stage, me), pipeline_bytes, "pp")
-        for _ in range(layers):
-            fsdp_unit("all_gather", layer_bytes)
-            for flops in reversed(blocks):
-                tp_block(BACKWARD_FLOPS_FACTOR * flops)
-            fsdp_unit("reduce_scatter", layer_bytes)
-            if ddp:
-                step.gradients(layer_tensors(model), dp_group)
+        ddp = not fsdp and micro_batch == parallelism.micro_batches - 1  # the chunk's gradients, in its last
+        for layer in units(forward):
+            if layer is None and last_stage:
+                step.compute(BACKWARD_FLOPS_FACTOR * head_forward_flops(model, tokens) / tp)
+                if ddp:
+                    step.gradients(head_tensors(model), dp_group)
+            elif layer is None:
+                step.call("send_recv", (*next_stage, me), pipeline_bytes, "pp")
+            else:
+                for flops in reversed(blocks):
+                    tp_block(BACKWARD_FLOPS_FACTOR * flops)
+                fsdp_unit("reduce_scatter", layer_bytes)
+                if ddp:
+                    step.gradients(layer_tensors(model), dp_group)
         fsdp_unit("reduce_scatter", root_bytes)
         if previous_stage:
             step.call("send_recv", (me, *previous_stage), pipeline_bytes, "pp")

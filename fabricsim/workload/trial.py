@@ -4,8 +4,9 @@ A trial is one training step (or one batch) seen from global rank 0: the collect
 part in, in order (which the whole job's step repeats on every group: ``fabricsim.workload.job``).
 Each call names its op, its group (fabric GPU indices; collective rank i is GPU ``group[i]``; for
 send_recv, ``group[0]`` sends to ``group[1]``), the bytes each rank contributes (its input buffer:
-S / p for all-gather, S otherwise), the compute time before it starts, its stream and whether it
-blocks the compute after it (the last two for the whole job's step).
+S / p for all-gather, S otherwise), the compute time before it starts, its stream, whether it
+blocks the compute after it and which earlier calls the compute before it waits for (the last three for
+the whole job's step).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class Call:
     compute_before_ps: int = 0
     stream: str = "main"  # the whole job's step: calls on one stream run in order, streams concurrently
     blocking: bool = True  # the rank's compute waits for the call to finish
+    # (ps, position): after ps of the compute before this call, the rank's compute waits for the call at
+    # that position of its program too (FSDP's prefetched all-gathers: the unit's compute waits for its own)
+    waits: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,60 @@ class DagProgress:
             if self._waiting[child] == 0:
                 self._ready(child)
 
+    # --- the same, many transfers at one moment as arrays (engine.instant_loop) -----------------
+
+    def roots(self) -> np.ndarray:
+        """The transfers ready from the start."""
+        return np.flatnonzero(self.schedule.transfers.is_root)
+
+    def entered_together(self, flows: np.ndarray) -> None:
+        """Every transfer entered the network, transfer ``t`` as ``flows[t]`` flows (``entered``)."""
+        self._unsent[:] = column(flows)
+        self._undelivered_flows[:] = column(flows)
+
+    def sent_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
+        """A flow of each entry of ``tids`` put its last bit on the wire at ``now_ps`` (``flow_sent``);
+        returns the transfers this made ready."""
+        sent = _counted_off(np.frombuffer(self._unsent, dtype=np.int64), tids)
+        return self._release_together(now_ps, sent, False, self._after_sending)
+
+    def delivered_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
+        """A flow of each entry of ``tids`` arrived at ``now_ps`` (``flow_delivered``); returns the
+        transfers this made ready. ``all_delivered`` tells when the last transfer is delivered."""
+        delivered = _counted_off(np.frombuffer(self._undelivered_flows, dtype=np.int64), tids)
+        if not delivered.size:
+            return delivered
+        self._undelivered -= len(delivered)
+        np.frombuffer(self._delivered_at, dtype=np.int64)[delivered] = now_ps
+        self._latest_delivery = max(self._latest_delivery, (now_ps, int(delivered[-1])))
+        if self._undelivered == 0:
+            self._last = (self._latest_delivery[1], "delivered")
+        return self._release_together(now_ps, delivered, True, self._after_delivery)
+
+    @property
+    def all_delivered(self) -> bool:
+        return self._undelivered == 0
+
+    def _release_together(self, now_ps: int, parents: np.ndarray, delivered: bool, children: _Children) -> np.ndarray:
+        """``_release`` of every transfer of ``parents`` at ``now_ps``: of the dependencies done at one
+        moment, the one that released a child last is a delivery, then the highest id (the greatest
+        key, whatever the order they are counted off in); returns the children now ready, ascending."""
+        child, parent = children.of_all(parents)
+        if not child.size:
+            return child
+        waiting, released_at = np.frombuffer(self._waiting, dtype=np.int64), np.frombuffer(self._released_at, dtype=np.int64)
+        by_delivery = np.frombuffer(self._released_by_delivery, dtype=np.int64)
+        released_by = np.frombuffer(self._released_by, dtype=np.int64)
+        ready, index, counts = np.unique(child, return_inverse=True, return_counts=True)
+        last_parent = np.full(len(ready), -1, dtype=np.int64)
+        np.maximum.at(last_parent, index, parent)
+        wins = (released_at[ready] < now_ps) | (delivered > by_delivery[ready]) | (
+            (delivered == by_delivery[ready]) & (last_parent > released_by[ready]))
+        won = ready[wins]
+        released_at[won], by_delivery[won], released_by[won] = now_ps, delivered, last_parent[wins]
+        waiting[ready] -= counts
+        return ready[waiting[ready] == 0]
+
     def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
         """Per transfer: when it became ready (its last dependency done, the run's start for those with
         none) and when it was delivered (-1: not)."""
@@ -160,3 +214,21 @@ class _Children:
 
     def __getitem__(self, tid: int) -> array:
         return self.ids[self.starts[tid]:self.starts[tid + 1]]
+
+    def of_all(self, tids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The children of every transfer of ``tids``, and for each the transfer it is a child of."""
+        starts, ids = np.frombuffer(self.starts, dtype=np.int64), np.frombuffer(self.ids, dtype=np.int64)
+        first = starts[tids]
+        counts = starts[tids + 1] - first
+        total = int(counts.sum())
+        if not total:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        positions = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        return ids[positions], np.repeat(tids, counts)
+
+
+def _counted_off(counts: np.ndarray, tids: np.ndarray) -> np.ndarray:
+    """Take one off ``counts[t]`` for each entry ``t`` of ``tids``; the transfers that reach 0, ascending."""
+    touched, times = np.unique(tids, return_counts=True)
+    counts[touched] -= times
+    return touched[counts[touched] == 0]

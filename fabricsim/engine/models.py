@@ -22,6 +22,7 @@ import simpy
 from fabricsim.breakdown import Causes
 from fabricsim.config import Scenario
 from fabricsim.engine.executor import FlowRecord, ScheduleRun
+from fabricsim.engine.instant_loop import InstantRun, instant_loop_applies
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
@@ -61,11 +62,14 @@ class NetworkModel(Protocol):
 class FlowModel:
     """The flow model for one trial: its fabric as drawn for the trial, the flows it records, its cuts.
 
-    A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
-    ``uncontended_shortcut`` to False to run every call on the event loop (same numbers, slower).
+    A call whose flows can be timed without the event loop (``engine.uncontended``) is; a call whose
+    routes are known before it starts runs on the event loop moment by moment over arrays
+    (``engine.instant_loop``); the others on the event loop event by event. Set
+    ``uncontended_shortcut`` or ``instant_loop`` to False to leave that path out (same numbers, slower).
     """
 
     uncontended_shortcut = True
+    instant_loop = True
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
                  trial_rng: np.random.Generator, fabric_rng: np.random.Generator) -> None:
@@ -93,6 +97,15 @@ class FlowModel:
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
+        routed = self._may_run_per_instant(impairments) and flows.routed()
+        if routed:
+            run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,
+                             ideal_route_of)
+            run.run()
+            if run.end_ps > self.env.now:
+                self.env.run(until=run.end_ps)
+            return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
+                              transfer_times=run.transfer_times)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
@@ -109,6 +122,12 @@ class FlowModel:
         failures to come, no queue pair that fails, no flow records asked for."""
         return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
+
+    def _may_run_per_instant(self, impairments: TransferImpairments) -> bool:
+        """Whether the call may run on the instant loop (``engine.instant_loop``, given its routes in
+        advance): no failures to come, no queue pair that fails, no flow records asked for."""
+        return (self.instant_loop and not self.scenario.output.flows and not self.scenario.impairments.failures
+                and not impairments.failed.any() and instant_loop_applies(self.fabric.network))
 
     def record_fields(self) -> dict:
         return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}

@@ -70,16 +70,25 @@ class FlowRouter:
             flows.append((route, tag))
         return flows
 
-    def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray
-                     ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
-        """``flows`` of every transfer (``src_ranks``, ``dst_ranks``, a row of ``ports`` each) routed at
-        once, ahead of time, by hash (the routes of hash mode while no link goes down), as
-        ``flows_of(transfer)``."""
+    def hashed_routes(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray
+                      ) -> tuple[np.ndarray, list[Route], np.ndarray]:
+        """The route of every queue pair of every transfer (``src_ranks``, ``dst_ranks``, a row of
+        ``ports`` each) by hash, at once (the routes of hash mode while no link goes down): an index
+        into a list of routes per queue pair (transfer by transfer), the routes, the flow hashes."""
         qps, gpus = ports.shape[1], self.gpus
         flow_src, flow_dst = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
         hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
         route_of, routes = self.router.hashed_routes([gpus[rank] for rank in flow_src.tolist()],
                                                      [gpus[rank] for rank in flow_dst.tolist()], hashes)
+        return route_of, routes, hashes
+
+    def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray,
+                     hashed: tuple[np.ndarray, list[Route], np.ndarray] | None = None
+                     ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
+        """``flows`` of every transfer routed at once, ahead of time, by hash (``hashed_routes``, or
+        ``hashed`` if given), as ``flows_of(transfer)``."""
+        qps, gpus = ports.shape[1], self.gpus
+        route_of, routes, hashes = hashed or self.hashed_routes(src_ranks, dst_ranks, ports)
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
             first, src, dst = tid * qps, gpus[src_ranks[tid]], gpus[dst_ranks[tid]]

@@ -58,6 +58,7 @@ class DagProgress:
         self._last = (-1, "delivered")
         self._latest_delivery = (-1, -1)  # (time, transfer): of transfers delivered at one time, the highest id
         self._undelivered = len(transfers)
+        self._scratch = self._last_parent = None  # per transfer, for the batch methods: made when first needed
 
     def start(self) -> None:
         """Ready the roots (call once the model can take transfers)."""
@@ -133,18 +134,18 @@ class DagProgress:
     def sent_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
         """A flow of each entry of ``tids`` put its last bit on the wire at ``now_ps`` (``flow_sent``);
         returns the transfers this made ready."""
-        sent = _counted_off(np.frombuffer(self._unsent, dtype=np.int64), tids)
+        sent = self._counted_off(np.frombuffer(self._unsent, dtype=np.int64), tids)
         return self._release_together(now_ps, sent, False, self._after_sending)
 
     def delivered_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
         """A flow of each entry of ``tids`` arrived at ``now_ps`` (``flow_delivered``); returns the
         transfers this made ready. ``all_delivered`` tells when the last transfer is delivered."""
-        delivered = _counted_off(np.frombuffer(self._undelivered_flows, dtype=np.int64), tids)
+        delivered = self._counted_off(np.frombuffer(self._undelivered_flows, dtype=np.int64), tids)
         if not delivered.size:
             return delivered
         self._undelivered -= len(delivered)
         np.frombuffer(self._delivered_at, dtype=np.int64)[delivered] = now_ps
-        self._latest_delivery = max(self._latest_delivery, (now_ps, int(delivered[-1])))
+        self._latest_delivery = max(self._latest_delivery, (now_ps, int(delivered.max())))
         if self._undelivered == 0:
             self._last = (self._latest_delivery[1], "delivered")
         return self._release_together(now_ps, delivered, True, self._after_delivery)
@@ -153,25 +154,43 @@ class DagProgress:
     def all_delivered(self) -> bool:
         return self._undelivered == 0
 
+    def _counted_off(self, counts: np.ndarray, tids: np.ndarray) -> np.ndarray:
+        """Take one off ``counts[t]`` for each entry ``t`` of ``tids``; the transfers that reach 0."""
+        np.subtract.at(counts, tids, 1)
+        return self._distinct(tids[counts[tids] == 0])
+
+    def _distinct(self, tids: np.ndarray) -> np.ndarray:
+        """``tids`` without repeats (each at its last place)."""
+        if len(tids) < 2:
+            return tids
+        if self._scratch is None:
+            self._scratch = np.zeros(len(self.nbytes), dtype=np.int64)
+        places = np.arange(len(tids))
+        self._scratch[tids] = places
+        return tids[self._scratch[tids] == places]
+
     def _release_together(self, now_ps: int, parents: np.ndarray, delivered: bool, children: _Children) -> np.ndarray:
         """``_release`` of every transfer of ``parents`` at ``now_ps``: of the dependencies done at one
         moment, the one that released a child last is a delivery, then the highest id (the greatest
-        key, whatever the order they are counted off in); returns the children now ready, ascending."""
+        key, whatever the order they are counted off in); returns the children now ready."""
         child, parent = children.of_all(parents)
         if not child.size:
             return child
         waiting, released_at = np.frombuffer(self._waiting, dtype=np.int64), np.frombuffer(self._released_at, dtype=np.int64)
         by_delivery = np.frombuffer(self._released_by_delivery, dtype=np.int64)
         released_by = np.frombuffer(self._released_by, dtype=np.int64)
-        ready, index, counts = np.unique(child, return_inverse=True, return_counts=True)
-        last_parent = np.full(len(ready), -1, dtype=np.int64)
-        np.maximum.at(last_parent, index, parent)
-        wins = (released_at[ready] < now_ps) | (delivered > by_delivery[ready]) | (
-            (delivered == by_delivery[ready]) & (last_parent > released_by[ready]))
-        won = ready[wins]
+        np.subtract.at(waiting, child, 1)
+        if self._last_parent is None:
+            self._last_parent = np.zeros(len(self.nbytes), dtype=np.int64)
+        self._last_parent[child] = -1
+        np.maximum.at(self._last_parent, child, parent)
+        child = self._distinct(child)
+        last_parent = self._last_parent[child]
+        wins = (released_at[child] < now_ps) | (delivered > by_delivery[child]) | (
+            (delivered == by_delivery[child]) & (last_parent > released_by[child]))
+        won = child[wins]
         released_at[won], by_delivery[won], released_by[won] = now_ps, delivered, last_parent[wins]
-        waiting[ready] -= counts
-        return ready[waiting[ready] == 0]
+        return child[waiting[child] == 0]
 
     def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
         """Per transfer: when it became ready (its last dependency done, the run's start for those with
@@ -225,10 +244,3 @@ class _Children:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         positions = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
         return ids[positions], np.repeat(tids, counts)
-
-
-def _counted_off(counts: np.ndarray, tids: np.ndarray) -> np.ndarray:
-    """Take one off ``counts[t]`` for each entry ``t`` of ``tids``; the transfers that reach 0, ascending."""
-    touched, times = np.unique(tids, return_counts=True)
-    counts[touched] -= times
-    return touched[counts[touched] == 0]

@@ -165,7 +165,7 @@ class InstantRun:
             entering = _joined([self._ready(now, tids) for tids in ready])
             sent = arriving = NONE
         if marked and not self.dag.all_delivered:
-            self._rerate(now, np.unique(np.concatenate(marked)))
+            self._rerate(now, np.concatenate(marked))
 
     def _ready(self, now: int, tids: np.ndarray) -> np.ndarray:
         """Transfers ready now: those with no start delay enter now (returned), the others later."""
@@ -207,14 +207,13 @@ class InstantRun:
     # --- flows on links -------------------------------------------------------------------------
 
     def _join(self, now: int, flows: np.ndarray) -> np.ndarray:
-        """Flows start on their links; returns the links."""
+        """Flows start on their links; returns the links (with repeats)."""
         self._active = np.concatenate((self._active, flows))
         self._on_links[flows] = True
         self._updated_ps[flows] = now
-        links, counts = self._links_counted(flows)
-        idle = links[self._count[links] == 0]
-        self._busy_since_ps[idle] = now
-        self._count[links] += counts
+        links = self._links_of(flows)[0]
+        self._busy_since_ps[links[self._count[links] == 0]] = now
+        np.add.at(self._count, links, 1)
         return links
 
     def _leave(self, now: int, flows: np.ndarray) -> np.ndarray:
@@ -224,25 +223,24 @@ class InstantRun:
         self._entry[flows] = -1
         self._remaining[flows] = 0.0
         self._updated_ps[flows] = now
-        rows = self._route_links[self._flow_route[flows]]
-        on = rows != self._pad
-        self._carried_bits += np.bincount(rows[on], weights=np.broadcast_to(self._nbits[flows][:, None], rows.shape)[on],
-                                          minlength=len(self._carried_bits))
-        links, counts = np.unique(rows[on], return_counts=True)
-        self._count[links] -= counts
-        left = self._count[links] == 0
-        self._busy_ps[links[left]] += now - self._busy_since_ps[links[left]]
-        return links[~left]
+        links, flow_of_link = self._links_of(flows)
+        np.add.at(self._carried_bits, links, self._nbits[flows][flow_of_link])
+        np.subtract.at(self._count, links, 1)
+        left = links[self._count[links] == 0]
+        self._busy_ps[left] += now - self._busy_since_ps[left]  # once a link, repeated or not
+        return links[self._count[links] > 0]
 
-    def _links_counted(self, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _links_of(self, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The links of ``flows``, flow by flow, and for each the flow's place in ``flows``."""
         rows = self._route_links[self._flow_route[flows]]
-        return np.unique(rows[rows != self._pad], return_counts=True)
+        flow_of_link, position = np.nonzero(rows != self._pad)
+        return rows[flow_of_link, position], flow_of_link
 
     # --- rates and completions ------------------------------------------------------------------
 
     def _rerate(self, now: int, marked: np.ndarray) -> None:
-        """The end of a moment: note peaks; re-rate the flows reachable from the marked links; file
-        the end of each flow whose rate changed."""
+        """The end of a moment: note peaks; re-rate the flows reachable from the marked links (given
+        with repeats); file the end of each flow whose rate changed."""
         self._peak_flows[marked] = np.maximum(self._peak_flows[marked], self._count[marked])
         active = self._active
         if not active.size:
@@ -284,10 +282,8 @@ class InstantRun:
         filed = self._ends.pop(now, ())
         if not filed:
             return NONE
-        flows = np.concatenate([flows for flows, _ in filed])
-        entries = np.concatenate([entries for _, entries in filed])
-        live = self._entry[flows] == entries
-        return flows[live][np.argsort(entries[live], kind="stable")]
+        flows, entries = filed[0] if len(filed) == 1 else (np.concatenate(parts) for parts in zip(*filed))
+        return flows[self._entry[flows] == entries]  # filed in the order their entries were numbered
 
     def _add_usage(self) -> None:
         """Add the call's bits carried, busy time and peak flows to the network's link usage."""

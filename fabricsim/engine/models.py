@@ -97,7 +97,7 @@ class FlowModel:
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
-        routed = self._may_run_per_instant(impairments) and flows.routed()
+        routed = self._may_run_per_instant(impairments, fixed_delay_ps) and flows.routed()
         if routed:
             run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,
                              ideal_route_of)
@@ -123,11 +123,14 @@ class FlowModel:
         return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
-    def _may_run_per_instant(self, impairments: TransferImpairments) -> bool:
+    def _may_run_per_instant(self, impairments: TransferImpairments, fixed_delay_ps: np.ndarray) -> bool:
         """Whether the call may run on the instant loop (``engine.instant_loop``, given its routes in
-        advance): no failures to come, no queue pair that fails, no flow records asked for."""
+        advance): no failures to come, no queue pair that fails, no flow records asked for. Random
+        start delays (jitter, launch skew) are left to the event loop: they scatter the moments at which
+        things happen, and the instant loop pays per moment where the event loop pays per event."""
         return (self.instant_loop and not self.scenario.output.flows and not self.scenario.impairments.failures
-                and not impairments.failed.any() and instant_loop_applies(self.fabric.network))
+                and not impairments.failed.any() and not (impairments.start_delay_ps != fixed_delay_ps).any()
+                and instant_loop_applies(self.fabric.network))
 
     def record_fields(self) -> dict:
         return {"link_usage": self.fabric.usage(), "flows": tuple(self.flows)}

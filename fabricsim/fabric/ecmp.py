@@ -78,9 +78,17 @@ class FlowRouter:
         qps, gpus = ports.shape[1], self.gpus
         flow_src, flow_dst = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
         hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
-        route_of, routes = self.router.hashed_routes([gpus[rank] for rank in flow_src.tolist()],
-                                                     [gpus[rank] for rank in flow_dst.tolist()], hashes)
-        return route_of, routes, hashes
+        # a connection's queue pairs keep their ports all call long: route each distinct flow once, in
+        # the order of first appearance (so the list of routes is the same as routing every flow)
+        _, first, same_as = np.unique(np.stack([flow_src.astype(np.uint64), flow_dst.astype(np.uint64), hashes], axis=1),
+                                      axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        distinct = first[order]
+        route_of, routes = self.router.hashed_routes([gpus[rank] for rank in flow_src[distinct].tolist()],
+                                                     [gpus[rank] for rank in flow_dst[distinct].tolist()], hashes[distinct])
+        place = np.empty(len(order), dtype=np.int64)
+        place[order] = np.arange(len(order))
+        return route_of[place[same_as.ravel()]], routes, hashes
 
     def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray,
                      hashed: tuple[np.ndarray, list[Route], np.ndarray] | None = None

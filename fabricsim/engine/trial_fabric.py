@@ -85,6 +85,7 @@ class TrialFabric:
                 return [(self.intact_router.route(gpus[src], gpus[dst]), FlowTag(gpus[src], gpus[dst], 0))]
 
         routed: Callable[[], RoutedFlows | None] = lambda: None
+        hashed: Callable[[], tuple | None] = lambda: None
         if self.flow_router.mode == "hash" and not self.failures_ahead:  # routes fixed from the start
             hashed = self._hashed_once(srcs, dsts, ports)
             flows_of = self._routed_at_once(srcs, dsts, ports, flows_of, hashed)
@@ -94,7 +95,7 @@ class TrialFabric:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
                 gpus[src], gpus[dst], five_tuple_hash(src, dst, port)).links)
                 for src, dst, port in zip(srcs.tolist(), dsts.tolist(), ports[:, 0].tolist())])
-        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports), routed)
+        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports, hashed), routed)
 
     def _hashed_once(self, srcs: np.ndarray, dsts: np.ndarray, ports: np.ndarray) -> Callable[[], tuple | None]:
         """Every queue pair's hashed route (``FlowRouter.hashed_routes``), computed when first asked (a
@@ -124,13 +125,16 @@ class TrialFabric:
             return chosen[0](tid)
         return flows_of
 
-    def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray
-                      ) -> tuple[np.ndarray, list[Route]] | None:
+    def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray,
+                      hashed: Callable[[], tuple | None]) -> tuple[np.ndarray, list[Route]] | None:
         """Each transfer's route (index into a list of routes) when each is one flow whose route the
-        ECMP mode fixes before it starts: one queue pair, and a single route or a hash on its port."""
+        ECMP mode fixes before it starts: one queue pair, and a single route or a hash on its port
+        (the routes ``hashed()`` gives, when it gives them)."""
         router, gpus = self.flow_router.router, self.flow_router.gpus
         if self.flow_router.qps != 1:
             return None
+        if (routes := hashed()) is not None:
+            return routes[0], routes[1]
         routes: dict[tuple[int, ...], int] = {}
         route_list: list[Route] = []
 

@@ -37,6 +37,7 @@ from fabricsim.schedule import Schedule
 from fabricsim.schedule_times import PS_PER_S, serialisation_ps_each
 
 NONE = np.zeros(0, dtype=np.int64)
+NEVER = np.iinfo(np.int64).max
 
 
 def instant_loop_applies(network: FlowNetwork) -> bool:
@@ -88,12 +89,11 @@ class InstantRun:
         self._wait_ps = latency_ps[route_of] + np.where(first, (self.causes.nack_ps + self.causes.timeout_ps)[flow_tid], 0)
         self._sent_at_start = ~(self._nbits > 0) | (self._route_links[route_of, 0] == pad)
         dag.entered_together(per_transfer)
-        # per flow: remaining bits, rate, when they were last brought up to date, live completion entry
+        # per flow: remaining bits, rate, when they were last brought up to date, when it ends (NEVER: not set)
         self._remaining = self._nbits.copy()
         self._rate = np.zeros(len(flow_tid))
         self._updated_ps = np.zeros(len(flow_tid), dtype=np.int64)
-        self._entry = np.full(len(flow_tid), -1, dtype=np.int64)
-        self._entries = 0
+        self._end_ps = np.full(len(flow_tid), NEVER, dtype=np.int64)
         self._active = NONE  # flows on their links, in start order
         self._on_links = np.zeros(len(flow_tid), dtype=bool)
         # per link (and the pad): flows on it, capacity, busy since; this call's usage
@@ -104,10 +104,9 @@ class InstantRun:
         self._carried_bits = np.zeros(pad + 1)
         self._busy_ps = np.zeros(pad + 1, dtype=np.int64)
         self._peak_flows = np.zeros(pad + 1, dtype=np.int64)
-        # what happens at a moment: flows ending (flows, their entries), arriving, transfers entering
+        # the moments ahead at which flows arrive or transfers enter (flows end at their _end_ps)
         self._times: list[int] = []
         self._pending: set[int] = set()
-        self._ends: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._arrivals: dict[int, list[np.ndarray]] = {}
         self._entering: dict[int, list[np.ndarray]] = {}
         self.end_ps = self.start_ps
@@ -129,17 +128,21 @@ class InstantRun:
         """Run the call from its start to its last delivery; add its link usage to the network's."""
         now = self.start_ps
         self._at(self._entering, now, self._ready(now, self.dag.roots()))
-        while self._times and not self.dag.all_delivered:
-            now = heapq.heappop(self._times)
-            self._pending.discard(now)
-            self._instant(now)
+        while not self.dag.all_delivered:
+            next_end_ps = int(self._end_ps[self._active].min()) if self._active.size else NEVER
+            now = min(next_end_ps, self._times[0] if self._times else NEVER)
+            if now == NEVER:
+                break
+            if self._times and self._times[0] == now:
+                self._pending.discard(heapq.heappop(self._times))
+            self._instant(now, next_end_ps == now)
         if not self.dag.all_delivered:
             raise RuntimeError("the call's transfers wait on each other: some are never ready")
         self.end_ps = now
         self._add_usage()
 
-    def _instant(self, now: int) -> None:
-        ended = self._ended(now)
+    def _instant(self, now: int, ending: bool) -> None:
+        ended = self._active[self._end_ps[self._active] == now] if ending else NONE  # in start order
         arriving = _joined(self._arrivals.pop(now, ()))
         entering = _joined(self._entering.pop(now, ()))
         marked = []
@@ -191,18 +194,18 @@ class InstantRun:
                 self._pending.add(time_ps)
                 heapq.heappush(self._times, time_ps)
 
-    def _at_each(self, bucket: dict, times_ps: np.ndarray, values: np.ndarray, *more: np.ndarray) -> None:
-        """File ``values[k]`` (and ``more``'s) at ``times_ps[k]``, keeping their order within a time."""
+    def _at_each(self, bucket: dict, times_ps: np.ndarray, values: np.ndarray) -> None:
+        """File ``values[k]`` at ``times_ps[k]``, keeping their order within a time."""
         if not len(times_ps):
             return
         if (times_ps == times_ps[0]).all():
-            self._at(bucket, int(times_ps[0]), values if not more else (values, *more))
+            self._at(bucket, int(times_ps[0]), values)
             return
         order = np.argsort(times_ps, kind="stable")
         times_ps = times_ps[order]
         cuts = np.flatnonzero(times_ps[1:] != times_ps[:-1]) + 1
         for start, part in zip([0, *cuts.tolist()], np.split(order, cuts)):
-            self._at(bucket, int(times_ps[start]), values[part] if not more else (values[part], *(c[part] for c in more)))
+            self._at(bucket, int(times_ps[start]), values[part])
 
     # --- flows on links -------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class InstantRun:
         """Flows sent their last bit: off their links; returns the links that keep flows."""
         self._on_links[flows] = False
         self._active = self._active[self._on_links[self._active]]
-        self._entry[flows] = -1
+        self._end_ps[flows] = NEVER
         self._remaining[flows] = 0.0
         self._updated_ps[flows] = now
         links, flow_of_link = self._links_of(flows)
@@ -272,18 +275,7 @@ class InstantRun:
         remaining = np.where(old_bps != 0, np.maximum(0.0, self._remaining[flows] - old_bps * elapsed_ps / PS_PER_S),
                              self._remaining[flows])
         self._remaining[flows], self._rate[flows], self._updated_ps[flows] = remaining, rate_bps, now
-        entries = np.arange(self._entries, self._entries + len(flows))
-        self._entries += len(flows)
-        self._entry[flows] = entries
-        self._at_each(self._ends, now + serialisation_ps_each(remaining, rate_bps), flows, entries)
-
-    def _ended(self, now: int) -> np.ndarray:
-        """The flows whose live completion is now, in the order their completions were set."""
-        filed = self._ends.pop(now, ())
-        if not filed:
-            return NONE
-        flows, entries = filed[0] if len(filed) == 1 else (np.concatenate(parts) for parts in zip(*filed))
-        return flows[self._entry[flows] == entries]  # filed in the order their entries were numbered
+        self._end_ps[flows] = now + serialisation_ps_each(remaining, rate_bps)
 
     def _add_usage(self) -> None:
         """Add the call's bits carried, busy time and peak flows to the network's link usage."""

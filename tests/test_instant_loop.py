@@ -45,11 +45,12 @@ def _records(scenario, instant_loop: bool, monkeypatch) -> tuple[list, int]:
     taken = []
 
     class Noted(models.InstantRun):
-        def run(self) -> None:
-            taken.append(True)
-            super().run()
+        def run(self) -> bool:
+            finished = super().run()
+            taken.append(finished)
+            return finished
     monkeypatch.setattr(models, "InstantRun", Noted)
-    return Simulation(scenario).run(), len(taken)
+    return Simulation(scenario).run(), sum(taken)
 
 
 def _same(fast: list, slow: list) -> bool:
@@ -118,4 +119,17 @@ def test_random_start_delays_stay_on_the_event_loop(monkeypatch):
                              impairments={"launch_skew": {"distribution": "uniform", "low": "0us", "high": "20us"}},
                              collective={"op": "all_reduce", "algorithm": "ring"})
     _, taken = _records(scenario, True, monkeypatch)
+    assert not taken
+
+
+def test_a_call_given_up_early_runs_on_the_event_loop_alone(monkeypatch):
+    """The instant loop gives up on sparse moments without leaving a trace: the event loop's records."""
+    import fabricsim.engine.instant_loop as instant_loop
+
+    scenario = CASES["leaf-spine ring, 4 queue pairs colliding"]
+    slow, _ = _records(scenario, False, monkeypatch)
+    monkeypatch.setattr(instant_loop, "CHECK_MOMENTS", 4)
+    monkeypatch.setattr(instant_loop, "MIN_TRANSFERS_A_MOMENT", 10**6)
+    given_up, taken = _records(scenario, True, monkeypatch)
+    assert _same(given_up, slow)
     assert not taken

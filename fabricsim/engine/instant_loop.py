@@ -38,6 +38,10 @@ from fabricsim.schedule_times import PS_PER_S, serialisation_ps_each
 
 NONE = np.zeros(0, dtype=np.int64)
 NEVER = np.iinfo(np.int64).max
+# the instant loop pays per moment (some 60 numpy steps), the event loop per transfer (some 12 us):
+# below about this many transfers a moment, the event loop is the faster
+MIN_TRANSFERS_A_MOMENT = 8
+CHECK_MOMENTS = 1024
 
 
 def instant_loop_applies(network: FlowNetwork) -> bool:
@@ -94,6 +98,7 @@ class InstantRun:
         self._rate = np.zeros(len(flow_tid))
         self._updated_ps = np.zeros(len(flow_tid), dtype=np.int64)
         self._end_ps = np.full(len(flow_tid), NEVER, dtype=np.int64)
+        self._entered = 0  # transfers that entered the network so far
         self._active = NONE  # flows on their links, in start order
         self._on_links = np.zeros(len(flow_tid), dtype=bool)
         # per link (and the pad): flows on it, capacity, busy since; this call's usage
@@ -124,22 +129,29 @@ class InstantRun:
 
     # --- running ------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Run the call from its start to its last delivery; add its link usage to the network's."""
-        now = self.start_ps
+    def run(self) -> bool:
+        """Run the call from its start to its last delivery and add its link usage to the network's
+        (True); or give up early (False, nothing changed) when its moments are too sparse for this
+        loop to pay: fewer than MIN_TRANSFERS_A_MOMENT transfers entering a moment on average, checked
+        every CHECK_MOMENTS moments until a quarter of the transfers have entered. The decision
+        depends on the simulated run alone, never on the clock."""
+        now, moments, transfers = self.start_ps, 0, len(self._delay_ps)
         self._at(self._entering, now, self._ready(now, self.dag.roots()))
         while not self.dag.all_delivered:
             next_end_ps = int(self._end_ps[self._active].min()) if self._active.size else NEVER
             now = min(next_end_ps, self._times[0] if self._times else NEVER)
             if now == NEVER:
-                break
+                raise RuntimeError("the call's transfers wait on each other: some are never ready")
             if self._times and self._times[0] == now:
                 self._pending.discard(heapq.heappop(self._times))
             self._instant(now, next_end_ps == now)
-        if not self.dag.all_delivered:
-            raise RuntimeError("the call's transfers wait on each other: some are never ready")
+            moments += 1
+            if (moments % CHECK_MOMENTS == 0 and 4 * self._entered < transfers
+                    and self._entered < MIN_TRANSFERS_A_MOMENT * moments):
+                return False
         self.end_ps = now
         self._add_usage()
+        return True
 
     def _instant(self, now: int, ending: bool) -> None:
         ended = self._active[self._end_ps[self._active] == now] if ending else NONE  # in start order
@@ -151,6 +163,7 @@ class InstantRun:
         sent = ended
         while sent.size or arriving.size or entering.size:
             if entering.size:
+                self._entered += len(entering)
                 flows = self._flows_of(entering)
                 at_start = self._sent_at_start[flows]
                 if not at_start.all():

@@ -64,7 +64,8 @@ class FlowModel:
 
     A call whose flows can be timed without the event loop (``engine.uncontended``) is; a call whose
     routes are known before it starts runs on the event loop moment by moment over arrays
-    (``engine.instant_loop``); the others on the event loop event by event. Set
+    (``engine.instant_loop``) unless its moments turn out too sparse for that to pay; the others run on
+    the event loop event by event. Set
     ``uncontended_shortcut`` or ``instant_loop`` to False to leave that path out (same numbers, slower).
     """
 
@@ -101,11 +102,11 @@ class FlowModel:
         if routed:
             run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,
                              ideal_route_of)
-            run.run()
-            if run.end_ps > self.env.now:
-                self.env.run(until=run.end_ps)
-            return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
-                              transfer_times=run.transfer_times)
+            if run.run():
+                if run.end_ps > self.env.now:
+                    self.env.run(until=run.end_ps)
+                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
+                                  transfer_times=run.transfer_times)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)

@@ -132,10 +132,10 @@ class InstantRun:
     def run(self) -> bool:
         """Run the call from its start to its last delivery and add its link usage to the network's
         (True); or give up early (False, nothing changed) when its moments are too sparse for this
-        loop to pay: fewer than MIN_TRANSFERS_A_MOMENT transfers entering a moment on average, checked
-        every CHECK_MOMENTS moments until a quarter of the transfers have entered. The decision
+        loop to pay: fewer than MIN_TRANSFERS_A_MOMENT transfers entering a moment on average over the
+        last CHECK_MOMENTS moments, checked until a quarter of the transfers have entered. The decision
         depends on the simulated run alone, never on the clock."""
-        now, moments, transfers = self.start_ps, 0, len(self._delay_ps)
+        now, moments, transfers, entered_before = self.start_ps, 0, len(self._delay_ps), 0
         self._at(self._entering, now, self._ready(now, self.dag.roots()))
         while not self.dag.all_delivered:
             next_end_ps = int(self._end_ps[self._active].min()) if self._active.size else NEVER
@@ -146,9 +146,10 @@ class InstantRun:
                 self._pending.discard(heapq.heappop(self._times))
             self._instant(now, next_end_ps == now)
             moments += 1
-            if (moments % CHECK_MOMENTS == 0 and 4 * self._entered < transfers
-                    and self._entered < MIN_TRANSFERS_A_MOMENT * moments):
-                return False
+            if moments % CHECK_MOMENTS == 0 and 4 * self._entered < transfers:
+                if self._entered - entered_before < MIN_TRANSFERS_A_MOMENT * CHECK_MOMENTS:
+                    return False
+                entered_before = self._entered
         self.end_ps = now
         self._add_usage()
         return True

@@ -133,8 +133,6 @@ class TrialFabric:
         router, gpus = self.flow_router.router, self.flow_router.gpus
         if self.flow_router.qps != 1:
             return None
-        if (routes := hashed()) is not None:
-            return routes[0], routes[1]
         routes: dict[tuple[int, ...], int] = {}
         route_list: list[Route] = []
 
@@ -153,7 +151,10 @@ class TrialFabric:
             elif self.flow_router.mode != "hash":
                 return None  # adaptive and spraying choose by load or use every route
         route_of = pair_route[pair_of]
-        for tid in np.flatnonzero(route_of < 0).tolist():  # hashed: the route the event loop's flow takes
+        by_hash = np.flatnonzero(route_of < 0)
+        if by_hash.size and (routes := hashed()) is not None:  # every queue pair's, routed at once
+            return routes[0], routes[1]
+        for tid in by_hash.tolist():  # hashed: the route the event loop's flow takes
             src, dst = group[int(schedule.transfers.src[tid])], group[int(schedule.transfers.dst[tid])]
             ((route, _tag),) = self.flow_router.flows(src, dst, ports[tid].tolist())
             route_of[tid] = index_of(route)

@@ -41,7 +41,7 @@ NEVER = np.iinfo(np.int64).max
 # the instant loop pays per moment (some 60 numpy steps), the event loop per transfer (some 12 us):
 # below about this many transfers a moment, the event loop is the faster
 MIN_TRANSFERS_A_MOMENT = 8
-CHECK_MOMENTS = 1024
+CHECK_MOMENTS = 64
 
 
 def instant_loop_applies(network: FlowNetwork) -> bool:
@@ -133,7 +133,7 @@ class InstantRun:
         """Run the call from its start to its last delivery and add its link usage to the network's
         (True); or give up early (False, nothing changed) when its moments are too sparse for this
         loop to pay: fewer than MIN_TRANSFERS_A_MOMENT transfers entering a moment on average over the
-        last CHECK_MOMENTS moments, checked until a quarter of the transfers have entered. The decision
+        last CHECK_MOMENTS moments, checked until half of the transfers have entered. The decision
         depends on the simulated run alone, never on the clock."""
         now, moments, transfers, entered_before = self.start_ps, 0, len(self._delay_ps), 0
         self._at(self._entering, now, self._ready(now, self.dag.roots()))
@@ -146,7 +146,7 @@ class InstantRun:
                 self._pending.discard(heapq.heappop(self._times))
             self._instant(now, next_end_ps == now)
             moments += 1
-            if moments % CHECK_MOMENTS == 0 and 4 * self._entered < transfers:
+            if moments % CHECK_MOMENTS == 0 and 2 * self._entered < transfers:
                 if self._entered - entered_before < MIN_TRANSFERS_A_MOMENT * CHECK_MOMENTS:
                     return False
                 entered_before = self._entered

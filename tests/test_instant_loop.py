@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fabricsim.engine.instant_loop as instant_loop_module
 import fabricsim.engine.models as models
 from fabricsim.config import load_scenario
 from fabricsim.engine.models import FlowModel
@@ -38,10 +39,13 @@ CASES = {
 }
 
 
-def _records(scenario, instant_loop: bool, monkeypatch) -> tuple[list, int]:
-    """The run's records on the event loop (no shortcut), and how many calls the instant loop ran."""
+def _records(scenario, instant_loop: bool, monkeypatch, keep_on: bool = True) -> tuple[list, int]:
+    """The run's records on the event loop (no shortcut), and how many calls the instant loop ran
+    (to their end, however sparse their moments, if ``keep_on``)."""
     monkeypatch.setattr(FlowModel, "uncontended_shortcut", False)
     monkeypatch.setattr(FlowModel, "instant_loop", instant_loop)
+    if keep_on:
+        monkeypatch.setattr(instant_loop_module, "MIN_TRANSFERS_A_MOMENT", 0)
     taken = []
 
     class Noted(models.InstantRun):
@@ -124,12 +128,10 @@ def test_random_start_delays_stay_on_the_event_loop(monkeypatch):
 
 def test_a_call_given_up_early_runs_on_the_event_loop_alone(monkeypatch):
     """The instant loop gives up on sparse moments without leaving a trace: the event loop's records."""
-    import fabricsim.engine.instant_loop as instant_loop
-
     scenario = CASES["leaf-spine ring, 4 queue pairs colliding"]
     slow, _ = _records(scenario, False, monkeypatch)
-    monkeypatch.setattr(instant_loop, "CHECK_MOMENTS", 4)
-    monkeypatch.setattr(instant_loop, "MIN_TRANSFERS_A_MOMENT", 10**6)
-    given_up, taken = _records(scenario, True, monkeypatch)
+    monkeypatch.setattr(instant_loop_module, "CHECK_MOMENTS", 4)
+    monkeypatch.setattr(instant_loop_module, "MIN_TRANSFERS_A_MOMENT", 10**6)
+    given_up, taken = _records(scenario, True, monkeypatch, keep_on=False)
     assert _same(given_up, slow)
     assert not taken

@@ -26,7 +26,6 @@ from typing import Callable
 
 import numpy as np
 
-from fabricsim.breakdown import Causes
 from fabricsim.engine.dag_progress import DagProgress
 from fabricsim.engine.flows import FlowNetwork
 from fabricsim.engine.maxmin import max_min_rates_over
@@ -51,10 +50,8 @@ def instant_loop_applies(network: FlowNetwork) -> bool:
 
 
 class InstantRun:
-    """A call's run on the instant loop: what the runner reads of a ``ScheduleRun``."""
-
-    failed = False
-    flow_records = None
+    """A call's run on the instant loop; its DAG progress (``dag``) has its ideal time, causes and
+    transfer times."""
 
     def __init__(self, env, network: FlowNetwork, schedule: Schedule, routed: RoutedFlows,
                  impairments: TransferImpairments, transport: Transport, fixed_delay_ps: np.ndarray,
@@ -115,17 +112,6 @@ class InstantRun:
         self._arrivals: dict[int, list[np.ndarray]] = {}
         self._entering: dict[int, list[np.ndarray]] = {}
         self.end_ps = self.start_ps
-
-    # --- what the runner reads ----------------------------------------------------------------
-
-    def ideal_ps(self) -> int:
-        return self.dag.ideal_ps()
-
-    def critical_causes(self) -> Causes:
-        return self.dag.critical_causes()
-
-    def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.dag.transfer_times()
 
     # --- running ------------------------------------------------------------------------------
 

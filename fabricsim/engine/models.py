@@ -96,8 +96,8 @@ class FlowModel:
             if run:
                 if run.end_ps > self.env.now:
                     self.env.run(until=run.end_ps)
-                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
-                                  transfer_times=run.transfer_times)
+                return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
+                                  transfer_times=run.dag.transfer_times)
         routed = self._may_run_per_instant(impairments, fixed_delay_ps) and flows.routed()
         if routed:
             run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,
@@ -105,8 +105,8 @@ class FlowModel:
             if run.run():
                 if run.end_ps > self.env.now:
                     self.env.run(until=run.end_ps)
-                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
-                                  transfer_times=run.transfer_times)
+                return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
+                                  transfer_times=run.dag.transfer_times)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)

@@ -65,8 +65,8 @@ class FlowModel:
     A call whose flows can be timed without the event loop (``engine.uncontended``) is; a call whose
     routes are known before it starts runs on the event loop moment by moment over arrays
     (``engine.instant_loop``) unless its moments turn out too sparse for that to pay; the others run on
-    the event loop event by event. Set
-    ``uncontended_shortcut`` or ``instant_loop`` to False to leave that path out (same numbers, slower).
+    the event loop event by event. Set ``uncontended_shortcut`` or ``instant_loop`` to False to leave
+    that path out (same numbers, slower).
     """
 
     uncontended_shortcut = True
@@ -96,8 +96,8 @@ class FlowModel:
             if run:
                 if run.end_ps > self.env.now:
                     self.env.run(until=run.end_ps)
-                return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
-                                  transfer_times=run.dag.transfer_times)
+                return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
+                                  transfer_times=run.transfer_times)
         routed = self._may_run_per_instant(impairments, fixed_delay_ps) and flows.routed()
         if routed:
             run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,

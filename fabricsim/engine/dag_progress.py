@@ -16,13 +16,16 @@ but for the jitter), and the schedule's ideal time alone on the intact fabric.
 from __future__ import annotations
 
 from array import array
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from fabricsim.breakdown import Causes, TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.fabric.routing import Route
 from fabricsim.schedule import Dependencies, Schedule
+
+
+FEW = 8  # batches of at most this many transfers are counted one by one
 
 
 class DagProgress:
@@ -109,16 +112,20 @@ class DagProgress:
             self.enter(tid)
 
     def _release(self, tid: int, kind: str, children: array) -> None:
+        for child in self._released(self.env.now, tid, kind == "delivered", children):
+            self._ready(child)
+
+    def _released(self, now: int, tid: int, delivered: bool, children: array) -> Iterator[int]:
         """Count the dependency off each child; note which released it last (of dependencies done at
-        one moment: a delivery, then the highest id, as ``schedule_times.released_by``)."""
-        now, delivered = self.env.now, kind == "delivered"
+        one moment: a delivery, then the highest id, as ``schedule_times.released_by``); yield each
+        child as it becomes ready."""
         released_at, by_delivery, released_by = self._released_at, self._released_by_delivery, self._released_by
         for child in children:  # time never goes back: a later release wins; at one time, the greater key
             if now > released_at[child] or (delivered, tid) > (by_delivery[child], released_by[child]):
                 released_at[child], by_delivery[child], released_by[child] = now, delivered, tid
             self._waiting[child] -= 1
             if self._waiting[child] == 0:
-                self._ready(child)
+                yield child
 
     # --- the same, many transfers at one moment as arrays (engine.instant_loop) -----------------
 
@@ -134,13 +141,13 @@ class DagProgress:
     def sent_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
         """A flow of each entry of ``tids`` put its last bit on the wire at ``now_ps`` (``flow_sent``);
         returns the transfers this made ready."""
-        sent = self._counted_off(np.frombuffer(self._unsent, dtype=np.int64), tids)
+        sent = self._counted_off(self._unsent, tids)
         return self._release_together(now_ps, sent, False, self._after_sending)
 
     def delivered_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
         """A flow of each entry of ``tids`` arrived at ``now_ps`` (``flow_delivered``); returns the
         transfers this made ready. ``all_delivered`` tells when the last transfer is delivered."""
-        delivered = self._counted_off(np.frombuffer(self._undelivered_flows, dtype=np.int64), tids)
+        delivered = self._counted_off(self._undelivered_flows, tids)
         if not delivered.size:
             return delivered
         self._undelivered -= len(delivered)
@@ -154,10 +161,19 @@ class DagProgress:
     def all_delivered(self) -> bool:
         return self._undelivered == 0
 
-    def _counted_off(self, counts: np.ndarray, tids: np.ndarray) -> np.ndarray:
-        """Take one off ``counts[t]`` for each entry ``t`` of ``tids``; the transfers that reach 0."""
-        np.subtract.at(counts, tids, 1)
-        return self._distinct(tids[counts[tids] == 0])
+    def _counted_off(self, counts: array, tids: np.ndarray) -> np.ndarray:
+        """Take one off ``counts[t]`` for each entry ``t`` of ``tids``; the transfers that reach 0
+        (one by one for a few, where numpy's calls would cost more than the work)."""
+        if len(tids) <= FEW:
+            reached = []
+            for tid in tids.tolist():
+                counts[tid] -= 1
+                if not counts[tid]:
+                    reached.append(tid)
+            return np.array(reached, dtype=np.int64)
+        column_view = np.frombuffer(counts, dtype=np.int64)
+        np.subtract.at(column_view, tids, 1)
+        return self._distinct(tids[column_view[tids] == 0])
 
     def _distinct(self, tids: np.ndarray) -> np.ndarray:
         """``tids`` without repeats (each at its last place)."""
@@ -173,6 +189,9 @@ class DagProgress:
         """``_release`` of every transfer of ``parents`` at ``now_ps``: of the dependencies done at one
         moment, the one that released a child last is a delivery, then the highest id (the greatest
         key, whatever the order they are counted off in); returns the children now ready."""
+        if len(parents) <= FEW:
+            return np.array([child for tid in parents.tolist()
+                             for child in self._released(now_ps, tid, delivered, children[tid])], dtype=np.int64)
         child, parent = children.of_all(parents)
         if not child.size:
             return child

@@ -25,7 +25,7 @@ from fabricsim.engine.executor import FlowRecord, ScheduleRun
 from fabricsim.engine.instant_loop import InstantRun, instant_loop_applies
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
-from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
+from fabricsim.engine.trial_fabric import CallFlows, RoutedFlows, TrialFabric
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import Route, Router
@@ -99,14 +99,10 @@ class FlowModel:
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
         routed = self._may_run_per_instant(impairments, fixed_delay_ps) and flows.routed()
-        if routed:
-            run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,
-                             ideal_route_of)
-            if run.run():
-                if run.end_ps > self.env.now:
-                    self.env.run(until=run.end_ps)
-                return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
-                                  transfer_times=run.dag.transfer_times)
+        result = routed and self._run_per_instant(schedule, routed, impairments, transport, fixed_delay_ps,
+                                                  ideal_route_of)
+        if result:
+            return result
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of, fixed_delay_ps=fixed_delay_ps,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
@@ -123,6 +119,19 @@ class FlowModel:
         failures to come, no queue pair that fails, no flow records asked for."""
         return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
+
+    def _run_per_instant(self, schedule: Schedule, routed: RoutedFlows, impairments: TransferImpairments,
+                         transport: Transport, fixed_delay_ps: np.ndarray,
+                         ideal_route_of: Callable[[int, int], Route]) -> CallResult | None:
+        """The call on the instant loop, or None if it gave the call back (its arrays freed on return)."""
+        run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, fixed_delay_ps,
+                         ideal_route_of)
+        if not run.run():
+            return None
+        if run.end_ps > self.env.now:
+            self.env.run(until=run.end_ps)
+        return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
+                          transfer_times=run.dag.transfer_times)
 
     def _may_run_per_instant(self, impairments: TransferImpairments, fixed_delay_ps: np.ndarray) -> bool:
         """Whether the call may run on the instant loop (``engine.instant_loop``, given its routes in

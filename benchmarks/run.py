@@ -21,12 +21,14 @@ SCENARIOS = ROOT / "scenarios"
 SIMGRID_PYTHON = "/usr/bin/python3"  # the interpreter Debian's python3-simgrid installs into
 
 
-def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False) -> dict:
+def _ring_all_reduce(hosts: int, size: str, event_loop: bool = False, event_by_event: bool = False) -> dict:
     """One ring all-reduce on a single switch; ``event_loop`` runs it on the event loop even though
-    no flows meet (the runner would time it as a longest path): the flow engine's own throughput."""
+    no flows meet (the runner would time it as a longest path): the flow engine's own throughput,
+    on the instant loop, or one event at a time if ``event_by_event``."""
     from fabricsim.engine.models import FlowModel
 
     FlowModel.uncontended_shortcut = not event_loop
+    FlowModel.instant_loop = not event_by_event
     _, record, figures = _one_call(f"bench_ring_{hosts}", hosts, {"op": "all_reduce", "algorithm": "ring"}, size)
     transfers = 2 * (hosts - 1) * hosts
     return {"transfers": transfers, **figures, "transfers_per_s": transfers / figures["run_s"]}
@@ -97,6 +99,14 @@ def _cli_run(name: str, trials: int) -> dict:
             "command_cpu_s": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime}
 
 
+def _event_by_event(case) -> dict:
+    """``case`` with the flow model's instant loop left out: every contended call one event at a time."""
+    from fabricsim.engine.models import FlowModel
+
+    FlowModel.instant_loop = False
+    return case()
+
+
 def _naive_simpy(ranks: int) -> dict:
     """The yardstick: a straightforward SimPy model of the same ring (benchmarks/naive_simpy.py)."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -146,11 +156,14 @@ CASES = {
     "ring_allreduce_256_ranks": lambda: _ring_all_reduce(256, "1GiB"),
     "ring_allreduce_256_ranks_event_loop": lambda: _ring_all_reduce(256, "1GiB", event_loop=True),
     "ring_allreduce_1024_ranks_event_loop": lambda: _ring_all_reduce(1024, "1GiB", event_loop=True),
+    "ring_allreduce_256_ranks_event_by_event": lambda: _ring_all_reduce(256, "1GiB", True, event_by_event=True),
     "ring_allreduce_1024_ranks": lambda: _ring_all_reduce(1024, "1GiB"),
     "naive_simpy_ring_allreduce_1024_ranks": lambda: _naive_simpy(1024),
     **{f"all_to_all_{hosts}_hosts": lambda hosts=hosts: _all_to_all(hosts) for hosts in (16, 32, 64, 128)},
     "cli_run_1000_trials": lambda: _cli_run("tp4_ring_allgather.yaml", 1000),
     "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
+    "leaf_spine_128_hosts_1_trial_event_by_event": lambda: _event_by_event(
+        lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",))),
 }
 
 

@@ -133,3 +133,20 @@ def test_hash_collisions_cost_more_as_the_job_grows_and_more_queue_pairs_win_som
     assert sprayed == pytest.approx(nic_busbw, rel=0.05)
     assert four < 0.9 * two < 0.9 * sprayed
     assert leaf_spine_busbw(4, qps=2) > 1.2 * four
+
+
+def test_a_calls_queue_pairs_routed_at_once_take_the_routes_routed_one_by_one():
+    """``hashed_flows`` routes each distinct connection and port once: every transfer's flows are those
+    ``flows`` gives it, on a leaf-spine where connections repeat (a ring's steps) and ports collide."""
+    simulation = Simulation(make_scenario(
+        fabric={"topology": "leaf_spine", "hosts": 8, "clos": {"hosts_per_leaf": 2, "spines": 3, "ecmp": "hash"}},
+        collective={"op": "all_reduce", "algorithm": "ring"}))
+    router = FlowRouter(simulation.router, simulation.fabric.gpus, "hash", 3, lambda link: 0)
+    rng = np.random.default_rng(5)
+    srcs, dsts = rng.integers(0, 8, 200), rng.integers(0, 8, 200)
+    keep = srcs != dsts
+    srcs, dsts = srcs[keep], dsts[keep]
+    ports = rng.integers(0xC000, 0xC004, size=(len(srcs), 3))  # few ports: repeats and hash collisions
+    flows_of = router.hashed_flows(srcs, dsts, ports)
+    for tid, (src, dst) in enumerate(zip(srcs.tolist(), dsts.tolist())):
+        assert flows_of(tid) == router.flows(src, dst, ports[tid].tolist())

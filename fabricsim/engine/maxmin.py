@@ -61,17 +61,25 @@ def _filled_plainly(links_of: Sequence[tuple[int, ...]], capacity_bps: Capacitie
 def _filled_in_numpy(links_of: Sequence[tuple[int, ...]], capacity_bps: Capacities) -> list[float]:
     counts = np.fromiter((len(links) for links in links_of), dtype=np.int64, count=len(links_of))
     pair_flow = np.repeat(np.arange(len(links_of)), counts)
-    used, pair_link = np.unique(np.fromiter((link for links in links_of for link in links), dtype=np.int64,
-                                            count=int(counts.sum())), return_inverse=True)
-    remaining = np.array([capacity_bps[link] for link in used.tolist()], dtype=np.float64)
+    pair_link = np.fromiter((link for links in links_of for link in links), dtype=np.int64, count=int(counts.sum()))
+    return max_min_rates_over(pair_flow, pair_link, len(links_of), lambda used: [capacity_bps[link] for link in used]
+                              ).tolist()
+
+
+def max_min_rates_over(pair_flow: np.ndarray, pair_link: np.ndarray, flows: int, capacity_of) -> np.ndarray:
+    """``max_min_rates_of`` over a flow x link incidence given as pairs (``pair_flow[k]`` uses
+    ``pair_link[k]``) of ``flows`` flows; ``capacity_of(links)`` gives the capacities of the links used
+    (an ascending list of link indices)."""
+    used, pair_link = np.unique(pair_link, return_inverse=True)
+    remaining = np.array(capacity_of(used.tolist()), dtype=np.float64)
     unfixed = np.bincount(pair_link, minlength=len(used))
-    rates = np.zeros(len(links_of))
+    rates = np.zeros(flows)
     while len(pair_flow):
         loaded = unfixed > 0
         share = np.full(len(used), np.inf)
         share[loaded] = remaining[loaded] / unfixed[loaded]
         level = share.min()
-        fixed = np.zeros(len(links_of), dtype=bool)
+        fixed = np.zeros(flows, dtype=bool)
         fixed[pair_flow[share[pair_link] == level]] = True
         rates[fixed] = max(level, 0.0)
         given = fixed[pair_flow]
@@ -79,7 +87,7 @@ def _filled_in_numpy(links_of: Sequence[tuple[int, ...]], capacity_bps: Capaciti
         remaining -= level * count
         unfixed -= count
         pair_flow, pair_link = pair_flow[~given], pair_link[~given]
-    return rates.tolist()
+    return rates
 
 
 def max_min_rates(flows: Sequence, capacity_bps: Capacities) -> dict:

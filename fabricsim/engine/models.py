@@ -23,9 +23,10 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import Scenario
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.impairments import TransferImpairments, Transport, launch_skew_ps
+from fabricsim.engine.instant_loop import InstantRun, instant_loop_applies
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
-from fabricsim.engine.trial_fabric import CallFlows, TrialFabric
+from fabricsim.engine.trial_fabric import CallFlows, RoutedFlows, TrialFabric
 from fabricsim.engine.uncontended import run_uncontended
 from fabricsim.fabric.graph import Fabric
 from fabricsim.fabric.routing import Route, Router
@@ -85,11 +86,15 @@ class _TrialClock:
 class FlowModel(_TrialClock):
     """The flow model for one trial: its fabric as drawn for the trial, the flows it records, its cuts.
 
-    A call whose flows can be timed without the event loop (``engine.uncontended``) is; set
-    ``uncontended_shortcut`` to False to run every call on the event loop (same numbers, slower).
+    A call whose flows can be timed without the event loop (``engine.uncontended``) is; a call whose
+    routes are known before it starts runs on the event loop moment by moment over arrays
+    (``engine.instant_loop``) unless its moments turn out too sparse for that to pay; the others run on
+    the event loop event by event. Set ``uncontended_shortcut`` or ``instant_loop`` to False to leave
+    that path out (same numbers, slower).
     """
 
     uncontended_shortcut = True
+    instant_loop = True
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
                  trial_rng: np.random.Generator, fabric_rng: np.random.Generator) -> None:
@@ -117,6 +122,10 @@ class FlowModel(_TrialClock):
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
+        routed = self._may_run_per_instant(impairments) and flows.routed()
+        result = routed and self._run_per_instant(schedule, routed, impairments, transport, ideal_route_of)
+        if result:
+            return result
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of,
                           record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
@@ -133,6 +142,28 @@ class FlowModel(_TrialClock):
         failures to come, no queue pair that fails, no flow records asked for."""
         return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
+
+    def _run_per_instant(self, schedule: Schedule, routed: RoutedFlows, impairments: TransferImpairments,
+                         transport: Transport,
+                         ideal_route_of: Callable[[int, int], Route]) -> CallResult | None:
+        """The call on the instant loop, or None if it gave the call back (its arrays freed on return)."""
+        run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport,
+                         ideal_route_of)
+        if not run.run():
+            return None
+        if run.end_ps > self.env.now:
+            self.env.run(until=run.end_ps)
+        return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
+                          transfer_times=run.dag.transfer_times)
+
+    def _may_run_per_instant(self, impairments: TransferImpairments) -> bool:
+        """Whether the call may run on the instant loop (``engine.instant_loop``, given its routes in
+        advance): no failures to come, no queue pair that fails, no flow records asked for. Random
+        start delays (jitter, launch skew) are left to the event loop: they scatter the moments at which
+        things happen, and the instant loop pays per moment where the event loop pays per event."""
+        return (self.instant_loop and not self.scenario.output.flows and not self.scenario.impairments.failures
+                and not impairments.failed.any() and not impairments.start_delay_ps.any()
+                and instant_loop_applies(self.fabric.network))
 
     def model_output(self) -> FlowModelOutput:
         usage = self.fabric.usage()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fabricsim.collectives.schedule import Dependencies, Schedule, TransferTable
-from fabricsim.engine.trial_fabric import CallFlows
+from fabricsim.engine.trial_fabric import CallFlows, RoutedFlows
 from fabricsim.fabric.routing import Route
 from fabricsim.workload.job import StepSchedule
 
@@ -47,4 +47,15 @@ def step_flows(flows: CallFlows, marks: np.ndarray) -> CallFlows:
         every[~marks] = route_of
         return every, [*route_list, LOCAL_ROUTE]
 
-    return CallFlows(flows_of, loss_rate, fixed_routes, flows_of_one)
+    def routed() -> RoutedFlows | None:
+        part = flows.routed()
+        if part is None:
+            return None
+        per_transfer = np.ones(len(marks), dtype=np.int64)
+        per_transfer[~marks] = np.diff(part.starts)
+        on_network = ~np.repeat(marks, per_transfer)
+        route_of = np.full(len(on_network), len(part.routes), dtype=np.int64)
+        route_of[on_network] = part.route_of
+        return RoutedFlows(np.concatenate(([0], np.cumsum(per_transfer))), route_of, [*part.routes, LOCAL_ROUTE])
+
+    return CallFlows(flows_of, loss_rate, fixed_routes, flows_of_one, routed)

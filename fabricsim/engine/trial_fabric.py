@@ -9,6 +9,7 @@ spread over distinct equal-cost routes (no ECMP collision), at their max-min rat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -27,16 +28,28 @@ from fabricsim.fabric.routing import NoRouteError, Route, Router, five_tuple_has
 
 
 @dataclass(frozen=True)
+class RoutedFlows:
+    """Every queue pair of a call, routed before it starts: transfer ``t``'s flows take the routes
+    ``routes[route_of[k]]`` for ``k`` in ``starts[t]:starts[t + 1]``, queue pair 0 first."""
+
+    starts: np.ndarray
+    route_of: np.ndarray
+    routes: list[Route]
+
+
+@dataclass(frozen=True)
 class CallFlows:
     """A call's transfers as flows: ``flows_of(tid)`` gives a transfer's (route, tag) per queue pair
     (the executor's), ``loss_rate`` its packet loss rate along its first flow's hashed route (None
-    without per-link loss), and ``fixed_routes()`` every transfer's one route in advance, when that
-    exists (``engine.uncontended``), else None."""
+    without per-link loss), ``fixed_routes()`` every transfer's one route in advance, when that
+    exists (``engine.uncontended``), else None, and ``routed()`` every queue pair's route in advance,
+    when routes do not depend on the moment a flow starts (``engine.instant_loop``), else None."""
 
     flows_of: Callable[[int], list[tuple[Route, FlowTag]]]
     loss_rate: np.ndarray | None = None
     fixed_routes: Callable[[], tuple[np.ndarray, list[Route]] | None] = lambda: None
     flows_of_one: Callable[[int], list[tuple[Route, FlowTag]]] | None = None  # without routing the others too
+    routed: Callable[[], RoutedFlows | None] = lambda: None
 
 
 class TrialFabric:
@@ -72,35 +85,53 @@ class TrialFabric:
                 return [(self.intact_router.route(endpoints[src], endpoints[dst]), FlowTag(endpoints[src], endpoints[dst], 0))]
 
         one_by_one = flows_of
+        routed: Callable[[], RoutedFlows | None] = lambda: None
+        hashed: Callable[[], tuple | None] = lambda: None
         if self.flow_router.mode == "hash" and not self.failures_ahead:  # routes fixed from the start
-            flows_of = self._routed_at_once(srcs, dsts, ports, flows_of)
+            hashed = self._hashed_once(srcs, dsts, ports)
+            flows_of = self._routed_at_once(srcs, dsts, ports, flows_of, hashed)
+            routed = partial(_routed_flows, hashed, ports.shape[1])
         rates = None
         if self.link_loss:
             rates = np.array([route_loss_rate(loss.rate, self.link_loss, self.intact_router.route(
                 endpoints[src], endpoints[dst], five_tuple_hash(src, dst, port)).links)
                 for src, dst, port in zip(srcs.tolist(), dsts.tolist(), ports[:, 0].tolist())])
-        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports), one_by_one)
+        return CallFlows(flows_of, rates, lambda: self._fixed_routes(schedule, group, ports, hashed), one_by_one,
+                         routed)
+
+    def _hashed_once(self, srcs: np.ndarray, dsts: np.ndarray, ports: np.ndarray) -> Callable[[], tuple | None]:
+        """Every queue pair's hashed route (``FlowRouter.hashed_routes``), computed when first asked (a
+        call timed without the event loop never asks), or None if some pair has no route."""
+        computed = []
+
+        def hashed() -> tuple | None:
+            if not computed:
+                try:
+                    computed.append(self.flow_router.hashed_routes(srcs, dsts, ports))
+                except NoRouteError:
+                    computed.append(None)
+            return computed[0]
+        return hashed
 
     def _routed_at_once(self, srcs: np.ndarray, dsts: np.ndarray, ports: np.ndarray,
-                        one_by_one: Callable[[int], list[tuple[Route, FlowTag]]]
+                        one_by_one: Callable[[int], list[tuple[Route, FlowTag]]], hashed: Callable[[], tuple | None]
                         ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
-        """``flows_of`` that routes every transfer of the call at once when first asked (a call timed
-        without the event loop never asks), or one by one, as they start, if some pair has no route."""
+        """``flows_of`` that routes every transfer of the call at once when first asked, or one by
+        one, as they start, if some pair has no route."""
         chosen = []
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
             if not chosen:
-                try:
-                    chosen.append(self.flow_router.hashed_flows(srcs, dsts, ports))
-                except NoRouteError:
-                    chosen.append(one_by_one)
+                routes = hashed()
+                chosen.append(one_by_one if routes is None else self.flow_router.hashed_flows(srcs, dsts, ports, routes))
             return chosen[0](tid)
         return flows_of
 
-    def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray
-                      ) -> tuple[np.ndarray, list[Route]] | None:
+    def _fixed_routes(self, schedule: Schedule, group: tuple[int, ...], ports: np.ndarray,
+                      hashed: Callable[[], tuple | None]) -> tuple[np.ndarray, list[Route]] | None:
         """Each transfer's route (index into a list of routes) when each is one flow whose route the
-        ECMP mode fixes before it starts: one queue pair, and a single route or a hash on its port."""
+        ECMP mode fixes before it starts: one queue pair, and a single route or a hash on its port
+        (the routes ``hashed()`` gives, when it gives them)."""
         router, endpoints = self.flow_router.router, self.flow_router.endpoints
         if self.flow_router.qps != 1:
             return None
@@ -122,7 +153,10 @@ class TrialFabric:
             elif self.flow_router.mode != "hash":
                 return None  # adaptive and spraying choose by load or use every route
         route_of = pair_route[pair_of]
-        for tid in np.flatnonzero(route_of < 0).tolist():  # hashed: the route the event loop's flow takes
+        by_hash = np.flatnonzero(route_of < 0)
+        if by_hash.size and (routes := hashed()) is not None:  # every queue pair's, routed at once
+            return routes[0], routes[1]
+        for tid in by_hash.tolist():  # hashed: the route the event loop's flow takes
             src, dst = group[int(schedule.transfers.src[tid])], group[int(schedule.transfers.dst[tid])]
             ((route, _tag),) = self.flow_router.flows(src, dst, ports[tid].tolist())
             route_of[tid] = index_of(route)
@@ -130,6 +164,15 @@ class TrialFabric:
 
     def usage(self) -> LinkUsage:
         return self.network.usage.closed(self.network.flows_on, self.env.now)
+
+
+def _routed_flows(hashed: Callable[[], tuple | None], qps: int) -> RoutedFlows | None:
+    """The hashed routes as ``RoutedFlows`` of ``qps`` queue pairs a transfer."""
+    routes = hashed()
+    if routes is None:
+        return None
+    route_of, route_list, _hashes = routes
+    return RoutedFlows(np.arange(0, len(route_of) + 1, qps), route_of, route_list)
 
 
 class _IdealFlow:

@@ -77,16 +77,33 @@ class FlowRouter:
             flows.append((route, tag))
         return flows
 
-    def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray
-                     ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
-        """``flows`` of every transfer (``src_ranks``, ``dst_ranks``, a row of ``ports`` each) routed at
-        once, ahead of time, by hash (the routes of hash mode while no link goes down), as
-        ``flows_of(transfer)``."""
+    def hashed_routes(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray
+                      ) -> tuple[np.ndarray, list[Route], np.ndarray]:
+        """The route of every queue pair of every transfer (``src_ranks``, ``dst_ranks``, a row of
+        ``ports`` each) by hash, at once (the routes of hash mode while no link goes down): an index
+        into a list of routes per queue pair (transfer by transfer), the routes, the flow hashes."""
         qps, endpoints = ports.shape[1], self.endpoints
         flow_src, flow_dst = np.repeat(src_ranks, qps), np.repeat(dst_ranks, qps)
         hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
-        route_of, routes = self.router.hashed_routes([endpoints[rank] for rank in flow_src.tolist()],
-                                                     [endpoints[rank] for rank in flow_dst.tolist()], hashes)
+        # a connection's queue pairs keep their ports all call long: route each distinct flow once, in
+        # the order of first appearance (so the list of routes is the same as routing every flow)
+        _, first, same_as = np.unique(np.stack([flow_src.astype(np.uint64), flow_dst.astype(np.uint64), hashes], axis=1),
+                                      axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        distinct = first[order]
+        route_of, routes = self.router.hashed_routes([endpoints[rank] for rank in flow_src[distinct].tolist()],
+                                                     [endpoints[rank] for rank in flow_dst[distinct].tolist()], hashes[distinct])
+        place = np.empty(len(order), dtype=np.int64)
+        place[order] = np.arange(len(order))
+        return route_of[place[same_as.ravel()]], routes, hashes
+
+    def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray,
+                     hashed: tuple[np.ndarray, list[Route], np.ndarray] | None = None
+                     ) -> Callable[[int], list[tuple[Route, FlowTag]]]:
+        """``flows`` of every transfer routed at once, ahead of time, by hash (``hashed_routes``, or
+        ``hashed`` if given), as ``flows_of(transfer)``."""
+        qps, endpoints = ports.shape[1], self.endpoints
+        route_of, routes, hashes = hashed or self.hashed_routes(src_ranks, dst_ranks, ports)
 
         def flows_of(tid: int) -> list[tuple[Route, FlowTag]]:
             first, src, dst = tid * qps, endpoints[src_ranks[tid]], endpoints[dst_ranks[tid]]

@@ -11,7 +11,11 @@ gives it back to its host mates (src/device/all_reduce.h):
 - CollNetChain: the slice is reduced along a chain of the host's GPUs ending at the head (the others
   in rank order from the one after it), and the total goes back down the chain.
 Each NIC carries S / L each way; NVLink ports about 2 (L - 1) / L x S. Blocks are cut in chunks as
-NVLS's (``fabricsim.collectives.nvls.chunks_for``), a connection's chunks one stream.
+NVLS's (``fabricsim.collectives.nvls.chunks_for``), a connection's chunks one stream. Each slice is
+one of NCCL's channels (its own connections, up and down apart, as NCCL's chain reduces up and
+broadcasts down in two thread groups at once), so every hop of a slice's chain forwards its chunks in
+the same order and the chain pipelines: the all-reduce takes the larger of 2 (L - 1) / L x S over an
+NVLink port and S / L over a NIC, plus the fill of one chain.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.nvls import chunks_for
 from fabricsim.collectives.schedule import Schedule
 
-UP, DOWN, NET_UP, NET_DOWN = 0, 1, 2, 3  # channels
+NET_UP, NET_DOWN, UP, DOWN = 0, 1, 2, 3  # channels; slice j's inside a host: UP + 2 j, DOWN + 2 j
 
 
 def collnet(chain: bool):
@@ -42,9 +46,10 @@ def collnet(chain: bool):
                 piece, index = block * chunks + chunk, local[block]
                 switch = ranks + index
                 paths = [_path(group, index, chain) for group in groups]
+                up, down = UP + 2 * index, DOWN + 2 * index
                 for path in paths:  # into the head, the last of each path
                     for src, dst in path:
-                        dag.send(src, dst, piece, reduce=True, channel=UP)
+                        dag.send(src, dst, piece, reduce=True, channel=up)
                 heads = [group[index] for group in groups]
                 for head in heads:
                     dag.send(head, switch, piece, reduce=True, channel=NET_UP)
@@ -52,7 +57,7 @@ def collnet(chain: bool):
                     dag.send(switch, head, piece, channel=NET_DOWN)
                 for path in paths:  # and back out
                     for src, dst in reversed(path):
-                        dag.send(dst, src, piece, channel=DOWN)
+                        dag.send(dst, src, piece, channel=down)
         return dag.schedule("collnet_chain" if chain else "collnet_direct", dag.streamed(), relays=per_host)
 
     return build

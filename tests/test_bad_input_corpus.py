@@ -157,10 +157,10 @@ CASES = {
     "collnet_without_sharp": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetDirect}")},
                               ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_direct only where "
                                                   "switches reduce in the network (fabric.clos.sharp: true)"]),
-    "collnet_over_leaves": ({"s.yaml": _with(_with(LEAF_SPINE, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetChain}"),
-                                             "spines: 2}", "spines: 2, sharp: true}")},
-                            ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_chain where the NICs of a "
-                                                "rail share one switch", "over 2 leaves"]),
+    "collnet_on_direct_ring": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetChain}"),
+                                                "hosts: 4,", "hosts: 4, topology: direct_ring, clos: {sharp: true},")},
+                               ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_chain where the NICs are "
+                                                   "cabled to switches", "got direct_ring"]),
     "name_dot_dot": ({"s.yaml": _with(GOOD, "name: bad", "name: '..'")}, ["run", "s.yaml"], ["s.yaml: name: expected a plain file name"]),
     "name_with_slash": ({"s.yaml": _with(GOOD, "name: bad", "name: a/b")}, ["run", "s.yaml"], ["s.yaml: name: expected"]),
     "set_name_dot": ({"s.yaml": GOOD}, ["run", "s.yaml", "--set", "name=."], ["s.yaml: name: expected a plain file name"]),

@@ -2,6 +2,7 @@
 Symbolic correctness for any hosts and placement, bytes on each NIC and NVLink port, the NIC bound,
 auto running it."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,27 +16,41 @@ from tests.conftest import make_scenario
 
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from(["collnet_direct", "collnet_chain"]), st.integers(2, 6), st.integers(1, 5), st.booleans(),
-       st.integers(0, 2**20))
-def test_collnet_computes_all_reduce_for_any_hosts_and_placement(algorithm, hosts, per_host, rail_first, size_bytes):
+       st.integers(0, 2**20), st.integers(1, 6))
+def test_collnet_computes_all_reduce_for_any_hosts_placement_and_leaves(algorithm, hosts, per_host, rail_first,
+                                                                          size_bytes, hosts_per_leaf):
     """Each head sends its host's sum of its slice to its switch once and gets the total back once;
-    between GPUs only host mates talk (directly to the head, or along the chain)."""
+    between GPUs only host mates talk (directly to the head, or along the chain). Over G > 1 leaves
+    (``hosts_per_leaf`` hosts each) the head's switch is its leaf's relay of the slice, and each leaf
+    relay sends the slice once to the slice's root and gets it back once."""
     ranks = hosts * per_host
     groups = tuple(tuple(range(h, ranks, hosts)) if rail_first else tuple(range(h * per_host, (h + 1) * per_host))
                    for h in range(hosts))
-    schedule = build_schedule("all_reduce", algorithm, ranks, size_bytes, groups=groups)
+    leaves = tuple(h // hosts_per_leaf for h in range(hosts))
+    count = leaves[-1] + 1
+    tree = 1 if count == 1 else count + 1
+    schedule = build_schedule("all_reduce", algorithm, ranks, size_bytes, groups=groups, leaves=leaves)
     verify(schedule)
     transfers = schedule.transfers
     host_of = {rank: h for h, group in enumerate(groups) for rank in group}
     local = {rank: group.index(rank) for group in groups for rank in group}
     blocks = split_bytes(size_bytes, ranks)
     slices = [sum(blocks[block] for block in range(ranks) if local[block] == index) for index in range(per_host)]
-    assert schedule.relays == per_host
+    assert schedule.relays == per_host * tree
+
+    def carried(src, dst):
+        return int(transfers.nbytes[(transfers.src == src) & (transfers.dst == dst)].sum())
+
     for rank in range(ranks):
-        switch = ranks + local[rank]
+        switch = ranks + local[rank] * tree + leaves[host_of[rank]]
         up = (transfers.src == rank) & (transfers.dst >= ranks)
         down = (transfers.src >= ranks) & (transfers.dst == rank)
         assert set(transfers.dst[up].tolist()) <= {switch} and set(transfers.src[down].tolist()) <= {switch}
         assert int(transfers.nbytes[up].sum()) == int(transfers.nbytes[down].sum()) == slices[local[rank]]
+    for index in range(per_host if count > 1 else 0):
+        root = ranks + index * tree + count
+        for leaf in range(count):
+            assert carried(ranks + index * tree + leaf, root) == carried(root, ranks + index * tree + leaf) == slices[index]
     inside = (transfers.src < ranks) & (transfers.dst < ranks)
     assert all(host_of[src] == host_of[dst] for src, dst in zip(transfers.src[inside].tolist(), transfers.dst[inside].tolist()))
 
@@ -60,8 +75,11 @@ def test_collnet_direct_runs_at_the_nics_rate_through_the_rail_switches():
     assert bound_ps <= record.latency_ps <= bound_ps * (1 + 2 / chunks_for(8, 2**26)) + 100_000
 
 
-def test_auto_runs_collnet_where_nccls_model_picks_it():
-    fabric = {"preset": "dgx_h100", "hosts": 8, "topology": "rail_optimized", "clos": {"sharp": True, "spines": 2}}
+@pytest.mark.parametrize("topology", ["rail_optimized", "leaf_spine"])
+def test_auto_runs_collnet_where_nccls_model_picks_it(topology):
+    """On rails, and over 4 leaves (SHARP in every switch: leaves, then spines)."""
+    fabric = {"preset": "dgx_h100", "hosts": 8, "topology": topology, "clos": {"sharp": True, "spines": 2,
+                                                                                "hosts_per_leaf": 2}}
     scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "auto", "protocol": "auto"},
                              workload={"rule": "data_sizes", "data_sizes": ["1MiB"]})
     simulation = Simulation(scenario)
@@ -69,6 +87,10 @@ def test_auto_runs_collnet_where_nccls_model_picks_it():
     pick = simulation.pick("all_reduce", 64, 2**20, simulation.layout(tuple(range(64))))
     assert pick.algorithm.startswith("collnet") and pick.reason.startswith("NCCL's model: CollNet")
     assert simulation.schedule("all_reduce", 64, 2**20).algorithm == pick.algorithm and not record.failed
+    call = simulation.plan.trials[0].calls[0]
+    relays = {simulation.endpoints[i] for i in simulation.call_endpoints(call, simulation.call_schedule(call))[64:]}
+    assert relays == ({f"rail{i}" for i in range(8)} if topology == "rail_optimized" else
+                      {"leaf0", "leaf1", "leaf2", "leaf3", "spine0", "spine1"})
 
 
 def test_collnet_chain_pipelines_at_the_nvlink_bound_on_4_dgx_h100():
@@ -92,3 +114,28 @@ def test_collnet_chain_pipelines_at_the_nvlink_bound_on_4_dgx_h100():
                         sharp=True)
     nccl_ps = time_us("all_reduce", "collnet_chain", "simple", topology, size) * 1e6
     assert 0.8 * nccl_ps <= times["collnet_chain"] <= nccl_ps
+
+
+def test_collnet_over_leaves_reduces_in_leaves_then_spines_at_the_nics_rate():
+    """3 leaves of 2 hosts (4 GPUs each), 2 spines, 2:1 oversubscribed, every switch reducing: each slice's
+    tree is the leaves then a spine (slices alternate spines). Each NIC carries S / 4 each way and each leaf
+    uplink the slices rooted at its spine, 2 x S / 4 (a 2:1 uplink's share of the leaf's NICs' time), so the
+    all-reduce takes S / (4 x NIC rate) plus at most two chunks' pipeline."""
+    fabric = {"hosts": 6, "gpus_per_host": 4, "topology": "leaf_spine",
+              "clos": {"sharp": True, "spines": 2, "hosts_per_leaf": 2, "oversubscription": 2},
+              "nic": {"bandwidth": "100Gbps"}, "nvlink": {"bandwidth": "10000GB/s", "latency": "1ns"},
+              "nvswitch": {"latency": "1ns"}, "pcie": {"bandwidth": "1000GB/s", "latency": "1ns"},
+              "cable_latency": "1ns", "switch": {"latency": "1ns"}}
+    scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "collnet_direct"},
+                             workload={"rule": "data_sizes", "data_sizes": ["64MiB"]})
+    simulation = Simulation(scenario)
+    (record,) = simulation.run()
+    call = simulation.plan.trials[0].calls[0]
+    relays = [simulation.endpoints[i] for i in simulation.call_endpoints(call, simulation.call_schedule(call))[24:]]
+    assert relays == [name for index in range(4) for name in ("leaf0", "leaf1", "leaf2", f"spine{index % 2}")]
+    carried = {link.name: record.link_usage.carried_bits[link.index] / 8 for link in simulation.fabric.links}
+    for link in simulation.fabric.links:
+        if link.kind == "roce":
+            assert carried[link.name] == (2 * 2**26 / 4 if "spine" in link.name else 2**26 / 4)
+    bound_ps = 2**26 / 4 * 8 / scenario.fabric.nic.effective_bandwidth_bps * 1e12
+    assert bound_ps <= record.latency_ps <= bound_ps * (1 + 2 / chunks_for(24, 2**26)) + 100_000

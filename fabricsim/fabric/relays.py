@@ -2,8 +2,12 @@
 
 An NVSwitch that reduces (NVLS) has an ``nvls`` device behind it per host; NVLS and NVLSTree take the
 one of each host of the call, hosts in the order of their first rank. Switches that reduce in the
-network (SHARP, ``clos.sharp``) are relays too; CollNet takes, for each local index (a slice), the
-switch that the NICs of that index on every host share (None when they share none).
+network (SHARP, ``clos.sharp``) are relays too; CollNet takes, for each local index (a slice), its
+SHARP aggregation tree: the switch that the NICs of that index on every host share, or, where they
+sit on several leaves, the reducing switch of each leaf (hosts grouped by the switches their NICs are
+cabled to: ``host_leaves``) and a root above them all, a reducing switch cabled to every one of those
+leaves (slice j takes the j-th of them, cyclically, so the slices' trees spread over the spines).
+None when there is no such tree.
 """
 
 from __future__ import annotations
@@ -37,21 +41,51 @@ def has_nvls(fabric: Fabric) -> bool:
 
 
 def sharp_serves_rails(fabric: Fabric) -> bool:
-    """Whether the fabric's switches reduce (SHARP) and every rail's NICs share one of them."""
+    """Whether the fabric's switches reduce (SHARP) and every rail's NICs reach one aggregation tree."""
     by_host: dict[int | None, list[int]] = {}
     for rank, gpu in enumerate(fabric.gpus):
         by_host.setdefault(fabric.devices[gpu].host, []).append(rank)
     return bool(fabric.relays) and sharp_switches(fabric, list(by_host.values())) is not None
 
 
+def host_leaves(fabric: Fabric) -> dict[int | None, int]:
+    """Each host's leaf in SHARP's aggregation trees: hosts whose NICs are cabled to the same switches
+    share one, numbered in host order."""
+    by_host: dict[int | None, list[str]] = {}
+    for gpu in fabric.gpus:
+        by_host.setdefault(fabric.devices[gpu].host, []).append(gpu)
+    keys: dict[tuple[str | None, ...], int] = {}
+    return {host: keys.setdefault(_leaf_switches(fabric, gpus), len(keys)) for host, gpus in by_host.items()}
+
+
 def sharp_switches(fabric: Fabric, groups: Sequence[Sequence[int]]) -> list[str] | None:
-    """Per local index, the reducing switch every host's NIC of that index is cabled to, or None."""
-    reducing = set(fabric.relays)
-    switches = []
-    for index in range(min(len(group) for group in groups)):
-        shared = set.intersection(*({link.dst for link in fabric.out_links(fabric.nic_of.get(fabric.gpus[group[index]], ""))
-                                     if link.dst in reducing} for group in groups))
-        if len(shared) != 1:
+    """Per local index, its aggregation tree's reducing switches in the schedule's relay order
+    (``fabricsim.collectives.collnet``): the one every host's NIC of that index is cabled to, or each
+    leaf's (leaves in the order of their first host) then the root; None where there is no tree."""
+    count = min(len(group) for group in groups)
+    leaves = list(dict.fromkeys(_leaf_switches(fabric, [fabric.gpus[rank] for rank in group[:count]])
+                                for group in groups))
+    if any(None in leaf for leaf in leaves):
+        return None
+    if len(leaves) == 1:
+        return list(leaves[0])
+    reducing, switches = set(fabric.relays), []
+    for index in range(count):
+        firsts = [leaf[index] for leaf in leaves]
+        roots = sorted(set.intersection(*({link.dst for link in fabric.out_links(switch) if link.dst in reducing}
+                                          for switch in firsts)))
+        if not roots:
             return None
-        switches.append(shared.pop())
+        switches += firsts + [roots[index % len(roots)]]
     return switches
+
+
+def _leaf_switches(fabric: Fabric, gpus: Sequence[str]) -> tuple[str | None, ...]:
+    """The reducing switch each of these GPUs' NICs is cabled to (None if not exactly one)."""
+    reducing = set(fabric.relays)
+    found = []
+    for gpu in gpus:
+        nic = fabric.nic_of.get(gpu)
+        switches = {link.dst for link in fabric.out_links(nic) if link.dst in reducing} if nic else set()
+        found.append(switches.pop() if len(switches) == 1 else None)
+    return tuple(found)

@@ -147,6 +147,10 @@ CASES = {
     "nvls_across_hosts": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: nvls}"),
                                            "hosts: 4,", "preset: dgx_h100, hosts: 2,")},
                           ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host of 2 GPUs or more"]),
+    "nvls_all_gather_across_hosts_with_sharp": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_gather, algorithm: nvls}"),
+                                                                 "hosts: 4,", "preset: dgx_h100, hosts: 2, clos: {sharp: true},")},
+                                                ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host",
+                                                                    "or for all_reduce across hosts where switches reduce"]),
     "nvls_all_gather_over_72": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_gather, algorithm: NVLS}"),
                                                  "hosts: 4,", "preset: gb200_nvl72, hosts: 1,")},
                                 ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls all_gather with at most 32 "

@@ -77,8 +77,9 @@ def test_collnet_direct_runs_at_the_nics_rate_through_the_rail_switches():
 
 @pytest.mark.parametrize("topology", ["rail_optimized", "leaf_spine"])
 def test_auto_runs_collnet_where_nccls_model_picks_it(topology):
-    """On rails, and over 4 leaves (SHARP in every switch: leaves, then spines)."""
-    fabric = {"preset": "dgx_h100", "hosts": 8, "topology": topology, "clos": {"sharp": True, "spines": 2,
+    """On rails, and over 4 leaves (SHARP in every switch: leaves, then spines); A100s (no NVLS, which
+    NCCL's model would pick with SHARP on H100s)."""
+    fabric = {"preset": "dgx_a100", "hosts": 8, "topology": topology, "clos": {"sharp": True, "spines": 2,
                                                                                 "hosts_per_leaf": 2}}
     scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "auto", "protocol": "auto"},
                              workload={"rule": "data_sizes", "data_sizes": ["1MiB"]})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fabricsim.collectives.collnet import collnet
 from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
-from fabricsim.collectives.nvls import nvls, nvls_tree_all_reduce
+from fabricsim.collectives.nvls import nvls, nvls_all_reduce, nvls_tree_all_reduce
 from fabricsim.collectives.pat import pat
 from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
                                              recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
@@ -50,7 +50,7 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_reduce", "recursive_doubling"): Algorithm(recursive_doubling_all_reduce),
     ("all_reduce", "double_binary_tree"): Algorithm(double_binary_tree_all_reduce, ("chunks",)),
     ("all_reduce", "tree"): Algorithm(tree_all_reduce, ("chunks", "trees")),
-    ("all_reduce", "nvls"): Algorithm(nvls("all_reduce")),
+    ("all_reduce", "nvls"): Algorithm(nvls_all_reduce, ("groups", "leaves")),
     ("all_reduce", "nvls_tree"): Algorithm(nvls_tree_all_reduce, ("groups",)),
     ("all_reduce", "collnet_direct"): Algorithm(collnet(chain=False), ("groups", "leaves")),
     ("all_reduce", "collnet_chain"): Algorithm(collnet(chain=True), ("groups", "leaves")),

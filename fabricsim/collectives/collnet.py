@@ -5,12 +5,8 @@ every host), and the slice's heads meet at one switch that reduces (a relay, ``S
 rank ``ranks + j`` for slice j, the switch the heads' NICs share, ``fabric.clos.sharp``). Inside each
 host the slice is first reduced into its head, then the head sends it once into the switch, the
 switch returns the total to every head (one copy per port, as SHARP multicasts), and the head
-gives it back to its host mates (src/device/all_reduce.h). Where the heads' NICs sit on G > 1 leaves,
-the slice's SHARP aggregation tree has two levels (relays ``ranks + j (G + 1) + g`` for leaf g and
-``ranks + j (G + 1) + G`` for the root above them): each leaf reduces its hosts' heads and sends the
-sum once to the root, which reduces the leaves' sums and returns the total to each leaf, which
-returns it to its heads; a leaf's uplinks carry S / L per slice each way, whatever its hosts.
-Inside hosts:
+gives it back to its host mates (src/device/all_reduce.h). Over several leaves the switches are
+SHARP's two-level aggregation tree (``fabricsim.collectives.sharp``). Inside hosts:
 - CollNetDirect: every GPU sends each head its share of the slice directly over NVLink (a
   reduce-scatter), and the head sends the total to each of them directly;
 - CollNetChain: the slice is reduced along a chain of the host's GPUs ending at the head (the others
@@ -30,8 +26,9 @@ from collections.abc import Sequence
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.nvls import chunks_for
 from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.sharp import host_leaves, reduce_in_network, tree_relays
 
-NET_UP, NET_DOWN, UP, DOWN = 0, 1, 2, 3  # channels; slice j's inside a host: UP + 2 j, DOWN + 2 j
+UP, DOWN = 2, 3  # channels of slice 0 inside a host (slice j's: UP + 2 j, DOWN + 2 j), past SHARP's
 
 
 def collnet(chain: bool):
@@ -42,39 +39,26 @@ def collnet(chain: bool):
         """``groups``: each host's ranks (one rank per host if None); ``leaves``: each host's leaf
         (0, 1, ... in the order of their first host; one leaf of all if empty)."""
         groups = [tuple(group) for group in (groups or [(rank,) for rank in range(ranks)])]
-        leaves = tuple(leaves) or (0,) * len(groups)
-        per_host, count = len(groups[0]), max(leaves) + 1
         if len({len(group) for group in groups}) != 1 or len(groups) < 2:
             raise ValueError("collnet needs 2 hosts or more, with the same number of GPUs on each")
-        if len(leaves) != len(groups) or sorted(set(leaves)) != list(range(count)):
-            raise ValueError(f"collnet needs each host's leaf, 0..{count - 1}, got {leaves} for {len(groups)} hosts")
-        tree = 1 if count == 1 else count + 1  # relays per slice: its leaves, then the root above them
+        leaves = host_leaves(leaves, len(groups))
+        tree = tree_relays(leaves)
         chunks = chunks_for(ranks, size_bytes)
         dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
         local = {rank: index for group in groups for index, rank in enumerate(group)}
         for chunk in range(chunks):
             for block in range(ranks):
                 piece, index = block * chunks + chunk, local[block]
-                first = ranks + index * tree
                 paths = [_path(group, index, chain) for group in groups]
                 up, down = UP + 2 * index, DOWN + 2 * index
                 for path in paths:  # into the head, the last of each path
                     for src, dst in path:
                         dag.send(src, dst, piece, reduce=True, channel=up)
-                heads = [(group[index], first + leaf) for group, leaf in zip(groups, leaves)]
-                for head, switch in heads:
-                    dag.send(head, switch, piece, reduce=True, channel=NET_UP)
-                if count > 1:  # each leaf's sum to the root, the total back to the leaves
-                    for leaf in range(count):
-                        dag.send(first + leaf, first + count, piece, reduce=True, channel=NET_UP)
-                    for leaf in range(count):
-                        dag.send(first + count, first + leaf, piece, channel=NET_DOWN)
-                for head, switch in heads:
-                    dag.send(switch, head, piece, channel=NET_DOWN)
+                reduce_in_network(dag, [group[index] for group in groups], leaves, ranks + index * tree, piece)
                 for path in paths:  # and back out
                     for src, dst in reversed(path):
                         dag.send(dst, src, piece, channel=down)
-        return dag.schedule("collnet_chain" if chain else "collnet_direct", dag.streamed(), relays=per_host * tree)
+        return dag.schedule("collnet_chain" if chain else "collnet_direct", dag.streamed(), relays=len(groups[0]) * tree)
 
     return build
 

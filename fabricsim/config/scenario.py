@@ -137,7 +137,8 @@ class Scenario(Spec):
 
     def _check_nvls(self, algorithm: str) -> None:
         """NVLS and NVLSTree need NVSwitches that reduce (H100 and later presets) and 2 GPUs or more per
-        host, NVLS one host and NVLSTree several, one call at a time."""
+        host, NVLS one host (or an all-reduce across hosts with SHARP switches) and NVLSTree several, one
+        call at a time."""
         fabric = self.fabric
         if fabric.intra_host != "nvlink" or fabric.nvswitch.nvls_bandwidth_bps is None:
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} only on NVSwitches that reduce "
@@ -148,9 +149,12 @@ class Scenario(Spec):
                                                           f"{MAX_NVLS_ARITY} GPUs per host (as NCCL), got "
                                                           f"{fabric.gpus_per_host}")
         one_host = algorithm == "nvls"
-        if (fabric.hosts > 1) == one_host or fabric.gpus_per_host < 2:
-            where = ("on one host of 2 GPUs or more (across hosts NCCL runs NVLSTree)" if one_host else
-                     "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
+        with_sharp = (self.collective.op == "all_reduce" and fabric.clos.sharp and fabric.topology != "direct_ring")
+        if (fabric.hosts > 1 and one_host and not with_sharp) or (fabric.hosts == 1 and not one_host) \
+                or fabric.gpus_per_host < 2:
+            where = ("on one host of 2 GPUs or more, or for all_reduce across hosts where switches reduce in the "
+                     "network (fabric.clos.sharp: true, as NCCL runs NVLS with CollNet; else NVLSTree)" if one_host
+                     else "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} {where}, got {fabric.hosts} "
                                                           f"host(s) x {fabric.gpus_per_host} GPU")
         self._check_one_call_at_a_time(algorithm)

@@ -1,14 +1,13 @@
 """Relays: the devices that reduce in the fabric, which a schedule's ranks past its GPUs stand for.
 
 An NVSwitch that reduces (NVLS) has an ``nvls`` device behind it per host; NVLS and NVLSTree take the
-one of each host of the call, hosts in the order of their first rank. Switches that reduce in the
-network (SHARP, ``clos.sharp``) are relays too; CollNet takes, for each local index (a slice), its
-SHARP aggregation tree: the switch that the NICs of that index on every host share, or, where they
-sit on several leaves, the reducing switch of each leaf (hosts grouped by the switches their NICs are
-cabled to: ``host_leaves``) and a root above them all, a reducing switch cabled to every one of those
-leaves (slice j takes the j-th of them, cyclically, so the slices' trees spread over the spines).
-None when there is no such tree.
-"""
+one of each host of the call, hosts in the order of their first rank (NVLS across hosts then SHARP's
+switches, as CollNet). Switches that reduce in the network (SHARP, ``clos.sharp``) are relays too;
+CollNet takes, for each local index (a slice), its SHARP aggregation tree: the switch that the NICs
+of that index on every host share, or, where they sit on several leaves, the reducing switch of each
+leaf (hosts grouped by the switches their NICs are cabled to: ``host_leaves``) and a root above them
+all, a reducing switch cabled to every one of those leaves (slice j takes the j-th of them,
+cyclically, so the slices' trees spread over the spines). None when there is no such tree."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ def relay_endpoints(fabric: Fabric, groups: Sequence[Sequence[int]], algorithm: 
     ``fabric.endpoints``; ValueError when the fabric has none that serve them."""
     names = relay_names(fabric, groups, algorithm)
     if names is None:
-        raise ValueError(f"{algorithm} needs switches that reduce, shared by each rail's NICs")
+        raise ValueError(f"{algorithm} needs switches that reduce, above each rail's NICs")
     return tuple(len(fabric.gpus) + fabric.relays.index(name) for name in names)
 
 
@@ -32,7 +31,12 @@ def relay_names(fabric: Fabric, groups: Sequence[Sequence[int]], algorithm: str)
         return sharp_switches(fabric, groups)
     by_host = {fabric.devices[name].host: name for name in fabric.relays if fabric.devices[name].kind == "nvls"}
     hosts = [fabric.devices[fabric.gpus[group[0]]].host for group in groups]
-    return [by_host[host] for host in hosts] if all(host in by_host for host in hosts) else None
+    if not all(host in by_host for host in hosts):
+        return None
+    if algorithm == "nvls" and len(groups) > 1:  # across hosts, with SHARP
+        switches = sharp_switches(fabric, groups)
+        return None if switches is None else [by_host[host] for host in hosts] + switches
+    return [by_host[host] for host in hosts]
 
 
 def has_nvls(fabric: Fabric) -> bool:

@@ -55,11 +55,10 @@ def test_collnet_computes_all_reduce_for_any_hosts_placement_and_leaves(algorith
     assert all(host_of[src] == host_of[dst] for src, dst in zip(transfers.src[inside].tolist(), transfers.dst[inside].tolist()))
 
 
-def test_collnet_direct_runs_at_the_nics_rate_through_the_rail_switches():
-    """2 hosts of 4 GPUs on rails whose switches reduce: each NIC carries S / 4 each way, so on NVLink
-    far faster than the NICs the all-reduce takes S / (4 x NIC rate), plus at most two chunks'
-    pipeline (and nanoseconds of latency); the relays are the rail switches."""
-    fabric = {"hosts": 2, "gpus_per_host": 4, "topology": "rail_optimized", "clos": {"sharp": True, "spines": 1},
+def _nic_bound_collnet(topology: str, hosts: int, clos: dict):
+    """CollNetDirect of 64 MiB over hosts of 4 GPUs behind 100G NICs, all else far faster: the run,
+    its record and its relays' names."""
+    fabric = {"hosts": hosts, "gpus_per_host": 4, "topology": topology, "clos": {"sharp": True, **clos},
               "nic": {"bandwidth": "100Gbps"}, "nvlink": {"bandwidth": "10000GB/s", "latency": "1ns"},
               "nvswitch": {"latency": "1ns"}, "pcie": {"bandwidth": "1000GB/s", "latency": "1ns"},
               "cable_latency": "1ns", "switch": {"latency": "1ns"}}
@@ -68,11 +67,34 @@ def test_collnet_direct_runs_at_the_nics_rate_through_the_rail_switches():
     simulation = Simulation(scenario)
     (record,) = simulation.run()
     call = simulation.plan.trials[0].calls[0]
-    schedule = simulation.call_schedule(call)
-    assert [simulation.endpoints[i] for i in simulation.call_endpoints(call, schedule)[8:]] == [
-        "rail0", "rail1", "rail2", "rail3"]
+    endpoints = simulation.call_endpoints(call, simulation.call_schedule(call))[4 * hosts:]
+    return simulation, record, [simulation.endpoints[i] for i in endpoints]
+
+
+def test_collnet_direct_runs_at_the_nics_rate_through_the_rail_switches():
+    """2 hosts of 4 GPUs on rails whose switches reduce: each NIC carries S / 4 each way, so on NVLink
+    far faster than the NICs the all-reduce takes S / (4 x NIC rate), plus at most two chunks'
+    pipeline (and nanoseconds of latency); the relays are the rail switches."""
+    _, record, relays = _nic_bound_collnet("rail_optimized", 2, {"spines": 1})
+    assert relays == ["rail0", "rail1", "rail2", "rail3"]
     bound_ps = 2**26 / 4 / 100e9 * 8 * 1e12
     assert bound_ps <= record.latency_ps <= bound_ps * (1 + 2 / chunks_for(8, 2**26)) + 100_000
+
+
+def test_collnet_over_leaves_reduces_in_leaves_then_spines_at_the_nics_rate():
+    """3 leaves of 2 hosts (4 GPUs each), 2 spines, 2:1 oversubscribed, every switch reducing: each slice's
+    tree is the leaves then a spine (slices alternate spines). Each NIC carries S / 4 each way and each leaf
+    uplink the slices rooted at its spine, 2 x S / 4 (a 2:1 uplink's share of the leaf's NICs' time), so the
+    all-reduce takes S / (4 x NIC rate) plus at most two chunks' pipeline."""
+    simulation, record, relays = _nic_bound_collnet("leaf_spine", 6, {"spines": 2, "hosts_per_leaf": 2,
+                                                                      "oversubscription": 2})
+    assert relays == [name for index in range(4) for name in ("leaf0", "leaf1", "leaf2", f"spine{index % 2}")]
+    carried = {link.name: record.link_usage.carried_bits[link.index] / 8 for link in simulation.fabric.links}
+    for link in simulation.fabric.links:
+        if link.kind == "roce":
+            assert carried[link.name] == (2 * 2**26 / 4 if "spine" in link.name else 2**26 / 4)
+    bound_ps = 2**26 / 4 * 8 / simulation.scenario.fabric.nic.effective_bandwidth_bps * 1e12
+    assert bound_ps <= record.latency_ps <= bound_ps * (1 + 2 / chunks_for(24, 2**26)) + 100_000
 
 
 @pytest.mark.parametrize("topology", ["rail_optimized", "leaf_spine"])
@@ -116,27 +138,3 @@ def test_collnet_chain_pipelines_at_the_nvlink_bound_on_4_dgx_h100():
     nccl_ps = time_us("all_reduce", "collnet_chain", "simple", topology, size) * 1e6
     assert 0.8 * nccl_ps <= times["collnet_chain"] <= nccl_ps
 
-
-def test_collnet_over_leaves_reduces_in_leaves_then_spines_at_the_nics_rate():
-    """3 leaves of 2 hosts (4 GPUs each), 2 spines, 2:1 oversubscribed, every switch reducing: each slice's
-    tree is the leaves then a spine (slices alternate spines). Each NIC carries S / 4 each way and each leaf
-    uplink the slices rooted at its spine, 2 x S / 4 (a 2:1 uplink's share of the leaf's NICs' time), so the
-    all-reduce takes S / (4 x NIC rate) plus at most two chunks' pipeline."""
-    fabric = {"hosts": 6, "gpus_per_host": 4, "topology": "leaf_spine",
-              "clos": {"sharp": True, "spines": 2, "hosts_per_leaf": 2, "oversubscription": 2},
-              "nic": {"bandwidth": "100Gbps"}, "nvlink": {"bandwidth": "10000GB/s", "latency": "1ns"},
-              "nvswitch": {"latency": "1ns"}, "pcie": {"bandwidth": "1000GB/s", "latency": "1ns"},
-              "cable_latency": "1ns", "switch": {"latency": "1ns"}}
-    scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "collnet_direct"},
-                             workload={"rule": "data_sizes", "data_sizes": ["64MiB"]})
-    simulation = Simulation(scenario)
-    (record,) = simulation.run()
-    call = simulation.plan.trials[0].calls[0]
-    relays = [simulation.endpoints[i] for i in simulation.call_endpoints(call, simulation.call_schedule(call))[24:]]
-    assert relays == [name for index in range(4) for name in ("leaf0", "leaf1", "leaf2", f"spine{index % 2}")]
-    carried = {link.name: record.link_usage.carried_bits[link.index] / 8 for link in simulation.fabric.links}
-    for link in simulation.fabric.links:
-        if link.kind == "roce":
-            assert carried[link.name] == (2 * 2**26 / 4 if "spine" in link.name else 2**26 / 4)
-    bound_ps = 2**26 / 4 * 8 / scenario.fabric.nic.effective_bandwidth_bps * 1e12
-    assert bound_ps <= record.latency_ps <= bound_ps * (1 + 2 / chunks_for(24, 2**26)) + 100_000

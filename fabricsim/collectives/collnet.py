@@ -58,7 +58,8 @@ def collnet(chain: bool):
                 for path in paths:  # and back out
                     for src, dst in reversed(path):
                         dag.send(dst, src, piece, channel=down)
-        return dag.schedule("collnet_chain" if chain else "collnet_direct", dag.streamed(), relays=len(groups[0]) * tree)
+        relays = len(groups[0]) * tree
+        return dag.schedule("collnet_chain" if chain else "collnet_direct", dag.streamed(), relays=relays)
 
     return build
 

@@ -1,12 +1,13 @@
 """SHARP's aggregation trees: the in-network reduction of CollNet and of NVLS across hosts.
 
-A slice's heads (one GPU per host) send their host's sum of a piece into the reducing switch their
-NICs are cabled to and get the total back (one copy per port, as SHARP multicasts). Where the hosts
-sit on G > 1 leaves, the slice's tree has two levels: each leaf reduces its hosts' heads and sends the
-sum once to a root above them all, which reduces the leaves' sums and returns the total to each leaf,
-which returns it to its heads; a leaf's uplinks carry one slice per slice rooted there, whatever its
-hosts. A slice's tree takes ``tree_relays`` relay ranks from its first: its G leaves, then the root
-(one relay when G = 1); ``fabricsim.fabric.relays`` says which switches they are.
+A slice's heads (one GPU per host) send their host's sum of a piece into the reducing switch their NICs
+are cabled to and get the total back (one copy per port, as SHARP multicasts). Where the hosts sit on
+G > 1 leaves, the slice's tree has two levels: each leaf reduces its hosts' heads and sends the sum once
+to a root above them all, which reduces the leaves' sums and returns the total to each leaf, which
+returns it to its heads; a leaf's uplink to a root carries each slice rooted there once each way (S / L
+of an all-reduce of S over L GPUs per host), whatever the hosts behind the leaf. A slice's tree takes
+``tree_relays`` relay ranks from its first: its G leaves, then the root (one relay when G = 1);
+``fabricsim.fabric.relays`` says which switches they are.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ Intel's x86 (1 us network overhead).
 
 NVLS (one host, or all-reduce across hosts with CollNet's SHARP switches) and NVLSTree (across hosts)
 run as their schedules (collectives/nvls.py) where the NVSwitches reduce
-(``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``);
-CollNetDirect and CollNetChain (collectives/collnet.py) where switches reduce in the network (SHARP:
-``fabric.clos.sharp``) and each slice's NICs share one (``Topology.sharp``). Every algorithm NCCL has
-is built (under its own name, lower case: ``nvls_tree``, ``collnet_direct``), so auto runs what
+(``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``); CollNetDirect and
+CollNetChain (collectives/collnet.py) where switches reduce in the network (SHARP:
+``fabric.clos.sharp``) and each slice's NICs reach a SHARP tree (``Topology.sharp``). Every algorithm
+NCCL has is built (under its own name, lower case: ``nvls_tree``, ``collnet_direct``), so auto runs what
 NCCL's model picks. Ops NCCL runs without a choice run their one algorithm: broadcast and reduce the
 Ring (a chain), all-to-all, gather and send/recv point to point (``direct``).
 """

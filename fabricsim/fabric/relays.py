@@ -7,7 +7,8 @@ CollNet takes, for each local index (a slice), its SHARP aggregation tree: the s
 of that index on every host share, or, where they sit on several leaves, the reducing switch of each
 leaf (hosts grouped by the switches their NICs are cabled to: ``host_leaves``) and a root above them
 all, a reducing switch cabled to every one of those leaves (slice j takes the j-th of them,
-cyclically, so the slices' trees spread over the spines). None when there is no such tree."""
+cyclically, so the slices' trees spread over the spines). None when there is no such tree.
+"""
 
 from __future__ import annotations
 
@@ -53,29 +54,36 @@ def sharp_serves_rails(fabric: Fabric) -> bool:
 
 
 def host_leaves(fabric: Fabric) -> dict[int | None, int]:
-    """Each host's leaf in SHARP's aggregation trees: hosts whose NICs are cabled to the same switches
-    share one, numbered in host order."""
+    """Each host's leaf in SHARP's aggregation trees: hosts whose NICs (in local order) are cabled to
+    the same reducing switches share one, numbered in host order."""
     by_host: dict[int | None, list[str]] = {}
     for gpu in fabric.gpus:
         by_host.setdefault(fabric.devices[gpu].host, []).append(gpu)
     keys: dict[tuple[str | None, ...], int] = {}
-    return {host: keys.setdefault(_leaf_switches(fabric, gpus), len(keys)) for host, gpus in by_host.items()}
+    return {host: keys.setdefault(tuple(_nic_switch(fabric, gpu) for gpu in gpus), len(keys))
+            for host, gpus in by_host.items()}
 
 
 def sharp_switches(fabric: Fabric, groups: Sequence[Sequence[int]]) -> list[str] | None:
     """Per local index, its aggregation tree's reducing switches in the schedule's relay order
-    (``fabricsim.collectives.collnet``): the one every host's NIC of that index is cabled to, or each
-    leaf's (leaves in the order of their first host) then the root; None where there is no tree."""
-    count = min(len(group) for group in groups)
-    leaves = list(dict.fromkeys(_leaf_switches(fabric, [fabric.gpus[rank] for rank in group[:count]])
-                                for group in groups))
-    if any(None in leaf for leaf in leaves):
-        return None
-    if len(leaves) == 1:
-        return list(leaves[0])
+    (``fabricsim.collectives.sharp``): the one every host's NIC of that index is cabled to, or each
+    leaf's (leaves of ``host_leaves``, in the order of their first host) then the root; None where
+    there is no tree."""
+    leaf_of = host_leaves(fabric)
+    by_leaf: dict[int, list[Sequence[int]]] = {}
+    for group in groups:
+        by_leaf.setdefault(leaf_of[fabric.devices[fabric.gpus[group[0]]].host], []).append(group)
     reducing, switches = set(fabric.relays), []
-    for index in range(count):
-        firsts = [leaf[index] for leaf in leaves]
+    for index in range(min(len(group) for group in groups)):
+        firsts = []
+        for members in by_leaf.values():
+            shared = {_nic_switch(fabric, fabric.gpus[group[index]]) for group in members}
+            if len(shared) != 1 or None in shared:
+                return None
+            firsts.append(shared.pop())
+        if len(firsts) == 1:
+            switches += firsts
+            continue
         roots = sorted(set.intersection(*({link.dst for link in fabric.out_links(switch) if link.dst in reducing}
                                           for switch in firsts)))
         if not roots:
@@ -84,12 +92,8 @@ def sharp_switches(fabric: Fabric, groups: Sequence[Sequence[int]]) -> list[str]
     return switches
 
 
-def _leaf_switches(fabric: Fabric, gpus: Sequence[str]) -> tuple[str | None, ...]:
-    """The reducing switch each of these GPUs' NICs is cabled to (None if not exactly one)."""
-    reducing = set(fabric.relays)
-    found = []
-    for gpu in gpus:
-        nic = fabric.nic_of.get(gpu)
-        switches = {link.dst for link in fabric.out_links(nic) if link.dst in reducing} if nic else set()
-        found.append(switches.pop() if len(switches) == 1 else None)
-    return tuple(found)
+def _nic_switch(fabric: Fabric, gpu: str) -> str | None:
+    """The reducing switch the GPU's NIC is cabled to (None if not exactly one)."""
+    nic = fabric.nic_of.get(gpu)
+    switches = {link.dst for link in fabric.out_links(nic) if link.dst in fabric.relays} if nic else set()
+    return switches.pop() if len(switches) == 1 else None

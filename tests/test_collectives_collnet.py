@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fabricsim.collectives import build_schedule, verify
+from fabricsim.collectives.collnet import chain_chunks
 from fabricsim.collectives.nvls import chunks_for
 from fabricsim.collectives.tuner import Topology, time_us
 from fabricsim.collectives.verify import split_bytes
@@ -138,3 +139,15 @@ def test_collnet_chain_pipelines_at_the_nvlink_bound_on_4_dgx_h100():
     nccl_ps = time_us("all_reduce", "collnet_chain", "simple", topology, size) * 1e6
     assert 0.8 * nccl_ps <= times["collnet_chain"] <= nccl_ps
 
+
+
+def test_collnet_chain_cuts_its_chunks_as_nccl_cuts_the_chain():
+    """enqueue.cc's CollNetChain chunk for a channel of S / 8 on 4 x 8 GPUs (depth 8): 256 KiB while the
+    channel loops 512 times or more, halved to 128 KiB, to 64 KiB below 64 loops, to 32 KiB below 8;
+    blocks of S / 32 then hold block / chunk chunks, at most the transfer budget's 19."""
+    expected = {2**30: 19, 2**28: 19, 2**24: 2**19 // 2**16, 2**22: 2**17 // 2**16, 2**20: 1, 2**16: 1}
+    assert {size: chain_chunks(32, size, 8) for size in expected} == expected
+    assert chain_chunks(32, 2**26, 8) == 2**21 // 2**17  # 64 MiB: 64 loops of 128 KiB, halved once
+    schedule = build_schedule("all_reduce", "collnet_chain", 32, 2**24,
+                              groups=tuple(tuple(range(h * 8, h * 8 + 8)) for h in range(4)))
+    assert schedule.chunks == 8 and int(schedule.transfers.nbytes.max()) == 2**16

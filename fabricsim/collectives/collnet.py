@@ -11,8 +11,9 @@ SHARP's two-level aggregation tree (``fabricsim.collectives.sharp``). Inside hos
   reduce-scatter), and the head sends the total to each of them directly;
 - CollNetChain: the slice is reduced along a chain of the host's GPUs ending at the head (the others
   in rank order from the one after it), and the total goes back down the chain.
-Each NIC carries S / L each way; NVLink ports about 2 (L - 1) / L x S. Blocks are cut in chunks as
-NVLS's (``fabricsim.collectives.nvls.chunks_for``), a connection's chunks one stream. Each slice is
+Each NIC carries S / L each way; NVLink ports about 2 (L - 1) / L x S. Blocks are cut in chunks,
+CollNetDirect's as NVLS's (``fabricsim.collectives.nvls.chunks_for``), CollNetChain's as NCCL cuts
+its chain's (``chain_chunks``), a connection's chunks one stream. Each slice is
 one of NCCL's channels (its own connections, up and down apart, as NCCL's chain reduces up and
 broadcasts down in two thread groups at once), so every hop of a slice's chain forwards its chunks in
 the same order and the chain pipelines: the all-reduce takes the larger of 2 (L - 1) / L x S over an
@@ -29,6 +30,20 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.sharp import host_leaves, reduce_in_network, tree_relays
 
 UP, DOWN = 2, 3  # channels of slice 0 inside a host (slice j's: UP + 2 j, DOWN + 2 j), past SHARP's
+CHAIN_CHUNK_BYTES = 256 * 1024  # enqueue.cc: CollNetChain's chunk, at most 256 KiB
+CHAIN_HALVINGS = ((64, 128 * 1024), (8, 64 * 1024), (1, 32 * 1024))  # (loops per depth, down to)
+
+
+def chain_chunks(ranks: int, size_bytes: int, per_host: int) -> int:
+    """CollNetChain's chunks per block: NCCL's chain chunk (enqueue.cc, calcCollChunking) for a channel
+    of S / L (L GPUs per host: the chain's depth, one channel per slice), 256 KiB halved while the
+    channel would loop fewer than 64 L times over it (down to 128 KiB), 8 L times (64 KiB), L times
+    (32 KiB); within the transfer budget as NVLS's chunks."""
+    chunk = CHAIN_CHUNK_BYTES
+    for loops, floor in CHAIN_HALVINGS:
+        while size_bytes // (per_host * chunk) < loops * per_host and chunk > floor:
+            chunk //= 2
+    return chunks_for(ranks, size_bytes, chunk)
 
 
 def collnet(chain: bool):
@@ -43,7 +58,7 @@ def collnet(chain: bool):
             raise ValueError("collnet needs 2 hosts or more, with the same number of GPUs on each")
         leaves = host_leaves(leaves, len(groups))
         tree = tree_relays(leaves)
-        chunks = chunks_for(ranks, size_bytes)
+        chunks = chain_chunks(ranks, size_bytes, len(groups[0])) if chain else chunks_for(ranks, size_bytes)
         dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
         local = {rank: index for group in groups for index, rank in enumerate(group)}
         for chunk in range(chunks):

@@ -46,10 +46,11 @@ MAX_TRANSFERS = 40_000
 PULL, STORE, TREES = 0, 1, 2  # the channels: pull and return, store and multicast, then each tree's up and down
 
 
-def chunks_for(ranks: int, size_bytes: int) -> int:
-    """Chunks per block: NCCL's NVLS chunk size, within the schedule's transfer budget (at least 2)."""
+def chunks_for(ranks: int, size_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Chunks per block: NCCL's chunk size (NVLS's unless given), within the schedule's transfer budget
+    (at least 2)."""
     block_bytes = -(-size_bytes // ranks)
-    return max(1, min(-(-block_bytes // CHUNK_BYTES), max(2, MAX_TRANSFERS // (2 * ranks * ranks))))
+    return max(1, min(-(-block_bytes // chunk_bytes), max(2, MAX_TRANSFERS // (2 * ranks * ranks))))
 
 
 def nvls(op: str):

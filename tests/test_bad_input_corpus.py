@@ -147,6 +147,10 @@ CASES = {
     "nvls_across_hosts": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: nvls}"),
                                            "hosts: 4,", "preset: dgx_h100, hosts: 2,")},
                           ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host of 2 GPUs or more"]),
+    "nvls_all_gather_across_hosts_with_sharp": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_gather, algorithm: nvls}"),
+                                                                 "hosts: 4,", "preset: dgx_h100, hosts: 2, clos: {sharp: true},")},
+                                                ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on one host",
+                                                                    "or for all_reduce across hosts where switches reduce"]),
     "nvls_all_gather_over_72": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_gather, algorithm: NVLS}"),
                                                  "hosts: 4,", "preset: gb200_nvl72, hosts: 1,")},
                                 ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls all_gather with at most 32 "
@@ -157,10 +161,10 @@ CASES = {
     "collnet_without_sharp": ({"s.yaml": _with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetDirect}")},
                               ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_direct only where "
                                                   "switches reduce in the network (fabric.clos.sharp: true)"]),
-    "collnet_over_leaves": ({"s.yaml": _with(_with(LEAF_SPINE, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetChain}"),
-                                             "spines: 2}", "spines: 2, sharp: true}")},
-                            ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_chain where the NICs of a "
-                                                "rail share one switch", "over 2 leaves"]),
+    "collnet_on_direct_ring": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: CollNetChain}"),
+                                                "hosts: 4,", "hosts: 4, topology: direct_ring, clos: {sharp: true},")},
+                               ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected collnet_chain where the NICs are "
+                                                   "cabled to switches", "got direct_ring"]),
     "name_dot_dot": ({"s.yaml": _with(GOOD, "name: bad", "name: '..'")}, ["run", "s.yaml"], ["s.yaml: name: expected a plain file name"]),
     "name_with_slash": ({"s.yaml": _with(GOOD, "name: bad", "name: a/b")}, ["run", "s.yaml"], ["s.yaml: name: expected"]),
     "set_name_dot": ({"s.yaml": GOOD}, ["run", "s.yaml", "--set", "name=."], ["s.yaml: name: expected a plain file name"]),

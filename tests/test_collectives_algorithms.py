@@ -29,9 +29,12 @@ def schedules(draw, min_bytes_per_piece=0):
     trees = tree_parents([Place(rank // local_ranks, rank % local_ranks, (rank % local_ranks,))
                           for rank in range(ranks)], draw(st.integers(0, 3)))  # tree's channels
     groups = tuple(tuple(range(start, start + local_ranks)) for start in range(0, ranks, local_ranks))
+    hosts_per_leaf = draw(st.integers(1, 4))  # SHARP's leaves (CollNet, NVLS across hosts)
+    leaves = tuple(host // hosts_per_leaf for host in range(len(groups))) if len(groups) > 1 else ()
     return build_schedule(op, algorithm, ranks, size_bytes, chunks, root=root, local_ranks=local_ranks,
-                          orders=orders, trees=trees,
-                          groups=groups if len(groups) > 1 and (algorithm != "nvls_tree" or local_ranks > 1) else None)
+                          orders=orders, trees=trees, leaves=leaves,
+                          groups=groups if len(groups) > 1 and (algorithm not in ("nvls_tree", "nvls")
+                                                                or local_ranks > 1) else None)
 
 
 @settings(max_examples=150, deadline=None)

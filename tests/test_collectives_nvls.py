@@ -95,6 +95,8 @@ def test_nvls_is_not_offered_where_no_switch_reduces_or_no_relay_runs():
     on, off = Topology(8, 1, "hopper", True, 370.8, 49, nvls=True), Topology(8, 1, "hopper", True, 370.8, 49)
     assert enabled("all_reduce", "nvls", "simple", on) and not enabled("all_reduce", "nvls", "simple", off)
     assert not enabled("all_reduce", "nvls", "simple", Topology(16, 2, "hopper", True, 370.8, 49, nvls=True))
+    with_sharp = Topology(16, 2, "hopper", True, 370.8, 49, sharp=True, nvls=True)  # NCCL's NVLS with CollNet
+    assert enabled("all_reduce", "nvls", "simple", with_sharp) and not enabled("all_gather", "nvls", "simple", with_sharp)
     assert not enabled("all_reduce", "nvls", "ll", on)
     assert make_scenario(fabric={"preset": "dgx_a100"}).fabric.nvswitch.nvls_bandwidth_bps is None
     assert make_scenario(collective={"op": "all_gather", "algorithm": "NVLS"},
@@ -139,3 +141,70 @@ def test_auto_runs_nvls_tree_across_hosts_and_it_beats_the_nics_sum_on_two():
             assert pick.algorithm == "nvls_tree" and pick.reason.startswith("NCCL's model: NVLSTree/Simple")
             assert simulation.schedule("all_reduce", 16, 2**28).relays == 2
     assert busbw["auto"] > 1.15 * busbw["ring"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 6), st.integers(2, 5), st.booleans(), st.integers(0, 2**20), st.integers(1, 6))
+def test_nvls_across_hosts_computes_all_reduce_through_the_switches_and_sharp(hosts, per_host, rail_first,
+                                                                             size_bytes, hosts_per_leaf):
+    """NVLS inside every host, SHARP's tree of each slice between them (one switch, or leaves then a
+    root): correct for any hosts, placement and leaves; each GPU's NVLink port carries S each way, each
+    head sends its slice once into its leaf's relay and gets it back once, and no GPU sends to another."""
+    ranks = hosts * per_host
+    groups = tuple(tuple(range(h, ranks, hosts)) if rail_first else tuple(range(h * per_host, (h + 1) * per_host))
+                   for h in range(hosts))
+    leaves = tuple(h // hosts_per_leaf for h in range(hosts))
+    tree = 1 if leaves[-1] == 0 else leaves[-1] + 2
+    schedule = build_schedule("all_reduce", "nvls", ranks, size_bytes, groups=groups, leaves=leaves)
+    verify(schedule)
+    transfers, host_of = schedule.transfers, {rank: h for h, group in enumerate(groups) for rank in group}
+    local = {rank: group.index(rank) for group in groups for rank in group}
+    blocks = split_bytes(size_bytes, ranks)
+    assert schedule.relays == hosts + per_host * tree and not any((transfers.src < ranks) & (transfers.dst < ranks))
+
+    def carried(src, dst):
+        return int(transfers.nbytes[(transfers.src == src) & (transfers.dst == dst)].sum())
+
+    for rank in range(ranks):
+        switch, leaf = ranks + host_of[rank], ranks + hosts + local[rank] * tree + leaves[host_of[rank]]
+        assert carried(rank, switch) == carried(switch, rank) == size_bytes
+        share = sum(blocks[block] for block in range(ranks) if local[block] == local[rank])
+        assert carried(rank, leaf) == carried(leaf, rank) == share
+        assert int(transfers.nbytes[transfers.src == rank].sum()) == size_bytes + share
+
+
+def test_nvls_across_leaves_runs_at_the_slower_of_the_switch_and_the_nics():
+    """4 hosts of 4 GPUs on 2 leaves, SHARP everywhere: each GPU moves S through its NVSwitch's engine
+    at r and S / 4 through its NIC, so the all-reduce takes the larger, S / (4 x NIC rate) here, plus
+    at most three chunks' pipeline."""
+    fabric = {"hosts": 4, "gpus_per_host": 4, "topology": "leaf_spine",
+              "clos": {"sharp": True, "spines": 2, "hosts_per_leaf": 2},
+              "nic": {"bandwidth": "100Gbps"}, "nvlink": {"bandwidth": "1000GB/s", "latency": "1ns"},
+              "nvswitch": {"latency": "1ns", "nvls_bandwidth": "100GB/s"}, "pcie": {"bandwidth": "1000GB/s", "latency": "1ns"},
+              "cable_latency": "1ns", "switch": {"latency": "1ns"}}
+    scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "nvls"},
+                             workload={"rule": "data_sizes", "data_sizes": ["64MiB"]})
+    (record,) = Simulation(scenario).run()
+    nic_ps = 2**26 / 4 * 8 / scenario.fabric.nic.effective_bandwidth_bps * 1e12
+    assert nic_ps > 2**26 / 100e9 * 1e12
+    assert nic_ps <= record.latency_ps <= nic_ps * (1 + 3 / chunks_for(16, 2**26)) + 100_000
+
+
+def test_auto_runs_nvls_across_hosts_where_sharp_switches_reduce():
+    """On 4 DGX H100 whose rail switches reduce, NCCL's model picks NVLS (with CollNet) for 1 GiB; it runs
+    through each host's NVSwitch and the rail switches, within 10% of its bound: S through each GPU's
+    share of the NVSwitch's engine (above the NICs' S / 8)."""
+    fabric = {"preset": "dgx_h100", "hosts": 4, "topology": "rail_optimized", "clos": {"sharp": True, "spines": 2}}
+    scenario = make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "auto", "protocol": "auto"},
+                             workload={"rule": "data_sizes", "data_sizes": ["1GiB"]})
+    simulation = Simulation(scenario)
+    (record,) = simulation.run()
+    pick = simulation.pick("all_reduce", 32, 2**30, simulation.layout(tuple(range(32))))
+    assert pick.algorithm == "nvls" and pick.reason.startswith("NCCL's model: NVLS/Simple")
+    call = simulation.plan.trials[0].calls[0]
+    relays = [simulation.endpoints[i] for i in simulation.call_endpoints(call, simulation.call_schedule(call))[32:]]
+    assert relays == [f"h{host}.nvls" for host in range(4)] + [f"rail{index}" for index in range(8)]
+    spec = scenario.fabric
+    bound_ps = 2**30 * 8 / spec.nvswitch.nvls_bandwidth_bps * 1e12
+    assert bound_ps > 2**30 / 8 * 8 / spec.nic.effective_bandwidth_bps * 1e12
+    assert bound_ps <= record.latency_ps <= 1.1 * bound_ps

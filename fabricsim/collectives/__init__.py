@@ -3,7 +3,8 @@
 Builders are pure functions returning a ``fabricsim.collectives.schedule.Schedule``; ``verify`` checks that a
 schedule computes its collective. ``ALGORITHMS`` maps (op, algorithm) to a builder and the options
 it takes: ``chunks`` (pipelining), ``root`` (rooted ops), ``local_ranks`` (GPUs per host),
-``orders`` and ``trees`` (each channel's ring or tree) and ``groups`` (each host's ranks).
+``orders`` and ``trees`` (each channel's ring or tree), ``groups`` (each host's ranks) and ``leaves``
+(each host's leaf switch group, for SHARP's aggregation trees).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from fabricsim.collectives.collnet import collnet
 from fabricsim.collectives.direct import direct_all_to_all, direct_gather, direct_send_recv, pxn_all_to_all
 from fabricsim.collectives.hierarchical import hierarchical_all_reduce
-from fabricsim.collectives.nvls import nvls, nvls_tree_all_reduce
+from fabricsim.collectives.nvls import nvls, nvls_all_reduce, nvls_tree_all_reduce
 from fabricsim.collectives.pat import pat
 from fabricsim.collectives.recursive import (halving_doubling_all_reduce, recursive_doubling_all_gather,
                                              recursive_doubling_all_reduce, recursive_halving_reduce_scatter)
@@ -49,10 +50,10 @@ ALGORITHMS: dict[tuple[str, str], Algorithm] = {
     ("all_reduce", "recursive_doubling"): Algorithm(recursive_doubling_all_reduce),
     ("all_reduce", "double_binary_tree"): Algorithm(double_binary_tree_all_reduce, ("chunks",)),
     ("all_reduce", "tree"): Algorithm(tree_all_reduce, ("chunks", "trees")),
-    ("all_reduce", "nvls"): Algorithm(nvls("all_reduce")),
+    ("all_reduce", "nvls"): Algorithm(nvls_all_reduce, ("groups", "leaves")),
     ("all_reduce", "nvls_tree"): Algorithm(nvls_tree_all_reduce, ("groups",)),
-    ("all_reduce", "collnet_direct"): Algorithm(collnet(chain=False), ("groups",)),
-    ("all_reduce", "collnet_chain"): Algorithm(collnet(chain=True), ("groups",)),
+    ("all_reduce", "collnet_direct"): Algorithm(collnet(chain=False), ("groups", "leaves")),
+    ("all_reduce", "collnet_chain"): Algorithm(collnet(chain=True), ("groups", "leaves")),
     ("all_reduce", "hierarchical"): Algorithm(hierarchical_all_reduce, ("chunks", "local_ranks")),
     ("broadcast", "ring"): Algorithm(chain_broadcast, ("chunks", "root")),
     ("broadcast", "binomial_tree"): Algorithm(binomial_broadcast, ("root",)),
@@ -74,13 +75,15 @@ def algorithms_for(op: str) -> list[str]:
 
 def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks: int = 1, *,
                    root: int = 0, local_ranks: int = 1, orders: Orders | None = None,
-                   trees: Trees | None = None, groups: tuple[tuple[int, ...], ...] | None = None) -> Schedule:
+                   trees: Trees | None = None, groups: tuple[tuple[int, ...], ...] | None = None,
+                   leaves: tuple[int, ...] = ()) -> Schedule:
     """Build the schedule of ``op`` by ``algorithm`` over ``ranks`` ranks for an S = ``size_bytes`` buffer.
 
     ``chunks`` pipelines the algorithms that pipeline and is ignored by the others; ``orders`` and
     ``trees`` give ``ring``'s and ``tree``'s channels (``fabricsim.collectives.channels``): one ring in
     rank order, the double binary tree over the ranks, if None; ``groups`` each host's ranks (if None,
-    one host of all for NVLSTree, one host per rank for CollNet). Raises
+    one host of all for NVLSTree, one host per rank for CollNet), ``leaves`` each host's leaf (CollNet's
+    aggregation tree: one level if empty or all 0). Raises
     ``ValueError`` for an unknown op or algorithm, a root outside the ranks, and for ranks < 2,
     chunks < 1 or size_bytes < 0.
     """
@@ -93,5 +96,5 @@ def build_schedule(op: str, algorithm: str, ranks: int, size_bytes: int, chunks:
         raise ValueError(f"chunks must be >= 1, got {chunks}")
     entry = ALGORITHMS[(op, algorithm)]
     given = {"chunks": chunks, "root": root, "local_ranks": local_ranks, "orders": orders, "trees": trees,
-             "groups": groups}
+             "groups": groups, "leaves": leaves}
     return entry.build(ranks, size_bytes, **{name: given[name] for name in entry.options})

@@ -30,21 +30,25 @@ from fabricsim.collectives.trees import Trees, binary_tree_parents
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where a rank sits: its host, its own NIC's rail (local index) and the rails of its nearest NICs."""
+    """Where a rank sits: its host, its own NIC's rail (local index), the rails of its nearest NICs and
+    its host's leaf (hosts whose NICs share switches share one: SHARP's first level)."""
 
     host: int
     rail: int
     near_rails: tuple[int, ...]
+    leaf: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """The channels of the ranks of one call: ``ring``'s rings and ``tree``'s trees, and the hosts
-    the ranks span (each host's ranks, hosts in the order of their first rank)."""
+    """The channels of the ranks of one call: ``ring``'s rings and ``tree``'s trees, the hosts the
+    ranks span (each host's ranks, hosts in the order of their first rank) and each host's leaf
+    (numbered in the order of their first host)."""
 
     orders: Orders
     trees: Trees
     groups: tuple[tuple[int, ...], ...]
+    leaves: tuple[int, ...] = ()
 
     @property
     def hosts(self) -> int:
@@ -52,8 +56,11 @@ class Layout:
 
 
 def channel_layout(places: Sequence[Place], channels: int = 0) -> Layout:
+    hosts = _hosts(places)
+    numbers: dict[int, int] = {}
+    leaves = tuple(numbers.setdefault(places[members[0]].leaf, len(numbers)) for members in hosts)
     return Layout(ring_orders(places, channels), tree_parents(places, channels),
-                  tuple(tuple(members) for members in _hosts(places)))
+                  tuple(tuple(members) for members in hosts), leaves)
 
 
 def default_channels(places: Sequence[Place]) -> int:

@@ -1,4 +1,4 @@
-"""NVLS (NVLink SHARP, H100 and later NVSwitches): the switch reduces and multicasts, on one host.
+"""NVLS (NVLink SHARP, H100 and later NVSwitches): the switch reduces and multicasts.
 
 The host's NVSwitch is a relay rank (``Schedule.relays``: rank ``ranks``, the fabric's ``nvls``
 device behind the host's NVSwitch). As NCCL's NVLS kernels do (src/device/all_reduce.h, one node),
@@ -10,6 +10,12 @@ at large p), and the busbw tends to 2 (p - 1) / p times the switch's rate per po
 share stays on the head: the published busbw of 8 and of 72 GPUs on NVLink5 agree, as this predicts
 and a pull from every rank would not). Reduce-scatter is the pull and return alone, all-gather the
 store and multicast alone: each moves (p - 1) / p x S through a port one way, busbw the switch's rate.
+
+NVLS across hosts (all-reduce, where SHARP switches reduce in the network: NCCL runs it only with
+CollNet): as NVLSTree below, but the heads of a slice send the switch's sum once into the network,
+whose SHARP tree (``fabricsim.collectives.sharp``; relays ``ranks + hosts`` on, after the NVSwitches)
+reduces it across hosts and returns the total to every head, which stores it for the multicast. Each
+NIC carries S / L each way (L GPUs per host), as CollNet's.
 
 NVLSTree (all-reduce across hosts, src/device/all_reduce.h): NVLS inside each host (its NVSwitch is
 the relay ``ranks + h`` of host h, hosts in the order of their first rank), and each GPU the head of the
@@ -33,16 +39,18 @@ from collections.abc import Sequence
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.trees import binary_tree_parents, top_down
 from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.sharp import host_leaves, reduce_in_network, tree_relays
 
 CHUNK_BYTES = 128 * 1024  # NCCL_NVLS_CHUNKSIZE's default
 MAX_TRANSFERS = 40_000
 PULL, STORE, TREES = 0, 1, 2  # the channels: pull and return, store and multicast, then each tree's up and down
 
 
-def chunks_for(ranks: int, size_bytes: int) -> int:
-    """Chunks per block: NCCL's NVLS chunk size, within the schedule's transfer budget (at least 2)."""
+def chunks_for(ranks: int, size_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Chunks per block: NCCL's chunk size (NVLS's unless given), within the schedule's transfer budget
+    (at least 2)."""
     block_bytes = -(-size_bytes // ranks)
-    return max(1, min(-(-block_bytes // CHUNK_BYTES), max(2, MAX_TRANSFERS // (2 * ranks * ranks))))
+    return max(1, min(-(-block_bytes // chunk_bytes), max(2, MAX_TRANSFERS // (2 * ranks * ranks))))
 
 
 def nvls(op: str):
@@ -62,6 +70,31 @@ def nvls(op: str):
         return dag.schedule("nvls", dag.streamed(), relays=1)
 
     return build
+
+
+def nvls_all_reduce(ranks: int, size_bytes: int, groups: Sequence[Sequence[int]] | None = None,
+                    leaves: Sequence[int] = ()) -> Schedule:
+    """NVLS's all-reduce: on one host (``groups`` None or one), or across the hosts of ``groups`` with
+    SHARP (``leaves``: each host's leaf, ``fabricsim.collectives.sharp``)."""
+    groups = [tuple(group) for group in (groups or [range(ranks)])]
+    if len(groups) == 1:
+        return nvls("all_reduce")(ranks, size_bytes)
+    if len({len(group) for group in groups}) != 1 or len(groups[0]) < 2:
+        raise ValueError("nvls across hosts needs the same number of GPUs, 2 or more, on every host")
+    leaves = host_leaves(leaves, len(groups))
+    chunks, hosts, tree = chunks_for(ranks, size_bytes), len(groups), tree_relays(leaves)
+    dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
+    local = {rank: index for group in groups for index, rank in enumerate(group)}
+    for chunk in range(chunks):
+        for block in range(ranks):
+            piece, index = block * chunks + chunk, local[block]
+            heads = [group[index] for group in groups]
+            for host, group in enumerate(groups):
+                _switch_sum(dag, group, ranks + host, heads[host], piece)
+            reduce_in_network(dag, heads, leaves, ranks + hosts + index * tree, piece)
+            for host, group in enumerate(groups):
+                _multicast(dag, group, ranks + host, heads[host], piece)
+    return dag.schedule("nvls", dag.streamed(), relays=hosts + len(groups[0]) * tree)
 
 
 def nvls_tree_all_reduce(ranks: int, size_bytes: int, groups: Sequence[Sequence[int]] | None = None) -> Schedule:

@@ -10,11 +10,12 @@ together reach the GPU's intra-node bandwidth on one node, and the lesser of tha
 across nodes; the channel count is estimated as ``Topology.channels`` says. The CPU is taken to be
 Intel's x86 (1 us network overhead).
 
-NVLS (one host) and NVLSTree (across hosts) run as their schedules (collectives/nvls.py) where the
-NVSwitches reduce (``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``);
-CollNetDirect and CollNetChain (collectives/collnet.py) where switches reduce in the network (SHARP:
-``fabric.clos.sharp``) and each slice's NICs share one (``Topology.sharp``). Every algorithm NCCL has
-is built (under its own name, lower case: ``nvls_tree``, ``collnet_direct``), so auto runs what
+NVLS (one host, or all-reduce across hosts with CollNet's SHARP switches) and NVLSTree (across hosts)
+run as their schedules (collectives/nvls.py) where the NVSwitches reduce
+(``fabric.nvswitch.nvls_bandwidth``) and calls run one at a time (``Topology.nvls``); CollNetDirect and
+CollNetChain (collectives/collnet.py) where switches reduce in the network (SHARP:
+``fabric.clos.sharp``) and each slice's NICs reach a SHARP tree (``Topology.sharp``). Every algorithm
+NCCL has is built (under its own name, lower case: ``nvls_tree``, ``collnet_direct``), so auto runs what
 NCCL's model picks. Ops NCCL runs without a choice run their one algorithm: broadcast and reduce the
 Ring (a chain), all-to-all, gather and send/recv point to point (``direct``).
 """
@@ -152,8 +153,8 @@ def enabled(op: str, algo: str, protocol: str, topology: Topology) -> bool:
         return False  # enqueue.cc: CollNet up to 8 local GPUs
     nvls_capable = (topology.nvls and topology.nvlink and topology.architecture in NVLS_CHANNELS
                     and topology.per_node > 1)
-    if algo == "nvls" and (not nvls_capable or topology.nodes > 1):  # multi-node NVLS needs CollNet
-        return False
+    if algo == "nvls" and (not nvls_capable or (topology.nodes > 1 and not (topology.sharp and op == "all_reduce"))):
+        return False  # multi-node NVLS needs CollNet (all-gather/reduce-scatter also the plugin's ops)
     if algo == "nvls" and op in ("all_gather", "reduce_scatter") and topology.per_node > MAX_NVLS_ARITY:
         return False  # enqueue.cc: beside all-reduce, NVLS up to 32 local GPUs
     if algo == "nvls_tree" and (not nvls_capable or topology.nodes == 1):

@@ -137,7 +137,8 @@ class Scenario(Spec):
 
     def _check_nvls(self, algorithm: str) -> None:
         """NVLS and NVLSTree need NVSwitches that reduce (H100 and later presets) and 2 GPUs or more per
-        host, NVLS one host and NVLSTree several, one call at a time."""
+        host, NVLS one host (or an all-reduce across hosts with SHARP switches) and NVLSTree several, one
+        call at a time."""
         fabric = self.fabric
         if fabric.intra_host != "nvlink" or fabric.nvswitch.nvls_bandwidth_bps is None:
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} only on NVSwitches that reduce "
@@ -148,26 +149,28 @@ class Scenario(Spec):
                                                           f"{MAX_NVLS_ARITY} GPUs per host (as NCCL), got "
                                                           f"{fabric.gpus_per_host}")
         one_host = algorithm == "nvls"
-        if (fabric.hosts > 1) == one_host or fabric.gpus_per_host < 2:
-            where = ("on one host of 2 GPUs or more (across hosts NCCL runs NVLSTree)" if one_host else
-                     "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
+        with_sharp = (self.collective.op == "all_reduce" and fabric.clos.sharp and fabric.topology != "direct_ring")
+        if (fabric.hosts > 1 and one_host and not with_sharp) or (fabric.hosts == 1 and not one_host) \
+                or fabric.gpus_per_host < 2:
+            where = ("on one host of 2 GPUs or more, or for all_reduce across hosts where switches reduce in the "
+                     "network (fabric.clos.sharp: true, as NCCL runs NVLS with CollNet; else NVLSTree)" if one_host
+                     else "across hosts of 2 GPUs or more (on one host NCCL runs NVLS)")
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} {where}, got {fabric.hosts} "
                                                           f"host(s) x {fabric.gpus_per_host} GPU")
         self._check_one_call_at_a_time(algorithm)
 
     def _check_collnet(self, algorithm: str) -> None:
-        """CollNet needs switches that reduce (SHARP), each rail's NICs on one of them, 2 hosts or more,
-        and CollNetDirect NVSwitches; one call at a time."""
+        """CollNet needs switches that reduce (SHARP) above the NICs (every switch of a Clos: its
+        aggregation tree runs over leaves and spines), 2 hosts or more, and CollNetDirect NVSwitches;
+        one call at a time."""
         fabric, clos = self.fabric, self.fabric.clos
         if not clos.sharp:
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} only where switches reduce in the "
                                                           "network (fabric.clos.sharp: true), got false")
-        leaves = -(-fabric.hosts // clos.hosts_per_leaf)
-        if fabric.topology == "direct_ring" or (fabric.topology == "leaf_spine" and leaves > 1):
-            raise KeyedValueError("collective.algorithm", f"expected {algorithm} where the NICs of a rail share one "
-                                                          "switch (single_switch, rail_optimized, or one leaf), got "
-                                                          f"{fabric.topology}" + (f" over {leaves} leaves" if leaves > 1
-                                                                                  else ""))
+        if fabric.topology == "direct_ring":
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} where the NICs are cabled to "
+                                                          "switches (single_switch, leaf_spine, rail_optimized), got "
+                                                          "direct_ring")
         if fabric.gpus_per_host > MAX_COLLNET_LOCAL_RANKS:
             raise KeyedValueError("collective.algorithm", f"expected {algorithm} with at most "
                                                           f"{MAX_COLLNET_LOCAL_RANKS} GPUs per host (as NCCL), got "

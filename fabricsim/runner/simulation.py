@@ -30,7 +30,7 @@ from fabricsim.engine.models import NetworkModel, trial_model
 from fabricsim.engine.step_flows import LOCAL_ROUTE, step_flows, step_network_part
 from fabricsim.engine.trial_fabric import ideal_route
 from fabricsim.fabric import Router, build_fabric
-from fabricsim.fabric.relays import has_nvls, relay_endpoints, sharp_serves_rails
+from fabricsim.fabric.relays import has_nvls, host_leaves, relay_endpoints, sharp_serves_rails
 from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
@@ -118,7 +118,8 @@ class Simulation:
         algorithm = algorithm if algorithm in known or not known else known[0]
         return build_schedule(op, algorithm, ranks, size_bytes_of(op, ranks, per_rank_bytes), collective.chunks,
                               root=collective.root, local_ranks=self.scenario.fabric.gpus_per_host,
-                              orders=layout.orders, trees=layout.trees, groups=layout.groups)
+                              orders=layout.orders, trees=layout.trees, groups=layout.groups,
+                              leaves=layout.leaves)
 
     def _pick(self, op: str, ranks: int, per_rank_bytes: int, layout: Layout) -> Pick:
         """The algorithm and protocol a call runs: the scenario's, or NCCL's choice where it says auto."""
@@ -143,6 +144,10 @@ class Simulation:
     def sharp_rails(self) -> bool:
         return sharp_serves_rails(self.fabric)
 
+    @cached_property
+    def host_leaves(self) -> dict[int | None, int]:
+        return host_leaves(self.fabric)
+
     def call_pick(self, call: Call) -> Pick:
         return self.pick(call.op, len(call.group), call.per_rank_bytes, self.layout(call.group))
 
@@ -161,7 +166,7 @@ class Simulation:
         """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
         NIC's rail and its nearest NICs' (a fabric that does not say, as an InfraGraph one may not,
         gives each GPU the rail of its rank order within its host)."""
-        fabric = self.fabric
+        fabric, leaves = self.fabric, self.host_leaves
         places, seen = [], Counter()
         for rank in group:
             gpu = fabric.gpus[rank]
@@ -169,7 +174,7 @@ class Simulation:
             rail = fabric.nic_rail.get(fabric.nic_of.get(gpu, ""), seen[host])
             seen[host] += 1
             places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
-                                or (rail,)))
+                                or (rail,), leaves[host]))
         spec = self.scenario.fabric
         channels = self.scenario.collective.channels
         if not channels and len({place.host for place in places}) > 1:  # NCCL's, doubled where it doubles them

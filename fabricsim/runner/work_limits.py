@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from fabricsim.collectives.collnet import chain_chunks
 from fabricsim.collectives.nvls import chunks_for as nvls_chunks
 from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.collectives.sizes import size_bytes_of
@@ -195,11 +196,12 @@ def _marks(plan: WorkloadPlan, shape: Trial) -> int:
 
 
 def _chunks(scenario: Scenario, call: Call) -> int:
-    """The call's chunks: the scenario's, or PAT's or NVLS's own for its size where they may run."""
+    """The call's chunks: the scenario's, or PAT's, NVLS's or CollNetChain's own for its size where they may run."""
     chunks, ranks = scenario.collective.chunks, len(call.group)
     size_bytes = size_bytes_of(call.op, ranks, call.per_rank_bytes)
     if scenario.collective.algorithm in ("nvls", "nvls_tree", "collnet_direct", "collnet_chain", "auto") and call.op in ("all_reduce", "all_gather", "reduce_scatter"):
-        chunks = max(chunks, nvls_chunks(ranks, size_bytes))
+        chunks = max(chunks, nvls_chunks(ranks, size_bytes),
+                     chain_chunks(ranks, size_bytes, scenario.fabric.gpus_per_host))
     if scenario.collective.algorithm in ("pat", "auto") and call.op in ("all_gather", "reduce_scatter"):
         return max(chunks, pat_plan(call.op, ranks, size_bytes).chunks)
     return chunks

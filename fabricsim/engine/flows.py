@@ -226,10 +226,15 @@ class FlowNetwork:
         capacity_bps, flows_on = self.capacity_bps, self.flows_on
         rated, shared = [], []
         for flow in flows:
-            if all(len(flows_on[link]) == 1 for link in flow.links):
-                rated.append((flow, min(capacity_bps[link] for link in flow.links)))
+            least_bps = INFINITE
+            for link in flow.links:
+                if len(flows_on[link]) != 1:
+                    shared.append(flow)
+                    break
+                if capacity_bps[link] < least_bps:
+                    least_bps = capacity_bps[link]
             else:
-                shared.append(flow)
+                rated.append((flow, least_bps))
         if not shared:
             return rated
         rated.extend(zip(shared, max_min_rates_of([flow.links for flow in shared], capacity_bps)))

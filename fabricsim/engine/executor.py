@@ -8,7 +8,9 @@ first flow: go-back-N resends travel with it and it is delivered one path latenc
 bit left, plus any NACK round trips and retransmission timeouts; the other flows are delivered one
 path latency after their last bit. Flows in flight wait in one heap per run behind one timer. The
 transfer is delivered with its last flow. A transfer whose queue pair fails ends the schedule at
-the moment the failure is known (the last timeout), marked failed.
+the moment the failure is known (the last timeout), marked failed. When every queue pair is routed
+before the call starts (and none fails, no link goes down, no flow record is kept), transfers enter
+from per-flow columns computed once for the call (``engine.routed_flows``), by the same rules.
 
 What the breakdown needs (which dependency released each transfer last, the time its own causes
 added: jitter, resends, NACK round trips, timeouts, stalls on a link that is down; the ideal time)

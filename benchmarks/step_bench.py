@@ -1,6 +1,7 @@
 """Whole-job training steps: print, per scenario of ``benchmarks/steps/``, the wall time to build the
-simulation, lower the step to one DAG and run one trial, its transfers and transfers per second, and
-the step's time, ideal time, exposed communication, pipeline bubble and what held its critical path.
+simulation, lower the step to one DAG and run one trial (and the CPU time of the three), its transfers
+and transfers per second, and the step's time, ideal time, exposed communication, pipeline bubble and
+what held its critical path.
 
 Figures only, never a pass/fail on time. Usage: ``python benchmarks/step_bench.py [NAME ...]`` (default:
 the 64-GPU steps; name a 1024-GPU one to run it, which takes minutes and GiBs).
@@ -24,7 +25,7 @@ def bench(name: str) -> str:
     from fabricsim.runner.work_limits import check_work
 
     path = STEPS / f"{name}.yaml"
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     scenario = load_scenario(path)
     check_work(scenario, path, allow_large=True)
     simulation = Simulation(scenario, str(path))
@@ -33,14 +34,14 @@ def bench(name: str) -> str:
     step = simulation.step_schedule(trial)
     lowered = time.perf_counter()
     record = simulation.run_trial(trial)
-    ran = time.perf_counter()
+    ran, ran_cpu = time.perf_counter(), time.process_time()
     transfers = int((~step.marks).sum())
     compute = simulation.step_compute(trial)
     path = record.critical_path
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return (f"{name}: {len(trial.calls)} calls of rank 0, {transfers} transfers, {step.marks.sum()} marks; "
             f"wall {ran - started:.2f} s (build {built - started:.2f}, lower {lowered - built:.2f}, "
-            f"run {ran - lowered:.2f}); {transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
+            f"run {ran - lowered:.2f}), CPU {ran_cpu - started_cpu:.2f} s; {transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
             f"step {record.latency_ps / 1e6:,.1f} us, ideal {record.breakdown.ideal_ps / 1e6:,.1f} us, "
             f"contention {record.breakdown.contention_ps / 1e6:,.1f} us, "
             f"exposed communication {communication_us(record.latency_ps, compute.critical_ps):,.1f} us, "

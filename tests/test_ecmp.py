@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from fabricsim.fabric.ecmp import FlowRouter
+from fabricsim.fabric.ecmp import FlowRouter, _distinct_rows
 from fabricsim.output.stats import busbw_GBps
 from fabricsim.runner.simulation import Simulation, fabric_rng
 from tests.conftest import make_scenario
@@ -150,3 +150,16 @@ def test_a_calls_queue_pairs_routed_at_once_take_the_routes_routed_one_by_one():
     flows_of = router.hashed_flows(srcs, dsts, ports)
     for tid, (src, dst) in enumerate(zip(srcs.tolist(), dsts.tolist())):
         assert flows_of(tid) == router.flows(src, dst, ports[tid].tolist())
+
+
+def test_distinct_rows_are_numpys_unique_rows():
+    """``_distinct_rows`` (one stable sort of two keys) finds the rows ``np.unique(axis=0)`` finds: the
+    same first appearances, and rows that are equal, and only those, share a number."""
+    rng = np.random.default_rng(11)
+    pairs = rng.integers(0, 6, 500)
+    hashes = rng.integers(0, 2**64 - 1, 4, dtype=np.uint64)[rng.integers(0, 4, 500)]
+    first, same_as = _distinct_rows(pairs, hashes)
+    _, numpy_first, numpy_same_as = np.unique(np.stack([pairs.astype(np.uint64), hashes], axis=1), axis=0,
+                                              return_index=True, return_inverse=True)
+    assert sorted(first.tolist()) == sorted(numpy_first.tolist())
+    assert np.array_equal(first[same_as], numpy_first[numpy_same_as.ravel()])  # each row's first equal row

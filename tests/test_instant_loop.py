@@ -39,11 +39,14 @@ CASES = {
 }
 
 
-def _records(scenario, instant_loop: bool, monkeypatch, keep_on: bool = True) -> tuple[list, int]:
+def _records(scenario, instant_loop: bool, monkeypatch, keep_on: bool = True,
+             routed_columns: bool = False) -> tuple[list, int]:
     """The run's records on the event loop (no shortcut), and how many calls the instant loop ran
-    (to their end, however sparse their moments, if ``keep_on``)."""
+    (to their end, however sparse their moments, if ``keep_on``). The event loop builds each
+    transfer's flows one by one unless ``routed_columns``."""
     monkeypatch.setattr(FlowModel, "uncontended_shortcut", False)
     monkeypatch.setattr(FlowModel, "instant_loop", instant_loop)
+    monkeypatch.setattr(FlowModel, "routed_columns", routed_columns)
     if keep_on:
         monkeypatch.setattr(instant_loop_module, "MIN_TRANSFERS_A_MOMENT", 0)
     taken = []
@@ -79,16 +82,39 @@ def test_the_instant_loop_gives_the_event_loops_records(case, monkeypatch):
     assert taken and not not_taken
 
 
-def test_a_whole_job_step_on_the_instant_loop(tmp_path, monkeypatch):
-    """The shipped 16-GPU step without its launch jitter (which keeps it on the event loop)."""
+def _step(tmp_path, jitter: bool):
+    """The shipped 16-GPU step, with or without its launch jitter (which keeps it on the event loop)."""
     text = (SCENARIOS / "llama2_7b_16gpu_step.yaml").read_text()
     text = text.replace("models/llama-2-7b.json", str(SCENARIOS / "models" / "llama-2-7b.json"))
-    (tmp_path / "step.yaml").write_text(text.split("impairments:")[0])
-    scenario = load_scenario(tmp_path / "step.yaml", ("workload.trials=1",))
+    (tmp_path / "step.yaml").write_text(text if jitter else text.split("impairments:")[0])
+    return load_scenario(tmp_path / "step.yaml", ("workload.trials=1",))
+
+
+def test_a_whole_job_step_on_the_instant_loop(tmp_path, monkeypatch):
+    scenario = _step(tmp_path, jitter=False)
     fast, taken = _records(scenario, True, monkeypatch)
     slow, _ = _records(scenario, False, monkeypatch)
     assert _same(fast, slow)
     assert taken
+
+
+@pytest.mark.parametrize("case", [*sorted(CASES), "step", "step with launch jitter"])
+def test_the_event_loop_on_routed_columns_gives_the_records_of_flows_built_one_by_one(case, tmp_path, monkeypatch):
+    """A call routed in advance enters the event loop from the flow columns (engine/routed_flows.py),
+    with or without random start delays: the same records as flows built transfer by transfer."""
+    scenario = CASES[case] if case in CASES else _step(tmp_path, jitter=case.endswith("jitter"))
+    taken = []
+
+    class Noted(models.ScheduleRun):
+        def __init__(self, *args, routed=None, **kwargs) -> None:
+            taken.append(routed is not None)
+            super().__init__(*args, routed=routed, **kwargs)
+    monkeypatch.setattr(models, "ScheduleRun", Noted)
+    columns, _ = _records(scenario, False, monkeypatch, routed_columns=True)
+    from_columns, taken[:] = list(taken), []
+    one_by_one, _ = _records(scenario, False, monkeypatch)
+    assert _same(columns, one_by_one)
+    assert from_columns and all(from_columns) and taken and not any(taken)
 
 
 @settings(max_examples=10, deadline=None)

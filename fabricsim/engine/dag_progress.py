@@ -79,19 +79,23 @@ class DagProgress:
 
     def flow_sent(self, tid: int) -> None:
         """A flow of ``tid`` put its last bit on the wire."""
-        self._unsent[tid] -= 1
-        if self._unsent[tid] == 0:
-            self._release(tid, "sent", self._after_sending[tid])
+        unsent = self._unsent
+        unsent[tid] -= 1
+        if not unsent[tid]:
+            self._release(tid, False, self._after_sending[tid])
 
     def flow_delivered(self, tid: int) -> None:
         """A flow of ``tid`` arrived; with its last, the transfer is delivered."""
-        self._undelivered_flows[tid] -= 1
-        if self._undelivered_flows[tid] or self.done.triggered:
+        undelivered_flows = self._undelivered_flows
+        undelivered_flows[tid] -= 1
+        if undelivered_flows[tid] or self.done.triggered:
             return
+        now = self.env.now
         self._undelivered -= 1
-        self._delivered_at[tid] = self.env.now
-        self._latest_delivery = max(self._latest_delivery, (self.env.now, tid))
-        self._release(tid, "delivered", self._after_delivery[tid])
+        self._delivered_at[tid] = now
+        if (now, tid) > self._latest_delivery:
+            self._latest_delivery = (now, tid)
+        self._release(tid, True, self._after_delivery[tid])
         if self._undelivered == 0:
             self._last = (self._latest_delivery[1], "delivered")
             self.done.succeed()
@@ -112,9 +116,14 @@ class DagProgress:
         else:
             self.enter(tid)
 
-    def _release(self, tid: int, kind: str, children: array) -> None:
-        for child in self._released(self.env.now, tid, kind == "delivered", children):
-            self._ready(child)
+    def _release(self, tid: int, delivered: bool, children: array) -> None:
+        if children:
+            delay_ps, enter = self._delay_ps, self.enter
+            for child in self._released(self.env.now, tid, delivered, children):
+                if delay_ps[child]:
+                    self._ready(child)
+                else:
+                    enter(child)
 
     def _released(self, now: int, tid: int, delivered: bool, children: array) -> Iterator[int]:
         """Count the dependency off each child; note which released it last (of dependencies done at

@@ -155,28 +155,29 @@ class FlowNetwork:
     # --- flows on links -------------------------------------------------------------------------
 
     def _join(self, flow: Flow) -> None:
-        busy_since_ps, now, flows_on = self.usage.busy_since_ps, self.env.now, self.flows_on
+        busy_since_ps, flows_on, fabric_links = self.usage.busy_since_ps, self.flows_on, self._fabric_links
         for link in flow.links:
             flows = flows_on[link]
-            if not flows and link < self._fabric_links:
-                busy_since_ps[link] = now
+            if not flows and link < fabric_links:
+                busy_since_ps[link] = self.env.now
             flows[flow] = None
         self._marked.update(flow.links)
         self._rerate_at_end_of_instant()
 
     def _leave(self, flow: Flow) -> None:
         """Take the flow off its links, marking those that keep other flows (they may speed up)."""
-        usage, now, flows_on, marked = self.usage, self.env.now, self.flows_on, self._marked
+        usage, flows_on, marked, fabric_links = self.usage, self.flows_on, self._marked, self._fabric_links
+        carried, busy_ps, busy_since_ps = usage.carried_bits, usage.busy_ps, usage.busy_since_ps
         carried_bits = flow.path_bits - flow.remaining_bits if flow.nbits != INFINITE else 0.0
         for link in flow.links:
             flows = flows_on[link]
             del flows[flow]
             if flows:
                 marked.add(link)
-            if link < self._fabric_links:
-                usage.carried_bits[link] += carried_bits
+            if link < fabric_links:
+                carried[link] += carried_bits
                 if not flows:
-                    usage.busy_ps[link] += now - usage.busy_since_ps[link]
+                    busy_ps[link] += self.env.now - busy_since_ps[link]
         self._rerate_at_end_of_instant()
 
     def _rerate_at_end_of_instant(self) -> None:
@@ -226,10 +227,15 @@ class FlowNetwork:
         capacity_bps, flows_on = self.capacity_bps, self.flows_on
         rated, shared = [], []
         for flow in flows:
-            if all(len(flows_on[link]) == 1 for link in flow.links):
-                rated.append((flow, min(capacity_bps[link] for link in flow.links)))
+            least_bps = INFINITE
+            for link in flow.links:
+                if len(flows_on[link]) != 1:
+                    shared.append(flow)
+                    break
+                if capacity_bps[link] < least_bps:
+                    least_bps = capacity_bps[link]
             else:
-                shared.append(flow)
+                rated.append((flow, least_bps))
         if not shared:
             return rated
         rated.extend(zip(shared, max_min_rates_of([flow.links for flow in shared], capacity_bps)))

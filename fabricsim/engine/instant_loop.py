@@ -30,10 +30,11 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.schedule_times import serialisation_ps_each
 from fabricsim.engine.dag_progress import DagProgress
 from fabricsim.engine.flows import FlowNetwork
-from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
+from fabricsim.engine.impairments import TransferImpairments, Transport
 from fabricsim.engine.maxmin import max_min_rates_over
+from fabricsim.engine.routed_flows import FlowColumns
 from fabricsim.engine.trial_fabric import RoutedFlows
-from fabricsim.fabric.routing import Route, route_columns
+from fabricsim.fabric.routing import Route
 from fabricsim.units import PS_PER_S
 
 NONE = np.zeros(0, dtype=np.int64)
@@ -69,27 +70,11 @@ class InstantRun:
         self._route_links = np.full((len(routes), width), pad, dtype=np.int64)
         for index, route in enumerate(routes):
             self._route_links[index, :len(route.links)] = route.links
-        rate_bps, latency_ps = route_columns(routes, np.arange(len(routes)))
-        # flows: transfer by transfer, queue pair 0 first
-        starts, route_of = np.asarray(routed.starts, dtype=np.int64), np.asarray(routed.route_of, dtype=np.int64)
-        per_transfer = np.diff(starts)
-        self._flow_starts, self._flow_route = starts, route_of
-        self._flow_tid = flow_tid = np.repeat(np.arange(len(per_transfer)), per_transfer)
-        queue_pair = np.arange(len(flow_tid)) - starts[flow_tid]
-        first = queue_pair == 0
-        first_route = route_of[starts[:-1]]
-        lossy = (impairments.gap_losses > 0) | (impairments.tail_timeouts > 0)
-        resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts,
-                                                       latency_ps[first_route], transport)
-        resent_bytes = np.where(lossy, resent_bytes, 0)
-        self.causes.retransmit_ps[:] = np.where(lossy, serialisation_ps_each(8.0 * resent_bytes, rate_bps[first_route]), 0)
-        self.causes.retransmit_after_ps[:] = np.where(lossy, nack_ps, 0)
-        self.causes.timeout_ps[:] = np.where(lossy, timeout_ps, 0)
-        nbytes, flows = schedule.transfers.nbytes[flow_tid], per_transfer[flow_tid]
-        flow_bytes = nbytes // flows + (queue_pair < nbytes % flows)
-        self._nbits = 8.0 * (flow_bytes + np.where(first, resent_bytes[flow_tid], 0))
-        self._wait_ps = latency_ps[route_of] + np.where(first, (self.causes.retransmit_after_ps + self.causes.timeout_ps)[flow_tid], 0)
-        self._sent_at_start = ~(self._nbits > 0) | (self._route_links[route_of, 0] == pad)
+        columns = FlowColumns(schedule, routed, impairments, transport, self.causes)
+        self._flow_starts, self._flow_route, self._flow_tid = columns.starts, columns.route, columns.tid
+        self._nbits, self._wait_ps = columns.nbits, columns.wait_ps
+        per_transfer, flow_tid = columns.per_transfer, columns.tid
+        self._sent_at_start = ~(self._nbits > 0) | (self._route_links[self._flow_route, 0] == pad)
         dag.entered_together(per_transfer)
         # per flow: remaining bits, rate, when they were last brought up to date, when it ends (NEVER: not set)
         self._remaining = self._nbits.copy()

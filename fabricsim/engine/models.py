@@ -89,12 +89,14 @@ class FlowModel(_TrialClock):
     A call whose flows can be timed without the event loop (``engine.uncontended``) is; a call whose
     routes are known before it starts runs on the event loop moment by moment over arrays
     (``engine.instant_loop``) unless its moments turn out too sparse for that to pay; the others run on
-    the event loop event by event. Set ``uncontended_shortcut`` or ``instant_loop`` to False to leave
-    that path out (same numbers, slower).
+    the event loop event by event, taking the flows of a call routed in advance from columns
+    (``engine.routed_flows``). Set ``uncontended_shortcut``, ``instant_loop`` or ``routed_columns`` to
+    False to leave that path out (same numbers, slower).
     """
 
     uncontended_shortcut = True
     instant_loop = True
+    routed_columns = True
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
                  trial_rng: np.random.Generator, fabric_rng: np.random.Generator) -> None:
@@ -122,13 +124,14 @@ class FlowModel(_TrialClock):
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
-        routed = self._may_run_per_instant(impairments) and flows.routed()
-        result = routed and self._run_per_instant(schedule, routed, impairments, transport, ideal_route_of)
+        routed = self._routes_ahead(impairments) and flows.routed() or None
+        result = routed and self._may_run_per_instant(impairments) and self._run_per_instant(
+            schedule, routed, impairments, transport, ideal_route_of)
         if result:
             return result
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
-                          flows_of=flows.flows_of,
-                          record_flows=self.scenario.output.flows, ideal_route_of=ideal_route_of)
+                          flows_of=flows.flows_of, record_flows=self.scenario.output.flows,
+                          ideal_route_of=ideal_route_of, routed=routed if self.routed_columns else None)
         dead_end = self.fabric.failures.dead_end
         with _older_objects_frozen():
             self.env.run(until=self.env.any_of([run.done, dead_end]))
@@ -156,14 +159,18 @@ class FlowModel(_TrialClock):
         return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
                           transfer_times=run.dag.transfer_times)
 
+    def _routes_ahead(self, impairments: TransferImpairments) -> bool:
+        """Whether the call's flows may be taken from routes given in advance (``flows.routed()``, which
+        says whether there are such routes): no failures to come, no queue pair that fails, no flow
+        records asked for, nothing else on the network and no link down (``instant_loop_applies``)."""
+        return (not self.scenario.output.flows and not self.scenario.impairments.failures
+                and not impairments.failed.any() and instant_loop_applies(self.fabric.network))
+
     def _may_run_per_instant(self, impairments: TransferImpairments) -> bool:
-        """Whether the call may run on the instant loop (``engine.instant_loop``, given its routes in
-        advance): no failures to come, no queue pair that fails, no flow records asked for. Random
-        start delays (jitter, launch skew) are left to the event loop: they scatter the moments at which
-        things happen, and the instant loop pays per moment where the event loop pays per event."""
-        return (self.instant_loop and not self.scenario.output.flows and not self.scenario.impairments.failures
-                and not impairments.failed.any() and not impairments.start_delay_ps.any()
-                and instant_loop_applies(self.fabric.network))
+        """Whether a call routed in advance may run on the instant loop (``engine.instant_loop``).
+        Random start delays (jitter, launch skew) are left to the event loop: they scatter the moments
+        at which things happen, and the instant loop pays per moment where the event loop pays per event."""
+        return self.instant_loop and not impairments.start_delay_ps.any()
 
     def model_output(self) -> FlowModelOutput:
         usage = self.fabric.usage()

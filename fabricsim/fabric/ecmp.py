@@ -87,15 +87,15 @@ class FlowRouter:
         hashes = five_tuple_hash(flow_src.astype(np.uint64), flow_dst.astype(np.uint64), ports.ravel().astype(np.uint64))
         # a connection's queue pairs keep their ports all call long: route each distinct flow once, in
         # the order of first appearance (so the list of routes is the same as routing every flow)
-        _, first, same_as = np.unique(np.stack([flow_src.astype(np.uint64), flow_dst.astype(np.uint64), hashes], axis=1),
-                                      axis=0, return_index=True, return_inverse=True)
+        first, same_as = _distinct_rows(flow_src.astype(np.int64) * (int(flow_dst.max(initial=0)) + 1) + flow_dst,
+                                        hashes)
         order = np.argsort(first)
         distinct = first[order]
         route_of, routes = self.router.hashed_routes([endpoints[rank] for rank in flow_src[distinct].tolist()],
                                                      [endpoints[rank] for rank in flow_dst[distinct].tolist()], hashes[distinct])
         place = np.empty(len(order), dtype=np.int64)
         place[order] = np.arange(len(order))
-        return route_of[place[same_as.ravel()]], routes, hashes
+        return route_of[place[same_as]], routes, hashes
 
     def hashed_flows(self, src_ranks: np.ndarray, dst_ranks: np.ndarray, ports: np.ndarray,
                      hashed: tuple[np.ndarray, list[Route], np.ndarray] | None = None
@@ -118,3 +118,16 @@ class FlowRouter:
             return self.router.least_loaded_route(tag.src, tag.dst, lambda link: self.flows_on(link) + picked[link],
                                                   tag.flow_hash)
         return self.router.route(tag.src, tag.dst, tag.flow_hash)
+
+
+def _distinct_rows(pairs: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (pair, hash) rows: the index of each one's first appearance, and for each row the
+    number of its distinct row (``np.unique`` of the rows' ``return_index`` and ``return_inverse``, by
+    one stable sort of two keys instead of a sort of the rows as records)."""
+    order = np.lexsort((hashes, pairs))  # stable: a distinct row's first appearance comes first
+    sorted_pairs, sorted_hashes = pairs[order], hashes[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (sorted_pairs[1:] != sorted_pairs[:-1]) | (sorted_hashes[1:] != sorted_hashes[:-1])
+    same_as = np.empty(len(order), dtype=np.int64)
+    same_as[order] = np.cumsum(starts) - 1
+    return order[starts], same_as

@@ -1,7 +1,8 @@
 """What the commands share: exit codes, the scenario arguments, overrides, and running the trials.
 
 Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error, 130 interrupted,
-143 terminated.
+143 terminated. The command modules import the runner, the engine and the plots inside the commands
+that use them, so that ``fabricsim --help`` and a bad argument are answered at once.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from fabricsim.config import Scenario, ScenarioError, load_scenario
 from fabricsim.output.result_folder import check_target
-from fabricsim.records import TrialRecord
-from fabricsim.runner.parallel import run_trials
-from fabricsim.runner.simulation import Simulation
-from fabricsim.runner.work_limits import MAX_WORKERS, check_work
+
+if TYPE_CHECKING:
+    from fabricsim.records import TrialRecord
+    from fabricsim.runner.simulation import Simulation
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
@@ -41,6 +42,8 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = 
 
 def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str, ...] = ()) -> Scenario:
     """The scenario at path with the command line's overrides, its work within limits unless --allow-large."""
+    from fabricsim.runner.work_limits import check_work
+
     scenario = load_scenario(path, scenario_overrides(args) + extra_overrides)
     check_work(scenario, path, args.allow_large)
     return scenario
@@ -49,6 +52,9 @@ def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str
 def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> Iterator[TrialRecord]:
     """The simulation's trials, run where the command line says, their records in trial order as they
     come; `source` names the scenario file when the command takes several (default args.scenario)."""
+    from fabricsim.runner.parallel import run_trials
+    from fabricsim.runner.work_limits import MAX_WORKERS
+
     if args.scheduler and args.executor != "dask":
         raise ScenarioError("--scheduler: expected --executor dask with it (trials run locally otherwise)")
     if args.executor == "dask" and not args.scheduler:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
 from fabricsim.config import Scenario
-from fabricsim.formats.trace import check_trace_trials
-from fabricsim.output.results import collect
-from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, step_lines, tail_lines
-from fabricsim.runner.simulation import Simulation
 from fabricsim.units import format_bytes
+
+if TYPE_CHECKING:
+    from fabricsim.runner.simulation import Simulation
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,6 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from fabricsim.formats.trace import check_trace_trials
+    from fabricsim.output.results import collect
+    from fabricsim.runner.simulation import Simulation
+
     scenario = load_checked(args.scenario, args)
     out_dir = result_folder(args, scenario)
     simulation = Simulation(scenario, source=args.scenario)
@@ -32,6 +36,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) -> str:
+    from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, step_lines, tail_lines
+
     collective = summary["collective"]
     per_rank = summary["per_rank_bytes"]
     size_text = format_bytes(per_rank) if isinstance(per_rank, int) else f"{len(per_rank)} sizes"

@@ -41,3 +41,12 @@ def test_help_and_a_bad_argument_import_no_plots_nor_engine():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert result.stdout.strip().splitlines()[-1] == "[0, 0, 2] []"
+
+
+def test_matplotlib_is_imported_only_to_draw():
+    """Running trials and folding their records (``fabricsim check``) draws nothing, so imports no matplotlib."""
+    code = ("import sys\nimport fabricsim.output.results, fabricsim.output.baseline, fabricsim.commands.check\n"
+            "print('matplotlib' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert result.stdout.strip() == "False"

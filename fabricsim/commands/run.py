@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
+from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, lasting_objects, load_checked, result_folder,
+                                      run_records)
 from fabricsim.config import Scenario
 from fabricsim.units import format_bytes
 
@@ -21,15 +22,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from fabricsim.formats.trace import check_trace_trials
-    from fabricsim.output.results import collect
-    from fabricsim.runner.simulation import Simulation
+    with lasting_objects() as loaded:
+        from fabricsim.formats.trace import check_trace_trials
+        from fabricsim.output.results import collect
+        from fabricsim.runner.simulation import Simulation
 
-    scenario = load_checked(args.scenario, args)
-    out_dir = result_folder(args, scenario)
-    simulation = Simulation(scenario, source=args.scenario)
-    check_trace_trials(simulation, args.scenario)
-    results = collect(simulation, run_records(simulation, args), out_dir)
+        scenario = load_checked(args.scenario, args)
+        out_dir = result_folder(args, scenario)
+        if scenario.output.plots:  # drawn at the end; loaded now, with the other modules
+            from fabricsim.output import breakdown_plot, plots  # noqa: F401
+        simulation = Simulation(scenario, source=args.scenario)
+        check_trace_trials(simulation, args.scenario)
+        loaded()
+        results = collect(simulation, run_records(simulation, args), out_dir)
     print(format_summary(scenario, simulation, results.summary))
     print(f"results: {out_dir}/")
     return EXIT_OK

@@ -92,7 +92,8 @@ def _cli_run(name: str, trials: int) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
-        return {"trials": trials, **_command(["run", str(SCENARIOS / name), "--trials", str(trials), "-o", f"{out}/run"])}
+        return {"trials": trials,
+                **_command(["run", str(SCENARIOS / name), "--trials", str(trials), "-o", f"{out}/run"])}
 
 
 def _command(arguments: list[str]) -> dict:

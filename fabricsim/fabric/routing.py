@@ -7,8 +7,8 @@ latency can never make a path loop. Each cost is held exactly in one float64 as
 integer below 2**53), so the costs from every device to a destination are exact, for a batch of GPUs
 of neighbouring ranks at once: on a small fabric relaxed over every link at once (Bellman-Ford as numpy
 steps), on a large one by scipy's compiled Dijkstra on the reversed graph (the same numbers; scipy is
-imported only there, as it takes longer to import than a small fabric takes to route); a link lies on a least-cost
-path exactly when its cost closes the gap. Where several next hops lie on a least-cost path, the
+imported only there, as it takes longer to import than a small fabric takes to route); a link lies on
+a least-cost path exactly when its cost closes the gap. Where several next hops lie on a least-cost path, the
 choice is ECMP-style: made at each hop from a per-flow hash, as switches do.
 With ``flow_hash = 0`` the first next hop (in link order) is taken, so routes are deterministic.
 Adaptive routing picks the least-loaded next hop instead; spraying uses every equal-cost route.

@@ -9,6 +9,7 @@ when it is not. Usage: ``python benchmarks/run.py [CASE ...]`` (default: all cas
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -91,11 +92,21 @@ def _cli_run(name: str, trials: int) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
+        return {"trials": trials,
+                **_command(["run", str(SCENARIOS / name), "--trials", str(trials), "-o", f"{out}/run"])}
+
+
+def _command(arguments: list[str]) -> dict:
+    """One ``fabricsim`` command in a process of its own (run from a neutral folder, so that the
+    fabricsim imported is the one on the path): its exit code, wall time and CPU time."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
         started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        result = subprocess.run([sys.executable, "-m", "fabricsim.cli", "run", str(SCENARIOS / name), "--trials",
-                                 str(trials), "-o", f"{out}/run"], capture_output=True)
+        result = subprocess.run([sys.executable, "-m", "fabricsim.cli", *arguments], capture_output=True, cwd=folder,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
         ran, after = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"trials": trials, "exit_code": result.returncode, "command_s": ran - started,
+    return {"exit_code": result.returncode, "command_s": ran - started,
             "command_cpu_s": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime}
 
 
@@ -161,6 +172,7 @@ CASES = {
     "naive_simpy_ring_allreduce_1024_ranks": lambda: _naive_simpy(1024),
     **{f"all_to_all_{hosts}_hosts": lambda hosts=hosts: _all_to_all(hosts) for hosts in (16, 32, 64, 128)},
     "cli_run_1000_trials": lambda: _cli_run("tp4_ring_allgather.yaml", 1000),
+    "cli_help": lambda: _command(["--help"]),
     "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
     "leaf_spine_128_hosts_1_trial_event_by_event": lambda: _event_by_event(
         lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",))),

@@ -1,6 +1,10 @@
 """--help is plain text: no markup, every option with its help, defaults shown."""
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from fabricsim.cli import build_parser, main
 
@@ -25,3 +29,24 @@ def test_defaults_are_shown_once(capsys):
     assert main(["sweep", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert text.count("(default 2)") == 1 and "(default None)" not in text
+
+
+def test_help_and_a_bad_argument_import_no_plots_nor_engine():
+    """``fabricsim --help``, ``fabricsim run --help`` and an argument error are answered before the
+    runner, the engine, scipy or matplotlib is imported (each command imports them when it runs)."""
+    code = ("import sys\nfrom fabricsim.cli import main\n"
+            "codes = [main(['--help']), main(['run', '--help']), main(['run', 'x.yaml', '--trials', 'many'])]\n"
+            "heavy = ('matplotlib', 'scipy', 'simpy', 'fabricsim.runner.simulation', 'fabricsim.engine')\n"
+            "print(codes, sorted(name for name in heavy if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert result.stdout.strip().splitlines()[-1] == "[0, 0, 2] []"
+
+
+def test_matplotlib_is_imported_only_to_draw():
+    """Running trials and folding their records (``fabricsim check``) draws nothing, so imports no matplotlib."""
+    code = ("import sys\nimport fabricsim.output.results, fabricsim.output.baseline, fabricsim.commands.check\n"
+            "print('matplotlib' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert result.stdout.strip() == "False"

@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 
-from fabricsim.fabric import Router, build_fabric
+from fabricsim.fabric import Router, build_fabric, routing
 from fabricsim.fabric.graph import Device, Fabric
 from fabricsim.fabric.routing import MAX_SPRAY_ROUTES, NoRouteError, Route, _mix
 from tests.conftest import make_scenario
@@ -129,6 +129,14 @@ def test_random_fabrics_route_as_the_reference_does_with_links_up_and_down(seed)
     assert_matches_reference(fabric, router, down)
     router.set_down(tuple(down), False)
     assert_matches_reference(fabric, router)
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_large_fabrics_least_costs_by_scipy_route_the_same(seed, monkeypatch):
+    """Past SMALL_FABRIC_DEVICES the least costs come from scipy's Dijkstra instead of numpy steps:
+    the same routes, with links up and down."""
+    monkeypatch.setattr(routing, "SMALL_FABRIC_DEVICES", 0)
+    test_random_fabrics_route_as_the_reference_does_with_links_up_and_down(seed)
 
 
 @pytest.mark.parametrize("spec", [

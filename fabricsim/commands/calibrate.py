@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from fabricsim.commands.common import EXIT_OK, positive_int, refuse_foreign_file, write_file
 from fabricsim.config import ScenarioError, load_scenario
-from fabricsim.formats.calibrate import Calibration, calibrate
 from fabricsim.formats.measured import format_errors, measured_run, regime_summary
 from fabricsim.formats.nccl_tests_log import MeasuredRun
+
+if TYPE_CHECKING:
+    from fabricsim.formats.calibrate import Calibration
 
 PRESET_HEADER = "# fabricsim calibrate"
 
@@ -34,6 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_calibrate(args: argparse.Namespace) -> int:
+    from fabricsim.formats.calibrate import calibrate
+
     if args.holdout < 2:
         raise ScenarioError(f"--holdout: expected at least 2 (every K-th size held out), got {args.holdout}")
     scenario = load_scenario(args.scenario)

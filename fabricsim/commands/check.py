@@ -21,11 +21,7 @@ from fabricsim.commands.common import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_O
                                       load_checked, run_records)
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.config.matrix import yaml_text
-from fabricsim.output.baseline import (baseline_path, baseline_scenario, changed_keys, check_exact, check_stat,
-                                       format_check, make_baseline, parse_tolerances, read_baseline, scenario_shape,
-                                       write_baseline)
 from fabricsim.output.result_folder import staged_folder, unwritable
-from fabricsim.output.sample import run_sample, sha256_of
 
 _KEYS_SHOWN = 8
 CHANGED_DIR = Path("results") / "check"
@@ -58,6 +54,10 @@ def command_check(args: argparse.Namespace) -> int:
 
 
 def _check_one(path: str, args: argparse.Namespace) -> int:
+    from fabricsim.output.baseline import (baseline_path, check_exact, check_stat, format_check, make_baseline,
+                                           read_baseline, scenario_shape, write_baseline)
+    from fabricsim.output.sample import run_sample, sha256_of
+
     scenario = load_checked(path, args)
     baseline_file = Path(args.baseline) if args.baseline else baseline_path(scenario)
     run = partial(run_records, args=args, source=path)
@@ -99,6 +99,8 @@ def _check_one(path: str, args: argparse.Namespace) -> int:
 def _report_changed(path: str, scenario: Scenario, baseline: dict, baseline_file: Path) -> None:
     """What changed since the baseline, key by key, and the comparison that shows what it does: the
     baseline's scenario is written for it into a result folder of its own (results/check/<name>/)."""
+    from fabricsim.output.baseline import baseline_scenario, changed_keys
+
     changes = changed_keys(baseline, scenario)
     print(f"{scenario.name}: CHANGED since its baseline {baseline_file} was written; not compared:")
     for key, (old, new) in list(changes.items())[:_KEYS_SHOWN]:
@@ -121,6 +123,8 @@ def _report_changed(path: str, scenario: Scenario, baseline: dict, baseline_file
 
 
 def _tolerances(text: str) -> dict[str, float]:
+    from fabricsim.output.baseline import parse_tolerances
+
     try:
         return parse_tolerances(text)
     except ValueError as error:

@@ -1,22 +1,25 @@
 """What the commands share: exit codes, the scenario arguments, overrides, and running the trials.
 
 Exit codes: 0 success, 1 a check failed, 2 bad input, 3 an internal error, 130 interrupted,
-143 terminated.
+143 terminated. The command modules import the runner, the engine and the plots inside the commands
+that use them, so that ``fabricsim --help`` and a bad argument are answered at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from fabricsim.config import Scenario, ScenarioError, load_scenario
 from fabricsim.output.result_folder import check_target
-from fabricsim.records import TrialRecord
-from fabricsim.runner.parallel import run_trials
-from fabricsim.runner.simulation import Simulation
-from fabricsim.runner.work_limits import MAX_WORKERS, check_work
+
+if TYPE_CHECKING:
+    from fabricsim.records import TrialRecord
+    from fabricsim.runner.simulation import Simulation
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + 2, 128 + 15  # the shell's codes for SIGINT and SIGTERM
@@ -39,8 +42,35 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, nargs: str | None = 
                         help="run work past fabricsim's size limits (GPUs, trials, transfers, flaps)")
 
 
+@contextmanager
+def lasting_objects() -> Iterator[Callable[[], None]]:
+    """Around a command: the garbage collector pauses while the command imports its modules and builds
+    what lasts all run (the simulation), until it calls the function given (``loaded()``); what was made
+    is then frozen, out of the collector's walks, until the command ends. The collector would otherwise
+    walk those few hundred thousand objects again and again as they load, and at each full collection
+    after: a tenth of a short run's time. The engine then leaves the freezing to the command
+    (``engine.models``); a caller that froze objects or paused the collector itself is left alone."""
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield lambda: None
+        return
+
+    def loaded() -> None:
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+
+    gc.disable()
+    try:
+        yield loaded
+    finally:
+        loaded()
+        gc.unfreeze()
+
+
 def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str, ...] = ()) -> Scenario:
     """The scenario at path with the command line's overrides, its work within limits unless --allow-large."""
+    from fabricsim.runner.work_limits import check_work
+
     scenario = load_scenario(path, scenario_overrides(args) + extra_overrides)
     check_work(scenario, path, args.allow_large)
     return scenario
@@ -49,6 +79,9 @@ def load_checked(path: str, args: argparse.Namespace, extra_overrides: tuple[str
 def run_records(simulation: Simulation, args: argparse.Namespace, source: str | None = None) -> Iterator[TrialRecord]:
     """The simulation's trials, run where the command line says, their records in trial order as they
     come; `source` names the scenario file when the command takes several (default args.scenario)."""
+    from fabricsim.runner.parallel import run_trials
+    from fabricsim.runner.work_limits import MAX_WORKERS
+
     if args.scheduler and args.executor != "dask":
         raise ScenarioError("--scheduler: expected --executor dask with it (trials run locally otherwise)")
     if args.executor == "dask" and not args.scheduler:

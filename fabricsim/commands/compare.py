@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fabricsim.version import __version__
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, default_result_dir, run_records,
                                       scenario_overrides)
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.config.matrix import Variant, load_variants
-from fabricsim.output.compare import compare_samples, format_table, write_comparison
 from fabricsim.output.result_folder import check_target
-from fabricsim.output.sample import Sample, identity, read_sample, run_sample, sha256_of
-from fabricsim.runner.work_limits import check_work
+
+if TYPE_CHECKING:
+    from fabricsim.output.sample import Sample
 
 RUNS_DIR = Path("results") / "runs"
 
@@ -36,6 +37,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> int:
+    from fabricsim.output.compare import compare_samples, format_table, write_comparison
+    from fabricsim.runner.work_limits import check_work
+
     variants = load_variants(args.scenario, scenario_overrides(args))
     for variant in variants:
         check_work(variant.scenario, variant.source, args.allow_large)
@@ -67,6 +71,8 @@ def command_compare(args: argparse.Namespace) -> int:
 def _run_dir(scenario: Scenario) -> Path:
     """The run cache's folder for a scenario: its name, and a hash of its identity and of the version
     of fabricsim that ran it."""
+    from fabricsim.output.sample import identity, sha256_of
+
     key = {"fabricsim_version": __version__, **identity(scenario.resolved())}
     return RUNS_DIR / f"{scenario.name}-{sha256_of(key)[:12]}"
 
@@ -74,6 +80,8 @@ def _run_dir(scenario: Scenario) -> Path:
 def _stored_sample(variant: Variant) -> tuple[Path, Sample] | None:
     """The variant's sample from a matching result folder on disk (results/<name>/ or the run cache),
     with that folder."""
+    from fabricsim.output.sample import read_sample
+
     for candidate in (default_result_dir(variant.scenario), _run_dir(variant.scenario)):
         sample = read_sample(candidate, variant.scenario, variant.label)
         if sample is not None:
@@ -82,6 +90,8 @@ def _stored_sample(variant: Variant) -> tuple[Path, Sample] | None:
 
 
 def _fresh_sample(variant: Variant, args: argparse.Namespace) -> Sample:
+    from fabricsim.output.sample import run_sample
+
     run_dir = _run_dir(variant.scenario)
     print(f"{variant.label}: running into {run_dir}/")
     run = partial(run_records, args=args, source=variant.source)

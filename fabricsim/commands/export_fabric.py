@@ -16,8 +16,6 @@ import yaml
 from fabricsim.commands.common import EXIT_OK, refuse_foreign_file, scenario_overrides, write_file
 from fabricsim.config import ScenarioError, load_scenario
 from fabricsim.config.infragraph_document import INFRAGRAPH_VERSION, InfraGraphError
-from fabricsim.fabric import build_fabric
-from fabricsim.fabric.infragraph import infragraph_of
 
 HEADER = "# fabricsim export-fabric"
 
@@ -32,6 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_export_fabric(args: argparse.Namespace) -> int:
+    from fabricsim.fabric import build_fabric
+    from fabricsim.fabric.infragraph import infragraph_of
+
     scenario = load_scenario(args.scenario, scenario_overrides(args))
     out = Path(args.output)
     annotations_out = out.with_name(f"{out.stem}.annotations{out.suffix}")

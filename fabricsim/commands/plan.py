@@ -13,16 +13,17 @@ import math
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fabricsim.commands.common import EXIT_OK, positive_int
 from fabricsim.config import ScenarioError, TransformerSpec, load_transformer
 from fabricsim.config.devices import DEVICES, LINKS
 from fabricsim.planner.memory import gigabytes
-from fabricsim.planner.plot import plot_plan
-from fabricsim.planner.simulate import simulated_comm_s
 from fabricsim.planner.sizing import Recommendation, recommend
-from fabricsim.planner.tp_cost import TpPlan, plan_tp
 from fabricsim.units import format_bytes
+
+if TYPE_CHECKING:
+    from fabricsim.planner.tp_cost import TpPlan
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "scenarios" / "models"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -47,6 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_plan(args: argparse.Namespace) -> int:
+    from fabricsim.planner.tp_cost import plan_tp
+
     if args.plot:
         _check_plot_target(Path(args.plot))
     model = _load_model(args.model)
@@ -55,7 +58,11 @@ def command_plan(args: argparse.Namespace) -> int:
     peak_flops = args.tflops * 1e12 if args.tflops else device.peak_flops(sparse=args.sparse)
     plan = plan_tp(model, device, link, args.tp, args.batch_size, args.seq_len, peak_flops)
     recommendation = recommend(model, plan.parameters, args.batch_size, args.seq_len, plan.max_tp, device.memory_bytes)
-    simulated = simulated_comm_s(plan) if args.simulate else None
+    simulated = None
+    if args.simulate:
+        from fabricsim.planner.simulate import simulated_comm_s
+
+        simulated = simulated_comm_s(plan)
     if args.json:
         print(json.dumps(plan_json(plan, recommendation, simulated), indent=2))
     else:
@@ -63,6 +70,8 @@ def command_plan(args: argparse.Namespace) -> int:
     if args.plot:
         comm_s, label = (simulated, "communication (simulated)") if simulated else (
             tuple(row.comm_s for row in plan.rows), "communication (estimated)")
+        from fabricsim.planner.plot import plot_plan
+
         plot_plan(plan, comm_s, label, args.plot, recommendation.tp)
         print(f"plot: {args.plot}")
     return EXIT_OK

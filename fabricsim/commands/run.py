@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from fabricsim.commands.common import EXIT_OK, add_scenario_arguments, load_checked, result_folder, run_records
+from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, lasting_objects, load_checked, result_folder,
+                                      run_records)
 from fabricsim.config import Scenario
-from fabricsim.formats.trace import check_trace_trials
-from fabricsim.output.results import collect
-from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, step_lines, tail_lines
-from fabricsim.runner.simulation import Simulation
 from fabricsim.units import format_bytes
+
+if TYPE_CHECKING:
+    from fabricsim.runner.simulation import Simulation
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,17 +22,27 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    scenario = load_checked(args.scenario, args)
-    out_dir = result_folder(args, scenario)
-    simulation = Simulation(scenario, source=args.scenario)
-    check_trace_trials(simulation, args.scenario)
-    results = collect(simulation, run_records(simulation, args), out_dir)
+    with lasting_objects() as loaded:
+        from fabricsim.formats.trace import check_trace_trials
+        from fabricsim.output.results import collect
+        from fabricsim.runner.simulation import Simulation
+
+        scenario = load_checked(args.scenario, args)
+        out_dir = result_folder(args, scenario)
+        if scenario.output.plots:  # drawn at the end; loaded now, with the other modules
+            from fabricsim.output import breakdown_plot, plots  # noqa: F401
+        simulation = Simulation(scenario, source=args.scenario)
+        check_trace_trials(simulation, args.scenario)
+        loaded()
+        results = collect(simulation, run_records(simulation, args), out_dir)
     print(format_summary(scenario, simulation, results.summary))
     print(f"results: {out_dir}/")
     return EXIT_OK
 
 
 def format_summary(scenario: Scenario, simulation: Simulation, summary: dict) -> str:
+    from fabricsim.output.summary_text import call_kind_lines, job_lines, latency_table, step_lines, tail_lines
+
     collective = summary["collective"]
     per_rank = summary["per_rank_bytes"]
     size_text = format_bytes(per_rank) if isinstance(per_rank, int) else f"{len(per_rank)} sizes"

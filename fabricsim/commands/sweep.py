@@ -22,19 +22,19 @@ import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fabricsim.commands.common import (EXIT_OK, add_scenario_arguments, load_checked, non_negative_int,
                                       result_folder, run_records)
-from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.config import DTYPE_BYTES, Scenario, ScenarioError
 from fabricsim.config.size_range import size_range
 from fabricsim.formats.measured import format_errors, log_dtype, measured_run, size_errors
-from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, MeasuredRun, nccl_tests_program
+from fabricsim.formats.nccl_tests_log import NCCL_DTYPES, REDOPS, MeasuredRun, nccl_tests_program
 from fabricsim.output.result_folder import staged_folder
-from fabricsim.output.sweep import REDOPS, SweepRow, format_table, nccl_tests_json, run_sweep
-from fabricsim.output.sweep_plot import plot_sweep
-from fabricsim.runner.work_limits import MAX_TRIALS
 from fabricsim.units import UnitError, parse_bytes
+
+if TYPE_CHECKING:
+    from fabricsim.output.sweep import SweepRow
 
 _NCCL_SIZE = re.compile(r"^([0-9]+)([KMGkmg]?)$")
 
@@ -67,6 +67,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
+    from fabricsim.output.sweep import format_table, nccl_tests_json, run_sweep
+    from fabricsim.runner.work_limits import MAX_TRIALS
+
     scenario = load_checked(args.scenario, args)
     iterations = args.iters if args.iters is not None else args.trials or 1
     if iterations < 1:
@@ -90,6 +93,8 @@ def command_sweep(args: argparse.Namespace) -> int:
                                        nccl_tests_program(scenario.collective.op), args.warmup_iters, per_iteration)
             (stage / f"sweep-{algorithm}.json").write_text(json.dumps(document, allow_nan=False) + "\n")
         if scenario.output.plots:
+            from fabricsim.output.sweep_plot import plot_sweep
+
             series = {algorithm: tuple(zip(*[(row.size_bytes, row.time_us, row.busbw_GBps)
                                              for row in rows if row.algorithm == algorithm]))
                       for algorithm in algorithms}
@@ -117,6 +122,8 @@ def _sizes(args: argparse.Namespace, scenario: Scenario) -> list[int]:
         if scenario.workload.rule != "data_sizes":
             raise ScenarioError(f"{args.scenario}: workload.data_sizes: expected sizes to sweep, "
                                 "or -b MIN -e MAX on the command line")
+        from fabricsim.collectives.sizes import size_bytes_of
+
         op, ranks = scenario.collective.op, scenario.fabric.gpus
         return [size_bytes_of(op, ranks, per_rank) for per_rank in scenario.workload.data_sizes]
     start = _nccl_size(args.minbytes or args.maxbytes, "-b")
@@ -148,6 +155,8 @@ def _nccl_size(text: str, flag: str) -> int:
 
 
 def _write_csv(path: Path, rows: list[SweepRow]) -> None:
+    from fabricsim.output.sweep import SweepRow
+
     names = [field.name for field in dataclasses.fields(SweepRow)]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -4,9 +4,11 @@ Paths are least-latency (link propagation plus the forwarding latency of each de
 fewest hops: costs are (picoseconds, hops), so equal-cost paths are exactly equal and a link of zero
 latency can never make a path loop. Each cost is held exactly in one float64 as
 ``latency_ps * hop_limit + hops`` (``hop_limit`` exceeds any path's hop count, and every sum stays an
-integer below 2**53), so scipy's Dijkstra on the reversed graph gives the costs from every device to
-a destination, run for a batch of GPUs of neighbouring ranks at once; a link lies on a least-cost
-path exactly when its cost closes the gap. Where several next hops lie on a least-cost path, the
+integer below 2**53), so the costs from every device to a destination are exact, for a batch of GPUs
+of neighbouring ranks at once: on a small fabric relaxed over every link at once (Bellman-Ford as numpy
+steps), on a large one by scipy's compiled Dijkstra on the reversed graph (the same numbers; scipy is
+imported only there, as it takes longer to import than a small fabric takes to route); a link lies on
+a least-cost path exactly when its cost closes the gap. Where several next hops lie on a least-cost path, the
 choice is ECMP-style: made at each hop from a per-flow hash, as switches do.
 With ``flow_hash = 0`` the first next hop (in link order) is taken, so routes are deterministic.
 Adaptive routing picks the least-loaded next hop instead; spraying uses every equal-cost route.
@@ -28,14 +30,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from fabricsim.fabric.graph import Fabric, Link
 
 MAX_SPRAY_ROUTES = 64
 EXACT_FLOAT_LIMIT = 2**53  # float64 holds every integer below this exactly
-COST_BATCH_FLOATS = 2**20  # costs one Dijkstra call computes: destinations x devices (8 MiB)
+COST_BATCH_FLOATS = 2**20  # costs computed at once: destinations x devices (8 MiB)
+SMALL_FABRIC_DEVICES = 512  # up to this many devices, least costs are found in numpy, beyond by scipy
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class Router:
         self._out_cost = self._link_cost[self._out_links]
         self._up = np.ones(len(fabric.links), dtype=bool)
         self._out_up = self._up[self._out_links]
-        self._reversed: csr_matrix | None = None  # built on first use and after set_down
+        self._reversed = None  # scipy's sparse matrix of the links that are up, built on first use
         self._cost_to: dict[str, np.ndarray] = {}
         self._routes: dict[tuple[str, str], tuple[Route, bool]] = {}  # first route, and whether it is the only one
         self._next_hops: dict[tuple[str, str], list[Link]] = {}
@@ -277,13 +278,12 @@ class Router:
         return choices
 
     def _costs_to(self, dst: str) -> np.ndarray:
-        """The encoded cost from every device to ``dst`` over links that are up (Dijkstra on the
-        reversed graph, for ``dst``'s batch of destinations), cached."""
+        """The encoded cost from every device to ``dst`` over links that are up (computed for ``dst``'s
+        batch of destinations), cached."""
         cost = self._cost_to.get(dst)
         if cost is None:
             batch = self._batch_of(dst)
-            self._cost_to.update(zip(batch, dijkstra(self._reversed_graph(),
-                                                     indices=[self._index[name] for name in batch])))
+            self._cost_to.update(zip(batch, self._least_costs([self._index[name] for name in batch])))
             cost = self._cost_to[dst]
         return cost
 
@@ -294,10 +294,36 @@ class Router:
         start = position - position % self._batch_gpus
         return names[start:start + self._batch_gpus]
 
-    def _reversed_graph(self) -> csr_matrix:
-        """The links that are up as a matrix of link costs from their end to their start: the cheapest
-        of parallel links, as a sparse matrix would otherwise add them."""
+    def _least_costs(self, targets: list[int]) -> np.ndarray:
+        """Row k: the least cost from every device to device ``targets[k]`` (infinity where no path
+        joins them). On a small fabric every device's cost is relaxed over all its out links that are
+        up, as one numpy step, until no cost falls (after step h every least-cost path of h hops is
+        found); on a large one, scipy's Dijkstra."""
+        if len(self._index) > SMALL_FABRIC_DEVICES:
+            from scipy.sparse.csgraph import dijkstra
+
+            return dijkstra(self._reversed_graph(), indices=targets)
+        up = self._out_up
+        link_dst, link_cost = self._out_dst[up], self._out_cost[up]
+        link_src = self._link_src[self._out_links[up]]  # in source order
+        sources, first = np.unique(link_src, return_index=True)
+        cost = np.full((len(targets), len(self._index)), np.inf)
+        cost[np.arange(len(targets)), targets] = 0.0
+        if not sources.size:
+            return cost
+        while True:
+            through = np.minimum.reduceat(cost[:, link_dst] + link_cost, first, axis=1)
+            lower = through < cost[:, sources]
+            if not lower.any():
+                return cost
+            cost[:, sources] = np.where(lower, through, cost[:, sources])
+
+    def _reversed_graph(self):
+        """The links that are up as scipy's sparse matrix of link costs from their end to their start:
+        the cheapest of parallel links, as a sparse matrix would otherwise add them."""
         if self._reversed is None:
+            from scipy.sparse import csr_matrix
+
             up = np.flatnonzero(self._up)
             devices = len(self._index)
             ends = self._link_dst[up] * devices + self._link_src[up]  # (end, start) in row-major order

@@ -37,6 +37,7 @@ from fabricsim.config import ScenarioError
 NCCL_DTYPES = {"int8": "int8", "uint8": "uint8", "int32": "int32", "uint32": "int32", "int64": "int64",
                "uint64": "int64", "half": "float16", "float": "float32", "double": "float64",
                "bfloat16": "bfloat16", "f8e4m3": "float8", "f8e5m2": "float8"}
+REDOPS = ("sum", "prod", "max", "min", "avg")  # nccl-tests' -o reduction operations
 # the binaries (src/*.cu) -> fabricsim ops
 NCCL_OPS = {"all_reduce": "all_reduce", "all_gather": "all_gather", "reduce_scatter": "reduce_scatter",
             "broadcast": "broadcast", "reduce": "reduce", "alltoall": "all_to_all", "gather": "gather",

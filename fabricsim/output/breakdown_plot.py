@@ -70,7 +70,9 @@ def _bars(ax: Axes, labels: list[str], parts: np.ndarray, failed: np.ndarray) ->
     for column, part in enumerate(PARTS):
         values = parts[:, column]
         bottom = np.where(values >= 0, up, down)
-        ax.bar(positions, values, bottom=bottom, color=PART_COLORS[part], width=0.75)
+        spent = values != 0  # a part a trial spent nothing on has no bar (a bar of height 0 shows nothing)
+        if spent.any():
+            ax.bar(positions[spent], values[spent], bottom=bottom[spent], color=PART_COLORS[part], width=0.75)
         up += np.maximum(values, 0)
         down += np.minimum(values, 0)
     for position, is_failed in zip(positions, failed):

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from fabricsim.output import report, stats
-from fabricsim.output.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail
 from fabricsim.output.result_folder import staged_folder
 from fabricsim.output.sample import METRICS, Sample
 from fabricsim.units import PS_PER_US, TimeUnit
@@ -159,6 +158,8 @@ def _notes(rows: list[Row]) -> list[str]:
 
 def write_comparison(out_dir: Path, samples: list[Sample], rows: list[Row], title: str, subtitle: str) -> None:
     """compare.csv, compare.md, the three pictures and report.html, moved into out_dir in one rename."""
+    from fabricsim.output.compare_plots import plot_compare_cdf, plot_compare_delay, plot_compare_tail  # matplotlib
+
     ok_us = {sample.label: sample.ok_latency_us for sample in samples}
     with staged_folder(out_dir) as stage:
         _write_csv(stage / "compare.csv", rows)

@@ -24,7 +24,7 @@ import yaml
 from fabricsim.collectives.sizes import size_bytes_of
 from fabricsim.engine import counters
 from fabricsim.formats.trace import write_traces
-from fabricsim.output import breakdown_plot, plots, report, stats, summary_text, tail, usage
+from fabricsim.output import report, stats, summary_text, tail, usage
 from fabricsim.output.columns import TrialColumns
 from fabricsim.output.result_folder import staged_folder
 from fabricsim.records import PARTS, TrialRecord
@@ -289,6 +289,8 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
 
 
 def _write_plots(stage: Path, results: RunResults) -> None:
+    from fabricsim.output import breakdown_plot, plots  # matplotlib, only when pictures are drawn
+
     title, subtitle = results.plot_titles()
     columns = results.columns
     latency_us, failed, parts_ps = columns.latency_ps / PS_PER_US, columns.failed, columns.parts_ps

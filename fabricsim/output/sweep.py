@@ -42,7 +42,6 @@ PER_RANK_COUNT_OPS = ("all_gather", "reduce_scatter", "all_to_all", "gather")
 REDUCING_OPS = ("all_reduce", "reduce_scatter", "reduce")
 # fabricsim's data types by nccl-tests' names, as the table prints them (the first name of each)
 NCCL_TYPE_NAMES = {dtype: name for name, dtype in reversed(NCCL_DTYPES.items())}
-REDOPS = ("sum", "prod", "max", "min", "avg")
 
 
 @dataclass(frozen=True, slots=True)

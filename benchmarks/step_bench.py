@@ -41,7 +41,8 @@ def bench(name: str) -> str:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return (f"{name}: {len(trial.calls)} calls of rank 0, {transfers} transfers, {step.marks.sum()} marks; "
             f"wall {ran - started:.2f} s (build {built - started:.2f}, lower {lowered - built:.2f}, "
-            f"run {ran - lowered:.2f}), CPU {ran_cpu - started_cpu:.2f} s; {transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
+            f"run {ran - lowered:.2f}), CPU {ran_cpu - started_cpu:.2f} s; "
+            f"{transfers / (ran - started):,.0f} transfers/s; peak {peak_mib:.0f} MiB; "
             f"step {record.latency_ps / 1e6:,.1f} us, ideal {record.breakdown.ideal_ps / 1e6:,.1f} us, "
             f"contention {record.breakdown.contention_ps / 1e6:,.1f} us, "
             f"exposed communication {communication_us(record.latency_ps, compute.critical_ps):,.1f} us, "

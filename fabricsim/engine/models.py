@@ -147,11 +147,9 @@ class FlowModel(_TrialClock):
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
     def _run_per_instant(self, schedule: Schedule, routed: RoutedFlows, impairments: TransferImpairments,
-                         transport: Transport,
-                         ideal_route_of: Callable[[int, int], Route]) -> CallResult | None:
+                         transport: Transport, ideal_route_of: Callable[[int, int], Route]) -> CallResult | None:
         """The call on the instant loop, or None if it gave the call back (its arrays freed on return)."""
-        run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport,
-                         ideal_route_of)
+        run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, ideal_route_of)
         if not run.run():
             return None
         if run.end_ps > self.env.now:

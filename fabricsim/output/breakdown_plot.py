@@ -81,7 +81,9 @@ def _bars(ax: Axes, labels: list[str], parts: np.ndarray, failed: np.ndarray) ->
                    edgecolor=FAILED_COLOR, hatch="//", linewidth=1.2)
     span = (up.max() - down.min()) or 1.0
     ax.set_ylim(down.min() - 0.06 * span * (down.min() < 0), up.max() + 0.06 * span)
-    ax.set_xticks(positions, labels, rotation=90 if len(labels) > 3 else 0, fontsize=7)
+    # upright when they cannot collide: a few short trial numbers, or one label
+    crowded = len(labels) > 3 or (len(labels) > 1 and max(map(len, labels)) > 3)
+    ax.set_xticks(positions, labels, rotation=90 if crowded else 0, fontsize=7)
     for tick, is_failed in zip(ax.get_xticklabels(), failed):
         if is_failed:
             tick.set_color(FAILED_COLOR)

@@ -121,6 +121,8 @@ def fit_axis(ax: Axes, axis: str, values: np.ndarray) -> None:
         return
     pad = 0.04 * (high - low) or 0.02 * abs(high) or 1.0
     getattr(ax, f"set_{axis}lim")(low - pad, high + pad)
+    # times read as they are (4296.56), never as an offset added to small ticks (0.56 + 4.296e3)
+    getattr(ax, f"{axis}axis").get_major_formatter().set_useOffset(False)
 
 
 def _break_marks(body: Axes, outliers: Axes, axis: str) -> None:
@@ -175,9 +177,10 @@ def _annotate_outliers(ax: Axes, values: np.ndarray, heights: np.ndarray, causes
         across, up = ax.transAxes.inverted().transform(ax.transData.transform(point))
         right, low = axis == "y" and across < 0.5, up < 0.5  # the outliers' panel is narrow: text to its left
         step = (28 + 30 * order) if axis == "x" else 14 * order
-        offset = (12 if right else -12, (step if low else -step) if axis == "x" else -step)
+        # away from the nearer edge of the panel (above a low point, below a high one), so it stays inside
+        offset = (12 if right else -12, step if low else -step)
         note = ax.annotate(text, point, xytext=offset, textcoords="offset points", ha="left" if right else "right",
-                           va=("bottom" if low else "top") if axis == "x" else "center", fontsize=8,
+                           va="bottom" if low else "top", fontsize=8,
                            arrowprops=dict(arrowstyle="->", color="0.3", linewidth=0.8), annotation_clip=False,
                            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.7", alpha=0.9))
         note.set_in_layout(False)

@@ -84,6 +84,12 @@ class FlowRecord:
     sent_ps: int
     stalled_ps: int
 
+    @property
+    def rate_Gbps(self) -> float:
+        """Its bytes over its time from start to last bit (0 for a flow of no time)."""
+        duration_ps = self.sent_ps - self.start_ps
+        return self.nbytes * 8 / duration_ps * 1e3 if duration_ps else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class LinkUse:

@@ -62,7 +62,7 @@ def trace_events(simulation: Simulation, record: TrialRecord) -> dict:
     for flow in record.flows:
         duration_ps = flow.sent_ps - flow.start_ps
         args = {"transfer": flow.transfer, "qp": flow.qp, "src": flow.src, "dst": flow.dst, "bytes": flow.nbytes,
-                "rate_Gbps": flow.nbytes * 8 / duration_ps * 1e3 if duration_ps else 0.0,
+                "rate_Gbps": flow.rate_Gbps,
                 "start_ps": flow.start_ps, "sent_ps": flow.sent_ps, "stalled_ps": flow.stalled_ps}
         slice_ = {"ph": "X", "name": f"t{flow.transfer}.{flow.qp} {flow.src}->{flow.dst}", "cat": "flow",
                   "ts": flow.start_ps / PS_PER_US, "dur": duration_ps / PS_PER_US, "args": args}

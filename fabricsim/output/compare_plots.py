@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fabricsim.output.plots import (DPI, FIGURE_SIZE_IN, TAIL_GUIDES, draw_ccdf, draw_delay, draw_ecdf, fit_axis, grid,
-                             new_figure, save_figure, shade_unresolved, use_log_scale)
+                             new_figure, plain_ticks, save_figure, shade_unresolved, use_log_scale)
 from fabricsim.output.stats import trials_needed
 from fabricsim.units import TimeUnit
 
@@ -39,6 +39,8 @@ def _time_axis(ax, values_us: np.ndarray, unit: TimeUnit, axis: str = "x") -> No
     """The completion-time axis shared by all fabrics: log when their values together span decades."""
     if use_log_scale(values_us):
         getattr(ax, f"set_{axis}scale")("log")
+    else:
+        plain_ticks(ax, axis)
     getattr(ax, f"set_{axis}label")(f"completion time ({unit.name})")
 
 

@@ -72,9 +72,9 @@ def time_unit(latency_us) -> TimeUnit:
     return TimeUnit.for_typical(float(np.median(latency_us)) if latency_us.size else 1.0)
 
 
-def new_figure(title: str, subtitle: str, height_in: float = FIGURE_SIZE_IN[1]) -> Figure:
+def new_figure(title: str, subtitle: str) -> Figure:
     """A figure with its title and, on a second smaller line, its subtitle."""
-    fig = Figure(figsize=(FIGURE_SIZE_IN[0], height_in), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
     fig.suptitle(f"{title}\n{subtitle}" if subtitle else title, fontsize=11)
     return fig
 
@@ -121,7 +121,12 @@ def fit_axis(ax: Axes, axis: str, values: np.ndarray) -> None:
         return
     pad = 0.04 * (high - low) or 0.02 * abs(high) or 1.0
     getattr(ax, f"set_{axis}lim")(low - pad, high + pad)
-    # times read as they are (4296.56), never as an offset added to small ticks (0.56 + 4.296e3)
+    plain_ticks(ax, axis)
+
+
+def plain_ticks(ax: Axes, axis: str) -> None:
+    """Ticks of `ax`'s linear `axis` read as they are (4296.56), never as an offset added to small
+    ticks (0.56 + 4.296e3)."""
     getattr(ax, f"{axis}axis").get_major_formatter().set_useOffset(False)
 
 
@@ -277,10 +282,7 @@ def plot_ccdf(latency_us, path, title: str, subtitle: str, causes=None, failed: 
 
 def draw_ecdf(ax: Axes, latency, color: str, label: str) -> None:
     """The empirical CDF of completion times as a step line from 0 to 1 on `ax`."""
-    latency_sorted, fraction = ecdf(latency)
-    if latency_sorted.size > MAX_LINE_POINTS:
-        kept = np.unique(np.linspace(0, latency_sorted.size - 1, MAX_LINE_POINTS).round().astype(int))
-        latency_sorted, fraction = latency_sorted[kept], fraction[kept]
+    latency_sorted, fraction = _thinned(*ecdf(latency))
     ax.step(np.concatenate(([latency_sorted[0]], latency_sorted)), np.concatenate(([0.0], fraction)),
             where="post", color=color, linewidth=1.5, label=label)
 
@@ -288,11 +290,16 @@ def draw_ecdf(ax: Axes, latency, color: str, label: str) -> None:
 def draw_ccdf(ax: Axes, latency, color: str, label: str) -> None:
     """The empirical CCDF as a step line on `ax`: each level held up to and including its value, so
     the slowest of n sits at 1/n."""
-    latency_sorted, at_or_above = ccdf(latency)
-    if latency_sorted.size > MAX_LINE_POINTS:
-        kept = np.unique(np.linspace(0, latency_sorted.size - 1, MAX_LINE_POINTS).round().astype(int))
-        latency_sorted, at_or_above = latency_sorted[kept], at_or_above[kept]
+    latency_sorted, at_or_above = _thinned(*ccdf(latency))
     ax.step(latency_sorted, at_or_above, where="pre", color=color, linewidth=1.5, label=label)
+
+
+def _thinned(latency_sorted: np.ndarray, fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A sorted curve's points, or beyond MAX_LINE_POINTS that many of them spread evenly over it."""
+    if latency_sorted.size <= MAX_LINE_POINTS:
+        return latency_sorted, fraction
+    kept = np.unique(np.linspace(0, latency_sorted.size - 1, MAX_LINE_POINTS).round().astype(int))
+    return latency_sorted[kept], fraction[kept]
 
 
 def shade_unresolved(ax: Axes, trials: int) -> None:

@@ -156,8 +156,9 @@ class RunResults:
             summary["percentiles_unsupported"] = stats.unsupported_percentiles(latency_ps.size)
             median_size = float(np.median(self._by_shape("size_bytes")[shape_ids]))
             compute_ps = self._by_shape("compute_ps")[shape_ids]
-            summary["exposed_comm_us"] = stats.latency_summary(communication_us(latency_ps, compute_ps))
-            compute_us = float(np.median(latency_ps / PS_PER_US - communication_us(latency_ps, compute_ps)))
+            exposed_us = communication_us(latency_ps, compute_ps)
+            summary["exposed_comm_us"] = stats.latency_summary(exposed_us)
+            compute_us = float(np.median(latency_ps / PS_PER_US - exposed_us))
             median_communication_us = summary["latency_us"]["p50"] - compute_us
             summary["algbw_GBps"] = float(stats.algbw_GBps(median_size, median_communication_us))
             summary["busbw_GBps"] = summary["algbw_GBps"] * float(np.median(self._by_shape("busbw_factor")[shape_ids]))
@@ -169,7 +170,7 @@ class RunResults:
             summary["jobs"] = self._jobs_summary()
         if plan.mesh is not None:
             compute = simulation.step_compute(plan.trials[0])
-            summary["bubble_us"] = compute.bubble_ps / 1e6
+            summary["bubble_us"] = compute.bubble_ps / PS_PER_US
             summary["bubble_fraction"] = compute.bubble_ps / compute.critical_ps if compute.critical_ps else 0.0
         if self.slowest_paths:
             summary["critical_path"] = [critical_path_summary(trial, latency_ps, path)
@@ -202,10 +203,10 @@ class RunResults:
 
 def critical_path_summary(trial: int, latency_ps: int, path: CriticalPath) -> dict:
     """summary.json's account of one trial's critical path."""
-    return {"trial": trial, "latency_us": latency_ps / 1e6, "compute_us": path.compute_ps / 1e6,
-            "by_kind_us": {kind: kind_ps / 1e6 for kind, kind_ps in path.kinds_ps},
-            "group": path.group, "gpus": list(path.gpus), "group_us": path.group_ps / 1e6,
-            "call": path.call, "call_us": path.call_ps / 1e6,
+    return {"trial": trial, "latency_us": latency_ps / PS_PER_US, "compute_us": path.compute_ps / PS_PER_US,
+            "by_kind_us": {kind: kind_ps / PS_PER_US for kind, kind_ps in path.kinds_ps},
+            "group": path.group, "gpus": list(path.gpus), "group_us": path.group_ps / PS_PER_US,
+            "call": path.call, "call_us": path.call_ps / PS_PER_US,
             "link": path.link, "link_utilization": path.link_utilization}
 
 
@@ -272,11 +273,12 @@ class _Tables:
 
 def trial_row(record: TrialRecord, shape: Shape, jobs: int = 0) -> list:
     """A trial's row of trials.csv (``jobs``: the scenario's, blank in a failed trial)."""
-    algbw = stats.algbw_GBps(shape.size_bytes, communication_us(record.latency_ps, shape.compute_ps))
+    exposed_us = communication_us(record.latency_ps, shape.compute_ps)
+    algbw = stats.algbw_GBps(shape.size_bytes, exposed_us)
     bandwidth = ("", "") if record.failed else (f"{algbw:.6f}", f"{algbw * shape.busbw_factor:.6f}")
     return [record.trial, ";".join(map(str, record.per_rank_bytes)), f"{record.latency_ps / PS_PER_US:.6f}",
             *bandwidth, int(record.failed), *(f"{part_ps / PS_PER_US:.6f}" for part_ps in record.breakdown.parts_ps()),
-            f"{communication_us(record.latency_ps, shape.compute_ps):.6f}",
+            f"{exposed_us:.6f}",
             *((f"{ps / PS_PER_US:.6f}" for ps in record.job_latency_ps + record.job_alone_ps) if record.job_latency_ps
               else [""] * (2 * jobs))]
 

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from fabricsim.output.plots import DPI
+from fabricsim.output.plots import DPI, save_figure
 from fabricsim.units import format_bytes
 
 FIGURE_SIZE_IN = (12, 5)
@@ -45,4 +45,4 @@ def plot_sweep(series: dict[str, tuple[list[int], list[float], list[float]]], pa
         if np.nanmin([min(times) for _, times, _ in series.values()]) > 0:
             time_ax.set_yscale("log")
         busbw_ax.set_ylim(bottom=0)
-        fig.savefig(Path(path), dpi=DPI, format="png")
+        save_figure(fig, path)

@@ -57,10 +57,8 @@ def flow_rows(fabric: Fabric, record) -> list[list]:
     """flows.csv rows of one trial record."""
     rows = []
     for flow in record.flows:
-        duration_ps = flow.sent_ps - flow.start_ps
-        rate_gbps = flow.nbytes * 8 / duration_ps * 1e3 if duration_ps else 0.0
         rows.append([record.trial, flow.transfer, flow.qp, flow.src, flow.dst, flow.nbytes,
                      ";".join(fabric.links[i].name for i in flow.links if i < len(fabric.links)),
                      f"{flow.start_ps / PS_PER_US:.6f}", f"{flow.sent_ps / PS_PER_US:.6f}", f"{flow.stalled_ps / PS_PER_US:.6f}",
-                     f"{rate_gbps:.6g}"])
+                     f"{flow.rate_Gbps:.6g}"])
     return rows

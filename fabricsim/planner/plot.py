@@ -12,7 +12,7 @@ from pathlib import Path
 import matplotlib.style
 import numpy as np
 
-from fabricsim.output.plots import DPI, new_figure
+from fabricsim.output.plots import new_figure, save_figure
 from fabricsim.planner.tp_cost import TpPlan
 
 
@@ -44,4 +44,4 @@ def plot_plan(plan: TpPlan, comm_s: tuple[float, ...], comm_label: str, path: st
         ax.set_ylim(0, 1.2 * float(np.max(compute_ms + comm_ms)))  # room for the legend above the bars
         ax.legend(loc="upper right", fontsize=9)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(path), dpi=DPI, format="png")
+        save_figure(fig, path)

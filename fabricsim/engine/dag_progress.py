@@ -68,7 +68,7 @@ class DagProgress:
         """Ready the roots (call once the model can take transfers)."""
         if not self._undelivered:
             self.done.succeed()
-        for tid in np.flatnonzero(self.schedule.transfers.is_root).tolist():
+        for tid in self.roots().tolist():
             self._ready(tid)
 
     # --- what the model reports -----------------------------------------------------------------

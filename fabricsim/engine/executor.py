@@ -54,7 +54,6 @@ class ScheduleRun:
         self.flows_of = flows_of or (lambda tid: [(route_of(self._src[tid], self._dst[tid]), None)])
         self._gaps, self._timeouts = column(impairments.gap_losses), column(impairments.tail_timeouts)
         self._fails = column(impairments.failed)
-        self.fixed_delay_ps = dag.fixed_delay_ps
         self.transport = transport
         self.done = dag.done
         self.causes = dag.causes

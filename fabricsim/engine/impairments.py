@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fabricsim.collectives.schedule import Schedule
+from fabricsim.collectives.schedule_times import serialisation_ps_each
 from fabricsim.config import DistributionSpec, LossSpec, Scenario
 from fabricsim.units import PS_PER_DAY
 
@@ -78,6 +79,16 @@ def loss_costs(gap_losses, tail_timeouts, latency_ps, transport: Transport):
     the timeouts waited, both in picoseconds, over a path of ``latency_ps``."""
     resent_bytes = (2 * gap_losses + np.minimum(tail_timeouts, transport.retry_count)) * transport.mtu_bytes
     return resent_bytes, gap_losses * 2 * latency_ps, tail_timeouts * transport.rto_ps
+
+
+def loss_columns(impairments: TransferImpairments, rate_bps: np.ndarray, latency_ps: np.ndarray,
+                 transport: Transport) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each transfer's go-back-N costs (``loss_costs``) over its route of ``rate_bps`` and ``latency_ps``
+    (one each a transfer): the bytes resent, their wire time, the NACK round trips and the timeouts
+    (picoseconds); all zero for a transfer that loses nothing."""
+    resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts, latency_ps,
+                                                   transport)
+    return resent_bytes, serialisation_ps_each(8.0 * resent_bytes, rate_bps), nack_ps, timeout_ps
 
 
 def draw_delays_ps(spec: DistributionSpec, count: int, rng: np.random.Generator) -> np.ndarray:

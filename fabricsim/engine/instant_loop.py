@@ -45,12 +45,6 @@ MIN_TRANSFERS_A_MOMENT = 8
 CHECK_MOMENTS = 64
 
 
-def instant_loop_applies(network: FlowNetwork) -> bool:
-    """Whether a call on ``network`` may run on this loop (given routes in advance, no link down, no
-    failed queue pair): nothing else on the network, and no link of capacity 0 (no flow stalls)."""
-    return not any(network.flows_on) and min(network.capacity_bps, default=1.0) > 0
-
-
 class InstantRun:
     """A call's run on the instant loop; its DAG progress (``dag``) has its ideal time, causes and
     transfer times."""
@@ -61,7 +55,6 @@ class InstantRun:
         self.network = network
         self.start_ps = int(env.now)
         self.dag = dag = DagProgress(env, schedule, impairments, ideal_route_of, None)
-        self.causes = dag.causes
         self._delay_ps = np.asarray(impairments.delay_ps(), dtype=np.int64)
         # routes: their links as rows padded with a link of its own (no flow counted on it, infinite capacity)
         self._pad = pad = len(network.capacity_bps)
@@ -70,10 +63,10 @@ class InstantRun:
         self._route_links = np.full((len(routes), width), pad, dtype=np.int64)
         for index, route in enumerate(routes):
             self._route_links[index, :len(route.links)] = route.links
-        columns = FlowColumns(schedule, routed, impairments, transport, self.causes)
+        columns = FlowColumns(schedule, routed, impairments, transport, dag.causes)
         self._flow_starts, self._flow_route, self._flow_tid = columns.starts, columns.route, columns.tid
         self._nbits, self._wait_ps = columns.nbits, columns.wait_ps
-        per_transfer, flow_tid = columns.per_transfer, columns.tid
+        per_transfer, flow_tid = columns.per_transfer, self._flow_tid
         self._sent_at_start = ~(self._nbits > 0) | (self._route_links[self._flow_route, 0] == pad)
         dag.entered_together(per_transfer)
         # per flow: remaining bits, rate, when they were last brought up to date, when it ends (NEVER: not set)

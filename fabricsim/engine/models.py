@@ -23,7 +23,7 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.config import Scenario
 from fabricsim.engine.executor import ScheduleRun
 from fabricsim.engine.impairments import TransferImpairments, Transport, launch_skew_ps
-from fabricsim.engine.instant_loop import InstantRun, instant_loop_applies
+from fabricsim.engine.instant_loop import InstantRun
 from fabricsim.engine.packet_executor import PacketScheduleRun, packet_flows_of
 from fabricsim.engine.packet_network import PacketNetwork
 from fabricsim.engine.trial_fabric import CallFlows, RoutedFlows, TrialFabric
@@ -141,9 +141,13 @@ class FlowModel(_TrialClock):
                           run.critical_causes(), cut_off_ps, run.transfer_times)
 
     def _may_skip_events(self, impairments: TransferImpairments) -> bool:
-        """Whether the call may be timed without the event loop: nothing else on the network, no
-        failures to come, no queue pair that fails, no flow records asked for."""
-        return (self.uncontended_shortcut and not self.scenario.output.flows and not self.scenario.impairments.failures
+        """Whether the call may be timed without the event loop (``_on_its_own``)."""
+        return self.uncontended_shortcut and self._on_its_own(impairments)
+
+    def _on_its_own(self, impairments: TransferImpairments) -> bool:
+        """Whether the call has the network to itself and nothing will change under it: nothing else on
+        the network, no failures to come, no queue pair that fails, no flow records asked for."""
+        return (not self.scenario.output.flows and not self.scenario.impairments.failures
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
     def _run_per_instant(self, schedule: Schedule, routed: RoutedFlows, impairments: TransferImpairments,
@@ -159,10 +163,8 @@ class FlowModel(_TrialClock):
 
     def _routes_ahead(self, impairments: TransferImpairments) -> bool:
         """Whether the call's flows may be taken from routes given in advance (``flows.routed()``, which
-        says whether there are such routes): no failures to come, no queue pair that fails, no flow
-        records asked for, nothing else on the network and no link down (``instant_loop_applies``)."""
-        return (not self.scenario.output.flows and not self.scenario.impairments.failures
-                and not impairments.failed.any() and instant_loop_applies(self.fabric.network))
+        says whether there are such routes): the call on its own (``_on_its_own``) and no link down."""
+        return self._on_its_own(impairments) and min(self.fabric.network.capacity_bps, default=1.0) > 0
 
     def _may_run_per_instant(self, impairments: TransferImpairments) -> bool:
         """Whether a call routed in advance may run on the instant loop (``engine.instant_loop``).

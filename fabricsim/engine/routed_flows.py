@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from fabricsim.collectives.schedule import Schedule
-from fabricsim.collectives.schedule_times import serialisation_ps_each
 from fabricsim.engine.breakdown import TransferCauses
-from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
+from fabricsim.engine.impairments import TransferImpairments, Transport, loss_columns
 from fabricsim.engine.trial_fabric import RoutedFlows
 from fabricsim.fabric.routing import route_columns
 
@@ -34,13 +33,11 @@ class FlowColumns:
         queue_pair = np.arange(len(flow_tid)) - starts[flow_tid]
         first = queue_pair == 0
         first_route = route_of[starts[:-1]]
-        lossy = (impairments.gap_losses > 0) | (impairments.tail_timeouts > 0)
-        resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts,
-                                                       latency_ps[first_route], transport)
-        resent_bytes = np.where(lossy, resent_bytes, 0)
-        causes.retransmit_ps[:] = np.where(lossy, serialisation_ps_each(8.0 * resent_bytes, rate_bps[first_route]), 0)
-        causes.retransmit_after_ps[:] = np.where(lossy, nack_ps, 0)
-        causes.timeout_ps[:] = np.where(lossy, timeout_ps, 0)
+        resent_bytes, retransmit_ps, nack_ps, timeout_ps = loss_columns(impairments, rate_bps[first_route],
+                                                                        latency_ps[first_route], transport)
+        causes.retransmit_ps[:] = retransmit_ps
+        causes.retransmit_after_ps[:] = nack_ps
+        causes.timeout_ps[:] = timeout_ps
         nbytes, flows = schedule.transfers.nbytes[flow_tid], per_transfer[flow_tid]
         flow_bytes = nbytes // flows + (queue_pair < nbytes % flows)
         self.nbits = 8.0 * (flow_bytes + np.where(first, resent_bytes[flow_tid], 0))

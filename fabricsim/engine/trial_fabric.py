@@ -152,10 +152,10 @@ class TrialFabric:
                 pair_route[k] = index_of(choices[0])
             elif self.flow_router.mode != "hash":
                 return None  # adaptive and spraying choose by load or use every route
+            elif (routes := hashed()) is not None:  # a pair hashes: every queue pair's, routed at once
+                return routes[0], routes[1]
         route_of = pair_route[pair_of]
         by_hash = np.flatnonzero(route_of < 0)
-        if by_hash.size and (routes := hashed()) is not None:  # every queue pair's, routed at once
-            return routes[0], routes[1]
         for tid in by_hash.tolist():  # hashed: the route the event loop's flow takes
             src, dst = group[int(schedule.transfers.src[tid])], group[int(schedule.transfers.dst[tid])]
             ((route, _tag),) = self.flow_router.flows(src, dst, ports[tid].tolist())

@@ -26,7 +26,7 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.schedule_times import dag_times, released_by, serialisation_ps_each
 from fabricsim.engine.breakdown import TransferCauses, critical_path_causes, ideal_makespan_ps
 from fabricsim.engine.flows import FlowNetwork
-from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
+from fabricsim.engine.impairments import TransferImpairments, Transport, loss_columns
 from fabricsim.fabric.routing import Route, route_columns
 from fabricsim.records import Causes
 
@@ -75,13 +75,12 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     route_of, route_list = routes
     rate_bps, latency_ps = route_columns(route_list, route_of)
     on_links = np.array([bool(route.links) for route in route_list])[route_of]
-    resent_bytes, nack_ps, timeout_ps = loss_costs(impairments.gap_losses, impairments.tail_timeouts, latency_ps,
-                                                   transport)
+    resent_bytes, retransmit_ps, nack_ps, timeout_ps = loss_columns(impairments, rate_bps, latency_ps, transport)
     nbits = 8.0 * (transfers.nbytes + resent_bytes)
     flowing = on_links & (nbits > 0)
     wire_ps = np.where(flowing, serialisation_ps_each(nbits, rate_bps), 0)
-    causes = TransferCauses(impairments.start_delay_ps, serialisation_ps_each(8.0 * resent_bytes, rate_bps),
-                            np.zeros(len(transfers), dtype=np.int64), nack_ps, timeout_ps)
+    causes = TransferCauses(impairments.start_delay_ps, retransmit_ps, np.zeros(len(transfers), dtype=np.int64),
+                            nack_ps, timeout_ps)
     send_ps = impairments.delay_ps() + wire_ps
     times = dag_times(transfers.waves, start_ps, send_ps, latency_ps + causes.retransmit_after_ps + causes.timeout_ps)
     sent_ps = times[:len(transfers)]

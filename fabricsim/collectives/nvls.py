@@ -104,13 +104,13 @@ def nvls_tree_all_reduce(ranks: int, size_bytes: int, groups: Sequence[Sequence[
         raise ValueError("nvls_tree needs the same number of GPUs, 2 or more, on every host")
     chunks = chunks_for(ranks, size_bytes)
     dag, hosts = DagBuilder("all_reduce", ranks, size_bytes, chunks), len(groups)
-    local = {rank: (host, index) for host, group in enumerate(groups) for index, rank in enumerate(group)}
+    local = {rank: index for group in groups for index, rank in enumerate(group)}
     trees = [binary_tree_parents(hosts, second) for second in (False, True)]
     orders = [top_down(parents) for parents in trees]
     for chunk in range(chunks):
         parents, order, up = trees[chunk % 2], orders[chunk % 2], TREES + 2 * (chunk % 2)
         for block in range(ranks):
-            piece, index = block * chunks + chunk, local[block][1]
+            piece, index = block * chunks + chunk, local[block]
             heads = [group[index] for group in groups]
             for host, group in enumerate(groups):
                 _switch_sum(dag, group, ranks + host, heads[host], piece)

@@ -86,7 +86,8 @@ class Simulation:
         self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
-        self.step_fixed_delay_ps = lru_cache(maxsize=8)(self._step_fixed_delay_ps)  # steps compare by identity
+        # steps compare by identity; a run has 1 + jobs of them, each asked for every trial
+        self.step_fixed_delay_ps = lru_cache(maxsize=None)(self._step_fixed_delay_ps)
         self._step_compute = lru_cache(maxsize=4)(step_compute)
         self._check_routes(source)
         self._check_impairment_links(source)

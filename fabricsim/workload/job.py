@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -39,6 +40,7 @@ from fabricsim.workload.placement import Mesh
 from fabricsim.workload.trial import Call, Trial
 
 
+@lru_cache(maxsize=None)  # a step's calls share a few dozen groups
 def job_groups(mesh: Mesh, group: tuple[int, ...], along_pp: bool = True) -> tuple[tuple[int, ...], ...]:
     """Every shift of ``group`` (global ranks of rank 0's call) along the mesh that keeps it inside,
     rank 0's own first; without ``along_pp``, only along TP and DP (the group's stages keep their own)."""

@@ -25,7 +25,7 @@ from fabricsim.config import ScenarioError
 
 COMMANDS = ("run", "compare", "check", "sweep", "plan", "calibrate", "export-fabric")  # in fabricsim.commands
 DESCRIPTION = ("Emulate a GPU cluster's network fabric for collective communication. "
-               "Commands: run, compare, check, sweep, plan; fabricsim COMMAND -h for each.")
+               f"Commands: {', '.join(COMMANDS)}; fabricsim COMMAND -h for each.")
 
 
 class _HelpFormatter(argparse.HelpFormatter):

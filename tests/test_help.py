@@ -50,3 +50,17 @@ def test_matplotlib_is_imported_only_to_draw():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert result.stdout.strip() == "False"
+
+
+def test_numba_is_imported_only_by_a_contended_call():
+    """The compiled instant loop's import (numba, some tenths of a second) is paid by runs that have a
+    contended call routed in advance, never by a run whose flows never meet."""
+    code = ("import sys\nfrom fabricsim.config import load_scenario\nfrom fabricsim.runner.simulation import Simulation\n"
+            "def run(name):\n"
+            "    Simulation(load_scenario('scenarios/' + name, ('workload.trials=2',))).run()\n"
+            "    return 'numba' in sys.modules\n"
+            "print(run('tp4_ring_allgather.yaml'), run('leaf_spine_ecmp.yaml'))")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.stdout.strip().splitlines()[-1] == "False True"

@@ -1,7 +1,8 @@
-"""The instant loop (engine/instant_loop.py) gives the event loop's records exactly: end times,
-breakdowns, ideal times and link usage, to the picosecond and the bit, on contended multi-hop
-fabrics (ECMP collisions on oversubscribed spine uplinks, all-to-all), with several queue pairs a
-transfer, loss, chunks, software latency and whole-job steps; and it is taken where it applies."""
+"""The instant loop (engine/instant_loop.py, compiled in engine/instant_kernel.py) gives the event
+loop's records exactly: end times, breakdowns, ideal times and link usage, to the picosecond and the
+bit, on contended multi-hop fabrics (ECMP collisions on oversubscribed spine uplinks, all-to-all),
+with several queue pairs a transfer, loss, chunks, software latency, random start delays and whole-job
+steps; and it is taken where it applies."""
 
 import dataclasses
 
@@ -10,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import fabricsim.engine.instant_loop as instant_loop_module
 import fabricsim.engine.models as models
 from fabricsim.config import load_scenario
 from fabricsim.engine.models import FlowModel
@@ -39,25 +39,19 @@ CASES = {
 }
 
 
-def _records(scenario, instant_loop: bool, monkeypatch, keep_on: bool = True,
-             routed_columns: bool = False) -> tuple[list, int]:
-    """The run's records on the event loop (no shortcut), and how many calls the instant loop ran
-    (to their end, however sparse their moments, if ``keep_on``). The event loop builds each
-    transfer's flows one by one unless ``routed_columns``."""
+def _records(scenario, instant_loop: bool, monkeypatch) -> tuple[list, int]:
+    """The run's records without the longest-path shortcut, on the instant loop or the event loop, and
+    how many calls the instant loop ran."""
     monkeypatch.setattr(FlowModel, "uncontended_shortcut", False)
     monkeypatch.setattr(FlowModel, "instant_loop", instant_loop)
-    monkeypatch.setattr(FlowModel, "routed_columns", routed_columns)
-    if keep_on:
-        monkeypatch.setattr(instant_loop_module, "MIN_TRANSFERS_A_MOMENT", 0)
     taken = []
 
     class Noted(models.InstantRun):
-        def run(self) -> bool:
-            finished = super().run()
-            taken.append(finished)
-            return finished
+        def run(self) -> None:
+            super().run()
+            taken.append(self)
     monkeypatch.setattr(models, "InstantRun", Noted)
-    return Simulation(scenario).run(), sum(taken)
+    return Simulation(scenario).run(), len(taken)
 
 
 def _same(fast: list, slow: list) -> bool:
@@ -90,31 +84,13 @@ def _step(tmp_path, jitter: bool):
     return load_scenario(tmp_path / "step.yaml", ("workload.trials=1",))
 
 
-def test_a_whole_job_step_on_the_instant_loop(tmp_path, monkeypatch):
-    scenario = _step(tmp_path, jitter=False)
+@pytest.mark.parametrize("jitter", [False, True])
+def test_a_whole_job_step_on_the_instant_loop(jitter, tmp_path, monkeypatch):
+    scenario = _step(tmp_path, jitter)
     fast, taken = _records(scenario, True, monkeypatch)
     slow, _ = _records(scenario, False, monkeypatch)
     assert _same(fast, slow)
     assert taken
-
-
-@pytest.mark.parametrize("case", [*sorted(CASES), "step", "step with launch jitter"])
-def test_the_event_loop_on_routed_columns_gives_the_records_of_flows_built_one_by_one(case, tmp_path, monkeypatch):
-    """A call routed in advance enters the event loop from the flow columns (engine/routed_flows.py),
-    with or without random start delays: the same records as flows built transfer by transfer."""
-    scenario = CASES[case] if case in CASES else _step(tmp_path, jitter=case.endswith("jitter"))
-    taken = []
-
-    class Noted(models.ScheduleRun):
-        def __init__(self, *args, routed=None, **kwargs) -> None:
-            taken.append(routed is not None)
-            super().__init__(*args, routed=routed, **kwargs)
-    monkeypatch.setattr(models, "ScheduleRun", Noted)
-    columns, _ = _records(scenario, False, monkeypatch, routed_columns=True)
-    from_columns, taken[:] = list(taken), []
-    one_by_one, _ = _records(scenario, False, monkeypatch)
-    assert _same(columns, one_by_one)
-    assert from_columns and all(from_columns) and taken and not any(taken)
 
 
 @settings(max_examples=10, deadline=None)
@@ -144,20 +120,13 @@ def test_instant_loop_equals_the_event_loop_on_random_leaf_spines(leaves, qps, s
     assert taken
 
 
-def test_random_start_delays_stay_on_the_event_loop(monkeypatch):
+def test_random_start_delays_on_the_instant_loop(monkeypatch):
+    """Launch skew scatters a call's moments: the instant loop runs it, with the event loop's records."""
     scenario = make_scenario(fabric={**LEAF_SPINE, "hosts": 8},
                              impairments={"launch_skew": {"distribution": "uniform", "low": "0us", "high": "20us"}},
-                             collective={"op": "all_reduce", "algorithm": "ring"})
-    _, taken = _records(scenario, True, monkeypatch)
-    assert not taken
-
-
-def test_a_call_given_up_early_runs_on_the_event_loop_alone(monkeypatch):
-    """The instant loop gives up on sparse moments without leaving a trace: the event loop's records."""
-    scenario = CASES["leaf-spine ring, 4 queue pairs colliding"]
+                             collective={"op": "all_reduce", "algorithm": "ring"},
+                             workload={"rule": "data_sizes", "data_sizes": ["1MiB", "64KiB"], "trials": 3})
+    fast, taken = _records(scenario, True, monkeypatch)
     slow, _ = _records(scenario, False, monkeypatch)
-    monkeypatch.setattr(instant_loop_module, "CHECK_MOMENTS", 4)
-    monkeypatch.setattr(instant_loop_module, "MIN_TRANSFERS_A_MOMENT", 10**6)
-    given_up, taken = _records(scenario, True, monkeypatch, keep_on=False)
-    assert _same(given_up, slow)
-    assert not taken
+    assert _same(fast, slow)
+    assert taken

@@ -16,7 +16,7 @@ but for the jitter), and the schedule's ideal time alone on the intact fabric.
 from __future__ import annotations
 
 from array import array
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -27,7 +27,25 @@ from fabricsim.fabric.routing import Route
 from fabricsim.records import Causes
 
 
-FEW = 8  # batches of at most this many transfers are counted one by one
+class Children(NamedTuple):
+    """Each transfer's children: ``ids[starts[t]:starts[t + 1]]``."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+
+
+class DagColumns(NamedTuple):
+    """A DAG progress's per-transfer columns as arrays (``DagProgress.columns``)."""
+
+    waiting: np.ndarray  # dependencies not yet done
+    sent_children: Children  # released when the transfer's last bit is sent
+    delivered_children: Children  # released when it is delivered
+    unsent: np.ndarray  # flows not yet sent
+    undelivered_flows: np.ndarray
+    released_at: np.ndarray  # the release: when (-1: not yet), by a delivery (1) or a send (0), by whom
+    released_by_delivery: np.ndarray
+    released_by: np.ndarray
+    delivered_at: np.ndarray  # -1: not yet
 
 
 class DagProgress:
@@ -62,7 +80,6 @@ class DagProgress:
         self._last = (-1, "delivered")
         self._latest_delivery = (-1, -1)  # (time, transfer): of transfers delivered at one time, the highest id
         self._undelivered = len(transfers)
-        self._scratch = self._last_parent = None  # per transfer, for the batch methods: made when first needed
 
     def start(self) -> None:
         """Ready the roots (call once the model can take transfers)."""
@@ -137,7 +154,7 @@ class DagProgress:
             if self._waiting[child] == 0:
                 yield child
 
-    # --- the same, many transfers at one moment as arrays (engine.instant_loop) -----------------
+    # --- the same, for a loop over arrays (engine.instant_loop) ----------------------------------
 
     def roots(self) -> np.ndarray:
         """The transfers ready from the start."""
@@ -148,78 +165,20 @@ class DagProgress:
         self._unsent[:] = column(flows)
         self._undelivered_flows[:] = column(flows)
 
-    def sent_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
-        """A flow of each entry of ``tids`` put its last bit on the wire at ``now_ps`` (``flow_sent``);
-        returns the transfers this made ready."""
-        sent = self._counted_off(self._unsent, tids)
-        return self._release_together(now_ps, sent, False, self._after_sending)
+    def columns(self) -> DagColumns:
+        """The progress as int64 arrays over this object's own columns, for a loop that keeps them
+        by the rules above in place of ``flow_sent`` and ``flow_delivered``."""
+        view = lambda values: np.frombuffer(values, dtype=np.int64)  # noqa: E731
+        return DagColumns(view(self._waiting), self._after_sending.arrays(), self._after_delivery.arrays(),
+                          view(self._unsent), view(self._undelivered_flows), view(self._released_at),
+                          view(self._released_by_delivery), view(self._released_by), view(self._delivered_at))
 
-    def delivered_together(self, now_ps: int, tids: np.ndarray) -> np.ndarray:
-        """A flow of each entry of ``tids`` arrived at ``now_ps`` (``flow_delivered``); returns the
-        transfers this made ready. ``all_delivered`` tells when the last transfer is delivered."""
-        delivered = self._counted_off(self._undelivered_flows, tids)
-        if not delivered.size:
-            return delivered
-        self._undelivered -= len(delivered)
-        np.frombuffer(self._delivered_at, dtype=np.int64)[delivered] = now_ps
-        self._latest_delivery = max(self._latest_delivery, (now_ps, int(delivered.max())))
-        if self._undelivered == 0:
-            self._last = (self._latest_delivery[1], "delivered")
-        return self._release_together(now_ps, delivered, True, self._after_delivery)
-
-    @property
-    def all_delivered(self) -> bool:
-        return self._undelivered == 0
-
-    def _counted_off(self, counts: array, tids: np.ndarray) -> np.ndarray:
-        """Take one off ``counts[t]`` for each entry ``t`` of ``tids``; the transfers that reach 0
-        (one by one for a few, where numpy's calls would cost more than the work)."""
-        if len(tids) <= FEW:
-            reached = []
-            for tid in tids.tolist():
-                counts[tid] -= 1
-                if not counts[tid]:
-                    reached.append(tid)
-            return np.array(reached, dtype=np.int64)
-        column_view = np.frombuffer(counts, dtype=np.int64)
-        np.subtract.at(column_view, tids, 1)
-        return self._distinct(tids[column_view[tids] == 0])
-
-    def _distinct(self, tids: np.ndarray) -> np.ndarray:
-        """``tids`` without repeats (each at its last place)."""
-        if len(tids) < 2:
-            return tids
-        if self._scratch is None:
-            self._scratch = np.zeros(len(self.nbytes), dtype=np.int64)
-        places = np.arange(len(tids))
-        self._scratch[tids] = places
-        return tids[self._scratch[tids] == places]
-
-    def _release_together(self, now_ps: int, parents: np.ndarray, delivered: bool, children: _Children) -> np.ndarray:
-        """``_release`` of every transfer of ``parents`` at ``now_ps``: of the dependencies done at one
-        moment, the one that released a child last is a delivery, then the highest id (the greatest
-        key, whatever the order they are counted off in); returns the children now ready."""
-        if len(parents) <= FEW:
-            return np.array([child for tid in parents.tolist()
-                             for child in self._released(now_ps, tid, delivered, children[tid])], dtype=np.int64)
-        child, parent = children.of_all(parents)
-        if not child.size:
-            return child
-        waiting, released_at = np.frombuffer(self._waiting, dtype=np.int64), np.frombuffer(self._released_at, dtype=np.int64)
-        by_delivery = np.frombuffer(self._released_by_delivery, dtype=np.int64)
-        released_by = np.frombuffer(self._released_by, dtype=np.int64)
-        np.subtract.at(waiting, child, 1)
-        if self._last_parent is None:
-            self._last_parent = np.zeros(len(self.nbytes), dtype=np.int64)
-        self._last_parent[child] = -1
-        np.maximum.at(self._last_parent, child, parent)
-        child = self._distinct(child)
-        last_parent = self._last_parent[child]
-        wins = (released_at[child] < now_ps) | (delivered > by_delivery[child]) | (
-            (delivered == by_delivery[child]) & (last_parent > released_by[child]))
-        won = child[wins]
-        released_at[won], by_delivery[won], released_by[won] = now_ps, delivered, last_parent[wins]
-        return child[waiting[child] == 0]
+    def all_delivered_by(self, latest_ps: int, latest_tid: int) -> None:
+        """Such a loop delivered every transfer, the last (of those at the latest time, the highest id)
+        ``latest_tid`` at ``latest_ps``."""
+        self._undelivered = 0
+        self._latest_delivery = (latest_ps, latest_tid)
+        self._last = (latest_tid, "delivered")
 
     def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
         """Per transfer: when it became ready (its last dependency done, the run's start for those with
@@ -263,13 +222,6 @@ class _Children:
     def __getitem__(self, tid: int) -> array:
         return self.ids[self.starts[tid]:self.starts[tid + 1]]
 
-    def of_all(self, tids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The children of every transfer of ``tids``, and for each the transfer it is a child of."""
-        starts, ids = np.frombuffer(self.starts, dtype=np.int64), np.frombuffer(self.ids, dtype=np.int64)
-        first = starts[tids]
-        counts = starts[tids + 1] - first
-        total = int(counts.sum())
-        if not total:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        positions = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        return ids[positions], np.repeat(tids, counts)
+    def arrays(self) -> Children:
+        """Both columns as int64 arrays (views, not copies)."""
+        return Children(np.frombuffer(self.ids, dtype=np.int64), np.frombuffer(self.starts, dtype=np.int64))

@@ -8,9 +8,7 @@ first flow: go-back-N resends travel with it and it is delivered one path latenc
 bit left, plus any NACK round trips and retransmission timeouts; the other flows are delivered one
 path latency after their last bit. Flows in flight wait in one heap per run behind one timer. The
 transfer is delivered with its last flow. A transfer whose queue pair fails ends the schedule at
-the moment the failure is known (the last timeout), marked failed. When every queue pair is routed
-before the call starts (and none fails, no link goes down, no flow record is kept), transfers enter
-from per-flow columns computed once for the call (``engine.routed_flows``), by the same rules.
+the moment the failure is known (the last timeout), marked failed.
 
 What the breakdown needs (which dependency released each transfer last, the time its own causes
 added: jitter, resends, NACK round trips, timeouts, stalls on a link that is down; the ideal time)
@@ -20,7 +18,6 @@ is kept by the DAG progress; this executor fills in the causes the flow model kn
 from __future__ import annotations
 
 import heapq
-from array import array
 from functools import partial
 from typing import Callable
 
@@ -31,8 +28,6 @@ from fabricsim.collectives.schedule import Schedule
 from fabricsim.engine.dag_progress import DagProgress, column
 from fabricsim.engine.flows import Flow, FlowNetwork, serialisation_ps
 from fabricsim.engine.impairments import TransferImpairments, Transport, loss_costs
-from fabricsim.engine.routed_flows import FlowColumns
-from fabricsim.engine.trial_fabric import RoutedFlows
 from fabricsim.fabric.routing import Route
 from fabricsim.records import Causes, FlowRecord
 
@@ -45,8 +40,7 @@ class ScheduleRun:
                  transport: Transport,
                  flows_of: Callable[[int], list[tuple[Route, object]]] | None = None,
                  record_flows: bool = False,
-                 ideal_route_of: Callable[[int, int], Route] | None = None,
-                 routed: RoutedFlows | None = None) -> None:
+                 ideal_route_of: Callable[[int, int], Route] | None = None) -> None:
         self.env = env
         self.network = network
         self.dag = dag = DagProgress(env, schedule, impairments, ideal_route_of or route_of, self._inject)
@@ -61,8 +55,6 @@ class ScheduleRun:
         self._deliveries: list[tuple[int, int, int]] = []  # flows in flight: (due time, order, transfer)
         self._delivery_order = 0
         self._delivery_timers: set[int] = set()  # times a delivery timer is pending for
-        if routed is not None:
-            self._take_routes(schedule, routed, impairments)
         dag.start()
 
     @property
@@ -99,28 +91,6 @@ class ScheduleRun:
             nbits = 8.0 * (nbytes + (resent_bytes if lossy else 0))
             specs.append((route.links, nbits, partial(self._flow_sent, tid, qp, route, nbytes, lossy, started), tag))
         started.extend(self.network.start_all(specs))
-
-    def _take_routes(self, schedule: Schedule, routed: RoutedFlows, impairments: TransferImpairments) -> None:
-        """Every queue pair routed before the call starts, with no queue pair to fail, no link to go
-        down and no flow records asked for: transfers enter from the flow columns
-        (``engine.routed_flows``), by the same rules as ``_inject``, without building their flows one
-        by one."""
-        columns = FlowColumns(schedule, routed, impairments, self.transport, self.causes)
-        self.dag.entered_together(columns.per_transfer)
-        self._flow_starts, self._flow_tid = column(columns.starts), column(columns.tid)
-        self._flow_links = [routed.routes[route].links for route in columns.route.tolist()]
-        self._flow_nbits, self._flow_wait_ps = array("d", columns.nbits.tobytes()), column(columns.wait_ps)
-        self.dag.enter = self._enter_routed
-
-    def _enter_routed(self, tid: int) -> None:
-        links, nbits, sent = self._flow_links, self._flow_nbits, self._routed_flow_sent
-        self.network.start_all([(links[flow], nbits[flow], partial(sent, flow), None)
-                                for flow in range(self._flow_starts[tid], self._flow_starts[tid + 1])])
-
-    def _routed_flow_sent(self, flow: int) -> None:
-        tid = self._flow_tid[flow]
-        self._deliver_after(self._flow_wait_ps[flow], tid)
-        self.dag.flow_sent(tid)
 
     def _flow_sent(self, tid: int, qp: int, route: Route, nbytes: int, lossy: bool, started: list[Flow]) -> None:
         # a flow of no bits is sent before start_all() returns: it never stalled

@@ -87,16 +87,13 @@ class FlowModel(_TrialClock):
     """The flow model for one trial: its fabric as drawn for the trial, the flows it records, its cuts.
 
     A call whose flows can be timed without the event loop (``engine.uncontended``) is; a call whose
-    routes are known before it starts runs on the event loop moment by moment over arrays
-    (``engine.instant_loop``) unless its moments turn out too sparse for that to pay; the others run on
-    the event loop event by event, taking the flows of a call routed in advance from columns
-    (``engine.routed_flows``). Set ``uncontended_shortcut``, ``instant_loop`` or ``routed_columns`` to
+    routes are known before it starts runs moment by moment in compiled code (``engine.instant_loop``);
+    the others run on the event loop event by event. Set ``uncontended_shortcut`` or ``instant_loop`` to
     False to leave that path out (same numbers, slower).
     """
 
     uncontended_shortcut = True
     instant_loop = True
-    routed_columns = True
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, fabric: Fabric, router: Router,
                  trial_rng: np.random.Generator, fabric_rng: np.random.Generator) -> None:
@@ -124,14 +121,12 @@ class FlowModel(_TrialClock):
                     self.env.run(until=run.end_ps)
                 return CallResult(run.end_ps, False, run.ideal_ps(), run.critical_causes(),
                                   transfer_times=run.transfer_times)
-        routed = self._routes_ahead(impairments) and flows.routed() or None
-        result = routed and self._may_run_per_instant(impairments) and self._run_per_instant(
-            schedule, routed, impairments, transport, ideal_route_of)
-        if result:
-            return result
+        routed = self.instant_loop and self._routes_ahead(impairments) and flows.routed()
+        if routed:
+            return self._run_per_instant(schedule, routed, impairments, transport, ideal_route_of)
         run = ScheduleRun(self.env, self.fabric.network, schedule, route_of, impairments, transport,
                           flows_of=flows.flows_of, record_flows=self.scenario.output.flows,
-                          ideal_route_of=ideal_route_of, routed=routed if self.routed_columns else None)
+                          ideal_route_of=ideal_route_of)
         dead_end = self.fabric.failures.dead_end
         with _older_objects_frozen():
             self.env.run(until=self.env.any_of([run.done, dead_end]))
@@ -151,11 +146,10 @@ class FlowModel(_TrialClock):
                 and not impairments.failed.any() and not any(self.fabric.network.flows_on))
 
     def _run_per_instant(self, schedule: Schedule, routed: RoutedFlows, impairments: TransferImpairments,
-                         transport: Transport, ideal_route_of: Callable[[int, int], Route]) -> CallResult | None:
-        """The call on the instant loop, or None if it gave the call back (its arrays freed on return)."""
+                         transport: Transport, ideal_route_of: Callable[[int, int], Route]) -> CallResult:
+        """The call on the instant loop (its arrays freed on return)."""
         run = InstantRun(self.env, self.fabric.network, schedule, routed, impairments, transport, ideal_route_of)
-        if not run.run():
-            return None
+        run.run()
         if run.end_ps > self.env.now:
             self.env.run(until=run.end_ps)
         return CallResult(run.end_ps, False, run.dag.ideal_ps(), run.dag.critical_causes(),
@@ -165,12 +159,6 @@ class FlowModel(_TrialClock):
         """Whether the call's flows may be taken from routes given in advance (``flows.routed()``, which
         says whether there are such routes): the call on its own (``_on_its_own``) and no link down."""
         return self._on_its_own(impairments) and min(self.fabric.network.capacity_bps, default=1.0) > 0
-
-    def _may_run_per_instant(self, impairments: TransferImpairments) -> bool:
-        """Whether a call routed in advance may run on the instant loop (``engine.instant_loop``).
-        Random start delays (jitter, launch skew) are left to the event loop: they scatter the moments
-        at which things happen, and the instant loop pays per moment where the event loop pays per event."""
-        return self.instant_loop and not impairments.start_delay_ps.any()
 
     def model_output(self) -> FlowModelOutput:
         usage = self.fabric.usage()

@@ -24,7 +24,6 @@ from functools import cached_property
 
 import numpy as np
 
-from fabricsim.collectives.schedule_times import Waves
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +136,6 @@ class TransferTable(Sequence):
         ranks = int(max(self.src.max(initial=0), self.dst.max(initial=0))) + 1
         keys, pair_of = np.unique(self.src * ranks + self.dst, return_inverse=True)
         return np.stack([keys // ranks, keys % ranks], axis=1), pair_of.reshape(-1)
-
-    @cached_property
-    def waves(self) -> Waves:
-        """The DAG's levels (``fabricsim.collectives.schedule_times``), found once per schedule."""
-        return Waves.of(self)
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,13 @@
 
 A transfer is ready at the latest of the run's start, its ``after`` dependencies' deliveries and its
 ``after_sent`` dependencies' last bits; it is sent ``send_ps`` after it is ready and delivered
-``deliver_ps`` after it is sent. That is a longest-path computation, done wave by wave in numpy:
-wave 0 holds the transfers that wait on nothing, wave w those whose last dependency is in wave
-w - 1 (Kahn's levels). The waves depend only on the DAG, so they are found once per schedule; a
-ring's are its steps, so 2 (p - 1) vector operations time a p-rank ring all-reduce's 2 p (p - 1)
-transfers.
+``deliver_ps`` after it is sent. That is a longest path, found depth first in one pass over the
+transfers and their dependencies: in plain Python for a call's few transfers, compiled (numba) from
+``COMPILED_FROM`` transfers on (a whole-job step's millions), by one and the same function.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,67 +29,65 @@ def serialisation_ps_each(nbits: np.ndarray, rate_bps: np.ndarray | float) -> np
     return np.rint(nbits * PS_PER_S / rate_bps).astype(np.int64)
 
 
-@dataclass(frozen=True, eq=False)
-class Waves:
-    """The transfers wave by wave (``order[bounds[w]:bounds[w + 1]]``), and for each, in that order,
-    the slots of the times it waits for (``refs``, its segment starting at ``ref_starts``): slot
-    i < n is transfer i's sent time, n + i its delivery, 2 n the run's start (every segment has it)."""
-
-    order: np.ndarray
-    bounds: np.ndarray
-    refs: np.ndarray
-    ref_starts: np.ndarray
-
-    @classmethod
-    def of(cls, transfers: TransferTable) -> Waves:
-        n = len(transfers)
-        order, bounds = _kahn_levels(transfers)
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n)
-        after, after_sent = transfers.after, transfers.after_sent
-        counts = 1 + after.counts() + after_sent.counts()
-        ref_starts = np.concatenate(([0], np.cumsum(counts[order])))
-        refs = np.full(int(ref_starts[-1]), 2 * n, dtype=np.int64)  # the start slot first in each segment
-        for deps, first, offset in ((after, 1, n), (after_sent, 1 + after.counts(), 0)):
-            owner = deps.owners()
-            within = np.arange(len(deps.ids)) - deps.starts[owner]
-            base = first[owner] if isinstance(first, np.ndarray) else first
-            refs[ref_starts[rank[owner]] + base + within] = deps.ids + offset
-        return cls(order, bounds, refs, ref_starts)
+COMPILED_FROM = 20_000  # transfers: from this many, the longest path runs compiled (numba's import pays)
 
 
-def _kahn_levels(transfers: TransferTable) -> tuple[np.ndarray, np.ndarray]:
-    """Transfer ids wave by wave (ascending within a wave) and the waves' bounds."""
-    n = len(transfers)
-    dependents = (transfers.after.dependents(), transfers.after_sent.dependents())
-    waiting = transfers.after.counts() + transfers.after_sent.counts()
-    wave = np.flatnonzero(waiting == 0)
-    waves = []
-    while len(wave):
-        waves.append(wave)
-        children, released = np.unique(np.concatenate([rows.named_by(wave)[0] for rows in dependents]),
-                                       return_counts=True)
-        waiting[children] -= released
-        wave = children[waiting[children] == 0]
-    order = np.concatenate(waves) if waves else np.zeros(0, dtype=np.int64)
-    if len(order) != n:
-        raise ValueError("the schedule's dependencies form a cycle")
-    return order, np.concatenate(([0], np.cumsum([len(w) for w in waves]))).astype(np.int64)
+def dag_times(transfers: TransferTable, start_ps: int, send_ps: np.ndarray, deliver_ps: np.ndarray) -> np.ndarray:
+    """Each transfer's sent time (slot i), then its delivery (slot n + i), then ``start_ps`` (slot 2 n).
+    Raises ValueError if the dependencies form a cycle."""
+    if len(transfers) >= COMPILED_FROM:
+        from fabricsim.collectives.compiled import longest_path as run
+    else:
+        run = longest_path
+    after, after_sent = transfers.after, transfers.after_sent
+    return run(after.starts, after.ids, after_sent.starts, after_sent.ids, start_ps,
+               np.asarray(send_ps, dtype=np.int64), np.asarray(deliver_ps, dtype=np.int64))
 
 
-def dag_times(waves: Waves, start_ps: int, send_ps: np.ndarray, deliver_ps: np.ndarray) -> np.ndarray:
-    """Slots as in ``Waves``: each transfer's sent time, then its delivery, then ``start_ps``."""
-    n = len(waves.order)
-    times = np.empty(2 * n + 1, dtype=np.int64)
+def longest_path(after_starts: np.ndarray, after_ids: np.ndarray, sent_starts: np.ndarray, sent_ids: np.ndarray,
+                 start_ps: int, send_ps: np.ndarray, deliver_ps: np.ndarray) -> np.ndarray:
+    """``dag_times`` over the dependencies' compressed rows, depth first from each transfer to its
+    dependencies (the ids need not be in a topological order).
+    Written for numba too (``collectives.compiled``): arrays and loops only."""
+    n = len(send_ps)
+    times = np.zeros(2 * n + 1, dtype=np.int64)
     times[2 * n] = start_ps
-    send_in_order, deliver_in_order = send_ps[waves.order], deliver_ps[waves.order]
-    for first, last in zip(waves.bounds[:-1].tolist(), waves.bounds[1:].tolist()):
-        ref_first, ref_last = waves.ref_starts[first], waves.ref_starts[last]
-        ready = np.maximum.reduceat(times[waves.refs[ref_first:ref_last]], waves.ref_starts[first:last] - ref_first)
-        ids = waves.order[first:last]
-        sent = ready + send_in_order[first:last]
-        times[ids] = sent
-        times[n + ids] = sent + deliver_in_order[first:last]
+    state = np.zeros(n, dtype=np.int8)  # 0: not reached, 1: on the stack, 2: its dependencies on it, 3: timed
+    stack = np.zeros(n + len(after_ids) + len(sent_ids) + 1, dtype=np.int64)
+    for root in range(n):
+        if state[root] == 3:
+            continue
+        depth = 1
+        stack[0] = root
+        while depth:
+            tid = stack[depth - 1]
+            if state[tid] == 3:
+                depth -= 1
+                continue
+            if state[tid] < 2:  # first reached: stack the dependencies not yet timed
+                state[tid] = 2
+                pushed = False
+                for starts, ids in ((after_starts, after_ids), (sent_starts, sent_ids)):
+                    for place in range(starts[tid], starts[tid + 1]):
+                        parent = ids[place]
+                        if state[parent] == 2:  # waiting, below on the stack, for this one
+                            raise ValueError("the schedule's dependencies form a cycle")
+                        if state[parent] < 2:
+                            state[parent] = 1
+                            stack[depth] = parent
+                            depth += 1
+                            pushed = True
+                if pushed:
+                    continue
+            ready_ps = start_ps
+            for place in range(after_starts[tid], after_starts[tid + 1]):
+                ready_ps = max(ready_ps, times[n + after_ids[place]])
+            for place in range(sent_starts[tid], sent_starts[tid + 1]):
+                ready_ps = max(ready_ps, times[sent_ids[place]])
+            times[tid] = ready_ps + send_ps[tid]
+            times[n + tid] = times[tid] + deliver_ps[tid]
+            state[tid] = 3
+            depth -= 1
     return times
 
 

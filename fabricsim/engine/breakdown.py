@@ -65,7 +65,7 @@ def ideal_makespan_ps(schedule: Schedule, route_of_pair: Callable[[int, int], Ro
     pairs, pair_of = transfers.pairs
     rate_bps, latency_ps = route_columns([route_of_pair(int(src), int(dst)) for src, dst in pairs], pair_of)
     send_ps = fixed_delay_ps + serialisation_ps_each(8.0 * transfers.nbytes, rate_bps)
-    return int(dag_times(transfers.waves, 0, send_ps, latency_ps)[len(transfers):2 * len(transfers)].max())
+    return int(dag_times(transfers, 0, send_ps, latency_ps)[len(transfers):2 * len(transfers)].max())
 
 
 def critical_path_causes(last: tuple[int, str], released_by: Callable[[int], tuple[int, str] | None],

@@ -4,7 +4,7 @@ If no two of a call's flows are ever on one link at once, the flow network gives
 route's bottleneck rate from start to end, and the executor's rules reduce to a longest path
 through the DAG: a transfer starts its start delay after its last dependency, its last bit leaves
 ``serialisation(bits + resent bits)`` later, and it is delivered its route latency, NACK round
-trips and timeouts after that (``schedule_times.dag_times``, a numpy pass per wave of the DAG).
+trips and timeouts after that (``schedule_times.dag_times``, one pass over the DAG).
 Those times are then checked: on every link, each flow must end before the next one starts, or
 exactly when it starts if the next one waits on it (then the event loop, too, takes the first off
 the link before it puts the second on). If the check passes, the times are exactly the event
@@ -82,7 +82,7 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
     causes = TransferCauses(impairments.start_delay_ps, retransmit_ps, np.zeros(len(transfers), dtype=np.int64),
                             nack_ps, timeout_ps)
     send_ps = impairments.delay_ps() + wire_ps
-    times = dag_times(transfers.waves, start_ps, send_ps, latency_ps + causes.retransmit_after_ps + causes.timeout_ps)
+    times = dag_times(transfers, start_ps, send_ps, latency_ps + causes.retransmit_after_ps + causes.timeout_ps)
     sent_ps = times[:len(transfers)]
     if not _apart(schedule, route_of, route_list, np.flatnonzero(flowing), sent_ps - wire_ps, sent_ps):
         return None

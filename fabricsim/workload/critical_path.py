@@ -45,7 +45,7 @@ class StepCompute:
 def step_compute(step: StepSchedule) -> StepCompute:
     """The step's compute critical path (its marks' longest path) and the busiest GPU's compute."""
     table, marks = step.schedule.transfers, step.marks
-    delivered_ps = dag_times(table.waves, 0, step.compute_ps, np.zeros(len(table), dtype=np.int64))[len(table):]
+    delivered_ps = dag_times(table, 0, step.compute_ps, np.zeros(len(table), dtype=np.int64))[len(table):]
     per_gpu_ps = np.zeros(step.schedule.ranks, dtype=np.int64)
     np.add.at(per_gpu_ps, table.src[marks], step.compute_ps[marks])
     return StepCompute(int(delivered_ps.max(initial=0)), int(per_gpu_ps.max(initial=0)))

@@ -319,9 +319,10 @@ def _rank_ends(table: TransferTable, ranks: int) -> tuple[list[np.ndarray], list
 def _dependencies(pairs: list[np.ndarray], transfers: int) -> Dependencies:
     """Compressed rows from (owner, id) pairs: each row ascending, without repeats."""
     owners, ids = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
-    keys = np.sort(owners * max(transfers, 1) + ids)
+    shift = max(transfers, 1).bit_length()  # an (owner, id) pair as one key, ordered as the pair
+    keys = np.sort((owners << shift) | ids, kind="stable")  # nearly sorted already: timsort runs
     first_of_kind = np.ones(len(keys), dtype=bool)
     first_of_kind[1:] = keys[1:] != keys[:-1]
     keys = keys[first_of_kind]
-    owners, ids = keys // max(transfers, 1), keys % max(transfers, 1)
+    owners, ids = keys >> shift, keys & ((1 << shift) - 1)
     return Dependencies(np.concatenate(([0], np.cumsum(np.bincount(owners, minlength=transfers)))), ids)

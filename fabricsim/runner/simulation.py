@@ -130,16 +130,11 @@ class Simulation:
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
                             min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9,
-                            self.relays_run and spec.clos.sharp and self.sharp_rails,
-                            self.relays_run and has_nvls(self.fabric))
+                            self.scenario.in_network_collectives and spec.clos.sharp and self.sharp_rails,
+                            self.scenario.in_network_collectives and has_nvls(self.fabric))
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
         pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
         return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
-
-    @property
-    def relays_run(self) -> bool:
-        """Whether calls may run on relays (NVLS, CollNet): one call at a time, not a whole-job step."""
-        return self.plan.mesh is None and not self.jobs
 
     @cached_property
     def sharp_rails(self) -> bool:

@@ -11,8 +11,8 @@ import pytest
 
 from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.collectives.tuner import (Topology, bandwidth_GBps, duplicated_channels, enabled, latency_us, nccl_pick,
-                                         time_us)
+from fabricsim.collectives.tuner import (BASE_LATENCY_US, NCCL_ALGORITHM_OF, PROTOCOLS, Topology, bandwidth_GBps,
+                                         duplicated_channels, enabled, latency_us, nccl_pick, time_us)
 from fabricsim.runner.simulation import Simulation
 from fabricsim.units import PS_PER_US
 from tests.conftest import make_scenario
@@ -50,6 +50,12 @@ def test_latency_follows_the_transport_and_the_algorithm_family():
     assert base_latency_ps("ll", "ring") == 6_600_000
     assert base_latency_ps("ll", "double_binary_tree") == base_latency_ps("ll", "binomial_tree") == 6_800_000
     assert hop_latency_ps("none", {"roce"}) == base_latency_ps("none", "ring") == 0
+    # every algorithm NCCL has pays the base latency NCCL's tuner prices it with (tuning.cc: CollNet's 0)
+    for algorithm, nccl_algorithm in NCCL_ALGORITHM_OF.items():
+        for protocol in PROTOCOLS:
+            assert base_latency_ps(protocol, algorithm) == round(
+                BASE_LATENCY_US[nccl_algorithm][PROTOCOLS.index(protocol)] * PS_PER_US)
+    assert base_latency_ps("simple", "collnet_direct") == base_latency_ps("simple", "collnet_chain") == 0
     # across hosts the per-hop latency is NET's: 8 hosts, LL, a tiny message
     simulation, latency_ps = run(EIGHT_HOSTS, {"op": "broadcast", "algorithm": "binomial_tree", "protocol": "ll"}, 8)
     route = simulation.route(0, 1)

@@ -21,7 +21,8 @@ from fabricsim.collectives.channels import Layout, Place, channel_layout, defaul
 from fabricsim.collectives.protocol import software_latency_ps
 from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.sizes import size_bytes_of
-from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, duplicated_channels, nccl_pick
+from fabricsim.collectives.tuner import (NCCL_ALGORITHM_OF, Pick, Topology, channels_across_hosts, nccl_pick,
+                                         nic_path_GBps)
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.engine.breakdown import attribute
 from fabricsim.engine.failures import cable_links
@@ -129,7 +130,7 @@ class Simulation:
             return Pick(collective.algorithm, collective.protocol, "")
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
-                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9,
+                            nic_path_GBps(spec),
                             self.scenario.in_network_collectives and spec.clos.sharp and self.sharp_rails,
                             self.scenario.in_network_collectives and has_nvls(self.fabric))
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
@@ -171,11 +172,9 @@ class Simulation:
             seen[host] += 1
             places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
                                 or (rail,), leaves[host]))
-        spec = self.scenario.fabric
         channels = self.scenario.collective.channels
         if not channels and len({place.host for place in places}) > 1:  # NCCL's, doubled where it doubles them
-            nic_GBps = min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9
-            channels = duplicated_channels(default_channels(places), nic_GBps, spec.architecture)
+            channels = channels_across_hosts(default_channels(places), self.scenario.fabric)
         return channel_layout(places, channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:

@@ -97,14 +97,11 @@ class Simulation:
         """The scenario's jobs on their hosts (``fabricsim.workload.jobs``), each planned on its own GPUs."""
         if not self.scenario.jobs:
             return ()
-        host_gpus: dict[str, list[int]] = {}
-        for rank, gpu in enumerate(self.fabric.gpus):
-            host_gpus.setdefault(self.fabric.devices[gpu].host, []).append(rank)
         spec = self.scenario.fabric
         group_hosts = spec.clos.hosts_per_leaf if spec.topology == "leaf_spine" else spec.hosts  # rail switches span all
         try:
             placed = place_jobs([(job.placement, job.hosts) for job in self.scenario.jobs],
-                                [tuple(gpus) for gpus in host_gpus.values()], self.scenario.seed, group_hosts)
+                                [tuple(ranks) for ranks in self.fabric.host_ranks().values()], self.scenario.seed, group_hosts)
         except PlacementError as error:
             raise ScenarioError(f"{source}: jobs.{error.job}.placement: expected {error}") from None
         return tuple(PlacedJob(job.name or f"job{index}", plan, gpus) for index, (job, plan, gpus)

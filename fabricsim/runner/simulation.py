@@ -86,6 +86,7 @@ class Simulation:
         self.layout = lru_cache(maxsize=64)(self._layout)
         self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
+        self.relays_of = lru_cache(maxsize=64)(self._relays_of)  # SHARP's trees found once per group, not per call
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         # steps compare by identity; a run has 1 + jobs of them, each asked for every trial
         self.step_fixed_delay_ps = lru_cache(maxsize=None)(self._step_fixed_delay_ps)
@@ -153,8 +154,12 @@ class Simulation:
         then its relays (``fabricsim.fabric.relays``)."""
         if not schedule.relays:
             return call.group
-        groups = tuple(tuple(call.group[rank] for rank in group) for group in self.layout(call.group).groups)
-        return call.group + relay_endpoints(self.fabric, groups, schedule.algorithm)
+        return call.group + self.relays_of(call.group, schedule.algorithm)
+
+    def _relays_of(self, group: tuple[int, ...], algorithm: str) -> tuple[int, ...]:
+        """The relays a schedule of ``algorithm`` over these GPUs takes, as indices into ``endpoints``."""
+        hosts = tuple(tuple(group[rank] for rank in members) for members in self.layout(group).groups)
+        return relay_endpoints(self.fabric, hosts, algorithm)
 
     def _layout(self, group: tuple[int, ...]) -> Layout:
         """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its

@@ -155,6 +155,10 @@ CASES = {
                                                  "hosts: 4,", "preset: gb200_nvl72, hosts: 1,")},
                                 ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls all_gather with at most 32 "
                                                     "GPUs per host (as NCCL), got 72"]),
+    "nvls_in_a_whole_job_step": ({"s.yaml": _with(_with(MEGATRON, "hosts: 1, gpus_per_host: 4", "preset: dgx_h100, hosts: 1, "
+                                                   "gpus_per_host: 4"), "workload:", "collective: {algorithm: nvls}\nworkload:")},
+                                 ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls on calls run one at a time "
+                                                     "(workload.scope rank0, no jobs)"]),
     "nvls_tree_on_one_host": ({"s.yaml": _with(_with(GOOD, "{op: all_gather}", "{op: all_reduce, algorithm: NVLSTree}"),
                                                "hosts: 4,", "preset: dgx_h100, hosts: 1,")},
                               ["run", "s.yaml"], ["s.yaml: collective.algorithm: expected nvls_tree across hosts"]),

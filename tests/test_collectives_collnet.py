@@ -11,6 +11,8 @@ from fabricsim.collectives.collnet import chain_chunks
 from fabricsim.collectives.nvls import chunks_for
 from fabricsim.collectives.tuner import Topology, time_us
 from fabricsim.collectives.verify import split_bytes
+import fabricsim.runner.simulation as simulation_module
+from fabricsim.fabric.relays import relay_endpoints
 from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
@@ -151,3 +153,25 @@ def test_collnet_chain_cuts_its_chunks_as_nccl_cuts_the_chain():
     schedule = build_schedule("all_reduce", "collnet_chain", 32, 2**24,
                               groups=tuple(tuple(range(h * 8, h * 8 + 8)) for h in range(4)))
     assert schedule.chunks == 8 and int(schedule.transfers.nbytes.max()) == 2**16
+
+
+def test_a_groups_sharp_trees_are_found_once_for_all_its_calls(monkeypatch):
+    """A call's relays (SHARP's trees over the leaves) are found once per group and algorithm, not per
+    call: three trials of two sizes over one group ask the fabric once, and get what it answers."""
+    found = []
+
+    def counted(fabric, groups, algorithm):
+        found.append(algorithm)
+        return relay_endpoints(fabric, groups, algorithm)
+
+    monkeypatch.setattr(simulation_module, "relay_endpoints", counted)
+    fabric = {"preset": "dgx_h100", "hosts": 4, "topology": "leaf_spine",
+              "clos": {"hosts_per_leaf": 2, "spines": 2, "sharp": True}}
+    simulation = Simulation(make_scenario(fabric=fabric, collective={"op": "all_reduce", "algorithm": "collnet_direct"},
+                                          workload={"rule": "data_sizes", "data_sizes": ["1MiB", "2MiB"], "trials": 3}))
+    records = simulation.run()
+    assert len(records) == 6 and found == ["collnet_direct"]
+    call = simulation.plan.trials[0].calls[0]
+    hosts = [tuple(range(host * 8, host * 8 + 8)) for host in range(4)]
+    assert simulation.call_endpoints(call, simulation.call_schedule(call)) == call.group + relay_endpoints(
+        simulation.fabric, hosts, "collnet_direct")

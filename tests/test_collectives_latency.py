@@ -11,8 +11,9 @@ import pytest
 
 from fabricsim.collectives.cost import predicted_time
 from fabricsim.collectives.protocol import base_latency_ps, hop_latency_ps
-from fabricsim.collectives.tuner import (Topology, bandwidth_GBps, duplicated_channels, enabled, latency_us, nccl_pick,
-                                         time_us)
+from fabricsim.collectives.tuner import (BASE_LATENCY_US, NCCL_ALGORITHM_OF, PROTOCOLS, Topology, bandwidth_GBps,
+                                         duplicated_channels, enabled, latency_us, nccl_pick, nic_path_GBps, time_us)
+from fabricsim.runner import work_limits
 from fabricsim.runner.simulation import Simulation
 from fabricsim.units import PS_PER_US
 from tests.conftest import make_scenario
@@ -50,6 +51,12 @@ def test_latency_follows_the_transport_and_the_algorithm_family():
     assert base_latency_ps("ll", "ring") == 6_600_000
     assert base_latency_ps("ll", "double_binary_tree") == base_latency_ps("ll", "binomial_tree") == 6_800_000
     assert hop_latency_ps("none", {"roce"}) == base_latency_ps("none", "ring") == 0
+    # every algorithm NCCL has pays the base latency NCCL's tuner prices it with (tuning.cc: CollNet's 0)
+    for algorithm, nccl_algorithm in NCCL_ALGORITHM_OF.items():
+        for protocol in PROTOCOLS:
+            assert base_latency_ps(protocol, algorithm) == round(
+                BASE_LATENCY_US[nccl_algorithm][PROTOCOLS.index(protocol)] * PS_PER_US)
+    assert base_latency_ps("simple", "collnet_direct") == base_latency_ps("simple", "collnet_chain") == 0
     # across hosts the per-hop latency is NET's: 8 hosts, LL, a tiny message
     simulation, latency_ps = run(EIGHT_HOSTS, {"op": "broadcast", "algorithm": "binomial_tree", "protocol": "ll"}, 8)
     route = simulation.route(0, 1)
@@ -200,3 +207,16 @@ def test_channels_double_where_nccls_search_doubles_them():
         assert layout.orders[channels // 2:] == layout.orders[:channels // 2] or channels == 8
     assert Topology(16, 2, "blackwell", True, 721.8, 98.0).channels == 16
     assert Topology(8, 1, "hopper", True, 370.8, 49).channels == 18  # one per NVLink, 20.6 GB/s each: kept
+
+
+@pytest.mark.parametrize("pcie, channels", [("128GB/s", 16), ("16GB/s", 8)])
+def test_the_runner_the_tuner_and_the_work_estimate_count_channels_at_the_nics_path_rate(pcie, channels):
+    """A NIC's path rate is its payload rate capped by its PCIe path (nic_path_GBps), for the channels
+    the runner lays out, the tuner prices and the work limits count: B300's 800G NICs (98 GB/s) run two
+    channels each, one behind a 16 GB/s PCIe path (below 25 GB/s) does not."""
+    scenario = make_scenario(fabric={"preset": "dgx_b300", "hosts": 2, "topology": "rail_optimized",
+                                     "pcie": {"bandwidth": pcie}}, collective={"op": "all_reduce"})
+    spec = scenario.fabric
+    assert len(Simulation(scenario).layout(tuple(range(16))).orders) == channels
+    assert Topology(16, 2, spec.architecture, True, 721.8, nic_path_GBps(spec)).channels == channels
+    assert work_limits._channels("ring", 0, spec) == channels

@@ -12,6 +12,7 @@ from fabricsim.collectives import ScheduleError, build_schedule, verify
 from fabricsim.collectives.nvls import chunks_for
 from fabricsim.collectives.tuner import Topology, enabled
 from fabricsim.collectives.verify import split_bytes
+from fabricsim.config import ScenarioError
 from fabricsim.runner.simulation import Simulation
 from fabricsim.collectives.schedule import Schedule, Transfer
 from tests.conftest import make_scenario
@@ -208,3 +209,26 @@ def test_auto_runs_nvls_across_hosts_where_sharp_switches_reduce():
     bound_ps = 2**30 * 8 / spec.nvswitch.nvls_bandwidth_bps * 1e12
     assert bound_ps > 2**30 / 8 * 8 / spec.nic.effective_bandwidth_bps * 1e12
     assert bound_ps <= record.latency_ps <= 1.1 * bound_ps
+
+
+MEGATRON_TP4 = {"rule": "megatron", "batch_size": 1, "seq_len": 4096, "trials": 1, "parallelism": {"tp": 4},
+                "transformer": {"hidden_size": 256, "layers": 1, "heads": 4, "ffn_size": 512, "vocab_size": 1000}}
+
+
+@pytest.mark.parametrize("scope", ["rank0", "job", None])
+def test_nvls_runs_where_calls_run_one_at_a_time_named_or_picked(scope):
+    """One predicate (Scenario.in_network_collectives) for the config and auto: megatron's calls one at a
+    time (scope rank0) run NVLS, named or as auto's pick for a TP all-reduce of 2 MiB; a whole-job step
+    (scope job, the flow model's default) refuses it named and auto does not pick it."""
+    workload = MEGATRON_TP4 | ({"scope": scope} if scope else {})
+    fabric = {"preset": "dgx_h100", "hosts": 1, "gpus_per_host": 4}
+    scenario = make_scenario(fabric=fabric, collective={"algorithm": "auto", "protocol": "auto"}, workload=workload)
+    assert scenario.in_network_collectives == (scope == "rank0")
+    simulation = Simulation(scenario)
+    call = next(call for call in simulation.plan.trials[0].calls if call.op == "all_reduce")
+    assert (simulation.call_pick(call).algorithm == "nvls") == (scope == "rank0")
+    if scope == "rank0":
+        assert make_scenario(fabric=fabric, collective={"algorithm": "nvls"}, workload=workload).in_network_collectives
+    else:
+        with pytest.raises(ScenarioError, match="collective.algorithm: expected nvls on calls run one at a time"):
+            make_scenario(fabric=fabric, collective={"algorithm": "nvls"}, workload=workload)

@@ -4,6 +4,7 @@ import pytest
 
 from fabricsim.config import ScenarioError
 from fabricsim.fabric import Router, build_fabric
+from fabricsim.fabric.graph import ranks_by_host
 from fabricsim.runner.simulation import Simulation
 from tests.conftest import make_scenario
 
@@ -109,3 +110,14 @@ def test_zero_latency_links_route_without_looping():
     across = router.route(fabric.gpus[0], fabric.gpus[4])
     assert inside.latency_ps == across.latency_ps == 0
     assert len(inside.links) == 2 and len(across.links) == 4  # GPU-NVSwitch-GPU; GPU-NIC-switch-NIC-GPU
+
+
+@pytest.mark.parametrize("placement, expected", [("host_first", {0: [0, 1, 2], 1: [3, 4, 5]}),
+                                                 ("rail_first", {0: [0, 2, 4], 1: [1, 3, 5]})])
+def test_each_hosts_ranks_are_read_once_from_the_fabric(placement, expected):
+    """Fabric.host_ranks (ranks_by_host): each host's GPU ranks in order, hosts in the order of their first
+    rank, whatever the placement; the channels, the relays and job placement all read it."""
+    fabric = _fabric(hosts=2, gpus_per_host=3, placement=placement)
+    assert fabric.host_ranks() == expected
+    assert all(fabric.devices[fabric.gpus[rank]].host == host for host, ranks in expected.items() for rank in ranks)
+    assert list(ranks_by_host("bab")) == ["b", "a"] and ranks_by_host("bab") == {"b": [0, 2], "a": [1]}

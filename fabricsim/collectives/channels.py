@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from fabricsim.collectives.ring import Orders
 from fabricsim.collectives.trees import Trees, binary_tree_parents
+from fabricsim.fabric.graph import ranks_by_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +102,7 @@ def tree_parents(places: Sequence[Place], channels: int = 0) -> Trees:
 
 def _hosts(places: Sequence[Place]) -> list[list[int]]:
     """The ranks of each host, hosts in the order of their first rank, ranks in order."""
-    by_host: dict[int, list[int]] = {}
-    for rank, place in enumerate(places):
-        by_host.setdefault(place.host, []).append(rank)
-    return list(by_host.values())
+    return list(ranks_by_host(place.host for place in places).values())
 
 
 def _inside(places: Sequence[Place], members: list[int], channel: int) -> list[int]:

@@ -5,10 +5,10 @@ call plus a hardware latency per ring step that depends on the protocol (Simple,
 the transport of the step (NVLink, PCI, network). Here every transfer is a message that waits the
 per-hop latency of its route's slowest transport before it starts, and the transfers a schedule
 starts with wait the base latency too, so a ring all-reduce pays base + 2(p - 1) x hop on its
-critical path, as in NCCL's model. Trees take NCCL's Tree base latency, PAT, NVLS and NVLSTree their
-own; the per-hop latencies are NCCL's Ring ones for every algorithm, paid once per message (the pieces
-of one aggregated message, and the chunks streamed on one connection, ``Schedule.continues``, pay it
-once). Protocol ``none`` adds nothing. Only latency is modelled: LL's and LL128's lower bandwidth
+critical path, as in NCCL's model. Trees take NCCL's Tree base latency, PAT, NVLS, NVLSTree and
+CollNet their own (the tuner's table: 0 for NVLS and CollNet); the per-hop latencies are NCCL's Ring
+ones for every algorithm, paid once per message (the pieces of one aggregated message, and the chunks
+streamed on one connection, ``Schedule.continues``, pay it once). Protocol ``none`` adds nothing. Only latency is modelled: LL's and LL128's lower bandwidth
 efficiency is left to the fabric's effective bandwidths.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fabricsim.collectives.schedule import Schedule
-from fabricsim.collectives.tuner import BASE_LATENCY_US, HW_LATENCY_US, PROTOCOLS
+from fabricsim.collectives.tuner import BASE_LATENCY_US, HW_LATENCY_US, NCCL_ALGORITHM_OF, PROTOCOLS
 from fabricsim.fabric.graph import Link
 from fabricsim.fabric.routing import Route
 from fabricsim.units import PS_PER_US
@@ -28,12 +28,11 @@ TREE_ALGORITHMS = ("binomial_tree", "double_binary_tree", "tree")
 
 
 def base_latency_ps(protocol: str, algorithm: str) -> int:
-    """NCCL's base latency per call (tuning.cc baseLat): Tree's for the trees, NCCL's own for PAT, NVLS
-    and NVLSTree, Ring's for the others."""
+    """NCCL's base latency per call (tuning.cc baseLatencies, the tuner's table): that of the NCCL
+    algorithm the schedule is (CollNet's and NVLS's 0), Tree's for the other trees, Ring's for the rest."""
     if protocol == "none":
         return 0
-    family = ("tree" if algorithm in TREE_ALGORITHMS else algorithm if algorithm in ("pat", "nvls", "nvls_tree")
-              else "ring")
+    family = "tree" if algorithm in TREE_ALGORITHMS else NCCL_ALGORITHM_OF.get(algorithm, "ring")
     return round(BASE_LATENCY_US[family][PROTOCOLS.index(protocol)] * PS_PER_US)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fabricsim.config.collective import MAX_COLLNET_LOCAL_RANKS, MAX_NVLS_ARITY
+from fabricsim.config.fabric import FabricSpec
 
 ALGOS = ("tree", "ring", "collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
 PROTOCOLS = ("ll", "ll128", "simple")
@@ -104,6 +105,17 @@ class Topology:
         else:
             found, per_channel = 1, self.intra_GBps
         return duplicated_channels(found, per_channel, self.architecture)
+
+
+def nic_path_GBps(fabric: FabricSpec) -> float:
+    """One GPU's rate to the network as NCCL's search finds it: its NIC's payload rate, capped by the
+    PCIe path to it."""
+    return min(fabric.nic.effective_bandwidth_bps, fabric.pcie.bandwidth_bps) / 8e9
+
+
+def channels_across_hosts(found: int, fabric: FabricSpec) -> int:
+    """``found`` channels across hosts, each at a NIC's path rate, after NCCL doubles them."""
+    return duplicated_channels(found, nic_path_GBps(fabric), fabric.architecture)
 
 
 def duplicated_channels(found: int, per_channel_GBps: float, architecture: str) -> int:

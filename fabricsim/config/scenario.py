@@ -56,6 +56,20 @@ class Scenario(Spec):
             raise ValueError(f"a plain file name such as tp4_ring (letters, digits, _ . -), got {name!r}")
         return name
 
+    @property
+    def whole_job_steps(self) -> bool:
+        """Whether a trial is the whole job's step, every group at once (megatron's scope job, the flow
+        model's default; every job of ``jobs``), rather than calls one at a time."""
+        workload = self.workload
+        return workload.rule == "megatron" and (workload.scope == "job"
+                                                or (workload.scope is None and self.fabric.model == "flow"))
+
+    @property
+    def in_network_collectives(self) -> bool:
+        """Whether NVLS, NVLSTree and CollNet may run (named, or picked by auto): only on calls run one at a
+        time, which place their relays (switches that reduce) call by call; a whole-job step does not."""
+        return not self.whole_job_steps and not self.jobs
+
     @field_validator("matrix")
     @classmethod
     def _check_matrix(cls, matrix: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -182,9 +196,10 @@ class Scenario(Spec):
         self._check_one_call_at_a_time(algorithm)
 
     def _check_one_call_at_a_time(self, algorithm: str) -> None:
-        if self.workload.rule == "megatron" or self.jobs:
-            raise KeyedValueError("collective.algorithm", f"expected {algorithm} on calls run one at a time (a "
-                                                          "whole-job step does not run it; auto prices it there)")
+        if not self.in_network_collectives:
+            raise KeyedValueError("collective.algorithm", f"expected {algorithm} on calls run one at a time "
+                                                          "(workload.scope rank0, no jobs): a whole-job step does "
+                                                          "not run it")
 
     @model_validator(mode="after")
     def _check_packet_model(self) -> Scenario:

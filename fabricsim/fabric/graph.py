@@ -7,7 +7,20 @@ are numbered densely so the engine can keep per-link state in flat lists.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+Host = TypeVar("Host", bound=Hashable)
+
+
+def ranks_by_host(hosts: Iterable[Host]) -> dict[Host, list[int]]:
+    """Each host's ranks (positions in ``hosts``, the host of each rank) in order, hosts in the order of
+    their first rank."""
+    by_host: dict[Host, list[int]] = {}
+    for rank, host in enumerate(hosts):
+        by_host.setdefault(host, []).append(rank)
+    return by_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,10 @@ class Fabric:
             self.gpus.append(device.name)
         if device.kind == "nvls":
             self.relays.append(device.name)
+
+    def host_ranks(self) -> dict[int | None, list[int]]:
+        """Each host's GPUs, as ranks (indices into ``gpus``), hosts in the order of their first GPU."""
+        return ranks_by_host(self.devices[gpu].host for gpu in self.gpus)
 
     @property
     def endpoints(self) -> list[str]:

@@ -47,21 +47,15 @@ def has_nvls(fabric: Fabric) -> bool:
 
 def sharp_serves_rails(fabric: Fabric) -> bool:
     """Whether the fabric's switches reduce (SHARP) and every rail's NICs reach one aggregation tree."""
-    by_host: dict[int | None, list[int]] = {}
-    for rank, gpu in enumerate(fabric.gpus):
-        by_host.setdefault(fabric.devices[gpu].host, []).append(rank)
-    return bool(fabric.relays) and sharp_switches(fabric, list(by_host.values())) is not None
+    return bool(fabric.relays) and sharp_switches(fabric, list(fabric.host_ranks().values())) is not None
 
 
 def host_leaves(fabric: Fabric) -> dict[int | None, int]:
     """Each host's leaf in SHARP's aggregation trees: hosts whose NICs (in local order) are cabled to
     the same reducing switches share one, numbered in host order."""
-    by_host: dict[int | None, list[str]] = {}
-    for gpu in fabric.gpus:
-        by_host.setdefault(fabric.devices[gpu].host, []).append(gpu)
     keys: dict[tuple[str | None, ...], int] = {}
-    return {host: keys.setdefault(tuple(_nic_switch(fabric, gpu) for gpu in gpus), len(keys))
-            for host, gpus in by_host.items()}
+    return {host: keys.setdefault(tuple(_nic_switch(fabric, fabric.gpus[rank]) for rank in ranks), len(keys))
+            for host, ranks in fabric.host_ranks().items()}
 
 
 def sharp_switches(fabric: Fabric, groups: Sequence[Sequence[int]]) -> list[str] | None:

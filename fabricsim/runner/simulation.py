@@ -21,7 +21,8 @@ from fabricsim.collectives.channels import Layout, Place, channel_layout, defaul
 from fabricsim.collectives.protocol import software_latency_ps
 from fabricsim.collectives.schedule import Schedule
 from fabricsim.collectives.sizes import size_bytes_of
-from fabricsim.collectives.tuner import NCCL_ALGORITHM_OF, Pick, Topology, duplicated_channels, nccl_pick
+from fabricsim.collectives.tuner import (NCCL_ALGORITHM_OF, Pick, Topology, channels_across_hosts, nccl_pick,
+                                         nic_path_GBps)
 from fabricsim.config import Scenario, ScenarioError
 from fabricsim.engine.breakdown import attribute
 from fabricsim.engine.failures import cable_links
@@ -85,6 +86,7 @@ class Simulation:
         self.layout = lru_cache(maxsize=64)(self._layout)
         self.pick = lru_cache(maxsize=64)(self._pick)
         self.ideal_route = lru_cache(maxsize=None)(self._ideal_route)
+        self.relays_of = lru_cache(maxsize=64)(self._relays_of)  # SHARP's trees found once per group, not per call
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         # steps compare by identity; a run has 1 + jobs of them, each asked for every trial
         self.step_fixed_delay_ps = lru_cache(maxsize=None)(self._step_fixed_delay_ps)
@@ -96,14 +98,11 @@ class Simulation:
         """The scenario's jobs on their hosts (``fabricsim.workload.jobs``), each planned on its own GPUs."""
         if not self.scenario.jobs:
             return ()
-        host_gpus: dict[str, list[int]] = {}
-        for rank, gpu in enumerate(self.fabric.gpus):
-            host_gpus.setdefault(self.fabric.devices[gpu].host, []).append(rank)
         spec = self.scenario.fabric
         group_hosts = spec.clos.hosts_per_leaf if spec.topology == "leaf_spine" else spec.hosts  # rail switches span all
         try:
             placed = place_jobs([(job.placement, job.hosts) for job in self.scenario.jobs],
-                                [tuple(gpus) for gpus in host_gpus.values()], self.scenario.seed, group_hosts)
+                                [tuple(ranks) for ranks in self.fabric.host_ranks().values()], self.scenario.seed, group_hosts)
         except PlacementError as error:
             raise ScenarioError(f"{source}: jobs.{error.job}.placement: expected {error}") from None
         return tuple(PlacedJob(job.name or f"job{index}", plan, gpus) for index, (job, plan, gpus)
@@ -129,17 +128,12 @@ class Simulation:
             return Pick(collective.algorithm, collective.protocol, "")
         intra_bps = spec.nvlink.bandwidth_bps if spec.intra_host == "nvlink" else spec.pcie.bandwidth_bps
         topology = Topology(ranks, layout.hosts, spec.architecture, spec.intra_host == "nvlink", intra_bps / 8e9,
-                            min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9,
-                            self.relays_run and spec.clos.sharp and self.sharp_rails,
-                            self.relays_run and has_nvls(self.fabric))
+                            nic_path_GBps(spec),
+                            self.scenario.in_network_collectives and spec.clos.sharp and self.sharp_rails,
+                            self.scenario.in_network_collectives and has_nvls(self.fabric))
         only = None if collective.algorithm == "auto" else NCCL_ALGORITHM_OF.get(collective.algorithm, "")
         pick = nccl_pick(op, topology, size_bytes_of(op, ranks, per_rank_bytes), collective.protocol, only)
         return pick if collective.algorithm == "auto" else Pick(collective.algorithm, pick.protocol, pick.reason)
-
-    @property
-    def relays_run(self) -> bool:
-        """Whether calls may run on relays (NVLS, CollNet): one call at a time, not a whole-job step."""
-        return self.plan.mesh is None and not self.jobs
 
     @cached_property
     def sharp_rails(self) -> bool:
@@ -160,8 +154,12 @@ class Simulation:
         then its relays (``fabricsim.fabric.relays``)."""
         if not schedule.relays:
             return call.group
-        groups = tuple(tuple(call.group[rank] for rank in group) for group in self.layout(call.group).groups)
-        return call.group + relay_endpoints(self.fabric, groups, schedule.algorithm)
+        return call.group + self.relays_of(call.group, schedule.algorithm)
+
+    def _relays_of(self, group: tuple[int, ...], algorithm: str) -> tuple[int, ...]:
+        """The relays a schedule of ``algorithm`` over these GPUs takes, as indices into ``endpoints``."""
+        hosts = tuple(tuple(group[rank] for rank in members) for members in self.layout(group).groups)
+        return relay_endpoints(self.fabric, hosts, algorithm)
 
     def _layout(self, group: tuple[int, ...]) -> Layout:
         """NCCL's channels over these GPUs (by rank), from where each sits on the fabric: its host, its
@@ -176,11 +174,9 @@ class Simulation:
             seen[host] += 1
             places.append(Place(host, rail, tuple(fabric.nic_rail[nic] for nic in fabric.near_nics.get(gpu, ()))
                                 or (rail,), leaves[host]))
-        spec = self.scenario.fabric
         channels = self.scenario.collective.channels
         if not channels and len({place.host for place in places}) > 1:  # NCCL's, doubled where it doubles them
-            nic_GBps = min(spec.nic.effective_bandwidth_bps, spec.pcie.bandwidth_bps) / 8e9
-            channels = duplicated_channels(default_channels(places), nic_GBps, spec.architecture)
+            channels = channels_across_hosts(default_channels(places), self.scenario.fabric)
         return channel_layout(places, channels)
 
     def route(self, src_rank: int, dst_rank: int) -> Route:

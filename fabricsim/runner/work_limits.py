@@ -22,7 +22,7 @@ from fabricsim.collectives.collnet import chain_chunks
 from fabricsim.collectives.nvls import chunks_for as nvls_chunks
 from fabricsim.collectives.pat import plan as pat_plan
 from fabricsim.collectives.sizes import size_bytes_of
-from fabricsim.collectives.tuner import duplicated_channels
+from fabricsim.collectives.tuner import channels_across_hosts
 from fabricsim.config import FabricSpec, Scenario, ScenarioError
 from fabricsim.units import PS_PER_DAY, PS_PER_S, format_rate
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
@@ -219,8 +219,7 @@ def _channels(algorithm: str, channels: int, fabric: FabricSpec) -> int:
     auto, which picks one of them) the ``channels`` given, else at most one per GPU of a host, twice
     that where NCCL doubles them, and two trees at least."""
     if algorithm in ("ring", "tree", "auto"):
-        nic_GBps = min(fabric.nic.effective_bandwidth_bps, fabric.pcie.bandwidth_bps) / 8e9
-        return channels or max(2, duplicated_channels(fabric.gpus_per_host, nic_GBps, fabric.architecture))
+        return channels or max(2, channels_across_hosts(fabric.gpus_per_host, fabric))
     return 2 if algorithm == "bidirectional_ring" else 1
 
 

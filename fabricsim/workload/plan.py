@@ -26,7 +26,7 @@ def plan_workload(scenario: Scenario, gpus: int, source: str) -> WorkloadPlan:
     if workload.rule == "megatron":
         mesh = megatron_mesh(workload, gpus, source)
         peak_flops = DEVICES[workload.device].peak_flops() if workload.device else None
-        whole_job = workload.scope == "job" or (workload.scope is None and scenario.fabric.model == "flow")
+        whole_job = scenario.whole_job_steps
         stages = megatron_stages(workload, mesh, peak_flops) if whole_job and mesh.pp > 1 else ()
         calls, compute_after_ps = stages[0] if stages else megatron_step(workload, mesh, peak_flops)
         trials = Trials((Trial(0, calls, compute_after_ps, stages),), megatron_trial_count(workload, mesh))

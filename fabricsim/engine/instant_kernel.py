@@ -77,6 +77,85 @@ def _heap_pop(keys: np.ndarray, values: np.ndarray, size: int) -> None:
 
 
 @njit(cache=True)
+def _max_min_rates(reached, n_reached, fixed, route_links, flow_route, pad, count, capacity_bps, link_seen, generation,
+                   left_bps, unfixed, share_bps, given, shared_links):
+    """The max-min rate of each of the ``n_reached`` flows of ``reached`` (every flow on their links):
+    a flow alone on its links gets its least capacity; the others are filled progressively, as
+    ``engine.maxmin`` fills them. Per link scratch: capacity left, flows not fixed, share, flows fixed
+    this round; links of shared flows are stamped ``-generation`` in ``link_seen``. Returns the rates
+    and the scratch arrays that grew."""
+    width = route_links.shape[1]
+    if len(fixed) < n_reached:
+        fixed = np.zeros(2 * n_reached, dtype=np.bool_)
+    new_bps = np.empty(n_reached)
+    n_shared, n_links = 0, 0
+    for k in range(n_reached):
+        flow = reached[k]
+        least_bps, alone = np.inf, True
+        for slot in range(width):
+            link = route_links[flow_route[flow], slot]
+            if link == pad:
+                break
+            if count[link] != 1:
+                alone = False
+            if capacity_bps[link] < least_bps:
+                least_bps = capacity_bps[link]
+        new_bps[k] = least_bps
+        if alone:
+            fixed[k] = True
+            continue
+        fixed[k] = False
+        n_shared += 1
+        for slot in range(width):
+            link = route_links[flow_route[flow], slot]
+            if link == pad:
+                break
+            if link_seen[link] != -generation:
+                link_seen[link] = -generation
+                left_bps[link], unfixed[link], given[link] = capacity_bps[link], 0, 0
+                if n_links == len(shared_links):
+                    shared_links = _grown(shared_links)
+                shared_links[n_links] = link
+                n_links += 1
+            unfixed[link] += 1
+    while n_shared:  # a round of progressive filling: every link at the least share is fixed at once
+        level_bps = np.inf
+        for j in range(n_links):
+            link = shared_links[j]
+            share_bps[link] = left_bps[link] / unfixed[link] if unfixed[link] > 0 else np.inf
+            if share_bps[link] < level_bps:
+                level_bps = share_bps[link]
+        for k in range(n_reached):
+            if fixed[k]:
+                continue
+            flow = reached[k]
+            at_level = False
+            for slot in range(width):
+                link = route_links[flow_route[flow], slot]
+                if link == pad:
+                    break
+                if share_bps[link] == level_bps:
+                    at_level = True
+                    break
+            if not at_level:
+                continue
+            fixed[k] = True
+            n_shared -= 1
+            new_bps[k] = max(level_bps, 0.0)
+            for slot in range(width):
+                link = route_links[flow_route[flow], slot]
+                if link == pad:
+                    break
+                given[link] += 1
+        for j in range(n_links):
+            link = shared_links[j]
+            left_bps[link] -= level_bps * given[link]
+            unfixed[link] -= given[link]
+            given[link] = 0
+    return new_bps, fixed, shared_links
+
+
+@njit(cache=True)
 def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_children,
                 delivered_children_starts, delivered_children, unsent, undelivered_flows, released_at,
                 released_by_delivery, released_by, delivered_at, flow_starts, flow_route, flow_tid, nbits,
@@ -132,11 +211,8 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
     generation = 0
 
     for tid in roots:
-        if delay_ps[tid]:
-            ahead_keys, ahead_values = _heap_push(ahead_keys, ahead_values, ahead, start_ps + delay_ps[tid],
-                                                  tid * 2 + ENTRY)
-        else:
-            ahead_keys, ahead_values = _heap_push(ahead_keys, ahead_values, ahead, start_ps, tid * 2 + ENTRY)
+        ahead_keys, ahead_values = _heap_push(ahead_keys, ahead_values, ahead, start_ps + delay_ps[tid],
+                                              tid * 2 + ENTRY)
         ahead += 1
     now = start_ps
     while undelivered:
@@ -317,74 +393,9 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                             todo = _grown(todo)
                         todo[n_todo] = link
                         n_todo += 1
-        # rates: a flow alone on its links gets its least capacity; the others are filled max-min
-        if len(fixed) < n_reached:
-            fixed = np.zeros(2 * n_reached, dtype=np.bool_)
-        new_bps = np.empty(n_reached)
-        n_shared, n_links = 0, 0
-        for k in range(n_reached):
-            flow = reached[k]
-            least_bps, alone = np.inf, True
-            for slot in range(width):
-                link = route_links[flow_route[flow], slot]
-                if link == pad:
-                    break
-                if count[link] != 1:
-                    alone = False
-                if capacity_bps[link] < least_bps:
-                    least_bps = capacity_bps[link]
-            new_bps[k] = least_bps
-            if alone:
-                fixed[k] = True
-                continue
-            fixed[k] = False
-            n_shared += 1
-            for slot in range(width):
-                link = route_links[flow_route[flow], slot]
-                if link == pad:
-                    break
-                if link_seen[link] != -generation:
-                    link_seen[link] = -generation
-                    left_bps[link], unfixed[link], given[link] = capacity_bps[link], 0, 0
-                    if n_links == len(shared_links):
-                        shared_links = _grown(shared_links)
-                    shared_links[n_links] = link
-                    n_links += 1
-                unfixed[link] += 1
-        while n_shared:  # a round of progressive filling: every link at the least share is fixed at once
-            level_bps = np.inf
-            for j in range(n_links):
-                link = shared_links[j]
-                share_bps[link] = left_bps[link] / unfixed[link] if unfixed[link] > 0 else np.inf
-                if share_bps[link] < level_bps:
-                    level_bps = share_bps[link]
-            for k in range(n_reached):
-                if fixed[k]:
-                    continue
-                flow = reached[k]
-                at_level = False
-                for slot in range(width):
-                    link = route_links[flow_route[flow], slot]
-                    if link == pad:
-                        break
-                    if share_bps[link] == level_bps:
-                        at_level = True
-                        break
-                if not at_level:
-                    continue
-                fixed[k] = True
-                n_shared -= 1
-                new_bps[k] = max(level_bps, 0.0)
-                for slot in range(width):
-                    link = route_links[flow_route[flow], slot]
-                    if link == pad:
-                        break
-                    given[link] += 1
-            for j in range(n_links):
-                link = shared_links[j]
-                left_bps[link] -= level_bps * given[link]
-                unfixed[link] -= given[link]
-                given[link] = 0
+        new_bps, fixed, shared_links = _max_min_rates(reached, n_reached, fixed, route_links, flow_route, pad, count,
+                                                      capacity_bps, link_seen, generation, left_bps, unfixed,
+                                                      share_bps, given, shared_links)
         # settle each flow whose rate changed at its old rate, and file its new end
         for k in range(n_reached):
             flow = reached[k]

@@ -183,7 +183,8 @@ CASES = {
     **{f"all_to_all_{hosts}_hosts": lambda hosts=hosts: _all_to_all(hosts) for hosts in (16, 32, 64, 128)},
     "cli_run_1000_trials": lambda: _cli_run("tp4_ring_allgather.yaml", 1000),
     "cli_help": lambda: _command(["--help"]),
-    "leaf_spine_128_hosts_1_trial": lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",)),
+    "leaf_spine_128_hosts_1_trial": lambda: {**_compiled_code_loaded(),
+                                             **_scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",))},
     "leaf_spine_128_hosts_1_trial_event_by_event": lambda: _event_by_event(
         lambda: _scenario_trials("leaf_spine_ecmp.yaml", 1, ("fabric.hosts=128",))),
 }

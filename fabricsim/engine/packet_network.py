@@ -82,7 +82,7 @@ class Port:
         self.paused_since_ps = 0
         self.sources: list[QueuePair] = []
         self.next_source = 0
-        self.wake_ps: int | None = None
+        self.wake_ps = math.inf  # when a wake is due for a queue pair's pacing (inf: none)
         self.kmin_bytes = math.inf  # inf: this port does not mark ECN
         self.kmax_bytes = 0.0
         self.pmax = 0.0
@@ -204,15 +204,16 @@ class PacketNetwork:
     def _wake(self, port: Port) -> None:
         now = self.loop.now
         if port.wake_ps == now:
-            port.wake_ps = None
+            port.wake_ps = math.inf
         self._transmit_next(port, now)
 
     def _pull(self, port: Port, now: int) -> Packet | None:
-        """Round-robin over the port's queue pairs that have a packet and whose pacing allows it now."""
+        """Round-robin over the port's queue pairs that have a packet and whose pacing allows it now;
+        if none does, the port wakes when the first one will."""
         sources = port.sources
         count = len(sources)
         start = port.next_source  # always below count
-        earliest = None
+        earliest_ps = math.inf
         for step in range(count):
             index = start + step
             if index >= count:
@@ -224,11 +225,11 @@ class PacketNetwork:
             if avail_ps <= now:
                 port.next_source = index + 1 if index + 1 < count else 0
                 return qp.next_packet(now)
-            if earliest is None or avail_ps < earliest:
-                earliest = avail_ps
-        if earliest is not None and (port.wake_ps is None or earliest < port.wake_ps):
-            port.wake_ps = earliest
-            heappush(self._heap, (earliest, next(self._seq), self._wake_action, port))
+            if avail_ps < earliest_ps:
+                earliest_ps = avail_ps
+        if earliest_ps < port.wake_ps:
+            port.wake_ps = earliest_ps
+            heappush(self._heap, (earliest_ps, next(self._seq), self._wake_action, port))
         return None
 
     # --- packets --------------------------------------------------------------------------------
@@ -243,17 +244,18 @@ class PacketNetwork:
         queue = port.queue
         if queue:
             packet = queue.popleft()
+            nbytes = packet.payload_bytes + port.header_bytes
             queue_bytes = port.queued_bytes
-            port.queued_bytes = queue_bytes - packet.payload_bytes - port.header_bytes
+            port.queued_bytes = queue_bytes - nbytes
             if queue_bytes > port.kmin_bytes:
                 self._red_mark(port, packet, queue_bytes)
         elif port.sources:
             packet = self._pull(port, now)
             if packet is None:
                 return
+            nbytes = packet.payload_bytes + port.header_bytes
         else:
             return
-        nbytes = packet.payload_bytes + port.header_bytes
         end_ps = now + round(nbytes * port.ps_per_byte)
         tail_ps = packet.tail_ps
         if tail_ps > end_ps:

@@ -56,7 +56,7 @@ class Port:
     """The egress side of one directed link, and the ingress state its downstream device keeps for it."""
 
     __slots__ = (
-        "name", "kind", "ps_per_byte", "header_bytes", "latency_ps", "hop_ps", "buffer", "queue",
+        "name", "kind", "ps_per_byte", "wire_ps", "header_bytes", "latency_ps", "hop_ps", "buffer", "queue",
         "queued_bytes", "busy", "current", "current_ingress", "paused", "paused_since_ps", "sources", "next_source",
         "wake_ps", "kmin_bytes", "kmax_bytes", "pmax", "held_bytes", "xoff_bytes", "xon_bytes",
         "limit_bytes", "pausing", "depth_samples", "tx_packets", "tx_bytes", "pause_frames", "paused_ps",
@@ -67,6 +67,7 @@ class Port:
         self.name = link.name
         self.kind = link.kind
         self.ps_per_byte = 8 * PS_PER_S / line_rate_bps
+        self.wire_ps: dict[int, int] = {}  # a packet's time on the wire by its bytes (a few sizes)
         self.header_bytes = header_bytes
         self.latency_ps = link.latency_ps
         self.hop_ps = hop_ps
@@ -256,7 +257,11 @@ class PacketNetwork:
             nbytes = packet.payload_bytes + port.header_bytes
         else:
             return
-        end_ps = now + round(nbytes * port.ps_per_byte)
+        try:
+            end_ps = now + port.wire_ps[nbytes]
+        except KeyError:  # the port's first packet of this size
+            wire_ps = port.wire_ps[nbytes] = round(nbytes * port.ps_per_byte)
+            end_ps = now + wire_ps
         tail_ps = packet.tail_ps
         if tail_ps > end_ps:
             end_ps = tail_ps

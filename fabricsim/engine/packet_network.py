@@ -56,7 +56,7 @@ class Port:
     """The egress side of one directed link, and the ingress state its downstream device keeps for it."""
 
     __slots__ = (
-        "name", "kind", "ps_per_byte", "header_bytes", "latency_ps", "hop_ps", "buffer", "queue",
+        "name", "kind", "ps_per_byte", "wire_ps", "header_bytes", "latency_ps", "hop_ps", "buffer", "queue",
         "queued_bytes", "busy", "current", "current_ingress", "paused", "paused_since_ps", "sources", "next_source",
         "wake_ps", "kmin_bytes", "kmax_bytes", "pmax", "held_bytes", "xoff_bytes", "xon_bytes",
         "limit_bytes", "pausing", "depth_samples", "tx_packets", "tx_bytes", "pause_frames", "paused_ps",
@@ -67,6 +67,7 @@ class Port:
         self.name = link.name
         self.kind = link.kind
         self.ps_per_byte = 8 * PS_PER_S / line_rate_bps
+        self.wire_ps: dict[int, int] = {}  # a packet's time on the wire by its bytes (a few sizes)
         self.header_bytes = header_bytes
         self.latency_ps = link.latency_ps
         self.hop_ps = hop_ps
@@ -82,13 +83,13 @@ class Port:
         self.paused_since_ps = 0
         self.sources: list[QueuePair] = []
         self.next_source = 0
-        self.wake_ps: int | None = None
-        self.kmin_bytes: float | None = None  # None: this port does not mark ECN
+        self.wake_ps = math.inf  # when a wake is due for a queue pair's pacing (inf: none)
+        self.kmin_bytes = math.inf  # inf: this port does not mark ECN
         self.kmax_bytes = 0.0
         self.pmax = 0.0
         # ingress accounting at the downstream device, for the packets that came over this link
         self.held_bytes = 0
-        self.xoff_bytes: float | None = None  # None: the downstream device never pauses this port
+        self.xoff_bytes = math.inf  # inf: the downstream device never pauses this port
         self.xon_bytes = 0.0
         self.limit_bytes = math.inf
         self.pausing = False
@@ -108,6 +109,8 @@ class PacketNetwork:
         self.spec = spec
         self.loop = loop or EventLoop()
         self._heap, self._seq = self.loop.heap, self.loop.seq  # the hot paths push events directly
+        # bound once: a bound method made per push would be an allocation per event
+        self._arrive_action, self._transmitted_action, self._wake_action = self._arrive, self._transmitted, self._wake
         self.rng = rng
         self.loss_rate = loss_rate
         self._until_loss = self._draw_until_loss()
@@ -197,69 +200,83 @@ class PacketNetwork:
         return self._active_on[link]
 
     def kick(self, port: Port) -> None:
-        if not port.busy and not port.paused:
-            self._transmit_next(port)
+        self._transmit_next(port, self.loop.now)
 
     def _wake(self, port: Port) -> None:
-        if port.wake_ps == self.loop.now:
-            port.wake_ps = None
-        self.kick(port)
-
-    def _pull(self, port: Port) -> Packet | None:
-        """Round-robin over the port's queue pairs that have a packet and whose pacing allows it now."""
         now = self.loop.now
+        if port.wake_ps == now:
+            port.wake_ps = math.inf
+        self._transmit_next(port, now)
+
+    def _pull(self, port: Port, now: int) -> Packet | None:
+        """Round-robin over the port's queue pairs that have a packet and whose pacing allows it now;
+        if none does, the port wakes when the first one will."""
         sources = port.sources
         count = len(sources)
-        earliest = None
+        start = port.next_source  # always below count
+        earliest_ps = math.inf
         for step in range(count):
-            qp = sources[(port.next_source + step) % count]
-            if not qp.has_packet():
+            index = start + step
+            if index >= count:
+                index -= count
+            qp = sources[index]
+            if qp.next_psn >= qp.packets:  # nothing to send
                 continue
-            if qp.next_avail_ps <= now:
-                port.next_source = (port.next_source + step + 1) % count
+            avail_ps = qp.next_avail_ps
+            if avail_ps <= now:
+                port.next_source = index + 1 if index + 1 < count else 0
                 return qp.next_packet(now)
-            if earliest is None or qp.next_avail_ps < earliest:
-                earliest = qp.next_avail_ps
-        if earliest is not None and (port.wake_ps is None or earliest < port.wake_ps):
-            port.wake_ps = earliest
-            self.loop.at(earliest, self._wake, port)
+            if avail_ps < earliest_ps:
+                earliest_ps = avail_ps
+        if earliest_ps < port.wake_ps:
+            port.wake_ps = earliest_ps
+            heappush(self._heap, (earliest_ps, next(self._seq), self._wake_action, port))
         return None
 
     # --- packets --------------------------------------------------------------------------------
+    # The hot path: every packet-hop is one _transmit_next and two events, _arrive and _transmitted;
+    # they read attributes into locals and push heap entries themselves.
 
-    def _transmit_next(self, port: Port) -> None:
-        """Start the port's next packet: its queue (forwarded packets) first, then its queue pairs."""
-        if port.queue:
-            packet = port.queue.popleft()
+    def _transmit_next(self, port: Port, now: int) -> None:
+        """Start the port's next packet, if it is free: its queue (forwarded packets) first, then its
+        queue pairs. The packet's arrival at the next device and the end of its transmission are events."""
+        if port.busy or port.paused:
+            return
+        queue = port.queue
+        if queue:
+            packet = queue.popleft()
+            nbytes = packet.payload_bytes + port.header_bytes
             queue_bytes = port.queued_bytes
-            port.queued_bytes = queue_bytes - packet.payload_bytes - port.header_bytes
-            if port.kmin_bytes is not None and queue_bytes > port.kmin_bytes:
+            port.queued_bytes = queue_bytes - nbytes
+            if queue_bytes > port.kmin_bytes:
                 self._red_mark(port, packet, queue_bytes)
         elif port.sources:
-            packet = self._pull(port)
+            packet = self._pull(port, now)
             if packet is None:
                 return
+            nbytes = packet.payload_bytes + port.header_bytes
         else:
             return
-        self._send(port, packet)
-
-    def _send(self, port: Port, packet: Packet) -> None:
-        nbytes = packet.payload_bytes + port.header_bytes
-        now = self.loop.now
-        end_ps = now + round(nbytes * port.ps_per_byte)
-        if packet.tail_ps > end_ps:
-            end_ps = packet.tail_ps
-        packet.tail_ps = end_ps + port.hop_ps
-        packet.hop += 1
+        try:
+            end_ps = now + port.wire_ps[nbytes]
+        except KeyError:  # the port's first packet of this size
+            wire_ps = port.wire_ps[nbytes] = round(nbytes * port.ps_per_byte)
+            end_ps = now + wire_ps
+        tail_ps = packet.tail_ps
+        if tail_ps > end_ps:
+            end_ps = tail_ps
+        hop_ps = port.hop_ps
+        packet.tail_ps = tail_ps = end_ps + hop_ps
+        packet.hop = hop = packet.hop + 1
         port.busy = True
         port.current = packet
         port.current_ingress = packet.ingress
         port.tx_packets += 1
         port.tx_bytes += nbytes
         # a device forwards the head; the receiver takes the packet when its tail is in
-        arrive_ps = packet.tail_ps if packet.hop == packet.qp.hops else now + port.hop_ps
-        heappush(self._heap, (arrive_ps, next(self._seq), self._arrive, packet))
-        heappush(self._heap, (end_ps, next(self._seq), self._transmitted, port))
+        heap, seq = self._heap, self._seq
+        heappush(heap, (tail_ps if hop == packet.hops else now + hop_ps, next(seq), self._arrive_action, packet))
+        heappush(heap, (end_ps, next(seq), self._transmitted_action, port))
 
     def _red_mark(self, port: Port, packet: Packet, queue_bytes: int) -> None:
         if queue_bytes < port.kmax_bytes:
@@ -272,52 +289,54 @@ class PacketNetwork:
 
     def _transmitted(self, port: Port) -> None:
         """The port's current packet has left: its device frees the bytes, maybe resuming the ingress."""
-        packet, ingress = port.current, port.current_ingress
-        port.current = port.current_ingress = None
+        packet, ingress = port.current, port.current_ingress  # left in place: the next send overwrites them
         port.busy = False
         if ingress is None:  # a GPU's port: the packet has left its first link
-            packet.qp.left_source(packet)  # may open the sender's next transfer on this very port
+            qp = packet.qp
+            if packet.psn == qp.packets - 1:
+                qp.left_source(packet)  # may open the sender's next transfer on this very port
         else:
             nbytes = packet.payload_bytes + port.header_bytes
             port.buffer.used_bytes -= nbytes
-            ingress.held_bytes -= nbytes
-            if ingress.pausing and ingress.held_bytes <= ingress.xon_bytes:
+            ingress.held_bytes = held_bytes = ingress.held_bytes - nbytes
+            if ingress.pausing and held_bytes <= ingress.xon_bytes:
                 ingress.pausing = False
                 self.loop.after(ingress.latency_ps, self._resume, ingress)
-        self.kick(port)
+        self._transmit_next(port, self.loop.now)
 
     def _arrive(self, packet: Packet) -> None:
         """The packet reaches the device at the end of its last link, after that device's forwarding latency."""
-        qp = packet.qp
         hop = packet.hop
-        ingress = self.ports[qp.route[hop - 1]]
-        if hop == qp.hops:
-            if self._lost():
+        route = packet.route
+        ingress = route[hop - 1]
+        if hop == packet.hops:
+            self._until_loss = until_loss = self._until_loss - 1
+            if until_loss > 0:
+                packet.qp.receive(packet, self.loop.now)
+            else:  # lost: the count of packets to the next loss starts again
+                self._until_loss = self._draw_until_loss()
                 ingress.losses += 1
-            else:
-                qp.receive(packet)
             return
-        port = self.ports[qp.route[hop]]
+        port = route[hop]
         nbytes = packet.payload_bytes + port.header_bytes
         buffer = port.buffer
-        if buffer.used_bytes + nbytes > buffer.capacity_bytes or ingress.held_bytes + nbytes > ingress.limit_bytes:
+        used_bytes = buffer.used_bytes + nbytes
+        held_bytes = ingress.held_bytes + nbytes
+        if used_bytes > buffer.capacity_bytes or held_bytes > ingress.limit_bytes:
             port.drops += 1
             return
-        buffer.used_bytes += nbytes
-        ingress.held_bytes += nbytes
+        buffer.used_bytes = used_bytes
+        ingress.held_bytes = held_bytes
         packet.ingress = ingress
-        if ingress.xoff_bytes is not None and not ingress.pausing and ingress.held_bytes > ingress.xoff_bytes:
+        if held_bytes > ingress.xoff_bytes and not ingress.pausing:
             ingress.pausing = True
             self.loop.after(ingress.latency_ps, self._pause, ingress)
-        port.depth_samples.append(port.queued_bytes)
-        if port.busy or port.paused:
-            port.queue.append(packet)
-            port.queued_bytes += nbytes
-            return
-        # an idle port has an empty queue: the packet goes straight on
-        if port.kmin_bytes is not None and nbytes > port.kmin_bytes:
-            self._red_mark(port, packet, nbytes)
-        self._send(port, packet)
+        queued_bytes = port.queued_bytes
+        port.depth_samples.append(queued_bytes)
+        port.queue.append(packet)
+        port.queued_bytes = queued_bytes + nbytes
+        if not port.busy and not port.paused:  # an idle port's queue was empty: the packet goes straight on
+            self._transmit_next(port, self.loop.now)
 
     def _pause(self, port: Port) -> None:
         port.paused = True
@@ -345,13 +364,6 @@ class PacketNetwork:
 
     def _draw_until_loss(self) -> float:
         return self.rng.geometric(self.loss_rate) if self.loss_rate > 0 else math.inf
-
-    def _lost(self) -> bool:
-        self._until_loss -= 1
-        if self._until_loss > 0:
-            return False
-        self._until_loss = self._draw_until_loss()
-        return True
 
     def _uniform(self) -> float:
         if not self._uniforms:

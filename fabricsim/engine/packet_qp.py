@@ -32,10 +32,12 @@ def _nothing() -> None:
 class Packet:
     """One MTU (or less) of a queue pair's message, with the route position and timing of its copy."""
 
-    __slots__ = ("qp", "psn", "payload_bytes", "hop", "tail_ps", "ecn", "ingress")
+    __slots__ = ("qp", "route", "hops", "psn", "payload_bytes", "hop", "tail_ps", "ecn", "ingress")
 
     def __init__(self, qp: QueuePair, psn: int, payload_bytes: int, tail_ps: int) -> None:
         self.qp = qp
+        self.route = qp.ports  # the queue pair's, held here for each hop's lookups
+        self.hops = qp.hops
         self.psn = psn
         self.payload_bytes = payload_bytes
         self.hop = 0  # index in the route of the next link to enter
@@ -47,19 +49,20 @@ class Packet:
 class QueuePair:
     """Both ends of one reliable connection carrying one message: requester state, responder state."""
 
-    __slots__ = ("network", "route", "hops", "source", "packets", "mtu_bytes", "last_payload_bytes",
+    __slots__ = ("network", "route", "ports", "hops", "source", "packets", "mtu_bytes", "last_payload_bytes",
                  "wire_header_bytes", "ack_latency_ps", "rto_ps", "retry_count", "dcqcn", "next_psn",
                  "high_psn", "next_avail_ps", "expected_psn", "nacked_psn", "ack_times_ps", "ack_psns",
                  "retries", "retry_una", "rto_version", "sent", "complete", "received_bytes", "line_rate_bps",
-                 "timeouts", "resent_wire_ps", "delivered_ps", "on_sent", "on_delivered", "on_failed")
+                 "timeouts", "resent_wire_ps", "delivered_ps", "on_sent", "on_delivered", "on_failed", "mtu_line_ps")
 
     def __init__(self, network: PacketNetwork, route: tuple[int, ...], nbytes: int, mtu_bytes: int,
                  wire_header_bytes: int, line_rate_bps: float | None, ack_latency_ps: int, rto_ps: int,
                  retry_count: int) -> None:
         self.network = network
         self.route = route
+        self.ports = tuple(network.ports[link] for link in route)
         self.hops = len(route)
-        self.source = network.ports[route[0]]
+        self.source = self.ports[0]
         self.packets = max(1, -(-nbytes // mtu_bytes))
         self.mtu_bytes = mtu_bytes
         self.last_payload_bytes = nbytes - (self.packets - 1) * mtu_bytes
@@ -84,6 +87,7 @@ class QueuePair:
         self.complete = False
         self.received_bytes = 0
         self.line_rate_bps = line_rate_bps
+        self.mtu_line_ps = self._wire_ps(mtu_bytes, line_rate_bps)  # a full packet's pacing at line rate
         self.timeouts = 0
         self.resent_wire_ps = 0
         self.delivered_ps: int | None = None
@@ -99,18 +103,25 @@ class QueuePair:
     def next_packet(self, now_ps: int) -> Packet:
         """The packet at the go-back-N pointer; the pacing clock moves on by its wire time."""
         psn = self.next_psn
-        self.next_psn += 1
+        self.next_psn = psn + 1
         payload = self.mtu_bytes if psn < self.packets - 1 else self.last_payload_bytes
         if psn < self.high_psn:
             self.source.retransmits += 1
             self.resent_wire_ps += self._wire_ps(payload, self.line_rate_bps)
         else:
             self.high_psn = psn + 1
-        if self.dcqcn is not None:
-            self.dcqcn.wake()
-            self.next_avail_ps = now_ps + self._wire_ps(payload, self.dcqcn.rate_bps)
+        dcqcn = self.dcqcn
+        if dcqcn is not None:
+            if dcqcn.asleep_since_ps is not None:
+                dcqcn.wake()
+            rate_bps = dcqcn.rate_bps
+            if rate_bps == self.line_rate_bps and payload == self.mtu_bytes:
+                self.next_avail_ps = now_ps + self.mtu_line_ps
+            else:
+                self.next_avail_ps = now_ps + self._wire_ps(payload, rate_bps)
         elif self.line_rate_bps is not None:
-            self.next_avail_ps = now_ps + self._wire_ps(payload, self.line_rate_bps)
+            self.next_avail_ps = now_ps + (self.mtu_line_ps if payload == self.mtu_bytes
+                                           else self._wire_ps(payload, self.line_rate_bps))
         return Packet(self, psn, payload, now_ps)
 
     def _wire_ps(self, payload_bytes: int, rate_bps: float | None) -> int:
@@ -173,21 +184,21 @@ class QueuePair:
 
     # --- responder ------------------------------------------------------------------------------
 
-    def receive(self, packet: Packet) -> None:
-        loop = self.network.loop
+    def receive(self, packet: Packet, now_ps: int) -> None:
         if packet.ecn:
-            loop.after(self.ack_latency_ps, self._cnp)
+            self.network.loop.after(self.ack_latency_ps, self._cnp)
         psn = packet.psn
-        if psn == self.expected_psn:
-            self.expected_psn += 1
+        expected_psn = self.expected_psn
+        if psn == expected_psn:
+            self.expected_psn = expected_psn = expected_psn + 1
             self.received_bytes += packet.payload_bytes
-            self.ack_times_ps.append(loop.now)
-            self.ack_psns.append(self.expected_psn)
-            if self.expected_psn == self.packets and not self.complete:
-                self.delivered_ps = loop.now
+            self.ack_times_ps.append(now_ps)
+            self.ack_psns.append(expected_psn)
+            if expected_psn == self.packets and not self.complete:
+                self.delivered_ps = now_ps
                 self._finish()
                 self.on_delivered()
-        elif psn > self.expected_psn and self.nacked_psn != self.expected_psn:
-            self.nacked_psn = self.expected_psn
+        elif psn > expected_psn and self.nacked_psn != expected_psn:
+            self.nacked_psn = expected_psn
             self.source.nacks += 1
-            loop.after(self.ack_latency_ps, self._nack, self.expected_psn)
+            self.network.loop.after(self.ack_latency_ps, self._nack, expected_psn)

@@ -1,10 +1,10 @@
 """A call's flows as columns, when every queue pair is routed before the call starts.
 
-Both loops that run such a call (``engine.instant_loop`` moment by moment, ``engine.executor`` event by
-event) take their flows from here, by the executor's rules: a transfer's bytes split evenly over its
-queue pairs, its resent bytes on its first, which also waits the transfer's NACK round trips and
-timeouts on top of its route's latency before it is delivered. The transfer's loss causes
-(resend time, NACK round trips, timeouts) are filled in here, once, for the whole call.
+The instant loop (``engine.instant_loop``) takes such a call's flows from here, by the executor's
+(``engine.executor``) rules: a transfer's bytes split evenly over its queue pairs, its resent bytes
+on its first, which also waits the transfer's NACK round trips and timeouts on top of its route's
+latency before it is delivered. The transfer's loss causes (resend time, NACK round trips,
+timeouts) are filled in here, once, for the whole call.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ called with numbers, so its PNG is the same bytes whichever process draws it. Wi
 core; a parent with threads, which must not fork; no fork on the platform) ``draw`` draws in this
 process, as ``draw_here`` does.
 
-The workers end with their parent: they are a process group of their own, which leaves Ctrl-C to the
-parent, and which the parent ends at once on an error or a signal, before the folder they draw into
-is removed; a worker whose parent is gone reads the end of its pipe and exits.
+The workers end with their parent: they leave Ctrl-C to it, it ends them (and waits until they are
+gone) on an error or a signal, before the folder they draw into is removed, and a worker whose parent
+is gone reads the end of its pipe and exits.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 import traceback
+from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 
 PAINTERS = 2  # four pictures, two of them costlier: two workers share them evenly enough
@@ -65,7 +66,7 @@ class Painters:
 
     def __init__(self, modules: tuple[str, ...], count: int = PAINTERS) -> None:
         self._connections: list[Connection] = []
-        self._first = None  # the first worker; the others are its children, in its process group
+        self._first = None  # the first worker; the others are its children
         if not modules or not can_fork():
             return
         context = multiprocessing.get_context("fork")
@@ -74,7 +75,6 @@ class Painters:
         self._first = context.Process(target=_first_painter, name="fabricsim-painter", daemon=True,
                                       args=([theirs for _, theirs in pipes], modules, self._connections))
         self._first.start()
-        os.setpgid(self._first.pid, self._first.pid)  # as the worker does itself: whichever runs first
         for _, theirs in pipes:
             theirs.close()
 
@@ -97,7 +97,7 @@ class Painters:
             raise
 
     def _hand_out(self, waiting: list[Picture]) -> None:
-        _check(_receive(self._connections[0], "importing the plot modules"))  # the first worker's: ready
+        _check(_receive(self._connections[0], "importing the plot modules"))  # the first worker is ready
         idle = list(reversed(self._connections))
         busy: dict[Connection, Picture] = {}
         while waiting or busy:
@@ -117,24 +117,20 @@ class Painters:
         """Let the workers go (they exit at the end of their pipes, the first once the others have), or
         `end` them at once."""
         first, self._first = self._first, None
+        if first is not None and end:
+            first.terminate()  # which ends the others, and reaps them, before it exits
         for connection in self._connections:
             connection.close()
         self._connections = []
-        if first is None:
-            return
-        if end:
-            try:
-                os.killpg(first.pid, signal.SIGKILL)
-            except ProcessLookupError:  # they had all exited
-                pass
-        first.join(JOIN_TIMEOUT_S)
+        if first is not None:
+            first.join(JOIN_TIMEOUT_S)
 
 
 def _name(picture: Picture) -> str:
     return f"{picture[0]}.{picture[1]}"
 
 
-def _receive(connection: Connection, doing: str) -> str | None:
+def _receive(connection: Connection, doing: str):
     try:
         return connection.recv()
     except (EOFError, OSError):
@@ -148,19 +144,30 @@ def _check(failure: str | None, doing: str = "importing the plot modules") -> No
 
 def _first_painter(connections: list[Connection], modules: tuple[str, ...], parents: list[Connection]) -> None:
     """The first worker: import `modules`, fork a worker for each further connection, say it is ready
-    (None, or the traceback of what failed), then draw what its own connection brings."""
-    os.setpgid(0, 0)  # the workers' own group: the terminal's Ctrl-C reaches the parent alone, which ends it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, which unwinds the parent
+    (None, or the traceback of what failed), then draw what its own connection brings. SIGTERM ends
+    the workers it forked, and it reaps them, before it exits."""
+    forked: list[int] = []
+
+    def end(signum, frame) -> None:
+        for pid in forked:
+            with suppress(OSError):  # reaped already, at the end of the pipe
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        os._exit(1)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent too, which ends the workers
+    signal.signal(signal.SIGTERM, end)
     for connection in parents:  # the parent's ends: held here, they would hide the parent's exit
         connection.close()
-    forked = []
     try:
         for module in modules:
             importlib.import_module(module)
         for index, connection in enumerate(connections[1:], 1):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # until the new worker is in `forked`
             pid = os.fork()
             if pid == 0:  # a further worker, the modules already imported
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
                 for other in connections[:index] + connections[index + 1:]:
                     other.close()
                 try:
@@ -168,6 +175,7 @@ def _first_painter(connections: list[Connection], modules: tuple[str, ...], pare
                 finally:
                     os._exit(0)
             forked.append(pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             connection.close()
     except Exception:
         connections[0].send(traceback.format_exc())

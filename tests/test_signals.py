@@ -100,7 +100,8 @@ def test_a_signal_leaves_no_result_folder_and_no_process(tmp_path, monkeypatch, 
         assert process.returncode == code, (signum, workers, stderr)
         if signum != signal.SIGKILL:  # one line, after the progress lines of a run that lasted (a busy machine)
             lines = [line for line in stderr.strip().splitlines() if not line.startswith("tiny: ")]
-            assert lines == [f"fabricsim: {'interrupted' if code == 130 else 'terminated'}; no result folder was written"]
+            assert lines == [f"fabricsim: {'interrupted' if code == 130 else 'terminated'}; "
+                             "no result folder was written"]
         assert _wait_until(lambda: not any(map(_running, children[process.pid])), 10), \
             f"a worker outlived the run ({signum.name}, {workers} workers)"
         if signum == signal.SIGKILL:  # no time to clean up: the next run into the folder removes the stage

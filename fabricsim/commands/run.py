@@ -22,14 +22,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from fabricsim.output.painters import RUN_PICTURE_MODULES, Painters
+    from fabricsim.output.painters import RUN_PICTURE_MODULES, RUN_WARM_UP, Painters
 
     with lasting_objects() as loaded:
         scenario = load_checked(args.scenario, args)
         out_dir = result_folder(args, scenario)
         # forked before the modules below load: the workers import matplotlib while this process imports
         # the runner and runs the trials, then draw the pictures side by side
-        with Painters(RUN_PICTURE_MODULES if scenario.output.plots else ()) as painters:
+        with Painters(RUN_PICTURE_MODULES if scenario.output.plots else (), RUN_WARM_UP) as painters:
             from fabricsim.formats.trace import check_trace_trials
             from fabricsim.output.results import collect
             from fabricsim.runner.simulation import Simulation

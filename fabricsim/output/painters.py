@@ -31,6 +31,7 @@ JOIN_TIMEOUT_S = 5
 # (module, function, arguments): the parent names what to draw without importing matplotlib itself
 Picture = tuple[str, str, tuple]
 RUN_PICTURE_MODULES = ("fabricsim.output.plots", "fabricsim.output.breakdown_plot")  # what draws a run's pictures
+RUN_WARM_UP: Picture = ("fabricsim.output.plots", "warm_up", ())
 
 
 class PictureError(RuntimeError):
@@ -60,11 +61,12 @@ def can_fork() -> bool:
 
 
 class Painters:
-    """`count` worker processes that draw what ``draw`` hands them, once `modules` are imported; none
-    when `modules` is empty or ``can_fork()`` is False. A context manager: leaving it lets the workers
-    go, or ends them at once if it is left by an exception."""
+    """`count` worker processes that draw what ``draw`` hands them, once `modules` are imported and
+    `warm_up` called (in the first worker, while it waits for the run); none when `modules` is empty
+    or ``can_fork()`` is False. A context manager: leaving it lets the workers go, or ends them at
+    once if it is left by an exception."""
 
-    def __init__(self, modules: tuple[str, ...], count: int = PAINTERS) -> None:
+    def __init__(self, modules: tuple[str, ...], warm_up: Picture | None = None, count: int = PAINTERS) -> None:
         self._connections: list[Connection] = []
         self._first = None  # the first worker; the others are its children
         if not modules or not can_fork():
@@ -73,7 +75,7 @@ class Painters:
         pipes = [context.Pipe() for _ in range(count)]
         self._connections = [ours for ours, _ in pipes]
         self._first = context.Process(target=_first_painter, name="fabricsim-painter", daemon=True,
-                                      args=([theirs for _, theirs in pipes], modules, self._connections))
+                                      args=([theirs for _, theirs in pipes], modules, warm_up, self._connections))
         self._first.start()
         for _, theirs in pipes:
             theirs.close()
@@ -142,10 +144,11 @@ def _check(failure: str | None, doing: str = "importing the plot modules") -> No
         raise PictureError(f"{doing}: {failure.strip().splitlines()[-1]}") from _WorkerTraceback(failure)
 
 
-def _first_painter(connections: list[Connection], modules: tuple[str, ...], parents: list[Connection]) -> None:
-    """The first worker: import `modules`, fork a worker for each further connection, say it is ready
-    (None, or the traceback of what failed), then draw what its own connection brings. SIGTERM ends
-    the workers it forked, and it reaps them, before it exits."""
+def _first_painter(connections: list[Connection], modules: tuple[str, ...], warm_up: Picture | None,
+                   parents: list[Connection]) -> None:
+    """The first worker: import `modules`, call `warm_up`, fork a worker for each further connection,
+    say it is ready (None, or the traceback of what failed), then draw what its own connection brings.
+    SIGTERM ends the workers it forked, and it reaps them, before it exits."""
     forked: list[int] = []
 
     def end(signum, frame) -> None:
@@ -162,6 +165,8 @@ def _first_painter(connections: list[Connection], modules: tuple[str, ...], pare
     try:
         for module in modules:
             importlib.import_module(module)
+        if warm_up is not None:
+            _draw(warm_up)
         for index, connection in enumerate(connections[1:], 1):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # until the new worker is in `forked`
             pid = os.fork()

@@ -6,8 +6,8 @@ it imports matplotlib and the plot modules while the parent imports the runner a
 then forks the other workers, which so import nothing again. At the end each worker draws the
 pictures it is handed, the next one going to whichever worker is free. A picture is a plot function
 called with numbers, so its PNG is the same bytes whichever process draws it. Without workers (one
-core; a parent with threads, which must not fork; no fork on the platform) ``draw`` draws in this
-process, as ``draw_here`` does.
+core; a parent with threads, which must not fork; not Linux) ``draw`` draws in this process, as
+``draw_here`` does.
 
 The workers end with their parent: they leave Ctrl-C to it, it ends them (and waits until they are
 gone) on an error or a signal, before the folder they draw into is removed, and a worker whose parent
@@ -20,6 +20,7 @@ import importlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import traceback
 from contextlib import suppress
@@ -55,9 +56,9 @@ def _draw(picture: Picture) -> None:
 
 
 def can_fork() -> bool:
-    """Workers pay off only with a second core, and fork is safe only from a process with one thread."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores > 1 and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+    """Workers pay off only with a second core, and fork is safe only from a process with one thread,
+    on Linux (macOS's system libraries are not safe across fork: spawn is its default)."""
+    return sys.platform == "linux" and len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1
 
 
 class Painters:

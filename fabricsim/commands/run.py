@@ -22,19 +22,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    with lasting_objects() as loaded:
-        from fabricsim.formats.trace import check_trace_trials
-        from fabricsim.output.results import collect
-        from fabricsim.runner.simulation import Simulation
+    from fabricsim.output.painters import RUN_PICTURE_MODULES, RUN_WARM_UP, Painters
 
+    with lasting_objects() as loaded:
         scenario = load_checked(args.scenario, args)
         out_dir = result_folder(args, scenario)
-        if scenario.output.plots:  # drawn at the end; loaded now, with the other modules
-            from fabricsim.output import breakdown_plot, plots  # noqa: F401
-        simulation = Simulation(scenario, source=args.scenario)
-        check_trace_trials(simulation, args.scenario)
-        loaded()
-        results = collect(simulation, run_records(simulation, args), out_dir)
+        # forked before the modules below load: the workers import matplotlib while this process imports
+        # the runner and runs the trials, then draw the pictures side by side
+        with Painters(RUN_PICTURE_MODULES if scenario.output.plots else (), RUN_WARM_UP) as painters:
+            from fabricsim.formats.trace import check_trace_trials
+            from fabricsim.output.results import collect
+            from fabricsim.runner.simulation import Simulation
+
+            simulation = Simulation(scenario, source=args.scenario)
+            check_trace_trials(simulation, args.scenario)
+            loaded()
+            results = collect(simulation, run_records(simulation, args), out_dir, painters.draw)
     print(format_summary(scenario, simulation, results.summary))
     print(f"results: {out_dir}/")
     return EXIT_OK

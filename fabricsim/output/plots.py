@@ -28,6 +28,8 @@ import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.mathtext import MathTextParser
 from matplotlib.ticker import MaxNLocator
 
 from fabricsim.output.stats import PERCENTILES, ccdf, ecdf, latency_summary, percentile_key, trials_needed
@@ -82,6 +84,13 @@ def new_figure(title: str, subtitle: str) -> Figure:
 def grid(ax: Axes) -> None:
     ax.grid(True, which="major", alpha=0.4)
     ax.grid(True, which="minor", alpha=0.15)
+
+
+def warm_up() -> None:
+    """Build matplotlib's mathtext parser, which the labels of a log axis (10^-3) need, by parsing one
+    of them: a painter does it while it waits for the run, so that the CCDF drawn later starts with it
+    built, and so do the painters it forks."""
+    MathTextParser("agg").parse(r"$\mathdefault{10^{-1}}$", dpi=DPI, prop=FontProperties(size=10))
 
 
 def save_figure(fig: Figure, path) -> None:

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import yaml
@@ -26,6 +26,7 @@ from fabricsim.engine import counters
 from fabricsim.formats.trace import write_traces
 from fabricsim.output import report, stats, summary_text, tail, usage
 from fabricsim.output.columns import TrialColumns
+from fabricsim.output.painters import RUN_PICTURE_MODULES, Picture, draw_here
 from fabricsim.output.result_folder import staged_folder
 from fabricsim.records import PARTS, TrialRecord
 from fabricsim.runner.simulation import Simulation
@@ -214,9 +215,11 @@ def _one_or_list(values: list):
     return values[0] if len(values) == 1 else values
 
 
-def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Path | None = None) -> RunResults:
+def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Path | None = None,
+            draw: Callable[[list[Picture]], None] = draw_here) -> RunResults:
     """Fold a run's records (in trial order) into its RunResults; given out_dir, write the result
-    folder too: the per-trial tables as the records arrive, the rest once they are all in."""
+    folder too: the per-trial tables as the records arrive, the rest once they are all in, the
+    pictures by `draw` (in this process, or ``Painters.draw``: by workers)."""
     results = RunResults(simulation)
     if out_dir is None:
         for record in records:
@@ -232,7 +235,7 @@ def collect(simulation: Simulation, records: Iterable[TrialRecord], out_dir: Pat
         (stage / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(simulation.scenario.resolved(), sort_keys=False))
         if simulation.scenario.output.plots:
-            _write_plots(stage, results)
+            draw(pictures(stage, results))
         write_traces(stage, simulation, results.columns.latency_ps, results.columns.trial)
         (stage / "report.html").write_text(run_report(stage, results))
     return results
@@ -290,29 +293,31 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
-def _write_plots(stage: Path, results: RunResults) -> None:
-    from fabricsim.output import breakdown_plot, plots  # matplotlib, only when pictures are drawn
-
+def pictures(stage: Path, results: RunResults) -> list[Picture]:
+    """The run's pictures to draw into `stage`, the costliest first (the CCDF's log axis, the breakdown's
+    bars and labels), so that workers drawing them side by side finish together."""
+    plots, breakdown_plot = RUN_PICTURE_MODULES
     title, subtitle = results.plot_titles()
     columns = results.columns
     latency_us, failed, parts_ps = columns.latency_ps / PS_PER_US, columns.failed, columns.parts_ps
     reference = tail.median_row(columns.latency_ps, failed)
     if reference is None:  # every trial failed: no median to measure against
-        plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle)
-        return
+        return [(plots, "plot_delay", (columns.trial, latency_us, failed, stage / "delay.png", title, subtitle))]
     excess_ps = parts_ps - parts_ps[reference]
     causes = np.where(excess_ps.max(axis=1) > 0, np.array(PARTS)[excess_ps.argmax(axis=1)], "none")
     ok = ~failed
-    plots.plot_cdf(latency_us[ok], stage / "cdf.png", title, subtitle, causes[ok], int(failed.sum()))
-    plots.plot_ccdf(latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))
-    plots.plot_delay(columns.trial, latency_us, failed, stage / "delay.png", title, subtitle, causes)
     slower = np.flatnonzero((columns.latency_ps > columns.latency_ps[reference]) | failed)
     # the slowest of them, ties in trial order
     slowest = slower[np.argsort(-columns.latency_ps[slower], kind="stable")][:SLOWEST_TRIALS_PLOTTED]
-    breakdown_plot.plot_breakdown(int(columns.trial[reference]), parts_ps[reference] / PS_PER_US,
-                                  columns.trial[slowest], latency_us[slowest], excess_ps[slowest] / PS_PER_US, failed[slowest],
-                                  stage / "breakdown.png", title,
-                                  f"the {len(slowest)} slowest of {columns.count} trials, against the median trial")
+    return [
+        (plots, "plot_ccdf", (latency_us[ok], stage / "ccdf.png", title, subtitle, causes[ok], int(failed.sum()))),
+        (breakdown_plot, "plot_breakdown", (
+            int(columns.trial[reference]), parts_ps[reference] / PS_PER_US, columns.trial[slowest], latency_us[slowest],
+            excess_ps[slowest] / PS_PER_US, failed[slowest], stage / "breakdown.png", title,
+            f"the {len(slowest)} slowest of {columns.count} trials, against the median trial")),
+        (plots, "plot_cdf", (latency_us[ok], stage / "cdf.png", title, subtitle, causes[ok], int(failed.sum()))),
+        (plots, "plot_delay", (columns.trial, latency_us, failed, stage / "delay.png", title, subtitle, causes)),
+    ]
 
 
 def run_report(stage: Path, results: RunResults) -> str:

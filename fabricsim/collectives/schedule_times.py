@@ -35,25 +35,30 @@ COMPILED_FROM = 20_000  # transfers: from this many, the longest path runs compi
 def dag_times(transfers: TransferTable, start_ps: int, send_ps: np.ndarray, deliver_ps: np.ndarray) -> np.ndarray:
     """Each transfer's sent time (slot i), then its delivery (slot n + i), then ``start_ps`` (slot 2 n).
     Raises ValueError if the dependencies form a cycle."""
-    if len(transfers) >= COMPILED_FROM:
-        from fabricsim.collectives.compiled import longest_path as run
-    else:
-        run = longest_path
     after, after_sent = transfers.after, transfers.after_sent
-    return run(after.starts, after.ids, after_sent.starts, after_sent.ids, start_ps,
-               np.asarray(send_ps, dtype=np.int64), np.asarray(deliver_ps, dtype=np.int64))
+    columns = (after.starts, after.ids, after_sent.starts, after_sent.ids, np.asarray(send_ps, dtype=np.int64),
+               np.asarray(deliver_ps, dtype=np.int64))
+    n, dependencies = len(transfers), len(after.ids) + len(after_sent.ids)
+    if n >= COMPILED_FROM:
+        from fabricsim.collectives.compiled import longest_path as compiled
+
+        times = np.zeros(2 * n + 1, dtype=np.int64)
+        compiled(*columns, start_ps, times, np.zeros(n, dtype=np.int8), np.zeros(n + dependencies + 1, dtype=np.int64))
+        return times
+    times = [0] * (2 * n + 1)  # plain Python runs faster on lists than on numpy's scalars
+    longest_path(*(column.tolist() for column in columns), start_ps, times, [0] * n, [0] * (n + dependencies + 1))
+    return np.array(times, dtype=np.int64)
 
 
-def longest_path(after_starts: np.ndarray, after_ids: np.ndarray, sent_starts: np.ndarray, sent_ids: np.ndarray,
-                 start_ps: int, send_ps: np.ndarray, deliver_ps: np.ndarray) -> np.ndarray:
-    """``dag_times`` over the dependencies' compressed rows, depth first from each transfer to its
-    dependencies (the ids need not be in a topological order).
-    Written for numba too (``collectives.compiled``): arrays and loops only."""
+def longest_path(after_starts, after_ids, sent_starts, sent_ids, send_ps, deliver_ps, start_ps: int, times, state,
+                 stack) -> None:
+    """``dag_times`` into ``times`` (2 n + 1 zeros) over the dependencies' compressed rows, depth first
+    from each transfer to its dependencies (the ids need not be in a topological order); ``state`` (n
+    zeros) and ``stack`` (room for every transfer and dependency, and one) are its scratch. Written for
+    numba too (``collectives.compiled``, over arrays): indexing and loops only."""
     n = len(send_ps)
-    times = np.zeros(2 * n + 1, dtype=np.int64)
     times[2 * n] = start_ps
-    state = np.zeros(n, dtype=np.int8)  # 0: not reached, 1: on the stack, 2: its dependencies on it, 3: timed
-    stack = np.zeros(n + len(after_ids) + len(sent_ids) + 1, dtype=np.int64)
+    # state: 0 not reached, 1 on the stack, 2 its dependencies on the stack above it, 3 timed
     for root in range(n):
         if state[root] == 3:
             continue
@@ -88,7 +93,6 @@ def longest_path(after_starts: np.ndarray, after_ids: np.ndarray, sent_starts: n
             times[n + tid] = times[tid] + deliver_ps[tid]
             state[tid] = 3
             depth -= 1
-    return times
 
 
 def released_by(transfers: TransferTable, times: np.ndarray, tid: int) -> tuple[int, str] | None:

@@ -41,6 +41,15 @@ def _grown(values: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def _pushed(stack: np.ndarray, size: int, value: int):
+    """``value`` on top of the stack of ``size`` entries; returns the stack (grown if full) and its size."""
+    if size == len(stack):
+        stack = _grown(stack)
+    stack[size] = value
+    return stack, size + 1
+
+
+@njit(cache=True)
 def _heap_push(keys: np.ndarray, values: np.ndarray, size: int, key: int, value: int):
     """Push (key, value) on the heap of ``size`` entries; returns the arrays (grown if full)."""
     if size == len(keys):
@@ -74,6 +83,17 @@ def _heap_pop(keys: np.ndarray, values: np.ndarray, size: int) -> None:
         keys[at], values[at] = keys[child], values[child]
         at = child
     keys[at], values[at] = key, value
+
+
+@njit(cache=True)
+def _filed(ahead_keys, ahead_values, ahead, work, n_work, now, wait_ps, item, later, at_once):
+    """``item`` (a flow or a transfer) on this moment's work stack as ``at_once`` when it waits nothing,
+    else in the heap of moments ahead, ``wait_ps`` from now, as ``later``; returns both, grown if full."""
+    if wait_ps:
+        ahead_keys, ahead_values = _heap_push(ahead_keys, ahead_values, ahead, now + wait_ps, item * 2 + later)
+        return ahead_keys, ahead_values, ahead + 1, work, n_work
+    work, n_work = _pushed(work, n_work, item * 3 + at_once)
+    return ahead_keys, ahead_values, ahead, work, n_work
 
 
 @njit(cache=True)
@@ -113,10 +133,7 @@ def _max_min_rates(reached, n_reached, fixed, route_links, flow_route, pad, coun
             if link_seen[link] != -generation:
                 link_seen[link] = -generation
                 left_bps[link], unfixed[link], given[link] = capacity_bps[link], 0, 0
-                if n_links == len(shared_links):
-                    shared_links = _grown(shared_links)
-                shared_links[n_links] = link
-                n_links += 1
+                shared_links, n_links = _pushed(shared_links, n_links, link)
             unfixed[link] += 1
     while n_shared:  # a round of progressive filling: every link at the least share is fixed at once
         level_bps = np.inf
@@ -245,32 +262,20 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                 count[link] -= 1
                 carried_bits[link] += nbits[flow]
                 if count[link]:
-                    if n_marked == len(marked):
-                        marked = _grown(marked)
-                    marked[n_marked] = link
-                    n_marked += 1
+                    marked, n_marked = _pushed(marked, n_marked, link)
                 else:
                     busy_ps[link] += now - busy_since_ps[link]
             record_of[flow] = -1
             end_ps[flow] = NEVER
             remaining_bits[flow] = 0.0
             updated_ps[flow] = now
-            if free_count == len(free_records):
-                free_records = _grown(free_records)
-            free_records[free_count] = record
-            free_count += 1
-            if n_work == len(work):
-                work = _grown(work)
-            work[n_work] = flow * 3 + SENT
-            n_work += 1
+            free_records, free_count = _pushed(free_records, free_count, record)
+            work, n_work = _pushed(work, n_work, flow * 3 + SENT)
         while ahead and ahead_keys[0] == now:  # flows in flight arrive; transfers enter
             value = ahead_values[0]
             _heap_pop(ahead_keys, ahead_values, ahead)
             ahead -= 1
-            if n_work == len(work):
-                work = _grown(work)
-            work[n_work] = (value // 2) * 3 + (ARRIVED if value % 2 == ARRIVAL else ENTER)
-            n_work += 1
+            work, n_work = _pushed(work, n_work, (value // 2) * 3 + (ARRIVED if value % 2 == ARRIVAL else ENTER))
         while n_work:
             n_work -= 1
             item = work[n_work]
@@ -278,10 +283,7 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
             if what == ENTER:
                 for flow in range(flow_starts[item], flow_starts[item + 1]):
                     if not nbits[flow] > 0 or route_links[flow_route[flow], 0] == pad:  # sent as it starts
-                        if n_work == len(work):
-                            work = _grown(work)
-                        work[n_work] = flow * 3 + SENT
-                        n_work += 1
+                        work, n_work = _pushed(work, n_work, flow * 3 + SENT)
                         continue
                     if not free_count:
                         records = len(record_flow)
@@ -306,22 +308,12 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                         if not count[link]:
                             busy_since_ps[link] = now
                         count[link] += 1
-                        if n_marked == len(marked):
-                            marked = _grown(marked)
-                        marked[n_marked] = link
-                        n_marked += 1
+                        marked, n_marked = _pushed(marked, n_marked, link)
                 continue
             if what == SENT:
                 flow, tid = item, flow_tid[item]
-                if wait_ps[flow]:
-                    ahead_keys, ahead_values = _heap_push(ahead_keys, ahead_values, ahead, now + wait_ps[flow],
-                                                          flow * 2 + ARRIVAL)
-                    ahead += 1
-                else:
-                    if n_work == len(work):
-                        work = _grown(work)
-                    work[n_work] = flow * 3 + ARRIVED
-                    n_work += 1
+                ahead_keys, ahead_values, ahead, work, n_work = _filed(
+                    ahead_keys, ahead_values, ahead, work, n_work, now, wait_ps[flow], flow, ARRIVAL, ARRIVED)
                 unsent[tid] -= 1
                 if unsent[tid]:
                     continue
@@ -345,15 +337,8 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                 waiting[child] -= 1
                 if waiting[child]:
                     continue
-                if delay_ps[child]:
-                    ahead_keys, ahead_values = _heap_push(ahead_keys, ahead_values, ahead, now + delay_ps[child],
-                                                          child * 2 + ENTRY)
-                    ahead += 1
-                else:
-                    if n_work == len(work):
-                        work = _grown(work)
-                    work[n_work] = child * 3 + ENTER
-                    n_work += 1
+                ahead_keys, ahead_values, ahead, work, n_work = _filed(
+                    ahead_keys, ahead_values, ahead, work, n_work, now, delay_ps[child], child, ENTRY, ENTER)
         if not n_marked or not undelivered:
             continue
         # the end of the moment: note peaks; find the flows reachable from the marked links
@@ -365,10 +350,7 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                 link_seen[link] = generation
                 if count[link] > peak_flows[link]:
                     peak_flows[link] = count[link]
-                if n_todo == len(todo):
-                    todo = _grown(todo)
-                todo[n_todo] = link
-                n_todo += 1
+                todo, n_todo = _pushed(todo, n_todo, link)
         n_reached = 0
         while n_todo:
             n_todo -= 1
@@ -379,20 +361,14 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                 if flow_seen[flow] == generation:
                     continue
                 flow_seen[flow] = generation
-                if n_reached == len(reached):
-                    reached = _grown(reached)
-                reached[n_reached] = flow
-                n_reached += 1
+                reached, n_reached = _pushed(reached, n_reached, flow)
                 for slot in range(width):
                     link = route_links[flow_route[flow], slot]
                     if link == pad:
                         break
                     if link_seen[link] != generation:
                         link_seen[link] = generation
-                        if n_todo == len(todo):
-                            todo = _grown(todo)
-                        todo[n_todo] = link
-                        n_todo += 1
+                        todo, n_todo = _pushed(todo, n_todo, link)
         new_bps, fixed, shared_links = _max_min_rates(reached, n_reached, fixed, route_links, flow_route, pad, count,
                                                       capacity_bps, link_seen, generation, left_bps, unfixed,
                                                       share_bps, given, shared_links)

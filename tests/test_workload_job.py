@@ -18,7 +18,7 @@ from fabricsim.runner.simulation import Simulation
 from fabricsim.runner.work_limits import transfers_per_trial
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.critical_path import StepCompute, step_compute
-from fabricsim.workload.job import job_groups, lower_step, one_f_one_b
+from fabricsim.workload.job import job_groups, lower_step, one_f_one_b, step_pairs
 from fabricsim.workload.placement import Mesh
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
@@ -134,6 +134,19 @@ def test_a_pipeline_step_lowers_every_stage_program_once_and_counts_its_work():
         - sum(transfers(call) for call in sends) // 2
     assert transfers_per_trial(job.scenario, job.plan) >= len(step.schedule.transfers)
     assert _compute_critical_path_ps(step) <= job.run()[0].latency_ps
+
+
+@pytest.mark.parametrize("parallelism", [{"tp": 2, "pp": 2, "dp": 4}, {"tp": 2, "pp": 4, "dp": 2, "micro_batches": 3}])
+def test_the_pairs_checked_for_routes_are_every_pair_the_lowered_step_joins(parallelism):
+    job = _simulation({"hosts": 2, "gpus_per_host": 8}, parallelism, transformer=TINY | {"layers": 4})
+    trial = job.plan.trials[0]
+    transfers = job.step_schedule(trial).schedule.transfers
+    lowered = {(src, dst) for src, dst in zip(transfers.src.tolist(), transfers.dst.tolist()) if src != dst}
+    pairs = step_pairs(job.plan.mesh, trial, job.call_schedule)
+    assert set(map(tuple, pairs.tolist())) == lowered and len(pairs) == len(lowered)
+    rank_0s = {(call.group[src], call.group[dst]) for call in trial.calls
+               for src, dst in job.call_schedule(call).transfers.pairs[0].tolist()}
+    assert rank_0s < lowered  # what the check once saw: rank 0's groups only
 
 
 @pytest.mark.parametrize("fabric, bucket_waits", [

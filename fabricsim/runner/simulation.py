@@ -36,7 +36,7 @@ from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.critical_path import JobView, StepCompute, critical_path, step_compute
-from fabricsim.workload.job import StepSchedule, lower_step, programs_of
+from fabricsim.workload.job import StepSchedule, lower_step, programs_of, step_pairs
 from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
 
 
@@ -184,11 +184,7 @@ class Simulation:
 
     def _check_routes(self, source: str) -> None:
         try:
-            calls = [placed_call(call, job.gpus) for job in self.jobs for call in job.plan.trials[0].calls] \
-                or self.plan.trials[0].calls
-            pairs = {(endpoints[src], endpoints[dst]) for call in dict.fromkeys(calls)
-                     for endpoints in [self.call_endpoints(call, self.call_schedule(call))]
-                     for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
+            pairs = self._first_trial_pairs()
         except ValueError as error:
             raise ScenarioError(f"{source}: workload: {error}") from None
         try:
@@ -196,6 +192,21 @@ class Simulation:
                 self.route(src, dst)
         except NoRouteError as error:
             raise ScenarioError(f"{source}: fabric: expected a connected topology, {error}") from None
+
+    def _first_trial_pairs(self) -> set[tuple[int, int]]:
+        """Every (src, dst) pair of endpoints the first trial routes: its calls', or in a whole-job step
+        every group's of every job (``step_pairs``)."""
+        if self.plan.mesh is None:
+            return {(endpoints[src], endpoints[dst]) for call in dict.fromkeys(self.plan.trials[0].calls)
+                    for endpoints in [self.call_endpoints(call, self.call_schedule(call))]
+                    for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
+        pairs = set()
+        for job in self.jobs or (PlacedJob("", self.plan, tuple(range(self.plan.mesh.size))),):
+            gpus = np.array(job.gpus, dtype=np.int64)
+            local = step_pairs(job.plan.mesh, job.plan.trials[0],
+                               lambda call, gpus=job.gpus: self.call_schedule(placed_call(call, gpus)))
+            pairs.update(zip(gpus[local[:, 0]].tolist(), gpus[local[:, 1]].tolist()))
+        return pairs
 
     def _ideal_route(self, src_rank: int, dst_rank: int) -> Route:
         """A transfer's route latency and its queue pairs' total rate, alone and without collisions."""

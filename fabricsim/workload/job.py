@@ -95,6 +95,23 @@ def step_calls(mesh: Mesh, trial: Trial) -> list[tuple[Call, tuple[tuple[int, ..
             for call in calls if not _received(mesh, stage, call)]
 
 
+def step_pairs(mesh: Mesh, trial: Trial, schedule_of: Callable[[Call], Schedule]) -> np.ndarray:
+    """Every distinct (src, dst) pair of ranks, src != dst, that the trial's step joins: each call's
+    schedule's pairs in every one of its groups, as ``lower_step`` places them; rows ascending. Cheap
+    where lowering is not: each (schedule, groups) once, its distinct pairs only."""
+    shapes: dict[tuple[int, tuple[tuple[int, ...], ...]], Schedule] = {}
+    for call, groups in dict.fromkeys(step_calls(mesh, trial)):
+        schedule = schedule_of(call)
+        shapes.setdefault((id(schedule), groups), schedule)  # the value keeps the id's schedule alive
+    keys = [np.zeros(0, dtype=np.int64)]
+    for (_, groups), schedule in shapes.items():
+        local, gpus = schedule.transfers.pairs[0], np.array(groups, dtype=np.int64)  # group x collective rank
+        keys.append((gpus[:, local[:, 0]] * mesh.size + gpus[:, local[:, 1]]).ravel())
+    keys = np.unique(np.concatenate(keys))
+    pairs = np.stack([keys // mesh.size, keys % mesh.size], axis=1)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
 def _received(mesh: Mesh, stage: int, call: Call) -> bool:
     """Whether ``call`` in ``stage``'s program is a send to it from another stage."""
     return call.stream == "pp" and call.group[0] // (mesh.tp * mesh.dp) != stage

@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
@@ -130,9 +130,25 @@ class StepSchedule:
     parts: tuple[tuple[int, tuple[int, ...], int], ...]
     calls: tuple[Call, ...]
 
-    @property
+    @cached_property
     def marks(self) -> np.ndarray:
-        return self.call_of < 0
+        marks = self.call_of < 0
+        marks.flags.writeable = False  # shared by every trial of the step
+        return marks
+
+    @cached_property
+    def part_starts(self) -> np.ndarray:
+        """Each part's first transfer id (parts in id order, marks between)."""
+        return np.array([start for _, _, start in self.parts], dtype=np.int64)
+
+    @cached_property
+    def parts_by_kind(self) -> dict[str, np.ndarray]:
+        """Each kind of call (its stream and op), in the order first lowered: its parts (indices into ``parts``)."""
+        by_kind: dict[str, list[int]] = {}
+        for position, (index, _, _) in enumerate(self.parts):
+            call = self.calls[index]
+            by_kind.setdefault(f"{call.stream} {call.op}", []).append(position)
+        return {kind: np.array(positions, dtype=np.int64) for kind, positions in by_kind.items()}
 
 
 class _Columns:

@@ -8,6 +8,7 @@ import pytest
 
 from fabricsim.cli import main
 from fabricsim.output.result_folder import MARKER
+from tests.conftest import ROOT
 from tests.folder_snapshot import snapshot, workspace
 
 GOOD = """\
@@ -30,6 +31,12 @@ JOBS = f"name: jobs\nfabric: {{hosts: 2, gpus_per_host: 2}}\njobs: [{JOB}, {JOB}
 LEAF_SPINE = GOOD.replace("hosts: 4,", "hosts: 4, topology: leaf_spine, clos: {hosts_per_leaf: 2, spines: 2},")
 HF = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2, "num_attention_heads": 32,
       "intermediate_size": 11008, "vocab_size": 32000}
+# the hand-written InfraGraph fabric with a third server whose NICs are cabled to nothing
+CUT_OFF = (ROOT / "tests" / "fixtures" / "infragraph" / "two_hosts_four_gpus.yaml").read_text() \
+    .replace("{name: server, device: server, count: 2}", "{name: server, device: server, count: 3}")
+# a pipeline over the 3 servers: rank 0's calls (stage 0's, on servers 0 and 1) reach only the first two
+PIPELINE = MEGATRON.replace("hosts: 1, gpus_per_host: 4", "infragraph: g.yaml").replace("layers: 2", "layers: 3") \
+    .replace("rule: megatron,", "rule: megatron, scope: job,").replace("{tp: 4}", "{tp: 2, pp: 3}")
 BOMB = "name: bad\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]\n" for prev, name in zip("abcdef", "bcdefg"))
 
@@ -189,6 +196,13 @@ CASES = {
                                      ["compare", "s.yaml"], ["s.yaml: matrix: expected key paths of the scenario"]),
     "matrix_unknown_key": ({"s.yaml": GOOD + "matrix: {fabric.hostz: [2, 4]}\n"}, ["compare", "s.yaml"],
                            ["s.yaml: matrix: expected key paths of the scenario"]),
+    # fabrics a whole-job step's groups cannot all cross
+    "step_group_cut_off": ({"s.yaml": PIPELINE, "g.yaml": CUT_OFF}, ["run", "s.yaml"],
+                           ["s.yaml: fabric: expected a connected topology", "server.2.gpu."]),
+    "job_group_cut_off": ({"s.yaml": "name: jobs\nfabric: {infragraph: g.yaml}\njobs: [{hosts: 3, workload: "
+                                     + PIPELINE.split("workload: ", 1)[1].replace("\n", " ") + "}]\n",
+                           "g.yaml": CUT_OFF}, ["run", "s.yaml"],
+                          ["s.yaml: fabric: expected a connected topology", "server.2.gpu."]),
     # work too big to finish, estimated at once
     "a_billion_hosts": ({"s.yaml": _with(GOOD, "hosts: 4", "hosts: 1000000000")}, ["run", "s.yaml"],
                         ["s.yaml: fabric.hosts: expected at most 16384 GPUs", "--allow-large"]),

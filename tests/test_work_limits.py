@@ -5,8 +5,9 @@ import pytest
 
 from fabricsim.collectives import ALGORITHMS, build_schedule
 from fabricsim.config import ScenarioError
-from fabricsim.runner.work_limits import (MAX_GPUS, MAX_TRIALS, check_work, transfers_per_trial, wire_bytes,
-                                  work_problem)
+from fabricsim.runner import work_limits
+from fabricsim.runner.work_limits import (MAX_GPUS, MAX_TRIALS, check_work, packet_events, trial_work,
+                                          transfers_per_trial, wire_bytes, work_problem)
 from fabricsim.workload import plan_workload
 from tests.conftest import make_scenario
 
@@ -48,3 +49,17 @@ def test_every_schedule_has_at_most_the_transfers_the_estimate_counts(op, algori
     plan = plan_workload(scenario, hosts * gpus_per_host, "s.yaml")
     assert len(schedule.transfers.src) <= transfers_per_trial(scenario, plan)
     assert schedule.transfers.nbytes.sum() <= wire_bytes(plan.trials[0].calls[0])
+
+
+def test_the_estimate_walks_each_trial_shapes_calls_once(monkeypatch):
+    """Transfers, packets, DCQCN's timers and the clock's bound all come of one walk per trial shape."""
+    scenario = _sizes(3, fabric={"hosts": 4, "model": "packet", "packet": {"dcqcn": {"enabled": True}}})
+    walked = []
+    walk = work_limits._trial_calls
+    monkeypatch.setattr(work_limits, "_trial_calls", lambda plan, shape: walked.append(shape) or walk(plan, shape))
+    check_work(scenario, "s.yaml")
+    assert [shape.per_rank_bytes for shape in walked] == [(1024,), (2048,)]
+    work = trial_work(scenario, plan_workload(scenario, 4, "s.yaml"))
+    (call,) = walked[1].calls
+    assert work.wire_bytes == wire_bytes(call)  # each measure the largest trial's: the larger size's
+    assert packet_events(scenario, work) > work.wire_bytes // scenario.fabric.nic.mtu_bytes  # and the timers

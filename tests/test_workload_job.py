@@ -18,7 +18,7 @@ from fabricsim.runner.simulation import Simulation
 from fabricsim.runner.work_limits import transfers_per_trial
 from fabricsim.workload import Call, Trial
 from fabricsim.workload.critical_path import StepCompute, step_compute
-from fabricsim.workload.job import job_groups, lower_step, one_f_one_b
+from fabricsim.workload.job import job_groups, lower_step, one_f_one_b, step_pairs
 from fabricsim.workload.placement import Mesh
 
 TINY = {"name": "tiny", "hidden_size": 256, "layers": 2, "heads": 8, "kv_heads": 4, "ffn_size": 512,
@@ -134,6 +134,44 @@ def test_a_pipeline_step_lowers_every_stage_program_once_and_counts_its_work():
         - sum(transfers(call) for call in sends) // 2
     assert transfers_per_trial(job.scenario, job.plan) >= len(step.schedule.transfers)
     assert _compute_critical_path_ps(step) <= job.run()[0].latency_ps
+
+
+def test_a_steps_trials_share_what_no_trial_changes_and_each_reruns_alone_to_its_record():
+    """Jitter and launch skew make every trial differ; the step's network part and parts' schedules
+    are built once, yet trials run after others, in another order, give what each gives first."""
+    impairments = {"jitter": {"distribution": "lognormal", "median": "2us", "sigma": 0.5},
+                   "launch_skew": {"distribution": "exponential", "mean": "3us"}}
+
+    def simulation():
+        raw = {"name": "t", "seed": 4, "fabric": {"hosts": 4, "gpus_per_host": 2, "topology": "leaf_spine",
+                                                  "clos": {"hosts_per_leaf": 2, "spines": 1}},
+               "collective": {"algorithm": "ring"}, "impairments": impairments,
+               "workload": {"rule": "megatron", "transformer": TINY, "batch_size": 1, "seq_len": 128, "trials": 3,
+                            "parallelism": {"tp": 2, "dp": 4, "bucket": "100KiB"}}}
+        return Simulation(validate_scenario(raw, "<t>"), "<t>")
+
+    def outcome(record):
+        return record.latency_ps, {kind: ps.tolist() for kind, ps in record.call_latency_ps.items()}
+
+    job = simulation()
+    records = [outcome(record) for record in job.run()]
+    assert len({latency_ps for latency_ps, _ in records}) == 3
+    assert job.step_network_part.cache_info().misses == job.step_part_schedules.cache_info().misses == 1
+    assert [outcome(job.run_trial(trial)) for trial in reversed(job.plan.trials)] == records[::-1]
+    assert [outcome(simulation().run_trial(trial)) for trial in job.plan.trials] == records
+
+
+@pytest.mark.parametrize("parallelism", [{"tp": 2, "pp": 2, "dp": 4}, {"tp": 2, "pp": 4, "dp": 2, "micro_batches": 3}])
+def test_the_pairs_checked_for_routes_are_every_pair_the_lowered_step_joins(parallelism):
+    job = _simulation({"hosts": 2, "gpus_per_host": 8}, parallelism, transformer=TINY | {"layers": 4})
+    trial = job.plan.trials[0]
+    transfers = job.step_schedule(trial).schedule.transfers
+    lowered = {(src, dst) for src, dst in zip(transfers.src.tolist(), transfers.dst.tolist()) if src != dst}
+    pairs = step_pairs(job.plan.mesh, trial, job.call_schedule)
+    assert set(map(tuple, pairs.tolist())) == lowered and len(pairs) == len(lowered)
+    rank_0s = {(call.group[src], call.group[dst]) for call in trial.calls
+               for src, dst in job.call_schedule(call).transfers.pairs[0].tolist()}
+    assert rank_0s < lowered  # what the check once saw: rank 0's groups only
 
 
 @pytest.mark.parametrize("fabric, bucket_waits", [

@@ -65,8 +65,10 @@ class Dependencies:
         first = np.repeat(self.starts[tids] - np.cumsum(counts) + counts, counts)
         return self.ids[first + np.arange(int(counts.sum()))], counts
 
+    @cached_property
     def dependents(self) -> Dependencies:
-        """The reverse rows: for each transfer, the transfers whose rows name it (ascending)."""
+        """The reverse rows: for each transfer, the transfers whose rows name it (ascending); computed
+        once, as a schedule is run trial after trial."""
         counts = np.bincount(self.ids, minlength=len(self.starts) - 1)
         return Dependencies(np.concatenate(([0], np.cumsum(counts))), self.owners()[np.argsort(self.ids, kind="stable")])
 

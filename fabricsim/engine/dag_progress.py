@@ -216,7 +216,7 @@ class _Children:
     __slots__ = ("ids", "starts")
 
     def __init__(self, dependencies: Dependencies) -> None:
-        dependents = dependencies.dependents()
+        dependents = dependencies.dependents
         self.ids, self.starts = column(dependents.ids), column(dependents.starts)
 
     def __getitem__(self, tid: int) -> array:

@@ -36,7 +36,7 @@ from fabricsim.fabric.routing import NoRouteError, Route
 from fabricsim.records import Causes, TrialRecord
 from fabricsim.workload import Call, Trial, WorkloadPlan, plan_jobs, plan_workload
 from fabricsim.workload.critical_path import JobView, StepCompute, critical_path, step_compute
-from fabricsim.workload.job import StepSchedule, lower_step, programs_of
+from fabricsim.workload.job import StepSchedule, lower_step, programs_of, step_pairs
 from fabricsim.workload.jobs import PlacementError, join_steps, place_jobs, placed_call, placed_step
 
 
@@ -63,12 +63,10 @@ def call_latencies_ps(step: StepSchedule, ready_ps: np.ndarray, delivered_ps: np
     by kind: the call's stream and op."""
     if not step.parts:
         return {}
-    marks = step.marks
-    starts = np.array([start for _, _, start in step.parts], dtype=np.int64)  # parts in id order, marks between
+    marks, starts = step.marks, step.part_starts
     latency_ps = (np.maximum.reduceat(np.where(marks, -1, delivered_ps), starts)
                   - np.minimum.reduceat(np.where(marks, np.iinfo(np.int64).max, ready_ps), starts))
-    kinds = [f"{step.calls[index].stream} {step.calls[index].op}" for index, _, _ in step.parts]
-    return {kind: latency_ps[[k == kind for k in kinds]] for kind in dict.fromkeys(kinds)}
+    return {kind: latency_ps[parts] for kind, parts in step.parts_by_kind.items()}
 
 
 class Simulation:
@@ -90,6 +88,8 @@ class Simulation:
         self._step_schedule = lru_cache(maxsize=4)(self._lower_step)
         # steps compare by identity; a run has 1 + jobs of them, each asked for every trial
         self.step_fixed_delay_ps = lru_cache(maxsize=None)(self._step_fixed_delay_ps)
+        self.step_part_schedules = lru_cache(maxsize=None)(self._step_part_schedules)
+        self.step_network_part = lru_cache(maxsize=None)(step_network_part)
         self._step_compute = lru_cache(maxsize=4)(step_compute)
         self._check_routes(source)
         self._check_impairment_links(source)
@@ -184,11 +184,7 @@ class Simulation:
 
     def _check_routes(self, source: str) -> None:
         try:
-            calls = [placed_call(call, job.gpus) for job in self.jobs for call in job.plan.trials[0].calls] \
-                or self.plan.trials[0].calls
-            pairs = {(endpoints[src], endpoints[dst]) for call in dict.fromkeys(calls)
-                     for endpoints in [self.call_endpoints(call, self.call_schedule(call))]
-                     for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
+            pairs = self._first_trial_pairs()
         except ValueError as error:
             raise ScenarioError(f"{source}: workload: {error}") from None
         try:
@@ -196,6 +192,21 @@ class Simulation:
                 self.route(src, dst)
         except NoRouteError as error:
             raise ScenarioError(f"{source}: fabric: expected a connected topology, {error}") from None
+
+    def _first_trial_pairs(self) -> set[tuple[int, int]]:
+        """Every (src, dst) pair of endpoints the first trial routes: its calls', or in a whole-job step
+        every group's of every job (``step_pairs``)."""
+        if self.plan.mesh is None:
+            return {(endpoints[src], endpoints[dst]) for call in dict.fromkeys(self.plan.trials[0].calls)
+                    for endpoints in [self.call_endpoints(call, self.call_schedule(call))]
+                    for src, dst in self.call_schedule(call).transfers.pairs[0].tolist()}
+        pairs = set()
+        for job in self.jobs or (PlacedJob("", self.plan, tuple(range(self.plan.mesh.size))),):
+            gpus = np.array(job.gpus, dtype=np.int64)
+            local = step_pairs(job.plan.mesh, job.plan.trials[0],
+                               lambda call, gpus=job.gpus: self.call_schedule(placed_call(call, gpus)))
+            pairs.update(zip(gpus[local[:, 0]].tolist(), gpus[local[:, 1]].tolist()))
+        return pairs
 
     def _ideal_route(self, src_rank: int, dst_rank: int) -> Route:
         """A transfer's route latency and its queue pairs' total rate, alone and without collisions."""
@@ -315,14 +326,18 @@ class Simulation:
         """Each transfer's start delay that is the same in every trial: its rank's compute (marks) and
         the software latency of its call's picked protocol."""
         fixed_ps = step.compute_ps.copy()
-        for index, group, start in step.parts:
-            call, call_schedule = step.calls[index], self.call_schedule(step.calls[index])
+        for (index, group, start), call_schedule in zip(step.parts, self.step_part_schedules(step)):
+            call = step.calls[index]
             end = start + len(call_schedule.transfers)
             route_of = lambda src, dst, group=group: self.route(group[src], group[dst])  # noqa: E731
             fixed_ps[start:end] += software_latency_ps(call_schedule, self.call_pick(call).protocol, route_of,
                                                        self.fabric.links)
         fixed_ps.flags.writeable = False  # shared by every trial of the step
         return fixed_ps
+
+    def _step_part_schedules(self, step: StepSchedule) -> tuple[Schedule, ...]:
+        """Each part's call's schedule, in ``step.parts``' order."""
+        return tuple(self.call_schedule(step.calls[index]) for index, _, _ in step.parts)
 
     def _run_dag(self, trial: Trial, step: StepSchedule,
                  views: tuple[JobView, ...] = ()) -> tuple[TrialRecord, np.ndarray | None]:
@@ -333,10 +348,10 @@ class Simulation:
         model = trial_model(scenario, self.fabric, self.router, rng, fabric_rng(scenario.seed, trial.index))
         schedule, marks = step.schedule, step.marks
         fixed_ps, skew_ps = self.step_fixed_delay_ps(step), np.zeros(len(schedule.transfers), dtype=np.int64)
-        for index, _group, start in step.parts:  # drawn from the trial's fabric stream, part by part
-            call_schedule = self.call_schedule(step.calls[index])
+        for (_, _, start), call_schedule in zip(step.parts, self.step_part_schedules(step)):
+            # drawn from the trial's fabric stream, part by part
             skew_ps[start:start + len(call_schedule.transfers)] = model.launch_skew_ps(call_schedule)
-        flows = step_flows(model.call_flows(step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
+        flows = step_flows(model.call_flows(self.step_network_part(step), tuple(range(len(self.fabric.gpus)))), marks)
         drawn = draw_impairments(scenario.impairments.jitter, scenario.impairments.loss, schedule.transfers.nbytes,
                                  scenario.fabric.nic.mtu_bytes, rng, flows.loss_rate)
         drawn = dataclasses.replace(drawn, start_delay_ps=np.where(marks, 0, drawn.start_delay_ps + skew_ps),

@@ -16,6 +16,7 @@ also runs alone, for its slowdown).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from fabricsim.collectives.collnet import chain_chunks
@@ -48,9 +49,10 @@ def check_work(scenario: Scenario, source: str | Path, allow_large: bool = False
     if not allow_large:
         _refuse(_scale_problem(scenario), source, overridable)
     plans = _plans(scenario, source)
+    works = [trial_work(scenario, plan) for plan in plans]
     if not allow_large:
-        _refuse(_plan_problem(scenario, plans), source, overridable)
-    _refuse(clock_problem(scenario, *plans), source)
+        _refuse(_plan_problem(scenario, plans[0], works), source, overridable)
+    _refuse(clock_problem(scenario, works), source)
 
 
 def _plans(scenario: Scenario, source: str | Path) -> tuple[WorkloadPlan, ...]:
@@ -66,7 +68,10 @@ def _refuse(problem: tuple[str, str] | None, source: str | Path, hint: str = "")
 
 def work_problem(scenario: Scenario, source: str | Path) -> tuple[str, str] | None:
     """(key, what was expected and what was found) for the first limit the scenario passes, or None."""
-    return _scale_problem(scenario) or _plan_problem(scenario, _plans(scenario, source))
+    if problem := _scale_problem(scenario):
+        return problem
+    plans = _plans(scenario, source)
+    return _plan_problem(scenario, plans[0], [trial_work(scenario, plan) for plan in plans])
 
 
 def _scale_problem(scenario: Scenario) -> tuple[str, str] | None:
@@ -89,17 +94,16 @@ def _scale_problem(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
-def _plan_problem(scenario: Scenario, plans: tuple[WorkloadPlan, ...]) -> tuple[str, str] | None:
-    """The limits on the planned trials (of the scenario, or of every job at once): their count,
-    transfers, flows and packets."""
+def _plan_problem(scenario: Scenario, plan: WorkloadPlan, works: list[TrialWork]) -> tuple[str, str] | None:
+    """The limits on the planned trials (of the scenario, or of every job at once: ``works``, ``plan``
+    the first's): their count, transfers, flows and packets."""
     fabric, workload, collective = scenario.fabric, scenario.workload, scenario.collective
-    plan = plans[0]
     trials = plan.trials.repeats * len(plan.trials.shapes)  # len() stops at sys.maxsize
     trials_key = ("jobs.0." if scenario.jobs else "") + ("workload.trials" if workload.trials else "workload")
     if trials > MAX_TRIALS:
         return trials_key, (f"at most {MAX_TRIALS} trials (each keeps about {BYTES_PER_TRIAL} bytes: "
                             f"{_gib(trials * BYTES_PER_TRIAL)} here), got {trials}")
-    transfers = sum(transfers_per_trial(scenario, each) for each in plans)
+    transfers = sum(work.transfers for work in works)
     if transfers > MAX_TRANSFERS_PER_TRIAL:
         key = "collective.chunks" if collective.chunks > 1 else "fabric.hosts"
         return key, f"at most {MAX_TRANSFERS_PER_TRIAL} transfers per trial, got about {transfers}"
@@ -108,7 +112,7 @@ def _plan_problem(scenario: Scenario, plans: tuple[WorkloadPlan, ...]) -> tuple[
         return "fabric.qps_per_rankpair", (f"at most {MAX_TRANSFERS_PER_TRIAL} flows per trial (transfers x "
                                            f"qps_per_rankpair), got about {flows}")
     if fabric.model == "packet":
-        events = packet_events(scenario, plan)
+        events = packet_events(scenario, works[0])
         if events > MAX_PACKET_EVENTS:
             return "fabric.model", (f"at most {MAX_PACKET_EVENTS} packets and DCQCN timer events per trial in the "
                                     f"packet model, got about {events}")
@@ -118,16 +122,16 @@ def _plan_problem(scenario: Scenario, plans: tuple[WorkloadPlan, ...]) -> tuple[
     return None
 
 
-def clock_problem(scenario: Scenario, *plans: WorkloadPlan) -> tuple[str, str] | None:
-    """(key, text) when a trial's bytes (every plan's: jobs at once) at the slowest link rate, and its
+def clock_problem(scenario: Scenario, works: list[TrialWork]) -> tuple[str, str] | None:
+    """(key, text) when a trial's bytes (every plan's ``works``: jobs at once) at the slowest link rate, and its
     transfers' latencies over MAX_HOPS links each, could take longer than MAX_TRIAL_PS; None otherwise
     (drawn delays, capped per draw, are left out)."""
     rate_bps, key = slowest_rate(scenario)
     fabric = scenario.fabric
     latency_ps = max(fabric.cable_latency_ps, fabric.nic.latency_ps, fabric.switch.latency_ps,
                      fabric.nvswitch.latency_ps, fabric.nvlink.latency_ps, fabric.pcie.latency_ps)
-    bound_ps = sum(_largest_trial_wire_bytes(plan) * 8 * PS_PER_S / rate_bps
-                   + transfers_per_trial(scenario, plan) * MAX_HOPS * latency_ps for plan in plans)
+    bound_ps = sum(work.wire_bytes * 8 * PS_PER_S / rate_bps + work.transfers * MAX_HOPS * latency_ps
+                   for work in works)
     if bound_ps <= MAX_TRIAL_PS:
         return None
     return key, (f"a trial that 64-bit picoseconds can time (at most {MAX_TRIAL_PS / PS_PER_DAY:.0f} days): its "
@@ -150,24 +154,44 @@ def slowest_rate(scenario: Scenario, dcqcn: bool = True) -> tuple[float, str]:
     return rate_bps * (1 - scenario.impairments.background.load), key
 
 
-def packet_events(scenario: Scenario, plan: WorkloadPlan) -> int:
+def packet_events(scenario: Scenario, work: TrialWork) -> int:
     """The packet model's work in a trial: its packets (bytes on the wire / MTU), plus with DCQCN the
     alpha timer of each rank's sending queue pairs, every alpha_resume_interval for as long as each
     call's size S takes at the slowest link's rate."""
     fabric = scenario.fabric
-    events = _largest_trial_wire_bytes(plan) // fabric.nic.mtu_bytes
+    events = work.wire_bytes // fabric.nic.mtu_bytes
     if fabric.packet.dcqcn.enabled:
         rate_bps, _ = slowest_rate(scenario, dcqcn=False)
         ticks_per_byte = 8 * PS_PER_S / rate_bps / fabric.packet.dcqcn.alpha_resume_interval_ps
-        events += int(max(sum(size_bytes_of(call.op, len(call.group), call.per_rank_bytes) * len(call.group)
-                              * groups for call, groups in _trial_calls(plan, shape)) for shape in plan.trials.shapes)
-                      * fabric.qps_per_rankpair * ticks_per_byte)
+        events += int(work.rank_size_bytes * fabric.qps_per_rankpair * ticks_per_byte)
     return events
 
 
-def _largest_trial_wire_bytes(plan: WorkloadPlan) -> int:
-    return max(sum(wire_bytes(call) * groups for call, groups in _trial_calls(plan, shape))
-               for shape in plan.trials.shapes)
+@dataclass(frozen=True)
+class TrialWork:
+    """A plan's largest trial by each measure (each the largest over its trial shapes): its transfers
+    (the module doc's estimate, marks included), its bytes on the wire (``wire_bytes``), and its calls'
+    sizes times their ranks (DCQCN's alpha timers)."""
+
+    transfers: int
+    wire_bytes: int
+    rank_size_bytes: int
+
+
+def trial_work(scenario: Scenario, plan: WorkloadPlan) -> TrialWork:
+    """The plan's ``TrialWork``, from one walk over each trial shape's calls."""
+    collective = scenario.collective
+    channels = _channels(collective.algorithm, collective.channels, scenario.fabric)
+    per_shape = []
+    for shape in plan.trials.shapes:
+        transfers, wire, rank_size = _marks(plan, shape), 0, 0
+        for call, groups in _trial_calls(plan, shape):
+            ranks = len(call.group)
+            transfers += 2 * ranks ** 2 * _chunks(scenario, call) * channels * groups
+            wire += wire_bytes(call) * groups
+            rank_size += size_bytes_of(call.op, ranks, call.per_rank_bytes) * ranks * groups
+        per_shape.append((transfers, wire, rank_size))
+    return TrialWork(*(max(measure) for measure in zip(*per_shape)))
 
 
 def _trial_calls(plan: WorkloadPlan, shape: Trial) -> list[tuple[Call, int]]:
@@ -180,10 +204,7 @@ def _trial_calls(plan: WorkloadPlan, shape: Trial) -> list[tuple[Call, int]]:
 
 def transfers_per_trial(scenario: Scenario, plan: WorkloadPlan) -> int:
     """At least as many transfers as the largest trial of the plan runs (the estimate of the module doc)."""
-    collective = scenario.collective
-    channels = _channels(collective.algorithm, collective.channels, scenario.fabric)
-    return max(sum(2 * len(call.group) ** 2 * _chunks(scenario, call) * channels * groups
-                   for call, groups in _trial_calls(plan, shape)) + _marks(plan, shape) for shape in plan.trials.shapes)
+    return trial_work(scenario, plan).transfers
 
 
 def _marks(plan: WorkloadPlan, shape: Trial) -> int:

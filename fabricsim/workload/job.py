@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
@@ -95,6 +95,23 @@ def step_calls(mesh: Mesh, trial: Trial) -> list[tuple[Call, tuple[tuple[int, ..
             for call in calls if not _received(mesh, stage, call)]
 
 
+def step_pairs(mesh: Mesh, trial: Trial, schedule_of: Callable[[Call], Schedule]) -> np.ndarray:
+    """Every distinct (src, dst) pair of ranks, src != dst, that the trial's step joins: each call's
+    schedule's pairs in every one of its groups, as ``lower_step`` places them; rows ascending. Cheap
+    where lowering is not: each (schedule, groups) once, its distinct pairs only."""
+    shapes: dict[tuple[int, tuple[tuple[int, ...], ...]], Schedule] = {}
+    for call, groups in dict.fromkeys(step_calls(mesh, trial)):
+        schedule = schedule_of(call)
+        shapes.setdefault((id(schedule), groups), schedule)  # the value keeps the id's schedule alive
+    keys = [np.zeros(0, dtype=np.int64)]
+    for (_, groups), schedule in shapes.items():
+        local, gpus = schedule.transfers.pairs[0], np.array(groups, dtype=np.int64)  # group x collective rank
+        keys.append((gpus[:, local[:, 0]] * mesh.size + gpus[:, local[:, 1]]).ravel())
+    keys = np.unique(np.concatenate(keys))
+    pairs = np.stack([keys // mesh.size, keys % mesh.size], axis=1)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
 def _received(mesh: Mesh, stage: int, call: Call) -> bool:
     """Whether ``call`` in ``stage``'s program is a send to it from another stage."""
     return call.stream == "pp" and call.group[0] // (mesh.tp * mesh.dp) != stage
@@ -113,9 +130,25 @@ class StepSchedule:
     parts: tuple[tuple[int, tuple[int, ...], int], ...]
     calls: tuple[Call, ...]
 
-    @property
+    @cached_property
     def marks(self) -> np.ndarray:
-        return self.call_of < 0
+        marks = self.call_of < 0
+        marks.flags.writeable = False  # shared by every trial of the step
+        return marks
+
+    @cached_property
+    def part_starts(self) -> np.ndarray:
+        """Each part's first transfer id (parts in id order, marks between)."""
+        return np.array([start for _, _, start in self.parts], dtype=np.int64)
+
+    @cached_property
+    def parts_by_kind(self) -> dict[str, np.ndarray]:
+        """Each kind of call (its stream and op), in the order first lowered: its parts (indices into ``parts``)."""
+        by_kind: dict[str, list[int]] = {}
+        for position, (index, _, _) in enumerate(self.parts):
+            call = self.calls[index]
+            by_kind.setdefault(f"{call.stream} {call.op}", []).append(position)
+        return {kind: np.array(positions, dtype=np.int64) for kind, positions in by_kind.items()}
 
 
 class _Columns:

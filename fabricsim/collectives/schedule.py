@@ -25,7 +25,6 @@ from functools import cached_property
 import numpy as np
 
 
-
 @dataclass(frozen=True, slots=True)
 class Transfer:
     id: int

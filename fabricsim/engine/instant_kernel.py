@@ -381,6 +381,9 @@ def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_c
                 remaining_bits[flow] = max(0.0, remaining_bits[flow]
                                            - rate_bps[flow] * (now - updated_ps[flow]) / PS_PER_S_FLOAT)
             rate_bps[flow], updated_ps[flow] = new_bps[k], now
+            if new_bps[k] <= 0:  # stalled (calls with a link down run on the event loop: never so far)
+                end_ps[flow] = NEVER
+                continue
             end_ps[flow] = now + np.int64(np.rint(remaining_bits[flow] * PS_PER_S_FLOAT / new_bps[k]))
             end_keys, end_flows = _heap_push(end_keys, end_flows, ends, end_ps[flow], flow)
             ends += 1

@@ -77,7 +77,11 @@ class Painters:
         self._connections = [ours for ours, _ in pipes]
         self._first = context.Process(target=_first_painter, name="fabricsim-painter", daemon=True,
                                       args=([theirs for _, theirs in pipes], modules, warm_up, self._connections))
-        self._first.start()
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker is born ignoring Ctrl-C
+        try:
+            self._first.start()
+        finally:
+            signal.signal(signal.SIGINT, interrupt)
         for _, theirs in pipes:
             theirs.close()
 
@@ -127,6 +131,9 @@ class Painters:
         self._connections = []
         if first is not None:
             first.join(JOIN_TIMEOUT_S)
+            if first.is_alive():  # stuck in a long render: no worker may outlive the folder it draws into
+                first.kill()
+                first.join()
 
 
 def _name(picture: Picture) -> str:
@@ -159,8 +166,7 @@ def _first_painter(connections: list[Connection], modules: tuple[str, ...], warm
                 os.waitpid(pid, 0)
         os._exit(1)
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent too, which ends the workers
-    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGTERM, end)  # Ctrl-C it ignores from birth: it reaches the parent, which ends the workers
     for connection in parents:  # the parent's ends: held here, they would hide the parent's exit
         connection.close()
     try:
@@ -184,9 +190,13 @@ def _first_painter(connections: list[Connection], modules: tuple[str, ...], warm
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             connection.close()
     except Exception:
-        connections[0].send(traceback.format_exc())
+        with suppress(OSError):  # the parent is gone
+            connections[0].send(traceback.format_exc())
         return
-    connections[0].send(None)
+    try:
+        connections[0].send(None)
+    except OSError:  # the parent is gone: nothing to draw
+        return
     _serve(connections[0])
     for pid in forked:
         os.waitpid(pid, 0)

@@ -64,3 +64,17 @@ def test_numba_is_imported_only_by_a_contended_call():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)})
     assert result.stdout.strip().splitlines()[-1] == "False True"
+
+
+def test_a_kernel_compiles_where_no_cache_folder_can_be_written():
+    """With a cache folder, numba keeps a kernel compiled once per machine; with none (a read-only
+    install and home: numba finds no locator), the kernel is compiled afresh instead of failing."""
+    code = ("import numba.core.caching as caching\nfrom fabricsim.compiler import compiled\n"
+            "from fabricsim.collectives.schedule_times import longest_path\n"
+            "def add_one(x):\n    return x + 1\n"
+            "kept = compiled(longest_path)\ncaching.CacheImpl._locator_classes = []\nafresh = compiled(add_one)\n"
+            "print(type(kept._cache).__name__, type(afresh._cache).__name__, afresh(2))")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.stdout.strip().splitlines()[-1] == "FunctionCache NullCache 3"

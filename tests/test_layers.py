@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fabricsim"
 
 # lowest first; a module may import its own layer and the layers below, never one above
 LAYERS = (
-    ("leaves", ("fabricsim.units", "fabricsim.records", "fabricsim.version")),
+    ("leaves", ("fabricsim.units", "fabricsim.records", "fabricsim.version", "fabricsim.compiler")),
     ("config", ("fabricsim.config",)),
     ("models, fabric", ("fabricsim.models", "fabricsim.fabric")),
     ("collectives", ("fabricsim.collectives",)),

@@ -1,10 +1,7 @@
-"""``schedule_times.longest_path`` compiled by numba, for DAGs of many transfers (imported only by them).
-
-numba compiles it once per machine and keeps it in its cache beside ``schedule_times.py``.
-"""
-
-from numba import njit
+"""``schedule_times.longest_path`` compiled by numba (``fabricsim.compiler``), for DAGs of many transfers
+(imported only by them)."""
 
 from fabricsim.collectives import schedule_times
+from fabricsim.compiler import compiled
 
-longest_path = njit(cache=True)(schedule_times.longest_path)
+longest_path = compiled(schedule_times.longest_path)

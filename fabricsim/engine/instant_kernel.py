@@ -12,14 +12,14 @@ records reused once the flow has left), completions in one heap (an entry is liv
 on its links with that end time), the moments ahead at which flows arrive or transfers enter in
 another. Numbers are int64 picoseconds and float64 bits and bits per second throughout.
 
-numba compiles it once per machine on first use (some seconds) and keeps it in its cache beside this
-file (or, if that cannot be written, in the user's cache folder).
+numba compiles it once per machine on first use (some seconds) and keeps it in its cache
+(``fabricsim.compiler``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from fabricsim.compiler import compiled
 
 NEVER = np.iinfo(np.int64).max
 PS_PER_S_FLOAT = 1e12  # units.PS_PER_S, exactly, as the float the flow network's arithmetic turns it into
@@ -27,7 +27,7 @@ ENTER, SENT, ARRIVED = 0, 1, 2  # a moment's work items: a transfer enters; a fl
 ARRIVAL, ENTRY = 0, 1  # what waits in the heap of moments ahead
 
 
-@njit(cache=True)
+@compiled
 def _resized(values: np.ndarray, size: int) -> np.ndarray:
     """``values`` in an array of ``size``, the new places -1."""
     bigger = np.full(size, -1, dtype=values.dtype)
@@ -35,12 +35,12 @@ def _resized(values: np.ndarray, size: int) -> np.ndarray:
     return bigger
 
 
-@njit(cache=True)
+@compiled
 def _grown(values: np.ndarray) -> np.ndarray:
     return _resized(values, 2 * len(values) + 16)
 
 
-@njit(cache=True)
+@compiled
 def _pushed(stack: np.ndarray, size: int, value: int):
     """``value`` on top of the stack of ``size`` entries; returns the stack (grown if full) and its size."""
     if size == len(stack):
@@ -49,7 +49,7 @@ def _pushed(stack: np.ndarray, size: int, value: int):
     return stack, size + 1
 
 
-@njit(cache=True)
+@compiled
 def _heap_push(keys: np.ndarray, values: np.ndarray, size: int, key: int, value: int):
     """Push (key, value) on the heap of ``size`` entries; returns the arrays (grown if full)."""
     if size == len(keys):
@@ -65,7 +65,7 @@ def _heap_push(keys: np.ndarray, values: np.ndarray, size: int, key: int, value:
     return keys, values
 
 
-@njit(cache=True)
+@compiled
 def _heap_pop(keys: np.ndarray, values: np.ndarray, size: int) -> None:
     """Drop the top of the heap of ``size`` entries (the caller read it and counts one less)."""
     size -= 1
@@ -85,7 +85,7 @@ def _heap_pop(keys: np.ndarray, values: np.ndarray, size: int) -> None:
     keys[at], values[at] = key, value
 
 
-@njit(cache=True)
+@compiled
 def _filed(ahead_keys, ahead_values, ahead, work, n_work, now, wait_ps, item, later, at_once):
     """``item`` (a flow or a transfer) on this moment's work stack as ``at_once`` when it waits nothing,
     else in the heap of moments ahead, ``wait_ps`` from now, as ``later``; returns both, grown if full."""
@@ -96,7 +96,7 @@ def _filed(ahead_keys, ahead_values, ahead, work, n_work, now, wait_ps, item, la
     return ahead_keys, ahead_values, ahead, work, n_work
 
 
-@njit(cache=True)
+@compiled
 def _max_min_rates(reached, n_reached, fixed, route_links, flow_route, pad, count, capacity_bps, link_seen, generation,
                    left_bps, unfixed, share_bps, given, shared_links):
     """The max-min rate of each of the ``n_reached`` flows of ``reached`` (every flow on their links):
@@ -172,7 +172,7 @@ def _max_min_rates(reached, n_reached, fixed, route_links, flow_route, pad, coun
     return new_bps, fixed, shared_links
 
 
-@njit(cache=True)
+@compiled
 def run_moments(start_ps, delay_ps, roots, waiting, sent_children_starts, sent_children,
                 delivered_children_starts, delivered_children, unsent, undelivered_flows, released_at,
                 released_by_delivery, released_by, delivered_at, flow_starts, flow_route, flow_tid, nbits,

@@ -8,6 +8,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import fabricsim.engine.models as models
+import fabricsim.engine.uncontended as uncontended
 from fabricsim.collectives.schedule import Schedule, Transfer
 from fabricsim.config import load_scenario
 from fabricsim.engine.executor import ScheduleRun
@@ -172,3 +173,25 @@ def _shortcut_is_the_event_loop(call, fabric_spec: dict) -> None:
         assert shortcut.critical_causes() == events.critical_causes()
         assert shortcut.ideal_ps() == events.ideal_ps()
         assert network.usage == events.network.usage.closed(events.network.flows_on, env.now)
+
+
+@settings(max_examples=200, deadline=None)
+@given(small_calls(ranks=6))
+def test_checking_the_first_flows_first_gives_the_whole_checks_verdict(call):
+    """The early check of a call's first flows (on for many flows; here for every call, on its first half)
+    refuses only calls the whole check refuses."""
+    schedule, impairments = call
+    fabric = build_fabric(make_scenario(fabric=LEAF_SPINE).fabric)
+    router = Router(fabric)
+    routes = (np.arange(len(schedule.transfers)),
+              [router.route(fabric.gpus[t.src], fabric.gpus[t.dst], five_tuple_hash(t.src, t.dst, ROCE_SOURCE_PORTS[0]))
+               for t in schedule.transfers])
+
+    def refused(early_check_from: int) -> bool:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setattr(uncontended, "EARLY_CHECK_FROM", early_check_from)
+            monkeypatch.setattr(uncontended, "EARLY_SHARE", 2)
+            network = FlowNetwork(simpy.Environment(), [link.bandwidth_bps for link in fabric.links])
+            return run_uncontended(network, 0, schedule, routes, impairments, Transport(4096, 10**9, 7),
+                                   lambda src, dst: routes[1][0]) is None
+    assert refused(1) == refused(10**9)

@@ -65,6 +65,10 @@ class UncontendedRun:
                                     lambda tid: released_by(self.schedule.transfers, self.times, tid), self.causes)
 
 
+EARLY_CHECK_FROM = 65_536  # flows: from this many, the first to start (1 / EARLY_SHARE of them) are checked first
+EARLY_SHARE = 8
+
+
 def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
                     routes: tuple[np.ndarray, list[Route]], impairments: TransferImpairments, transport: Transport,
                     ideal_route_of: Callable[[int, int], Route]) -> UncontendedRun | None:
@@ -92,7 +96,19 @@ def run_uncontended(network: FlowNetwork, start_ps: int, schedule: Schedule,
 
 def _apart(schedule: Schedule, route_of: np.ndarray, route_list: list[Route], flows: np.ndarray,
            start_ps: np.ndarray, end_ps: np.ndarray) -> bool:
-    """Whether no two flows (transfer ids) are on one link at once (see the module's rule)."""
+    """Whether no two flows (transfer ids) are on one link at once (see the module's rule). A call of
+    many flows whose flows meet mostly shows it among the first to start: the first eighth is checked
+    first (two of them that meet settle it; a whole-job step's 7 M flows in 0.5 s, not 6 s), then all."""
+    if len(flows) >= EARLY_CHECK_FROM:
+        share = len(flows) // EARLY_SHARE
+        first = np.sort(flows[np.argpartition(start_ps[flows], share)[:share]])
+        if not _flows_apart(schedule, route_of, route_list, first, start_ps, end_ps):
+            return False
+    return _flows_apart(schedule, route_of, route_list, flows, start_ps, end_ps)
+
+
+def _flows_apart(schedule: Schedule, route_of: np.ndarray, route_list: list[Route], flows: np.ndarray,
+                 start_ps: np.ndarray, end_ps: np.ndarray) -> bool:
     groups = _link_groups(route_list)
     counts = np.array([len(g) for g in groups], dtype=np.int64)[route_of[flows]]
     rows = np.repeat(flows, counts)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.nvls import chunks_for
 from fabricsim.collectives.schedule import Schedule
-from fabricsim.collectives.sharp import host_leaves, reduce_in_network, tree_relays
+from fabricsim.collectives.sharp import checked_leaves, reduce_in_network, tree_relays
 
 UP, DOWN = 2, 3  # channels of slice 0 inside a host (slice j's: UP + 2 j, DOWN + 2 j), past SHARP's
 CHAIN_CHUNK_BYTES = 256 * 1024  # enqueue.cc: CollNetChain's chunk, at most 256 KiB
@@ -56,7 +56,7 @@ def collnet(chain: bool):
         groups = [tuple(group) for group in (groups or [(rank,) for rank in range(ranks)])]
         if len({len(group) for group in groups}) != 1 or len(groups) < 2:
             raise ValueError("collnet needs 2 hosts or more, with the same number of GPUs on each")
-        leaves = host_leaves(leaves, len(groups))
+        leaves = checked_leaves(leaves, len(groups))
         tree = tree_relays(leaves)
         chunks = chain_chunks(ranks, size_bytes, len(groups[0])) if chain else chunks_for(ranks, size_bytes)
         dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)

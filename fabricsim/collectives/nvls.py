@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from fabricsim.collectives.dag import DagBuilder
 from fabricsim.collectives.trees import binary_tree_parents, top_down
 from fabricsim.collectives.schedule import Schedule
-from fabricsim.collectives.sharp import host_leaves, reduce_in_network, tree_relays
+from fabricsim.collectives.sharp import checked_leaves, reduce_in_network, tree_relays
 
 CHUNK_BYTES = 128 * 1024  # NCCL_NVLS_CHUNKSIZE's default
 MAX_TRANSFERS = 40_000
@@ -81,7 +81,7 @@ def nvls_all_reduce(ranks: int, size_bytes: int, groups: Sequence[Sequence[int]]
         return nvls("all_reduce")(ranks, size_bytes)
     if len({len(group) for group in groups}) != 1 or len(groups[0]) < 2:
         raise ValueError("nvls across hosts needs the same number of GPUs, 2 or more, on every host")
-    leaves = host_leaves(leaves, len(groups))
+    leaves = checked_leaves(leaves, len(groups))
     chunks, hosts, tree = chunks_for(ranks, size_bytes), len(groups), tree_relays(leaves)
     dag = DagBuilder("all_reduce", ranks, size_bytes, chunks)
     local = {rank: index for group in groups for index, rank in enumerate(group)}

@@ -19,7 +19,7 @@ from fabricsim.collectives.dag import DagBuilder
 NET_UP, NET_DOWN = 0, 1  # channels of the connections into and out of the switches
 
 
-def host_leaves(leaves: Sequence[int], hosts: int) -> tuple[int, ...]:
+def checked_leaves(leaves: Sequence[int], hosts: int) -> tuple[int, ...]:
     """Each host's leaf (0, 1, ... ; one leaf of all if ``leaves`` is empty); ValueError if they are not that."""
     leaves = tuple(leaves) or (0,) * hosts
     if len(leaves) != hosts or sorted(set(leaves)) != list(range(max(leaves) + 1)):

@@ -3,9 +3,9 @@ that parse units, and the errors bad input becomes."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_serializer
 
 from fabricsim.units import (UnitError, exact_rate, exact_time, parse_bytes, parse_rate_bps, parse_time_ps,
                              time_within)
@@ -51,3 +51,12 @@ class KeyedValueError(ValueError):
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    # keys (by alias) written only when given, so that scenarios without them resolve as they always have
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_absent_keys(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not self.omitted_when_none:
+            return data
+        return {key: value for key, value in data.items() if value is not None or key not in self.omitted_when_none}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_serializer, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from fabricsim.config.base import Bytes, KeyedValueError, LinkLatencyPs, RateBps, Spec, TimePs
 from fabricsim.config.infragraph_document import InfraGraphError, shape
@@ -48,10 +48,7 @@ class NvSwitchSpec(SwitchSpec):
     nvls_bandwidth_bps: RateBps | None = Field(None, alias="nvls_bandwidth",
                                                description="in-switch reduction per GPU port (NVLS); none: no NVLS")
 
-    @model_serializer(mode="wrap")
-    def _without_absent_nvls(self, handler: Any) -> dict[str, Any]:
-        """``nvls_bandwidth`` only when given, so that other fabrics resolve as they always have."""
-        return {key: value for key, value in handler(self).items() if key != "nvls_bandwidth" or value is not None}
+    omitted_when_none = frozenset({"nvls_bandwidth"})
 
 
 class EcnSpec(Spec):
@@ -164,11 +161,7 @@ class FabricSpec(Spec):
     def gpus(self) -> int:
         return self.hosts * self.gpus_per_host
 
-    @model_serializer(mode="wrap")
-    def _without_absent_infragraph(self, handler: Any) -> dict[str, Any]:
-        """The InfraGraph keys only when given, so that other fabrics resolve as they always have."""
-        return {key: value for key, value in handler(self).items()
-                if key not in ("infragraph", "infragraph_annotations") or value is not None}
+    omitted_when_none = frozenset({"infragraph", "infragraph_annotations"})
 
     @model_validator(mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer, model_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from fabricsim.config.base import Bytes, KeyedValueError, SizeWithUnit, Spec
 from fabricsim.config.devices import DEVICES
@@ -143,10 +143,7 @@ class ParallelismSpec(Spec):
     virtual_stages: int | None = Field(None, ge=1, description="model chunks per pipeline stage (Megatron's "
                                                                "interleaved 1F1B); default 1")
 
-    @model_serializer(mode="wrap")
-    def _without_absent_virtual_stages(self, handler: Any) -> dict[str, Any]:
-        """virtual_stages only when given, so that scenarios without it resolve as they always have."""
-        return {key: value for key, value in handler(self).items() if key != "virtual_stages" or value is not None}
+    omitted_when_none = frozenset({"virtual_stages"})
 
 
 class WorkloadSpec(Spec):
@@ -168,10 +165,7 @@ class WorkloadSpec(Spec):
         None, description="megatron: a trial is the whole job's step, every group at once (job, the flow "
                           "model's default), or rank 0's calls one at a time (rank0, as KCCB runs them)")
 
-    @model_serializer(mode="wrap")
-    def _without_absent_scope(self, handler: Any) -> dict[str, Any]:
-        """scope only when given, so that scenarios without it resolve as they always have."""
-        return {key: value for key, value in handler(self).items() if key != "scope" or value is not None}
+    omitted_when_none = frozenset({"scope"})
 
     @model_validator(mode="after")
     def _check_rule_inputs(self) -> WorkloadSpec:

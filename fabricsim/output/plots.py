@@ -22,6 +22,8 @@ output is deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.style
@@ -225,6 +227,18 @@ def _time_label(fig: Figure, axes: list[Axes], unit: TimeUnit, axis: str) -> Non
         (fig.supxlabel if axis == "x" else fig.supylabel)(text, fontsize=10)
 
 
+@contextmanager
+def _curve_panels(latency_us: np.ndarray, title: str, subtitle: str) -> Iterator[tuple[Figure, list[Axes], TimeUnit,
+                                                                                      np.ndarray]]:
+    """A CDF or CCDF figure under way, in the default style: the figure, its time panels (outliers on
+    their own), the time unit and the times in it."""
+    unit = time_unit(latency_us)
+    values = latency_us / unit.us
+    with matplotlib.style.context("default"):
+        fig = new_figure(title, subtitle)
+        yield fig, time_panels(fig, values, "x"), unit, values
+
+
 def cdf_figure(latency_us, title: str, subtitle: str, causes=None, failed: int = 0) -> Figure:
     """CDF of completion times over the successful trials, with dashed markers at the supported
     percentiles and the max; outliers on their own panel, labelled with `causes` (one per trial)
@@ -232,11 +246,7 @@ def cdf_figure(latency_us, title: str, subtitle: str, causes=None, failed: int =
     successful trial."""
     latency_us = np.asarray(latency_us, dtype=float)
     markers = percentile_markers(latency_us)
-    unit = time_unit(latency_us)
-    values = latency_us / unit.us
-    with matplotlib.style.context("default"):
-        fig = new_figure(title, subtitle)
-        axes = time_panels(fig, values, "x")
+    with _curve_panels(latency_us, title, subtitle) as (fig, axes, unit, values):
         for ax in axes:
             draw_ecdf(ax, values, "tab:blue", f"{values.size} trials")
             for name, value_us in markers:
@@ -265,11 +275,7 @@ def ccdf_figure(latency_us, title: str, subtitle: str, causes=None, failed: int 
     percentiles, the curve leaves them out, and the legend counts them in FAILED_COLOR."""
     latency_us = np.asarray(latency_us, dtype=float)
     trials = latency_us.size
-    unit = time_unit(latency_us)
-    values = latency_us / unit.us
-    with matplotlib.style.context("default"):
-        fig = new_figure(title, subtitle)
-        axes = time_panels(fig, values, "x")
+    with _curve_panels(latency_us, title, subtitle) as (fig, axes, unit, values):
         for ax in axes:
             draw_ccdf(ax, values, "tab:blue", f"{values.size} completed trials")
             ax.set_yscale("log")

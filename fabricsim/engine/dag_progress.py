@@ -37,6 +37,7 @@ class Children(NamedTuple):
 class DagColumns(NamedTuple):
     """A DAG progress's per-transfer columns as arrays (``DagProgress.columns``)."""
 
+    delay_ps: np.ndarray  # the start delay once ready
     waiting: np.ndarray  # dependencies not yet done
     sent_children: Children  # released when the transfer's last bit is sent
     delivered_children: Children  # released when it is delivered
@@ -169,7 +170,7 @@ class DagProgress:
         """The progress as int64 arrays over this object's own columns, for a loop that keeps them
         by the rules above in place of ``flow_sent`` and ``flow_delivered``."""
         view = lambda values: np.frombuffer(values, dtype=np.int64)  # noqa: E731
-        return DagColumns(view(self._waiting), self._after_sending.arrays(), self._after_delivery.arrays(),
+        return DagColumns(view(self._delay_ps), view(self._waiting), self._after_sending.arrays(), self._after_delivery.arrays(),
                           view(self._unsent), view(self._undelivered_flows), view(self._released_at),
                           view(self._released_by_delivery), view(self._released_by), view(self._delivered_at))
 

@@ -45,7 +45,6 @@ class InstantRun:
         self.network = network
         self.start_ps = self.end_ps = int(env.now)
         self.dag = DagProgress(env, schedule, impairments, ideal_route_of, None)
-        self._delay_ps = np.asarray(impairments.delay_ps(), dtype=np.int64)
         self._routed = routed
         self._columns = FlowColumns(schedule, routed, impairments, transport, self.dag.causes)
         self.dag.entered_together(self._columns.per_transfer)
@@ -64,7 +63,7 @@ class InstantRun:
             pad + 1, dtype=np.int64)
         dag, columns = self.dag.columns(), self._columns
         self.end_ps, latest_ps, latest_tid = run_moments(
-            self.start_ps, self._delay_ps, self.dag.roots(), dag.waiting, dag.sent_children.starts,
+            self.start_ps, dag.delay_ps, self.dag.roots(), dag.waiting, dag.sent_children.starts,
             dag.sent_children.ids, dag.delivered_children.starts, dag.delivered_children.ids, dag.unsent,
             dag.undelivered_flows, dag.released_at, dag.released_by_delivery, dag.released_by, dag.delivered_at,
             columns.starts, columns.route, columns.tid, columns.nbits, columns.wait_ps, route_links,

@@ -1,12 +1,9 @@
 """--help is plain text: no markup, every option with its help, defaults shown."""
 
 import argparse
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from fabricsim.cli import build_parser, main
+from tests.conftest import python_prints
 
 
 def test_help_is_plain_and_every_option_says_what_it_does(capsys):
@@ -38,18 +35,14 @@ def test_help_and_a_bad_argument_import_no_plots_nor_engine():
             "codes = [main(['--help']), main(['run', '--help']), main(['run', 'x.yaml', '--trials', 'many'])]\n"
             "heavy = ('matplotlib', 'scipy', 'simpy', 'fabricsim.runner.simulation', 'fabricsim.engine')\n"
             "print(codes, sorted(name for name in heavy if name in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-    assert result.stdout.strip().splitlines()[-1] == "[0, 0, 2] []"
+    assert python_prints(code).splitlines()[-1] == "[0, 0, 2] []"
 
 
 def test_matplotlib_is_imported_only_to_draw():
     """Running trials and folding their records (``fabricsim check``) draws nothing, so imports no matplotlib."""
     code = ("import sys\nimport fabricsim.output.results, fabricsim.output.baseline, fabricsim.commands.check\n"
             "print('matplotlib' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-    assert result.stdout.strip() == "False"
+    assert python_prints(code) == "False"
 
 
 def test_numba_is_imported_only_by_a_contended_call():
@@ -60,10 +53,7 @@ def test_numba_is_imported_only_by_a_contended_call():
             "    Simulation(load_scenario('scenarios/' + name, ('workload.trials=2',))).run()\n"
             "    return 'numba' in sys.modules\n"
             "print(run('tp4_ring_allgather.yaml'), run('leaf_spine_ecmp.yaml'))")
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                            env={**os.environ, "PYTHONPATH": str(root)})
-    assert result.stdout.strip().splitlines()[-1] == "False True"
+    assert python_prints(code).splitlines()[-1] == "False True"
 
 
 def test_a_kernel_compiles_where_no_cache_folder_can_be_written():
@@ -74,7 +64,4 @@ def test_a_kernel_compiles_where_no_cache_folder_can_be_written():
             "def add_one(x):\n    return x + 1\n"
             "kept = compiled(longest_path)\ncaching.CacheImpl._locator_classes = []\nafresh = compiled(add_one)\n"
             "print(type(kept._cache).__name__, type(afresh._cache).__name__, afresh(2))")
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                            env={**os.environ, "PYTHONPATH": str(root)})
-    assert result.stdout.strip().splitlines()[-1] == "FunctionCache NullCache 3"
+    assert python_prints(code).splitlines()[-1] == "FunctionCache NullCache 3"

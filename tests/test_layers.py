@@ -8,12 +8,12 @@ layers.
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import python_prints
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fabricsim"
 
@@ -124,8 +124,6 @@ def test_the_public_api_is_imported_when_first_used():
     """``import fabricsim`` loads no layer (the command line's --help stays fast); a name loads its own."""
     code = ("import sys, fabricsim; before = sorted(m for m in sys.modules if m.startswith('fabricsim'));"
             "fabricsim.Simulation; print(before, 'simpy' in sys.modules, sorted(fabricsim.__all__))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
-    assert result.stdout.strip() == ("['fabricsim', 'fabricsim.version'] True ['Breakdown', 'Scenario', "
+    assert python_prints(code) == ("['fabricsim', 'fabricsim.version'] True ['Breakdown', 'Scenario', "
                                      "'ScenarioError', 'Simulation', 'TrialRecord', '__version__', 'collect', "
                                      "'load_scenario', 'run_trials', 'validate_scenario']")

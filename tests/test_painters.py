@@ -3,8 +3,6 @@ process itself, a picture's error raised in the parent with the worker's traceba
 and ``fabricsim run`` itself never importing matplotlib when painters draw its pictures."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,7 +10,7 @@ from fabricsim.output import painters as painters_module
 from fabricsim.output.painters import PAINTERS, RUN_PICTURE_MODULES, RUN_WARM_UP, Painters, PictureError, draw_here
 from fabricsim.output.results import collect
 from fabricsim.runner.simulation import Simulation
-from tests.conftest import ROOT, SCENARIOS, make_scenario
+from tests.conftest import SCENARIOS, make_scenario, python_prints
 from tests.test_signals import _descendants, _running, _wait_until
 
 CORES = len(os.sched_getaffinity(0))
@@ -92,8 +90,6 @@ def test_the_run_command_itself_imports_neither_matplotlib_nor_scipy(tmp_path):
             f"forked = can_fork()\ncode = main(['run', {str(SCENARIOS / 'tp4_ring_allgather.yaml')!r}, '--trials', "
             f"'20', '-o', {str(tmp_path / 'run')!r}])\n"
             "print(code, forked, sorted(name for name in ('matplotlib', 'scipy', 'PIL') if name in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    code, forked, heavy = result.stdout.strip().splitlines()[-1].split(" ", 2)
+    code, forked, heavy = python_prints(code).splitlines()[-1].split(" ", 2)
     assert code == "0" and all((tmp_path / "run" / name).is_file() for name in PICTURES)
     assert heavy == ("[]" if forked == "True" else "['PIL', 'matplotlib']")

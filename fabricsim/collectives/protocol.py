@@ -8,8 +8,9 @@ starts with wait the base latency too, so a ring all-reduce pays base + 2(p - 1)
 critical path, as in NCCL's model. Trees take NCCL's Tree base latency, PAT, NVLS, NVLSTree and
 CollNet their own (the tuner's table: 0 for NVLS and CollNet); the per-hop latencies are NCCL's Ring
 ones for every algorithm, paid once per message (the pieces of one aggregated message, and the chunks
-streamed on one connection, ``Schedule.continues``, pay it once). Protocol ``none`` adds nothing. Only latency is modelled: LL's and LL128's lower bandwidth
-efficiency is left to the fabric's effective bandwidths.
+streamed on one connection, ``Schedule.continues``, pay it once). Protocol ``none`` adds nothing.
+Only latency is modelled: LL's and LL128's lower bandwidth efficiency is left to the fabric's
+effective bandwidths.
 """
 
 from __future__ import annotations
